@@ -1,0 +1,51 @@
+# glassbox — each stage is one Hydra entry point and one target.
+#   make prepare train analyze                  the default experiment (西游记, the article's model)
+#   make prepare train analyze EXPERIMENT=tiny  the whole pipeline in under a minute on a CPU
+#   make train ARGS="model=tiny train.max_iters=50"   any Hydra override goes in ARGS
+#   make test                                   the test suite
+
+EXPERIMENT ?= xiyouji
+CORPUS ?=
+ARGS ?=
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU wheel lies on this machine's disk; on a GPU machine use e.g. TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
+
+.PHONY: install prepare train analyze trace sweep test benchmark clean
+
+install: $(VENV)/.installed
+
+# Created on first use and reused; rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev,launchers]"
+	touch $@
+
+prepare: install
+	$(PY) -m glassbox.prepare $(STAGE_ARGS)
+
+train: install
+	$(PY) -m glassbox.train $(STAGE_ARGS)
+
+analyze: install
+	$(PY) -m glassbox.analyze $(STAGE_ARGS)
+
+trace: install
+	$(PY) -m glassbox.trace $(STAGE_ARGS)
+
+sweep: install
+	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) $(if $(SWEEP),$(SWEEP),model=tiny,seed,big)
+
+test: install
+	$(PY) -m pytest -q
+
+benchmark: install
+	$(PY) scripts/benchmark.py $(ARGS)
+
+clean:
+	rm -rf outputs/*/ data/processed

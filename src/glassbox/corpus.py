@@ -1,0 +1,95 @@
+"""Fetch, verify, decode and normalize a raw text. Knows nothing about tokens.
+
+The corpus is identified by its sha256: a cached file with the right hash is used as is,
+anything else is downloaded again and checked before it replaces the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import unicodedata
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from glassbox.errors import GlassboxError
+from glassbox.fileio import atomic_path
+
+AUTO_ENCODINGS = ("utf-8-sig", "gb18030")  # utf-8-sig also reads UTF-8 without a BOM
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(url: str, sha256: str, cache_path: Path) -> Path:
+    """Return `cache_path` holding the file with this sha256, downloading it if needed."""
+    cache_path = Path(cache_path)
+    stale = None
+    if cache_path.exists():
+        found = sha256_of(cache_path)
+        if found == sha256:
+            return cache_path
+        stale = f"the cached file {cache_path} has sha256 {found}, expected {sha256}"
+    try:
+        _download(url, cache_path, sha256)
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        problem = f"{stale}, and downloading it again failed" if stale else "the corpus is not cached and downloading it failed"
+        raise GlassboxError(
+            f"{problem} ({reason}).\n"
+            f"  Download it from {url}\n"
+            f"  and place it at {cache_path.resolve()}\n"
+            f"  (expected sha256 {sha256})."
+        ) from err
+    return cache_path
+
+
+def _download(url: str, dest: Path, sha256: str) -> None:
+    """Stream `url` into a temporary file with a progress bar; keep it only if the hash matches."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with atomic_path(dest) as tmp, open(tmp, "wb") as out, tqdm(
+            total=total, unit="B", unit_scale=True, desc=f"download {dest.name}"
+        ) as bar:
+            for chunk in iter(lambda: response.read(1 << 16), b""):
+                out.write(chunk)
+                bar.update(len(chunk))
+            out.flush()
+            found = sha256_of(tmp)
+            if found != sha256:
+                raise ValueError(f"downloaded file has sha256 {found}, expected {sha256}")
+
+
+def decode(raw: bytes, encoding: str = "auto") -> tuple[str, str]:
+    """Decode bytes strictly; `auto` tries UTF-8 (BOM or not), then GB18030. Returns (text, encoding used)."""
+    candidates = AUTO_ENCODINGS if encoding == "auto" else (encoding,)
+    failures = []
+    for name in candidates:
+        try:
+            return raw.decode(name), ("utf-8" if name == "utf-8-sig" else name)
+        except LookupError as err:
+            raise GlassboxError(f"unknown encoding {encoding!r}; use auto or a Python codec name such as utf-8 or gb18030") from err
+        except UnicodeDecodeError as err:
+            failures.append(f"{name} fails at byte offset {err.start} (bytes {raw[err.start:err.start + 4].hex(' ')})")
+    raise GlassboxError(
+        "the corpus could not be decoded: " + "; ".join(failures)
+        + ". Set corpus.encoding to the file's real encoding."
+    )
+
+
+def normalize(text: str, newlines: bool = True, strip_indent: bool = False, nfkc: bool = False) -> str:
+    """Opt-in clean-ups, applied in a fixed order and recorded in meta.json by the caller."""
+    if newlines:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if strip_indent:
+        text = "\n".join(line.lstrip(" \t\u3000") for line in text.split("\n"))
+    if nfkc:
+        text = unicodedata.normalize("NFKC", text)
+    return text

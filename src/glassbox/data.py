@@ -1,0 +1,69 @@
+"""Token batches from the prepare stage's files, read through a memory map.
+
+Random training batches come from a seeded `torch.Generator` whose state is saved in every
+snapshot, so a resumed run draws exactly the batches the uninterrupted one would have.
+Evaluation and probe batches are fixed once per run, so every snapshot is measured on the
+same text and the curves compare like with like.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from glassbox import fileio
+from glassbox.errors import GlassboxError
+from glassbox.vocab import Vocab
+
+
+class TokenData:
+    """train.bin / val.bin / vocab.json of one prepared corpus."""
+
+    def __init__(self, processed_dir: str | Path) -> None:
+        self.dir = Path(processed_dir)
+        meta_path = self.dir / "meta.json"
+        if not meta_path.exists():
+            raise GlassboxError(
+                f"no prepared corpus at {self.dir} (meta.json missing): run `make prepare` for this experiment first"
+            )
+        self.meta = fileio.read_json(meta_path)
+        self.vocab = Vocab.load(self.dir / "vocab.json")
+        if self.vocab.hash != self.meta["vocab_hash"]:
+            raise GlassboxError(f"{self.dir}: vocab.json does not match meta.json; run `make prepare` again")
+        dtype = np.dtype(self.meta["dtype"])
+        self.splits = {name: np.memmap(self.dir / f"{name}.bin", dtype=dtype, mode="r") for name in ("train", "val")}
+        for name, ids in self.splits.items():
+            if len(ids) != self.meta["split"][name]:
+                raise GlassboxError(f"{self.dir / name}.bin has {len(ids)} tokens, meta.json says "
+                                    f"{self.meta['split'][name]}; run `make prepare` again")
+
+    def _windows(self, split: str, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids = self.splits[split]
+        rows = np.stack([ids[s: s + block_size + 1] for s in starts.tolist()]).astype(np.int64)
+        chunk = torch.from_numpy(rows)
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def _check_length(self, split: str, block_size: int) -> int:
+        n = len(self.splits[split]) - block_size - 1
+        if n < 1:
+            raise GlassboxError(f"the {split} split ({len(self.splits[split])} tokens) is shorter than "
+                                f"block_size {block_size} + 1; use a smaller model.block_size")
+        return n
+
+    def batch(self, split: str, batch_size: int, block_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch of (input, target) windows, targets shifted by one character."""
+        n = self._check_length(split, block_size)
+        starts = torch.randint(n + 1, (batch_size,), generator=generator)
+        return self._windows(split, starts, block_size)
+
+    def fixed_batches(self, split: str, n_batches: int, batch_size: int, block_size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same batches at every evaluation, drawn from their own seed."""
+        generator = torch.Generator().manual_seed(seed)
+        return [self.batch(split, batch_size, block_size, generator) for _ in range(n_batches)]
+
+    def probe_batch(self, n_sequences: int, block_size: int) -> torch.Tensor:
+        """Evenly spaced validation windows: the text the per-layer statistics are measured on."""
+        n = self._check_length("val", block_size)
+        starts = torch.linspace(0, n, n_sequences).long()
+        return self._windows("val", starts, block_size)[0]

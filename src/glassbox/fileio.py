@@ -1,0 +1,75 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+Every stage writes through `atomic_path`: the bytes go to a temporary name beside the
+target, are flushed to disk, and only then renamed over it. An interrupted run (Ctrl-C,
+kill -9, a full disk) leaves at most a stray temporary file, never a truncated file that a
+later stage would trust.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from glassbox.errors import GlassboxError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces `path` in one rename.
+
+    Errors of the file system (permissions, a full disk) become a `GlassboxError` naming the
+    target; whatever the caller's own block raises passes through unchanged. Either way the
+    temporary file is removed and the old `path`, if any, is untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with explain_write_errors(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        with explain_write_errors(path):
+            _fsync(tmp)
+            os.replace(tmp, path)
+            _fsync(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def explain_write_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as err:
+        raise GlassboxError(
+            f"could not write {path}: {err.strerror or err}. Check that the directory is "
+            "writable and the disk has space (paths.* overrides move the outputs elsewhere)."
+        ) from err
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp, explain_write_errors(path):
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Human-readable UTF-8 JSON (CJK characters stay characters, not \\u escapes)."""
+    write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

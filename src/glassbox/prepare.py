@@ -1,0 +1,148 @@
+"""Stage 1, `make prepare`: corpus → vocabulary → token files.
+
+Reads  conf/corpus/<name>.yaml and the cached text data/raw/<file> (downloaded if missing).
+Writes data/processed/<corpus>/{train.bin, val.bin, vocab.json, meta.json}.
+
+train.bin / val.bin are the token ids as raw little-endian uint16 (uint32 past 65,535
+characters): the first and last part of the text, in order. meta.json is written last and
+records every input and the sha256 of every output, so a rerun with the same inputs knows it
+is up to date and a half-finished run is never mistaken for a finished one.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from glassbox import fileio
+from glassbox.corpus import decode, fetch, normalize, sha256_of
+from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.paths import CONF_DIR
+from glassbox.tracking import Tracker
+from glassbox.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+OUTPUT_FILES = ("train.bin", "val.bin", "vocab.json")
+
+
+def prepare_inputs(cfg: DictConfig) -> dict:
+    """Everything the outputs depend on; a change in any of it means rebuilding."""
+    corpus = cfg.corpus
+    return {
+        "format_version": FORMAT_VERSION,
+        "corpus": corpus.name,
+        "url": corpus.url,
+        "sha256": corpus.sha256,
+        "encoding_requested": corpus.encoding,
+        "normalize": OmegaConf.to_container(corpus.normalize),
+        "val_fraction": corpus.val_fraction,
+    }
+
+
+def is_up_to_date(out_dir: Path, inputs: dict) -> bool:
+    meta_path = out_dir / "meta.json"
+    if not meta_path.exists():
+        return False
+    meta = fileio.read_json(meta_path)
+    if meta.get("inputs") != inputs:
+        return False
+    return all((out_dir / name).exists() and sha256_of(out_dir / name) == digest
+               for name, digest in meta.get("files", {}).items())
+
+
+def longest_block_size(cfg: DictConfig) -> tuple[int, str]:
+    """The largest block_size of any shipped model config (or of this run's model)."""
+    sizes = {p.stem: OmegaConf.load(p).block_size for p in sorted((CONF_DIR / "model").glob("*.yaml"))}
+    sizes["model (this run)"] = cfg.model.block_size
+    name = max(sizes, key=sizes.get)
+    return sizes[name], name
+
+
+def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < val_fraction < 1:
+        raise GlassboxError(f"corpus.val_fraction must be between 0 and 1, got {val_fraction}")
+    n_val = int(round(len(ids) * val_fraction))
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+
+
+def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
+    corpus = cfg.corpus
+    out_dir = Path(cfg.paths.processed_dir)
+    raw_path = fetch(corpus.url, corpus.sha256, Path(cfg.paths.raw_dir) / corpus.file)
+    inputs = prepare_inputs(cfg)
+    if is_up_to_date(out_dir, inputs):
+        print(f"{out_dir} is up to date with {raw_path} and this config: nothing to do.")
+        return out_dir
+
+    text, encoding = decode(raw_path.read_bytes(), corpus.encoding)
+    text = normalize(text, **corpus.normalize)
+    if not text:
+        raise GlassboxError(f"{raw_path} is empty after decoding and normalization: there is nothing to train on")
+    vocab = Vocab.from_text(text)
+    ids = np.array(vocab.encode(text), dtype=vocab.dtype)
+    train_ids, val_ids = split_ids(ids, corpus.val_fraction)
+    block_size, model_name = longest_block_size(cfg)
+    shortest = min(len(train_ids), len(val_ids))
+    if shortest <= block_size:
+        raise GlassboxError(
+            f"the corpus is too short: its {'validation' if len(val_ids) <= len(train_ids) else 'training'} split "
+            f"has {shortest} characters, but model '{model_name}' uses block_size {block_size} and needs at least "
+            f"{block_size + 1} per split. Use a longer text or change corpus.val_fraction."
+        )
+
+    (out_dir / "meta.json").unlink(missing_ok=True)  # the old meta must not vouch for new files
+    fileio.write_bytes(out_dir / "train.bin", train_ids.tobytes())
+    fileio.write_bytes(out_dir / "val.bin", val_ids.tobytes())
+    vocab.save(out_dir / "vocab.json")
+    meta = {
+        "inputs": inputs,
+        "raw_file": str(raw_path),
+        "encoding": encoding,
+        "n_chars": len(text),
+        "vocab_size": vocab.size,
+        "vocab_hash": vocab.hash,
+        "dtype": vocab.dtype.str,
+        "split": {"train": len(train_ids), "val": len(val_ids)},
+        "files": {name: sha256_of(out_dir / name) for name in OUTPUT_FILES},
+    }
+    fileio.write_json(out_dir / "meta.json", meta)
+    print_summary(corpus.name, meta, vocab)
+
+    with Tracker(cfg, run_dir or out_dir, job_type="prepare", metrics_path=(run_dir or out_dir) / "metrics.jsonl") as tracker:
+        tracker.log_artifact(
+            dataset_artifact_name(corpus.name), "dataset",
+            [raw_path, *(out_dir / name for name in (*OUTPUT_FILES, "meta.json"))],
+            metadata=meta,
+        )
+        tracker.summary({"n_chars": meta["n_chars"], "vocab_size": vocab.size, **{f"split/{k}": v for k, v in meta["split"].items()}})
+    return out_dir
+
+
+def dataset_artifact_name(corpus_name: str) -> str:
+    return f"dataset-{corpus_name}"
+
+
+def print_summary(name: str, meta: dict, vocab: Vocab) -> None:
+    top = "  ".join(f"{ch!r}:{n}" for ch, n in vocab.most_frequent(10))
+    print(
+        f"prepared {name}: {meta['n_chars']:,} characters ({meta['encoding']}), vocabulary {vocab.size:,} "
+        f"(hash {vocab.hash[:12]}), {vocab.dtype.name} ids\n"
+        f"  split: train {meta['split']['train']:,}, val {meta['split']['val']:,}\n"
+        f"  most frequent: {top}"
+    )
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="prepare")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    prepare(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

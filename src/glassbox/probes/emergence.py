@@ -1,0 +1,100 @@
+"""The metrics of one snapshot: the flat dict training logs at every snapshot step and the
+analysis replays on every saved snapshot, so both produce the same numbers under the same keys.
+
+The embedding analysed is `model.wte.weight`; lm_head is tied to it, so it is the output
+matrix too. Keys (n = n_frequent, <a-b> = ProbePair.name, e.g. 说-道):
+
+    emb/std, emb/min, emb/max, emb/l2_mean      all entries; l2_mean = mean row norm
+    emb/top{n}/<stat>, emb/bottom{n}/<stat>     same, n most / least frequent characters
+    cos/<a-b>                                   raw cosine of each probe pair
+    cos/within_mean, cos/cross_mean             mean over ALL same-group / different-group
+                                                combinations of the group characters
+    baseline/mean, baseline/std                 cosine of random frequent pairs (global null)
+    z/<a-b>                                     pair cosine against the global null
+    zf/<a-b>                                    against the pair's frequency-matched null
+    p/<a-b>                                     permutation p-value in the expected direction
+    stat/within_minus_cross                     cos/within_mean - cos/cross_mean
+    p/within_minus_cross                        its p-value under relabeling within bands
+    resid/<layer>/<mean|std|max>                residual stream on probe_batch, layer in
+                                                input, blocks.0 ... blocks.{n_layer-1}, ln_final;
+                                                max = max |x|
+
+The cos/within_mean, cos/cross_mean, stat/ and p/within_minus_cross keys appear only when the
+groups give both same-group and different-group combinations. The null samples behind
+baseline/, z/, zf/ and p/ live in a ChanceModel drawn once per run (see baselines.py).
+`embedding_metrics` computes every key but resid/ from an embedding matrix alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from glassbox.probes.activations import capture_activations, residual_stats
+from glassbox.probes.baselines import ChanceModel, group_cosine_means, permutation_p_values, z_score
+from glassbox.probes.embeddings import embedding_stats_by_frequency, pair_cosines, unit_rows
+from glassbox.probes.probe_set import ProbeSet
+
+
+def snapshot_metrics(
+    model: nn.Module,
+    probes: ProbeSet,
+    counts: Sequence[int] | Tensor,
+    probe_batch: Tensor,
+    stats: ChanceModel,
+    n_frequent: int = 100,
+) -> dict[str, float]:
+    """Every snapshot metric of `model` as {key: float}; probe_batch is validation text [B, T]."""
+    metrics = embedding_metrics(model.wte.weight, probes, counts, stats, n_frequent)
+    _, cache = capture_activations(model, probe_batch)
+    for layer, values in residual_stats(cache, model.config.n_layer).items():
+        metrics |= {f"resid/{layer}/{stat}": value for stat, value in values.items()}
+    return metrics
+
+
+def embedding_metrics(
+    W: Tensor, probes: ProbeSet, counts: Sequence[int] | Tensor, stats: ChanceModel, n_frequent: int = 100
+) -> dict[str, float]:
+    """The emb/, cos/, baseline/, z/, zf/, p/ and stat/ keys, from the embedding W [V, d] alone."""
+    W = W.detach()
+    metrics: dict[str, float] = {}
+    for group, values in embedding_stats_by_frequency(W, counts, n_frequent).items():
+        prefix = "emb" if group == "all" else f"emb/{group}"
+        metrics |= {f"{prefix}/{stat}": value for stat, value in values.items()}
+
+    cosines = pair_cosines(W, probes.pair_ids)
+    global_null = stats.global_null(W)
+    matched_null = stats.matched_null(W)
+    metrics["baseline/mean"] = global_null.mean().item()
+    metrics["baseline/std"] = global_null.std().item()
+    per_pair = {
+        "cos": cosines,
+        "z": z_score(cosines, global_null),
+        "zf": z_score(cosines, matched_null),
+        "p": permutation_p_values(cosines, matched_null, [pair.expect for pair in probes.pairs]),
+    }
+    names = [pair.name for pair in probes.pairs]
+    for kind, values in per_pair.items():
+        metrics |= {f"{kind}/{name}": value for name, value in zip(names, values.tolist())}
+
+    if len(probes.within_positions) and len(probes.cross_positions):
+        metrics |= _group_metrics(W, probes, stats)
+    return metrics
+
+
+def _group_metrics(W: Tensor, probes: ProbeSet, stats: ChanceModel) -> dict[str, float]:
+    """cos/within_mean, cos/cross_mean, stat/within_minus_cross and its permutation p-value."""
+    within, cross = group_cosine_means(
+        unit_rows(W)[probes.group_char_ids.to(W.device)],
+        probes.within_positions.to(W.device),
+        probes.cross_positions.to(W.device),
+    )
+    observed = within - cross
+    p = permutation_p_values(observed[None], stats.group_null(W, probes)[None], ["up"])
+    return {
+        "cos/within_mean": within.item(),
+        "cos/cross_mean": cross.item(),
+        "stat/within_minus_cross": observed.item(),
+        "p/within_minus_cross": p.item(),
+    }

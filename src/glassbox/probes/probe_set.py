@@ -1,0 +1,123 @@
+"""The probe characters of a corpus, resolved to token ids once.
+
+A corpus config names groups of characters that should end up close (说 道 言 曰 all mean "say")
+and pairs to watch. Every analysis works on token ids, so this module turns the names into ids,
+decides what each pair is expected to do, and fails loudly when a probe character is not in
+the vocabulary (a typo in the config would otherwise silently measure nothing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+EXPECTATIONS = ("up", "down", "none")
+DEFAULT_EXPECT = {"within": "up", "cross": "down", "other": "none"}
+
+
+@dataclass(frozen=True)
+class ProbePair:
+    """Two probe characters, their ids, how they relate through the groups and what we expect.
+
+    kind: "within" (some group holds both), "cross" (both in groups, never the same one) or
+    "other" (at least one is in no group). expect: the direction the cosine should move while
+    training, "up", "down" or "none"; it picks the side of the pair's permutation test.
+    """
+
+    a: str
+    b: str
+    a_id: int
+    b_id: int
+    kind: str
+    expect: str
+
+    @property
+    def name(self) -> str:
+        """`a-b`, e.g. `说-道`: the fragment every metric key of this pair is built from."""
+        return f"{self.a}-{self.b}"
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """Groups and pairs of probe characters with their token ids.
+
+    group_chars lists every character that appears in a group, once, in order of first
+    appearance; within_positions / cross_positions [N, 2] index into it and enumerate ALL
+    unordered combinations of two group characters that share a group / share none, so the
+    group statistic does not depend on which pairs the config happened to list.
+    """
+
+    groups: dict[str, list[str]]
+    pairs: list[ProbePair]
+    group_chars: list[str]
+    group_char_ids: Tensor
+    within_positions: Tensor
+    cross_positions: Tensor
+
+    @classmethod
+    def build(
+        cls, groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]
+    ) -> ProbeSet:
+        """Resolve `groups` {name: [chars]} and `pairs` [[a, b] or [a, b, expect]] through stoi."""
+        _check_all_in_vocab(groups, pairs, stoi)
+        groups_of: dict[str, set[str]] = {}
+        for group, chars in groups.items():
+            for char in chars:
+                groups_of.setdefault(char, set()).add(group)
+
+        def kind(a: str, b: str) -> str:
+            if a not in groups_of or b not in groups_of:
+                return "other"
+            return "within" if groups_of[a] & groups_of[b] else "cross"
+
+        probe_pairs = []
+        for entry in pairs:
+            if len(entry) not in (2, 3):
+                raise ValueError(f"a probe pair is [a, b] or [a, b, expect], got {entry!r}")
+            a, b = entry[0], entry[1]
+            pair_kind = kind(a, b)
+            expect = entry[2] if len(entry) == 3 else DEFAULT_EXPECT[pair_kind]
+            if expect not in EXPECTATIONS:
+                raise ValueError(f"pair {a}-{b}: expect must be one of {EXPECTATIONS}, got {expect!r}")
+            probe_pairs.append(ProbePair(a, b, stoi[a], stoi[b], pair_kind, expect))
+
+        group_chars = list(groups_of)
+        within, cross = [], []
+        for i in range(len(group_chars)):
+            for j in range(i + 1, len(group_chars)):
+                (within if kind(group_chars[i], group_chars[j]) == "within" else cross).append((i, j))
+        return cls(
+            groups={group: list(chars) for group, chars in groups.items()},
+            pairs=probe_pairs,
+            group_chars=group_chars,
+            group_char_ids=torch.tensor([stoi[c] for c in group_chars], dtype=torch.long),
+            within_positions=torch.tensor(within, dtype=torch.long).reshape(-1, 2),
+            cross_positions=torch.tensor(cross, dtype=torch.long).reshape(-1, 2),
+        )
+
+    @property
+    def pair_ids(self) -> Tensor:
+        """[P, 2] token ids of the listed pairs, in config order."""
+        return torch.tensor([[p.a_id, p.b_id] for p in self.pairs], dtype=torch.long).reshape(-1, 2)
+
+    @property
+    def probe_ids(self) -> Tensor:
+        """Sorted ids of every probe character (groups and pairs), e.g. to keep them out of a null."""
+        ids = {p.a_id for p in self.pairs} | {p.b_id for p in self.pairs}
+        return torch.tensor(sorted(ids | set(self.group_char_ids.tolist())), dtype=torch.long)
+
+
+def _check_all_in_vocab(groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]) -> None:
+    """Raise one ValueError that names every missing character and where the config uses it."""
+    used_in: dict[str, list[str]] = {}
+    for group, chars in groups.items():
+        for char in chars:
+            used_in.setdefault(char, []).append(f"group {group}")
+    for entry in pairs:
+        for char in entry[:2]:
+            used_in.setdefault(char, []).append(f"pair {entry[0]}-{entry[1]}")
+    missing = [f"{char!r} ({', '.join(places)})" for char, places in used_in.items() if char not in stoi]
+    if missing:
+        raise ValueError("probe characters not in the vocabulary: " + "; ".join(missing))
