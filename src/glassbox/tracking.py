@@ -86,6 +86,10 @@ class Tracker:
         self._run.define_metric(STEP_KEY)
         self._run.define_metric("*", step_metric=STEP_KEY)
 
+    def stream(self, name: str) -> JsonlFile:
+        """Another local JSONL file beside metrics.jsonl (e.g. per-step progress), local only."""
+        return JsonlFile(self.metrics.path.with_name(f"{name}.jsonl"))
+
     @property
     def wandb_run(self):
         """The live W&B run, or None when disabled or after a failure."""

@@ -63,24 +63,31 @@ def embedding_metrics(
         prefix = "emb" if group == "all" else f"emb/{group}"
         metrics |= {f"{prefix}/{stat}": value for stat, value in values.items()}
 
-    cosines = pair_cosines(W, probes.pair_ids)
     global_null = stats.global_null(W)
-    matched_null = stats.matched_null(W)
     metrics["baseline/mean"] = global_null.mean().item()
     metrics["baseline/std"] = global_null.std().item()
+    if probes.pairs:
+        metrics |= _pair_metrics(W, probes, stats, global_null)
+    if len(probes.within_positions) and len(probes.cross_positions):
+        metrics |= _group_metrics(W, probes, stats)
+    return metrics
+
+
+def _pair_metrics(W: Tensor, probes: ProbeSet, stats: ChanceModel, global_null: Tensor) -> dict[str, float]:
+    """cos/, z/, zf/ and p/ of every listed probe pair."""
+    cosines = pair_cosines(W, probes.pair_ids)
+    matched_null = stats.matched_null(W)
     per_pair = {
         "cos": cosines,
         "z": z_score(cosines, global_null),
         "zf": z_score(cosines, matched_null),
         "p": permutation_p_values(cosines, matched_null, [pair.expect for pair in probes.pairs]),
     }
-    names = [pair.name for pair in probes.pairs]
-    for kind, values in per_pair.items():
-        metrics |= {f"{kind}/{name}": value for name, value in zip(names, values.tolist())}
-
-    if len(probes.within_positions) and len(probes.cross_positions):
-        metrics |= _group_metrics(W, probes, stats)
-    return metrics
+    return {
+        f"{kind}/{pair.name}": value
+        for kind, values in per_pair.items()
+        for pair, value in zip(probes.pairs, values.tolist())
+    }
 
 
 def _group_metrics(W: Tensor, probes: ProbeSet, stats: ChanceModel) -> dict[str, float]:

@@ -61,6 +61,9 @@ class ProbeSet:
         cls, groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]
     ) -> ProbeSet:
         """Resolve `groups` {name: [chars]} and `pairs` [[a, b] or [a, b, expect]] through stoi."""
+        for entry in pairs:
+            if len(entry) not in (2, 3):
+                raise ValueError(f"a probe pair is [a, b] or [a, b, expect], got {entry!r}")
         _check_all_in_vocab(groups, pairs, stoi)
         groups_of: dict[str, set[str]] = {}
         for group, chars in groups.items():
@@ -74,8 +77,6 @@ class ProbeSet:
 
         probe_pairs = []
         for entry in pairs:
-            if len(entry) not in (2, 3):
-                raise ValueError(f"a probe pair is [a, b] or [a, b, expect], got {entry!r}")
             a, b = entry[0], entry[1]
             pair_kind = kind(a, b)
             expect = entry[2] if len(entry) == 3 else DEFAULT_EXPECT[pair_kind]

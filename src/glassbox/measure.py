@@ -1,0 +1,52 @@
+"""What a run measures at each snapshot, built once from the config and the prepared corpus.
+
+Training (at every snapshot step) and analysis (replaying saved snapshots) both call
+`Measurements.of(model)`, so the same probe pair reaches the same metric key through the
+same function, with the same random-pair baselines drawn once per run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from glassbox.data import TokenData
+from glassbox.errors import GlassboxError
+from glassbox.probes.baselines import ChanceModel
+from glassbox.probes.emergence import snapshot_metrics
+from glassbox.probes.probe_set import ProbeSet
+
+
+@dataclass(frozen=True)
+class Measurements:
+    probes: ProbeSet
+    chance: ChanceModel
+    counts: torch.Tensor
+    probe_batch: torch.Tensor  # fixed validation windows [n_sequences, block_size]
+    n_frequent: int
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int) -> Measurements:
+        spec = cfg.corpus.probes
+        counts = torch.tensor(data.vocab.counts)
+        try:
+            probes = ProbeSet.build(
+                OmegaConf.to_container(spec.groups), OmegaConf.to_container(spec.pairs), data.vocab.stoi
+            )
+            chance = ChanceModel.build(counts, probes, **cfg.analysis.chance)
+        except ValueError as err:
+            raise GlassboxError(f"corpus.probes of '{cfg.corpus.name}': {err}. "
+                                f"Edit conf/corpus/{cfg.corpus.name}.yaml or override corpus.probes.") from err
+        return cls(
+            probes=probes,
+            chance=chance,
+            counts=counts,
+            probe_batch=data.probe_batch(cfg.analysis.probe_batch.n_sequences, block_size),
+            n_frequent=cfg.analysis.embedding.n_frequent,
+        )
+
+    def of(self, model: torch.nn.Module) -> dict[str, float]:
+        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py)."""
+        device = next(model.parameters()).device
+        return snapshot_metrics(model, self.probes, self.counts, self.probe_batch.to(device), self.chance, self.n_frequent)

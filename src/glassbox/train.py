@@ -1,0 +1,198 @@
+"""Stage 2, `make train`: train the char GPT and record the emergence story at every snapshot.
+
+Reads  data/processed/<corpus>/ (the prepare stage's files).
+Writes outputs/<experiment>/<run>/
+         checkpoints/step_NNNNNNN.pt   model + optimizer + RNG states + config + vocab hash
+         metrics.jsonl                 one object per snapshot step: losses and every emergence metric
+         progress.jsonl                every train.log_every steps: batch loss, lr, tokens/s
+         run.json                      status (running / complete / failed), W&B run id, last step
+         wandb/                        the W&B run (offline by default)
+       and points outputs/<experiment>/latest at this run.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from glassbox import fileio
+from glassbox.data import TokenData
+from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.measure import Measurements
+from glassbox.model import GPT, GPTConfig
+from glassbox.paths import CONF_DIR
+from glassbox.prepare import dataset_artifact_name
+from glassbox.snapshots import model_args, plain_state_dict, point_latest, save_snapshot, snapshot_path, snapshot_steps
+from glassbox.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_for(device: torch.device, dtype: str):
+    """bf16 autocast on CUDA by default; plain float32 elsewhere (CPU bf16 is slower, not faster)."""
+    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def lr_at(step: int, tc: DictConfig) -> float:
+    """Linear warmup to learning_rate, then cosine decay to min_lr at lr_decay_iters."""
+    if step < tc.warmup_iters:
+        return tc.learning_rate * (step + 1) / tc.warmup_iters
+    if step >= tc.lr_decay_iters:
+        return tc.min_lr
+    progress = (step - tc.warmup_iters) / max(1, tc.lr_decay_iters - tc.warmup_iters)
+    return tc.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (tc.learning_rate - tc.min_lr)
+
+
+@torch.no_grad()
+def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> float:
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for x, y in batches:
+        with autocast:
+            _, loss = model(x.to(device), y.to(device))
+        total += loss.item()
+    model.train(was_training)
+    return total / len(batches)
+
+
+def write_run_state(run_dir: Path, **state) -> None:
+    path = run_dir / "run.json"
+    previous = fileio.read_json(path) if path.exists() else {}
+    fileio.write_json(path, {**previous, **state})
+
+
+def train(cfg: DictConfig, run_dir: Path) -> Path:
+    tc = cfg.train
+    run_dir = Path(run_dir)
+    device = pick_device(tc.device)
+    autocast = autocast_for(device, tc.dtype)
+    torch.manual_seed(cfg.seed)
+
+    data = TokenData(cfg.paths.processed_dir)
+    model = GPT(GPTConfig(vocab_size=data.vocab.size, **cfg.model)).to(device)
+    print(f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, {cfg.model.n_head} heads, "
+          f"{cfg.model.n_embd} dims, block {cfg.model.block_size}), vocab {data.vocab.size}, device {device}")
+    optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), device.type)
+    step_fn = torch.compile(model) if tc.compile and device.type == "cuda" else model
+
+    measurements = Measurements.from_config(cfg, data, cfg.model.block_size) if cfg.analysis.at_snapshots else None
+    val_batches = data.fixed_batches("val", tc.eval_iters, tc.batch_size, cfg.model.block_size, seed=cfg.seed + 1)
+    batch_generator = torch.Generator().manual_seed(cfg.seed)
+    snapshots = snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every)
+    tokens_per_step = tc.batch_size * cfg.model.block_size * tc.grad_accum_steps
+
+    wandb_id = secrets.token_hex(4)
+    write_run_state(run_dir, status="running", experiment=cfg.name, wandb_run_id=wandb_id, last_snapshot=None)
+    point_latest(run_dir, Path(cfg.paths.output_dir) / cfg.name)
+    tracker = Tracker(cfg, run_dir, job_type="train", run_id=wandb_id)
+    progress_log = tracker.stream("progress")
+    try:
+        tracker.use_artifact(dataset_artifact_name(cfg.corpus.name), "dataset", vocab_hash=data.vocab.hash,
+                             sha256=cfg.corpus.sha256)
+        recent_losses: list[float] = []
+        bar = tqdm(range(tc.max_iters + 1), desc=f"train {cfg.name}", unit="step", dynamic_ncols=True)
+        t_last = time.perf_counter()
+        for step in bar:
+            if step in snapshots:
+                record = {"tokens": step * tokens_per_step, "lr": lr_at(step, tc),
+                          "loss/val": mean_loss(model, val_batches, device, autocast)}
+                if recent_losses:
+                    record["loss/train"] = sum(recent_losses) / len(recent_losses)
+                if measurements is not None:
+                    record |= measurements.of(model)
+                tracker.log(record, step)
+                take_snapshot(run_dir, step, model, optimizer, batch_generator, cfg, data, tracker, wandb_id)
+                t_last = time.perf_counter()  # keep snapshot time out of tokens/s
+            if step == tc.max_iters:
+                break
+
+            lr = lr_at(step, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for _ in range(tc.grad_accum_steps):
+                x, y = data.batch("train", tc.batch_size, cfg.model.block_size, batch_generator)
+                with autocast:
+                    _, loss = step_fn(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                (loss / tc.grad_accum_steps).backward()
+                loss_sum += loss.item()
+            loss_value = loss_sum / tc.grad_accum_steps
+            if not math.isfinite(loss_value):
+                raise GlassboxError(f"the training loss became {loss_value} at step {step}; the last good snapshot "
+                                    f"is in {run_dir / 'checkpoints'}. Lower train.learning_rate or raise train.grad_clip.")
+            if tc.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            recent_losses = [*recent_losses[-(tc.log_every - 1):], loss_value] if tc.log_every > 1 else [loss_value]
+
+            if (step + 1) % tc.log_every == 0:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                now = time.perf_counter()
+                tokens_per_sec = tc.log_every * tokens_per_step / max(now - t_last, 1e-9)
+                t_last = now
+                progress_log.append({"step": step + 1, "loss/train_batch": loss_value, "lr": lr,
+                                     "tokens_per_sec": tokens_per_sec})
+                tracker.log_media({"loss/train_batch": loss_value, "lr": lr, "tokens_per_sec": tokens_per_sec}, step + 1)
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_sec:,.0f}")
+        write_run_state(run_dir, status="complete")
+        tracker.summary({"final/loss_val": record["loss/val"], "final/step": tc.max_iters})
+    except BaseException:
+        write_run_state(run_dir, status="failed")
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    print(f"run complete: {run_dir}  (final val loss {record['loss/val']:.3f})")
+    return run_dir
+
+
+def take_snapshot(run_dir, step, model, optimizer, batch_generator, cfg, data, tracker, wandb_id) -> None:
+    path = snapshot_path(run_dir, step)
+    save_snapshot(path, {
+        "step": step,
+        "model": plain_state_dict(model),
+        "optimizer": optimizer.state_dict(),
+        "rng": {"torch": torch.get_rng_state(), "batches": batch_generator.get_state(),
+                **({"cuda": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {})},
+        "model_args": model_args(model),
+        "vocab_hash": data.vocab.hash,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "wandb_run_id": wandb_id,
+    })
+    write_run_state(run_dir, last_snapshot=step)
+    tracker.log_artifact(f"model-{wandb_id}", "model", [path], aliases=[f"step-{step}"],
+                         metadata={"step": step, "experiment": cfg.name})
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    train(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()
