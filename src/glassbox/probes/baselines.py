@@ -23,7 +23,6 @@ so none is ever 0.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +32,9 @@ from glassbox.probes.embeddings import pair_cosines, unit_rows
 from glassbox.probes.probe_set import ProbeSet
 
 
-def frequency_bands(counts: Sequence[int] | Tensor, n_bands: int = 10, min_count: int = 5) -> Tensor:
+def frequency_bands(
+    counts: Sequence[int] | Tensor, n_bands: int = 10, min_count: int = 5
+) -> Tensor:
     """Band of every token id [V]: 0 = most frequent, n_bands-1 = least; -1 if count < min_count.
 
     Eligible characters are ranked by count (ties by id) and cut into n_bands bands of equal
@@ -49,7 +50,8 @@ def frequency_bands(counts: Sequence[int] | Tensor, n_bands: int = 10, min_count
 
 def sample_pairs(pool_x: Tensor, pool_y: Tensor, n: int, generator: torch.Generator) -> Tensor:
     """n random pairs [n, 2], x from pool_x and y from pool_y, with x != y (redrawn until so)."""
-    if len(pool_x) == 0 or len(pool_y) == 0 or (len(pool_x) == len(pool_y) == 1 and pool_x[0] == pool_y[0]):
+    one_and_the_same = len(pool_x) == len(pool_y) == 1 and pool_x[0] == pool_y[0]
+    if len(pool_x) == 0 or len(pool_y) == 0 or one_and_the_same:
         raise ValueError("cannot draw a pair of two different characters from these pools")
 
     def draw(pool: Tensor, size: int) -> Tensor:
@@ -91,8 +93,8 @@ def permutation_p_values(observed: Tensor, null: Tensor, expects: list[str]) -> 
     """
     observed = observed[:, None]
     center = null.mean(-1, keepdim=True)
-    up = torch.tensor([e == "up" for e in expects], dtype=torch.bool, device=null.device)[:, None]
-    down = torch.tensor([e == "down" for e in expects], dtype=torch.bool, device=null.device)[:, None]
+    up = torch.tensor([e == "up" for e in expects], device=null.device)[:, None]
+    down = torch.tensor([e == "down" for e in expects], device=null.device)[:, None]
     two_sided = (null - center).abs() >= (observed - center).abs()
     extreme = torch.where(up, null >= observed, torch.where(down, null <= observed, two_sided))
     counts = extreme.sum(-1)
@@ -136,15 +138,14 @@ class ChanceModel:
         is_probe = torch.zeros(len(counts), dtype=torch.bool)
         is_probe[probes.probe_ids] = True
         band_pool = [torch.nonzero((bands == b) & ~is_probe).flatten() for b in range(n_bands)]
-        matched = []
-        for pair in probes.pairs:
+        matched_pairs = torch.empty(len(probes.pairs), n_pairs, 2, dtype=torch.long)
+        for i, pair in enumerate(probes.pairs):
+            pool_a, pool_b = band_pool[bands[pair.a_id]], band_pool[bands[pair.b_id]]
             try:
-                matched.append(
-                    sample_pairs(band_pool[bands[pair.a_id]], band_pool[bands[pair.b_id]], n_pairs, generator)
-                )
+                matched_pairs[i] = sample_pairs(pool_a, pool_b, n_pairs, generator)
             except ValueError as error:
-                raise ValueError(f"pair {pair.name}: its frequency bands hold no non-probe pair") from error
-        matched_pairs = torch.stack(matched) if matched else torch.empty(0, n_pairs, 2, dtype=torch.long)
+                message = f"pair {pair.name}: its bands hold no pair of non-probe characters"
+                raise ValueError(message) from error
 
         relabelings = _relabel_within_bands(probes.group_char_ids, bands, n_permutations, generator)
         return cls(global_pairs, matched_pairs, relabelings)
@@ -174,7 +175,9 @@ def _relabel_within_bands(
     """[n_permutations, m]: each row swaps every id for a random member of its band.
 
     Within one row, ids of the same band get distinct replacements (a random ordering of the
-    band, cut to length), so two group characters never collapse into one.
+    band, cut to length), so two group characters never collapse into one. The band's probe
+    characters stay candidates: under the null hypothesis the observed labeling is just one
+    of the equally likely ones.
     """
     relabelings = torch.empty(n_permutations, len(ids), dtype=torch.long)
     for band in bands[ids].unique():
@@ -185,7 +188,9 @@ def _relabel_within_bands(
     return relabelings
 
 
-def _check_probes_have_bands(probes: ProbeSet, bands: Tensor, counts: Tensor, min_count: int) -> None:
+def _check_probes_have_bands(
+    probes: ProbeSet, bands: Tensor, counts: Tensor, min_count: int
+) -> None:
     """A probe character below min_count has no band to be matched against: say which, and why."""
     chars = {p.a: p.a_id for p in probes.pairs} | {p.b: p.b_id for p in probes.pairs}
     chars |= dict(zip(probes.group_chars, probes.group_char_ids.tolist()))

@@ -1,8 +1,9 @@
 """The same character in different contexts: does the residual stream tell its senses apart?
 
-道 after 悟空 means "said", in 大道 or 道士 it means "the Way". Its token embedding is one vector
-either way; if attention mixes in the context, its residual vectors should split by sense in the
-later layers. Measured per layer as mean cosine within a sense minus mean cosine across senses.
+道 after 悟空 means "said", in 大道 or 道士 it means "the Way". Its token embedding is one
+vector either way; if attention mixes in the context, its residual vectors should split by
+sense in the later layers. Measured per layer as mean cosine within a sense minus mean cosine
+across senses.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def sense_similarity(vectors: dict[str, Tensor], senses: list[str]) -> dict[str,
     label = torch.tensor([labels[s] for s in senses])
     first, second = torch.triu_indices(len(senses), len(senses), offset=1)
     same = label[first] == label[second]
+    if same.all() or not same.any():
+        raise ValueError(f"need two contexts of one sense and contexts of two senses, got {senses}")
     result = {}
     for layer, x in vectors.items():
         U = unit_rows(x)
@@ -33,7 +36,9 @@ def sense_similarity(vectors: dict[str, Tensor], senses: list[str]) -> dict[str,
     return result
 
 
-def collect_target_residuals(model: nn.Module, prompts: list[list[int]], target_id: int) -> dict[str, Tensor]:
+def collect_target_residuals(
+    model: nn.Module, prompts: list[list[int]], target_id: int
+) -> dict[str, Tensor]:
     """Run each prompt and keep the residual vector at the target's last occurrence.
 
     Returns layer -> [n_prompts, d] for "input", "blocks.0", ..., "ln_final".

@@ -54,7 +54,11 @@ def snapshot_metrics(
 
 
 def embedding_metrics(
-    W: Tensor, probes: ProbeSet, counts: Sequence[int] | Tensor, stats: ChanceModel, n_frequent: int = 100
+    W: Tensor,
+    probes: ProbeSet,
+    counts: Sequence[int] | Tensor,
+    stats: ChanceModel,
+    n_frequent: int = 100,
 ) -> dict[str, float]:
     """The emb/, cos/, baseline/, z/, zf/, p/ and stat/ keys, from the embedding W [V, d] alone."""
     W = W.detach()
@@ -73,7 +77,9 @@ def embedding_metrics(
     return metrics
 
 
-def _pair_metrics(W: Tensor, probes: ProbeSet, stats: ChanceModel, global_null: Tensor) -> dict[str, float]:
+def _pair_metrics(
+    W: Tensor, probes: ProbeSet, stats: ChanceModel, global_null: Tensor
+) -> dict[str, float]:
     """cos/, z/, zf/ and p/ of every listed probe pair."""
     cosines = pair_cosines(W, probes.pair_ids)
     matched_null = stats.matched_null(W)

@@ -15,7 +15,11 @@ from glassbox.probes.predictions import top_k_next
 
 
 def logit_lens(
-    model: nn.Module, cache: dict[str, Tensor], position: int = -1, k: int = 5, temperature: float = 1.0
+    model: nn.Module,
+    cache: dict[str, Tensor],
+    position: int = -1,
+    k: int = 5,
+    temperature: float = 1.0,
 ) -> dict[str, tuple[Tensor, Tensor]]:
     """Top-k (ids [B, k], probs [B, k]) at `position` for "input", "blocks.0", ... "blocks.{n-1}".
 

@@ -8,6 +8,7 @@ the vocabulary (a typo in the config would otherwise silently measure nothing).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -81,14 +82,16 @@ class ProbeSet:
             pair_kind = kind(a, b)
             expect = entry[2] if len(entry) == 3 else DEFAULT_EXPECT[pair_kind]
             if expect not in EXPECTATIONS:
-                raise ValueError(f"pair {a}-{b}: expect must be one of {EXPECTATIONS}, got {expect!r}")
+                raise ValueError(
+                    f"pair {a}-{b}: expect must be one of {EXPECTATIONS}, got {expect!r}"
+                )
             probe_pairs.append(ProbePair(a, b, stoi[a], stoi[b], pair_kind, expect))
 
         group_chars = list(groups_of)
-        within, cross = [], []
-        for i in range(len(group_chars)):
-            for j in range(i + 1, len(group_chars)):
-                (within if kind(group_chars[i], group_chars[j]) == "within" else cross).append((i, j))
+        combinations = list(itertools.combinations(range(len(group_chars)), 2))
+        kinds = [kind(group_chars[i], group_chars[j]) for i, j in combinations]
+        within = [ij for ij, k in zip(combinations, kinds) if k == "within"]
+        cross = [ij for ij, k in zip(combinations, kinds) if k == "cross"]
         return cls(
             groups={group: list(chars) for group, chars in groups.items()},
             pairs=probe_pairs,
@@ -105,12 +108,14 @@ class ProbeSet:
 
     @property
     def probe_ids(self) -> Tensor:
-        """Sorted ids of every probe character (groups and pairs), e.g. to keep them out of a null."""
+        """Sorted ids of every probe character (groups and pairs), to keep them out of a null."""
         ids = {p.a_id for p in self.pairs} | {p.b_id for p in self.pairs}
         return torch.tensor(sorted(ids | set(self.group_char_ids.tolist())), dtype=torch.long)
 
 
-def _check_all_in_vocab(groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]) -> None:
+def _check_all_in_vocab(
+    groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]
+) -> None:
     """Raise one ValueError that names every missing character and where the config uses it."""
     used_in: dict[str, list[str]] = {}
     for group, chars in groups.items():
@@ -119,6 +124,8 @@ def _check_all_in_vocab(groups: dict[str, list[str]], pairs: list[list[str]], st
     for entry in pairs:
         for char in entry[:2]:
             used_in.setdefault(char, []).append(f"pair {entry[0]}-{entry[1]}")
-    missing = [f"{char!r} ({', '.join(places)})" for char, places in used_in.items() if char not in stoi]
+    missing = [
+        f"{char!r} ({', '.join(places)})" for char, places in used_in.items() if char not in stoi
+    ]
     if missing:
         raise ValueError("probe characters not in the vocabulary: " + "; ".join(missing))
