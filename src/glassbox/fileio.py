@@ -71,5 +71,11 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
 
 
+def remove(path: str | os.PathLike) -> None:
+    """Delete `path` if it is there; file-system errors are explained like those of a write."""
+    with explain_write_errors(Path(path)):
+        Path(path).unlink(missing_ok=True)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))

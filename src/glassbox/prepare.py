@@ -72,6 +72,7 @@ def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndar
 
 
 def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
+    """Build (or confirm up to date) the processed corpus; `run_dir` holds this stage's W&B run."""
     corpus = cfg.corpus
     out_dir = Path(cfg.paths.processed_dir)
     raw_path = fetch(corpus.url, corpus.sha256, Path(cfg.paths.raw_dir) / corpus.file)
@@ -96,7 +97,7 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
             f"{block_size + 1} per split. Use a longer text or change corpus.val_fraction."
         )
 
-    (out_dir / "meta.json").unlink(missing_ok=True)  # the old meta must not vouch for new files
+    fileio.remove(out_dir / "meta.json")  # the old meta must not vouch for new files
     fileio.write_bytes(out_dir / "train.bin", train_ids.tobytes())
     fileio.write_bytes(out_dir / "val.bin", val_ids.tobytes())
     vocab.save(out_dir / "vocab.json")
@@ -114,7 +115,8 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     fileio.write_json(out_dir / "meta.json", meta)
     print_summary(corpus.name, meta, vocab)
 
-    with Tracker(cfg, run_dir or out_dir, job_type="prepare", metrics_path=(run_dir or out_dir) / "metrics.jsonl") as tracker:
+    run_dir = run_dir or Path(cfg.paths.output_dir) / "prepare" / corpus.name  # W&B files stay out of data/
+    with Tracker(cfg, run_dir, job_type="prepare") as tracker:
         tracker.log_artifact(
             dataset_artifact_name(corpus.name), "dataset",
             [raw_path, *(out_dir / name for name in (*OUTPUT_FILES, "meta.json"))],

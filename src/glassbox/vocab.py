@@ -86,8 +86,12 @@ class Vocab:
         path = Path(path)
         if not path.exists():
             raise GlassboxError(f"no vocabulary at {path}: run `make prepare` for this corpus first")
-        data = fileio.read_json(path)
-        vocab = cls(itos=data["itos"], counts=[data["counts"][ch] for ch in data["itos"]])
-        if vocab.hash != data["hash"]:
+        try:
+            data = fileio.read_json(path)
+            vocab = cls(itos=data["itos"], counts=[data["counts"][ch] for ch in data["itos"]])
+            intact = vocab.hash == data["hash"]
+        except (ValueError, KeyError, TypeError) as err:  # not JSON, or not a vocabulary's fields
+            raise GlassboxError(f"{path} is corrupt ({type(err).__name__}: {err}); run `make prepare` again") from err
+        if not intact:
             raise GlassboxError(f"{path} is corrupt: its hash does not match its contents; run `make prepare` again")
         return vocab
