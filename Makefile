@@ -38,8 +38,13 @@ analyze: install
 trace: install
 	$(PY) -m glassbox.trace $(STAGE_ARGS)
 
+# A Hydra multirun of train, one W&B group per sweep; summary.md, summary.json and plots land in
+# outputs/<experiment>/sweeps/<time>/ (again by hand: python -m glassbox.sweep <that directory>).
+#   make sweep EXPERIMENT=tiny SWEEP="model.n_layer=2,4 model.n_embd=64,128 seed=1,2,3"
+#   SWEEP: the swept overrides (default: the three model sizes).
+#   LAUNCHER: unset = one job after another; parallel = local processes (joblib); slurm = a cluster.
 sweep: install
-	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) $(if $(SWEEP),$(SWEEP),model=tiny,seed,big)
+	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(SWEEP),$(SWEEP),model=tiny,seed,big)
 
 test: install
 	$(PY) -m pytest -q

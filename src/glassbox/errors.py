@@ -23,7 +23,11 @@ class GlassboxError(Exception):
 
 
 def exits_cleanly(main: F) -> F:
-    """Turn a `GlassboxError` raised by `main` into its message on stderr and exit code 2."""
+    """Turn a `GlassboxError` raised by `main` into its message on stderr and exit code 2.
+
+    In a Hydra multirun the error is re-raised instead: Hydra records it as that job's failure
+    and goes on with the next job, where exiting would end the whole sweep.
+    """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -31,7 +35,16 @@ def exits_cleanly(main: F) -> F:
             return main(*args, **kwargs)
         except GlassboxError as err:
             log.error("%s", err)
+            if _in_multirun():
+                raise
             print(f"\nerror: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
