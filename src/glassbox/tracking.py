@@ -18,6 +18,8 @@ from typing import Any, Iterable
 
 from omegaconf import DictConfig, OmegaConf
 
+from glassbox import fileio
+
 log = logging.getLogger(__name__)
 
 STEP_KEY = "train/step"  # the x-axis of every metric, so analysis curves line up with training
@@ -40,6 +42,20 @@ class JsonlFile:
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def keep_until(self, step: int) -> None:
+        """Drop the rows after `step`, and a last line a kill cut short: a resumed run writes them again."""
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row["step"] <= step:
+                kept.append(line + "\n")
+        fileio.write_text(self.path, "".join(kept))
 
 
 class Tracker:

@@ -5,15 +5,20 @@ Writes outputs/<experiment>/<run>/
          checkpoints/step_NNNNNNN.pt   model + optimizer + RNG states + config + vocab hash
          metrics.jsonl                 one object per snapshot step: losses and every emergence metric
          progress.jsonl                every train.log_every steps: batch loss, lr, tokens/s
-         run.json                      status (running / complete / failed), W&B run id, last step
+         run.json                      status (running / complete / failed / interrupted), W&B run id, last step,
+                                       the sha256 of every snapshot
          wandb/                        the W&B run (offline by default)
+         resumes/<time>/               the Hydra config and log of each command that resumed the run
        and points outputs/<experiment>/latest at this run.
+
+An interrupted run is continued by running the same command again (resume.py says how);
+Ctrl-C or SIGTERM stop it at the end of the current step, with a snapshot to resume from.
 """
 from __future__ import annotations
 
 import logging
 import math
-import secrets
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,14 +29,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from glassbox import fileio
 from glassbox.data import TokenData
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.measure import Measurements
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
 from glassbox.prepare import dataset_artifact_name
-from glassbox.snapshots import model_args, plain_state_dict, point_latest, save_snapshot, snapshot_path, snapshot_steps
+from glassbox.resume import Interrupted, StopSignals, start_run
+from glassbox.snapshots import (model_args, plain_state_dict, point_latest, save_snapshot, snapshot_path,
+                                snapshot_steps, write_run_state)
 from glassbox.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -78,15 +84,9 @@ def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> floa
     return total / len(batches)
 
 
-def write_run_state(run_dir: Path, **state) -> None:
-    path = run_dir / "run.json"
-    previous = fileio.read_json(path) if path.exists() else {}
-    fileio.write_json(path, {**previous, **state})
-
-
 def train(cfg: DictConfig, run_dir: Path) -> Path:
+    """Train in a new run at `run_dir`, or continue an interrupted run (train.resume); return the run's directory."""
     tc = cfg.train
-    run_dir = Path(run_dir)
     device = pick_device(tc.device)
     autocast = autocast_for(device, tc.dtype)
     torch.manual_seed(cfg.seed)
@@ -104,19 +104,22 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
     snapshots = snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every)
     tokens_per_step = tc.batch_size * cfg.model.block_size * tc.grad_accum_steps
 
-    wandb_id = secrets.token_hex(4)
-    write_run_state(run_dir, status="running", experiment=cfg.name, wandb_run_id=wandb_id, last_snapshot=None)
+    run = start_run(cfg, run_dir, model, optimizer, batch_generator, data.vocab.hash)
+    run_dir, wandb_id = run.dir, run.wandb_id
     point_latest(run_dir, Path(cfg.paths.output_dir) / cfg.name)
     tracker = Tracker(cfg, run_dir, job_type="train", run_id=wandb_id)
     progress_log = tracker.stream("progress")
+    stop = StopSignals()  # from here on, Ctrl-C and SIGTERM end the run after the current step, with a snapshot
     try:
         tracker.use_artifact(dataset_artifact_name(cfg.corpus.name), "dataset", vocab_hash=data.vocab.hash,
                              sha256=cfg.corpus.sha256)
-        recent_losses: list[float] = []
-        bar = tqdm(range(tc.max_iters + 1), desc=f"train {cfg.name}", unit="step", dynamic_ncols=True)
+        recent_losses = list(run.recent_losses)
+        last_snapshot = run.resumed_step  # a resumed run has the snapshot and metrics of its first step
+        bar = tqdm(range(run.step, tc.max_iters + 1), initial=run.step, total=tc.max_iters + 1,
+                   desc=f"train {cfg.name}", unit="step", dynamic_ncols=True)
         t_last = time.perf_counter()
         for step in bar:
-            if step in snapshots:
+            if step in snapshots and step != last_snapshot:
                 record = {"tokens": step * tokens_per_step, "lr": lr_at(step, tc),
                           "loss/val": mean_loss(model, val_batches, device, autocast)}
                 if recent_losses:
@@ -124,10 +127,17 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
                 if measurements is not None:
                     record |= measurements.of(model)
                 tracker.log(record, step)
-                take_snapshot(run_dir, step, model, optimizer, batch_generator, cfg, data, tracker, wandb_id)
+                take_snapshot(run_dir, step, model, optimizer, batch_generator, recent_losses, cfg, data, tracker,
+                              wandb_id)
+                last_snapshot = step
                 t_last = time.perf_counter()  # keep snapshot time out of tokens/s
             if step == tc.max_iters:
                 break
+            if stop.requested:
+                if step != last_snapshot:
+                    take_snapshot(run_dir, step, model, optimizer, batch_generator, recent_losses, cfg, data,
+                                  tracker, wandb_id)
+                raise Interrupted(stop.signum, step)
 
             lr = lr_at(step, tc)
             for group in optimizer.param_groups:
@@ -159,18 +169,24 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
                                      "tokens_per_sec": tokens_per_sec})
                 tracker.log_media({"loss/train_batch": loss_value, "lr": lr, "tokens_per_sec": tokens_per_sec}, step + 1)
                 bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_sec:,.0f}")
+        final = tracker.metrics.read()[-1]
         write_run_state(run_dir, status="complete")
-        tracker.summary({"final/loss_val": record["loss/val"], "final/step": tc.max_iters})
-    except BaseException:
-        write_run_state(run_dir, status="failed")
+        tracker.summary({"final/loss_val": final["loss/val"], "final/step": tc.max_iters})
+    except BaseException as err:
+        stopped = isinstance(err, (Interrupted, KeyboardInterrupt))  # Ctrl-C or SIGTERM, not a fault
+        write_run_state(run_dir, status="interrupted" if stopped else "failed")
         tracker.finish(exit_code=1)
         raise
+    finally:
+        stop.uninstall()
     tracker.finish()
-    print(f"run complete: {run_dir}  (final val loss {record['loss/val']:.3f})")
+    print(f"run complete: {run_dir}  (final val loss {final['loss/val']:.3f})")
     return run_dir
 
 
-def take_snapshot(run_dir, step, model, optimizer, batch_generator, cfg, data, tracker, wandb_id) -> None:
+def take_snapshot(run_dir, step, model, optimizer, batch_generator, recent_losses, cfg, data, tracker,
+                  wandb_id) -> None:
+    """Save everything a resumed run needs to go on exactly as this one would (resume.restore_training_state)."""
     path = snapshot_path(run_dir, step)
     save_snapshot(path, {
         "step": step,
@@ -182,6 +198,7 @@ def take_snapshot(run_dir, step, model, optimizer, batch_generator, cfg, data, t
         "vocab_hash": data.vocab.hash,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "wandb_run_id": wandb_id,
+        "recent_losses": list(recent_losses),
     })
     write_run_state(run_dir, last_snapshot=step)
     tracker.log_artifact(f"model-{wandb_id}", "model", [path], aliases=[f"step-{step}"],
@@ -191,7 +208,11 @@ def take_snapshot(run_dir, step, model, optimizer, batch_generator, cfg, data, t
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except Interrupted as stop:
+        print(f"\n{stop}", file=sys.stderr)
+        sys.exit(stop.exit_code)
 
 
 if __name__ == "__main__":

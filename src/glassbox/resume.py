@@ -1,0 +1,217 @@
+"""Carrying on after an interruption: which run to continue, from which snapshot, and stopping cleanly.
+
+`make train` looks at the experiment's latest run (outputs/<name>/latest). If that run did not
+complete (Ctrl-C, SIGTERM, kill -9, a crash), training continues from its newest valid snapshot,
+in the same run directory and the same W&B run: `train.resume=auto`, the default.
+`train.resume=never` always starts a new run; `train.resume=<path to a snapshot>` continues from
+that snapshot, in its run. In a sweep (--multirun) `auto` means `never`: its jobs share one
+experiment, so "the latest run" is not theirs to continue.
+
+Continuing at step s rewinds the run to s: the rows of metrics.jsonl and progress.jsonl after s
+and the snapshots after s are deleted, and the run writes them again exactly as an uninterrupted
+run would (bit for bit on CPU): the snapshot holds the model, the optimizer, every RNG state and
+the recent losses, and the evaluation batches and probe baselines are drawn from fixed seeds.
+
+The resuming command's own Hydra directory is moved into the run it continues, as
+`resumes/<its name>/` (its .hydra config and log), so no empty run is left beside the real one.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from glassbox.errors import GlassboxError
+from glassbox.snapshots import (CHECKPOINT_DIR, check_fits, load_snapshot, model_args, newest_valid_snapshot,
+                                read_run_state, remove_snapshots_after, write_run_state)
+from glassbox.tracking import JsonlFile
+
+log = logging.getLogger(__name__)
+
+# Settings a resumed run may change without a word: where files go and how W&B runs.
+QUIET_SETTINGS = ("paths.", "wandb.", "train.resume")
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Where a training run begins: a new run at step 0, or an interrupted one at its snapshot's step."""
+
+    dir: Path
+    wandb_id: str
+    resumed_step: int | None = None  # the step of the snapshot resumed from, None for a new run
+    recent_losses: tuple[float, ...] = ()  # the loss window the next snapshot's loss/train averages
+
+    @property
+    def step(self) -> int:
+        return self.resumed_step or 0
+
+
+def start_run(cfg: DictConfig, new_run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              batch_generator: torch.Generator, vocab_hash: str) -> RunStart:
+    """Begin a new run in `new_run_dir`, or load the state of the run `train.resume` asks to continue."""
+    found = find_snapshot_to_resume(cfg)
+    if found is None:
+        start = RunStart(dir=Path(new_run_dir), wandb_id=secrets.token_hex(4))
+        write_run_state(start.dir, status="running", experiment=cfg.name, wandb_run_id=start.wandb_id,
+                        last_snapshot=None, **this_process())
+        return start
+
+    path, snapshot = found
+    run_dir, step = path.parent.parent, snapshot["step"]
+    check_fits(snapshot, model_args(model), vocab_hash, path)
+    if step > cfg.train.max_iters:
+        raise GlassboxError(f"snapshot {path} is at step {step}, past train.max_iters={cfg.train.max_iters}")
+    warn_about_changed_settings(snapshot["config"], OmegaConf.to_container(cfg, resolve=True))
+    restore_training_state(snapshot, model, optimizer, batch_generator)
+    rewind_run(run_dir, step)
+    move_into_run(Path(new_run_dir), run_dir)
+    resumes = read_run_state(run_dir).get("resumed_at", [])
+    write_run_state(run_dir, status="running", last_snapshot=step, resumed_at=[*resumes, step], **this_process())
+    log.info("resuming run %s at step %d (train.resume=never starts a new run instead)", run_dir, step)
+    return RunStart(dir=run_dir, wandb_id=snapshot["wandb_run_id"], resumed_step=step,
+                    recent_losses=tuple(snapshot["recent_losses"]))
+
+
+def find_snapshot_to_resume(cfg: DictConfig) -> tuple[Path, dict] | None:
+    """The (path, contents) of the snapshot `train.resume` points at, or None to start a new run."""
+    setting = str(cfg.train.resume)
+    if setting == "never":
+        return None
+    if setting != "auto":
+        path = Path(setting)
+        if path.parent.name != CHECKPOINT_DIR:
+            raise GlassboxError(f"train.resume={setting}: expected auto, never or a snapshot of a run, "
+                                f"<run>/{CHECKPOINT_DIR}/step_NNNNNNN.pt")
+        if is_running_elsewhere(read_run_state(path.parent.parent)):
+            raise GlassboxError(f"{path.parent.parent} is being trained by another process right now")
+        return path, load_snapshot(path)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return None
+    latest = Path(cfg.paths.output_dir) / cfg.name / "latest"
+    if not latest.exists():
+        return None
+    run_dir = latest.resolve()
+    state = read_run_state(run_dir)
+    if state.get("status", "complete") == "complete":
+        return None
+    if is_running_elsewhere(state):
+        log.warning("the latest run %s is still training (pid %s); starting a new run", run_dir, state["pid"])
+        return None
+    found = newest_valid_snapshot(run_dir)
+    if found is None:
+        log.warning("the latest run %s stopped before its first snapshot; starting a new run", run_dir)
+    return found
+
+
+def restore_training_state(snapshot: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                           batch_generator: torch.Generator) -> None:
+    """Put back what train.take_snapshot saved, so the next step is the one the run would have taken."""
+    model.load_state_dict(snapshot["model"])
+    optimizer.load_state_dict(snapshot["optimizer"])
+    torch.set_rng_state(snapshot["rng"]["torch"])
+    batch_generator.set_state(snapshot["rng"]["batches"])
+    if "cuda" in snapshot["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(snapshot["rng"]["cuda"])
+
+
+def rewind_run(run_dir: Path, step: int) -> None:
+    """Forget what the run did after `step`, so its files hold each step once when it goes on."""
+    for name in ("metrics", "progress"):
+        JsonlFile(run_dir / f"{name}.jsonl").keep_until(step)
+    remove_snapshots_after(run_dir, step)
+
+
+def move_into_run(invocation_dir: Path, run_dir: Path) -> None:
+    """Move the resuming command's Hydra directory (.hydra/ and its log, nothing else) into the run."""
+    if not invocation_dir.is_dir() or invocation_dir.resolve() == run_dir.resolve():
+        return
+    if any(p.name != ".hydra" and p.suffix != ".log" for p in invocation_dir.iterdir()):
+        return  # not a bare Hydra directory: leave it where it is
+    destination = run_dir / "resumes" / invocation_dir.name
+    destination.parent.mkdir(exist_ok=True)
+    os.replace(invocation_dir, destination)  # the open log file moves with it and logs on there
+
+
+def warn_about_changed_settings(saved: dict, now: dict) -> None:
+    """Say which settings differ from the snapshot's: the resumed run is then not the one it continues."""
+    saved, now = _flatten(saved), _flatten(now)
+    changed = [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(saved.keys() | now.keys())
+               if saved.get(key) != now.get(key) and not key.startswith(QUIET_SETTINGS)]
+    if changed:
+        log.warning("resuming with settings that differ from the snapshot's: %s", "; ".join(changed))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _flatten(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def this_process() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def is_running_elsewhere(state: dict) -> bool:
+    """Whether another live process on this machine is training the run whose run.json is `state`."""
+    pid = state.get("pid")
+    if state.get("status") != "running" or state.get("host") != socket.gethostname() or pid in (None, os.getpid()):
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C or SIGTERM after saving a snapshot; exits 128 + the signal's number."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        self.exit_code = 128 + signum
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, after saving a snapshot. "
+                         "Run the same command again to resume (train.resume=auto).")
+
+
+class StopSignals:
+    """From creation until `uninstall`, Ctrl-C and SIGTERM only ask the training loop to stop.
+
+    The loop then saves a snapshot and raises `Interrupted`. The first signal puts the usual
+    handlers back, so a second one stops the process at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # the only thread that may set handlers
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum: int, frame) -> None:
+        self.signum = signum
+        self.uninstall()
+        log.warning("%s: stopping after this step, with a snapshot (again to stop at once)",
+                    signal.Signals(signum).name)
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
