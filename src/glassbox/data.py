@@ -51,11 +51,17 @@ class TokenData:
                                 f"block_size {block_size} + 1; use a smaller model.block_size")
         return n
 
-    def batch(self, split: str, batch_size: int, block_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch of (input, target) windows, targets shifted by one character."""
+    def batch(self, split: str, batch_size: int, block_size: int, generator: torch.Generator,
+              rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch of (input, target) windows, targets shifted by one character.
+
+        With several ranks, every rank draws the same global batch of batch_size × world_size
+        windows from the same generator and reads only its own slice: together they train on
+        exactly what one process with the global batch would.
+        """
         n = self._check_length(split, block_size)
-        starts = torch.randint(n + 1, (batch_size,), generator=generator)
-        return self._windows(split, starts, block_size)
+        starts = torch.randint(n + 1, (batch_size * world_size,), generator=generator)
+        return self._windows(split, starts[rank * batch_size:(rank + 1) * batch_size], block_size)
 
     def fixed_batches(self, split: str, n_batches: int, batch_size: int, block_size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same batches at every evaluation, drawn from their own seed."""
