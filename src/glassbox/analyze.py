@@ -1,0 +1,209 @@
+"""Stage 3, `make analyze`: replay the analysis suites over every snapshot of a training run.
+
+Reads  <run>/checkpoints/step_NNNNNNN.pt (in step order), <run>/metrics.jsonl (the losses),
+       <run>/run.json and the prepared corpus of the experiment (its vocabulary must be the
+       one the run was trained on).
+Writes <run>/analysis/<time>/       this analysis: .hydra/, analyze.log, metrics.jsonl (the
+                                   scalars, on the training-step axis), wandb/ (its W&B run)
+         report/                   report.md, analysis.json (every number the report shows), *.png
+       and points <run>/report at that report folder: readers always see one whole analysis,
+       and a report already uploaded as an artifact is never rewritten.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
+
+from glassbox import fileio, report
+from glassbox.data import TokenData
+from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.paths import CONF_DIR
+from glassbox.model import GPT
+from glassbox.snapshots import list_snapshots, load_snapshot, model_args, model_from_snapshot, resolve_run_dir
+from glassbox.suites import SuiteInputs, run_suites, select_suites
+from glassbox.tracking import JsonlFile, Tracker
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_DIR = "analysis"
+REPORT_DIR = "report"
+
+
+def analysis_home(output_dir: str, name: str, run: str | None) -> str:
+    """The run an analysis writes into (hydra.run.dir is `<this>/analysis/<time>`).
+
+    Without a run to read, the experiment's folder: `analyze` then stops with a clear error,
+    and Hydra has not made a real directory where the `latest` link belongs.
+    """
+    try:
+        return str(resolve_run_dir(output_dir, name, run))
+    except GlassboxError:
+        return str(Path(output_dir) / name)
+
+
+OmegaConf.register_new_resolver("glassbox.analysis_home", analysis_home)
+
+
+def check_vocab(snapshot: dict[str, Any], path: Path, data: TokenData) -> None:
+    if snapshot["vocab_hash"] != data.vocab.hash:
+        trained = snapshot["config"]
+        raise GlassboxError(
+            f"{path} was trained on vocabulary {snapshot['vocab_hash'][:12]} (corpus '{trained['corpus']['name']}'), "
+            f"but the prepared corpus in {data.dir} has vocabulary {data.vocab.hash[:12]}. Analyse it with "
+            f"experiment={trained['name']}, or run `make prepare` for the corpus it was trained on."
+        )
+
+
+def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
+    """Run the selected suites on every snapshot of the run, then write and link its report."""
+    run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
+    snapshots = list_snapshots(run_dir)
+    if not snapshots:
+        raise GlassboxError(f"{run_dir} holds no snapshots (checkpoints/step_*.pt): train it first")
+    data = TokenData(cfg.paths.processed_dir)
+    first = load_snapshot(snapshots[0][1])
+    check_vocab(first, snapshots[0][1], data)
+    inputs = SuiteInputs.from_config(cfg, data, first["model_args"]["block_size"])
+    suites = select_suites(list(cfg.analysis.suites), inputs)
+    train_run_id = first["wandb_run_id"]
+    with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
+        cfg.wandb.group = first["config"]["wandb"]["group"]
+    del first
+    report_dir = Path(analysis_dir) / REPORT_DIR
+
+    with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{run_dir.name}-analysis") as tracker:
+        records = []
+        for step, path in tqdm(snapshots, desc=f"analyze {run_dir.name}", unit="snapshot", dynamic_ncols=True):
+            snapshot = load_snapshot(path)
+            check_vocab(snapshot, path, data)
+            model = model_from_snapshot(snapshot)
+            results = run_suites(model, inputs, suites)
+            scalars = {key: value for result in results.values() for key, value in result.pop("scalars", {}).items()}
+            tracker.log(scalars, step)
+            tracker.use_artifact(f"model-{train_run_id}", "model", alias=f"step-{step}", step=step)
+            records.append({"step": step, "scalars": scalars, **results})
+
+        analysis = describe(cfg, run_dir, data, model, inputs, records)
+        labels = report.CharLabels(report.plotted_chars(analysis))
+        if labels.as_code_points:
+            log.warning("no installed font draws %s; plots label them as code points (e.g. %s). "
+                        "Install a CJK font (Noto Sans CJK, WenQuanYi, ...) to see the characters.",
+                        "".join(labels.as_code_points), labels(labels.as_code_points[0]))
+        analysis["plot_labels"] = {"font": labels.family, "as_code_points": labels.as_code_points}
+        write_report(analysis, labels, report_dir)
+        log_to_wandb(tracker, analysis, report_dir, f"report-{train_run_id}")
+
+    point_report(run_dir, report_dir)
+    print(f"report: {run_dir / REPORT_DIR / 'report.md'}")
+    return report_dir
+
+
+def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs,
+             records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The analysis as plain data: what report.md, the plots and analysis.json are made of."""
+    run_state = run_dir / "run.json"
+    probes = inputs.measurements.probes
+    analysis = {
+        "experiment": cfg.name,
+        "run_dir": str(run_dir),
+        "status": fileio.read_json(run_state).get("status") if run_state.exists() else None,
+        "corpus": cfg.corpus.name,
+        "vocab_size": data.vocab.size,
+        "model": {**model_args(model), "n_params": model.num_params()},
+        "suites": list(cfg.analysis.suites),
+        "probes": {
+            "groups": probes.groups,
+            "pairs": [{"name": p.name, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect} for p in probes.pairs],
+            "prompts": [p.text for p in inputs.prompts],
+        },
+        "sampling": OmegaConf.to_container(cfg.analysis.predictions),
+        "thresholds": OmegaConf.to_container(cfg.analysis.claims),
+        "reference": OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
+        "losses": [{key: r[key] for key in ("step", "loss/val", "loss/train") if key in r}
+                   for r in JsonlFile(run_dir / "metrics.jsonl").read()],
+        "snapshots": records,
+    }
+    analysis["claims"] = report.claims(analysis)
+    return analysis
+
+
+def write_report(analysis: dict[str, Any], labels: report.CharLabels, report_dir: Path) -> None:
+    fileio.write_json(report_dir / "analysis.json", analysis)
+    figures = report.figures(analysis, labels)
+    for name, png in figures.items():
+        fileio.write_bytes(report_dir / name, png)
+    fileio.write_text(report_dir / "report.md", report.render(analysis, list(figures)))
+
+
+def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], report_dir: Path, artifact: str) -> None:
+    """Tables of every snapshot at the last step, attention heatmaps at the first and last, and
+    the report folder as an artifact."""
+    if tracker.wandb_run is None:
+        return
+    import wandb
+
+    snapshots = analysis["snapshots"]
+    tables = {f"tables/{name}": wandb.Table(columns=columns, data=rows)
+              for name, (columns, rows) in table_rows(snapshots).items()}
+    tracker.log_media(tables, snapshots[-1]["step"])
+    for which, snapshot in (("first", snapshots[0]), ("final", snapshots[-1])):
+        heatmap = report_dir / f"attention_{which}.png"
+        if heatmap.exists():
+            tracker.log_media({"attention": wandb.Image(str(heatmap), caption=f"step {snapshot['step']}")},
+                              snapshot["step"])
+    tracker.log_artifact(artifact, "report", sorted(p for p in report_dir.iterdir() if p.is_file()),
+                         metadata={"experiment": analysis["experiment"], "run_dir": analysis["run_dir"],
+                                   "steps": [s["step"] for s in snapshots]})
+
+
+def table_rows(snapshots: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[list]]]:
+    """(columns, rows) of the neighbours, predictions, samples and logit-lens tables, every
+    snapshot in one table with a step column (W&B filters and groups by it)."""
+    tables = {
+        "neighbours": (["step", "char", "rank", "neighbour", "cosine"], []),
+        "predictions": (["step", "prompt", "rank", "next_char", "probability"], []),
+        "samples": (["step", "prompt", "sample"], []),
+        "logit_lens": (["step", "prompt", "layer", "rank", "char", "probability"], []),
+    }
+    for snapshot in snapshots:
+        step = snapshot["step"]
+        for row in snapshot.get("embeddings", {}).get("neighbours", []):
+            tables["neighbours"][1].extend([step, row["char"], rank, char, cos]
+                                           for rank, (char, cos) in enumerate(row["neighbours"], 1))
+        for prompt in snapshot.get("predictions", {}).get("prompts", []):
+            tables["predictions"][1].extend([step, prompt["prompt"], rank, char, prob]
+                                            for rank, (char, prob) in enumerate(prompt["next"], 1))
+            tables["samples"][1].append([step, prompt["prompt"], prompt["sample"]])
+        for prompt in snapshot.get("logit_lens", {}).get("prompts", []):
+            for layer in prompt["layers"]:
+                tables["logit_lens"][1].extend([step, prompt["prompt"], layer["layer"], rank, char, prob]
+                                               for rank, (char, prob) in enumerate(layer["top"], 1))
+    return {name: table for name, table in tables.items() if table[1]}
+
+
+def point_report(run_dir: Path, report_dir: Path) -> None:
+    """Make `<run>/report` a relative link to this analysis's report, swapped in one rename."""
+    link = run_dir / REPORT_DIR
+    if link.exists() and not link.is_symlink():
+        raise GlassboxError(f"{link} is a real directory, not a link to an analysis; move it away and analyse again")
+    tmp = run_dir / f".{REPORT_DIR}.tmp-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(report_dir.resolve(), run_dir), target_is_directory=True)
+    os.replace(tmp, link)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="analyze")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    analyze(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

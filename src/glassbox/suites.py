@@ -1,0 +1,268 @@
+"""The six analysis suites: what `make analyze` asks of every snapshot of a run.
+
+Each suite is a function (model, SuiteInputs) -> plain data (dicts, lists, numbers, strings)
+composed from the pure probe functions in glassbox.probes. None runs a forward pass of its own:
+activations come from the model's run_with_cache hook points, and the embeddings suite starts
+from `Measurements.of`, the very function training calls at each snapshot, so analysis and
+training agree on every number they share. A suite's "scalars" ({key: number}) are what gets
+plotted against the training step; everything else describes that one snapshot.
+
+Suites expect a model in eval mode, as `model_from_snapshot` returns it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from glassbox.data import TokenData
+from glassbox.errors import GlassboxError
+from glassbox.measure import Measurements
+from glassbox.probes import lens
+from glassbox.probes.activations import attention_entropy, capture_activations, residual_layer_names, residual_stats
+from glassbox.probes.baselines import z_score
+from glassbox.probes.context import collect_target_residuals, sense_similarity
+from glassbox.probes.embeddings import nearest_neighbours, pca_2d
+from glassbox.probes.predictions import top_k_next
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    ids: list[int]
+
+
+@dataclass(frozen=True)
+class ContextProbe:
+    """One character in prompts of different senses (道 as "said" and as "the Way")."""
+
+    char: str
+    char_id: int
+    prompts: list[Prompt]
+    senses: list[str]  # the sense of each prompt
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_k: int
+    gen_tokens: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class SuiteInputs:
+    """Everything the suites need besides the model, fixed once per analysis."""
+
+    measurements: Measurements
+    itos: list[str]
+    probe_chars: list[str]  # every group character, then the other characters of the pairs
+    probe_groups: list[str]  # the (first) group of each probe character, "" for none
+    probe_ids: Tensor
+    prompts: list[Prompt]
+    context: ContextProbe | None
+    sampling: Sampling
+    neighbours_k: int
+    lens_k: int
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int) -> SuiteInputs:
+        measurements = Measurements.from_config(cfg, data, block_size)
+        probes = measurements.probes
+        group_of = {}
+        for group, chars in probes.groups.items():
+            for char in chars:
+                group_of.setdefault(char, group)
+        for pair in probes.pairs:
+            group_of.setdefault(pair.a, "")
+            group_of.setdefault(pair.b, "")
+
+        spec = cfg.corpus.probes
+        where = f"corpus.probes of '{cfg.corpus.name}' (conf/corpus/{cfg.corpus.name}.yaml)"
+
+        def prompt(text: str) -> Prompt:
+            if len(text) > block_size:
+                raise GlassboxError(f"{where}: prompt {text!r} is longer than the model's block_size {block_size}")
+            try:
+                return Prompt(text, data.vocab.encode(text))
+            except GlassboxError as err:
+                raise GlassboxError(f"{where}: prompt {text!r}: {err}") from err
+
+        context = None
+        if spec.get("context"):
+            char = spec.context.char
+            prompts, senses = [], []
+            for sense, texts in spec.context.senses.items():
+                for text in texts:
+                    if char not in text:
+                        raise GlassboxError(f"{where}: context prompt {text!r} of sense {sense} lacks {char!r}")
+                    prompts.append(prompt(text))
+                    senses.append(sense)
+            context = ContextProbe(char, prompt(char).ids[0], prompts, senses)
+
+        settings = cfg.analysis
+        return cls(
+            measurements=measurements,
+            itos=data.vocab.itos,
+            probe_chars=list(group_of),
+            probe_groups=list(group_of.values()),
+            probe_ids=torch.tensor([data.vocab.stoi[c] for c in group_of], dtype=torch.long),
+            prompts=[prompt(text) for text in spec.prompts],
+            context=context,
+            sampling=Sampling(**OmegaConf.to_container(settings.predictions)),
+            neighbours_k=settings.neighbours_k,
+            lens_k=settings.logit_lens_k,
+        )
+
+
+def _batch(prompt: Prompt, model: nn.Module) -> Tensor:
+    return torch.tensor([prompt.ids], device=next(model.parameters()).device)
+
+
+def _chars_with(itos: list[str], ids: Tensor, values: Tensor) -> list[list]:
+    """[[char, value], ...]: a ranking (probabilities, cosines) as plain data, best first."""
+    return [[itos[i], v] for i, v in zip(ids.tolist(), values.tolist())]
+
+
+def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """The training-time metrics, plus each probe character's nearest neighbours and a 2-D PCA.
+
+    One scalar is added to the training keys: zf/within_minus_cross, the group statistic's z
+    against its relabeling null, so the group claim is judged by a z and a p like the pairs.
+    """
+    measurements = inputs.measurements
+    W = model.wte.weight.detach()
+    scalars = measurements.of(model)
+    if "stat/within_minus_cross" in scalars:
+        observed = torch.tensor(scalars["stat/within_minus_cross"])
+        null = measurements.chance.group_null(W, measurements.probes).cpu()
+        scalars["zf/within_minus_cross"] = z_score(observed, null).item()
+
+    ids = inputs.probe_ids.to(W.device)
+    neighbour_ids, cosines = nearest_neighbours(W, ids, inputs.neighbours_k)
+    coords, explained = pca_2d(W[ids])
+    return {
+        "scalars": scalars,
+        "neighbours": [
+            {"char": char, "neighbours": _chars_with(inputs.itos, row_ids, row_cos)}
+            for char, row_ids, row_cos in zip(inputs.probe_chars, neighbour_ids, cosines)
+        ],
+        "pca": {"chars": inputs.probe_chars, "groups": inputs.probe_groups,
+                "coords": coords.tolist(), "explained": explained.tolist()},
+    }
+
+
+def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """The article's per-layer table (shape, mean, std, max |x|) for each prompt, and the
+    attention entropy of every layer and head.
+
+    Entropy is measured on the fixed validation windows, not on the prompts: over three
+    characters no head can spread its attention far enough to tell heads apart.
+    """
+    n_layer = model.config.n_layer
+    device = next(model.parameters()).device
+    _, cache = capture_activations(model, inputs.measurements.probe_batch.to(device))
+    entropy = {f"blocks.{i}": attention_entropy(cache[f"blocks.{i}.attn.pattern"]).tolist() for i in range(n_layer)}
+
+    tables = []
+    for prompt in inputs.prompts:
+        _, cache = capture_activations(model, _batch(prompt, model))
+        stats = residual_stats(cache, n_layer)
+        rows = [{"layer": name, "shape": list(cache[hook].shape), **stats[name]}
+                for name, hook in residual_layer_names(n_layer).items()]
+        tables.append({"prompt": prompt.text, "layers": rows})
+    return {
+        "scalars": {f"attn_entropy/{layer}/head{h}": value
+                    for layer, heads in entropy.items() for h, value in enumerate(heads)},
+        "residual": tables,
+        "entropy": entropy,
+    }
+
+
+def attention(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """Every attention pattern [layer][head][query][key] for each prompt; the future is exactly 0."""
+    n_layer = model.config.n_layer
+    prompts = []
+    for prompt in inputs.prompts:
+        _, cache = capture_activations(model, _batch(prompt, model))
+        pattern = torch.stack([cache[f"blocks.{i}.attn.pattern"][0] for i in range(n_layer)])
+        prompts.append({"prompt": prompt.text, "tokens": [inputs.itos[i] for i in prompt.ids],
+                        "pattern": pattern.tolist()})
+    return {"prompts": prompts}
+
+
+def predictions(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """For each prompt, the top-k next characters with their probabilities at the sampling
+    temperature, and a seeded sample drawn with that temperature and top-k."""
+    sampling = inputs.sampling
+    prompts = []
+    for prompt in inputs.prompts:
+        idx = _batch(prompt, model)
+        logits, _ = capture_activations(model, idx)
+        ids, probs = top_k_next(logits[0, -1], sampling.temperature, sampling.top_k)
+        generator = torch.Generator(device=idx.device).manual_seed(sampling.seed)
+        sample = model.generate(idx, sampling.gen_tokens, sampling.temperature, sampling.top_k, generator)
+        prompts.append({"prompt": prompt.text, "next": _chars_with(inputs.itos, ids, probs),
+                        "sample": "".join(inputs.itos[i] for i in sample[0].tolist())})
+    return {"prompts": prompts}
+
+
+def logit_lens(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """For each prompt and layer, the top-k next characters read off that layer's residual
+    through the final LayerNorm and lm_head, at the sampling temperature (so the last block's
+    row is exactly the predictions suite's)."""
+    prompts = []
+    for prompt in inputs.prompts:
+        _, cache = capture_activations(model, _batch(prompt, model))
+        per_layer = lens.logit_lens(model, cache, -1, inputs.lens_k, inputs.sampling.temperature)
+        layers = [{"layer": name, "top": _chars_with(inputs.itos, ids[0], probs[0])}
+                  for name, (ids, probs) in per_layer.items()]
+        prompts.append({"prompt": prompt.text, "layers": layers})
+    return {"prompts": prompts}
+
+
+def context(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """Per layer, how much more alike the context character's vectors are within a sense than
+    across senses (the lecture's "apple" experiment)."""
+    probe = inputs.context
+    vectors = collect_target_residuals(model, [p.ids for p in probe.prompts], probe.char_id)
+    similarity = sense_similarity(vectors, probe.senses)
+    senses: dict[str, list[str]] = {}
+    for prompt, sense in zip(probe.prompts, probe.senses):
+        senses.setdefault(sense, []).append(prompt.text)
+    return {
+        "scalars": {f"context/{layer}/gap": values["gap"] for layer, values in similarity.items()},
+        "char": probe.char,
+        "senses": senses,
+        "layers": [{"layer": layer, **values} for layer, values in similarity.items()],
+    }
+
+
+Suite = Callable[[nn.Module, SuiteInputs], dict[str, Any]]
+SUITES: dict[str, Suite] = {
+    "embeddings": embeddings,
+    "activations": activations,
+    "attention": attention,
+    "predictions": predictions,
+    "logit_lens": logit_lens,
+    "context": context,
+}
+
+
+def select_suites(names: list[str], inputs: SuiteInputs) -> dict[str, Suite]:
+    """The suites named in analysis.suites, in that order; unknown or unconfigured ones fail."""
+    unknown = [name for name in names if name not in SUITES]
+    if unknown:
+        raise GlassboxError(f"unknown analysis suite(s) {unknown} in analysis.suites; choose from {list(SUITES)}")
+    if "context" in names and inputs.context is None:
+        raise GlassboxError("analysis.suites includes context, but corpus.probes.context is not set; "
+                            "add it to the corpus config or drop context from analysis.suites")
+    return {name: SUITES[name] for name in names}
+
+
+def run_suites(model: nn.Module, inputs: SuiteInputs, suites: dict[str, Suite]) -> dict[str, dict[str, Any]]:
+    """{suite name: its plain-data result} for one model."""
+    return {name: suite(model, inputs) for name, suite in suites.items()}

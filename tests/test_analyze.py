@@ -1,0 +1,268 @@
+"""The analysis suites on a tiny model with hand-checkable expectations, and `analyze` end to end:
+prepare + train + analyze of the tiny experiment as a user runs them, read back from the report
+folder, analysis.json and the offline W&B analysis run."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import CORPUS_FILES, find_corpus, run_stage, wandb_records
+from glassbox import fileio, suites
+from glassbox.analyze import check_vocab
+from glassbox.data import TokenData
+from glassbox.errors import GlassboxError
+from glassbox.measure import Measurements
+from glassbox.model import GPT, GPTConfig
+from glassbox.probes.activations import capture_activations, residual_stats
+from glassbox.probes.baselines import ChanceModel
+from glassbox.probes.probe_set import ProbeSet
+from glassbox.report import FIGURE_CAPTIONS
+from glassbox.snapshots import list_snapshots
+from glassbox.suites import ContextProbe, Prompt, Sampling, SuiteInputs
+from glassbox.tracking import STEP_KEY, JsonlFile
+
+ITOS = list("abcdefghijklmnopqrstuvwxyz .,;!?ABCDEFGH")  # 40 characters, id = position
+STOI = {c: i for i, c in enumerate(ITOS)}
+N_LAYER, N_HEAD, N_EMBD = 2, 2, 16
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=len(ITOS), block_size=16, n_layer=N_LAYER, n_head=N_HEAD, n_embd=N_EMBD)).eval()
+
+
+@pytest.fixture
+def inputs():
+    counts = torch.arange(len(ITOS), 0, -1) * 10  # id 0 most frequent
+    probes = ProbeSet.build({"vowels": list("aeiou"), "punct": list(".,;")}, [["a", "e"], ["a", ","]], STOI)
+    chance = ChanceModel.build(counts, probes, n_pairs=64, top_k_frequent=40, n_bands=2, min_count=1,
+                               n_permutations=32, seed=0)
+    probe_batch = torch.randint(len(ITOS), (2, 12), generator=torch.Generator().manual_seed(1))
+    measurements = Measurements(probes, chance, counts, probe_batch, n_frequent=5)
+
+    def prompt(text):
+        return Prompt(text, [STOI[c] for c in text])
+
+    context = ContextProbe("e", STOI["e"], [prompt("the"), prompt("she"), prompt("a e"), prompt("to e")],
+                           ["inside", "inside", "start", "start"])
+    probe_chars = list("aeiou.,;")
+    return SuiteInputs(
+        measurements=measurements, itos=ITOS, probe_chars=probe_chars,
+        probe_groups=["vowels"] * 5 + ["punct"] * 3, probe_ids=torch.tensor([STOI[c] for c in probe_chars]),
+        prompts=[prompt("hello"), prompt("to be")], context=context,
+        sampling=Sampling(temperature=0.8, top_k=6, gen_tokens=7, seed=3), neighbours_k=4, lens_k=5,
+    )
+
+
+def ids(text: str) -> torch.Tensor:
+    return torch.tensor([[STOI[c] for c in text]])
+
+
+# --- the suites ------------------------------------------------------------------------------------
+
+def test_attention_rows_sum_to_one_with_zeros_above_the_diagonal(model, inputs):
+    result = suites.attention(model, inputs)
+    assert [p["prompt"] for p in result["prompts"]] == ["hello", "to be"]
+    for prompt in result["prompts"]:
+        pattern = torch.tensor(prompt["pattern"])  # [layer, head, query, key]
+        T = len(prompt["prompt"])
+        assert pattern.shape == (N_LAYER, N_HEAD, T, T) and prompt["tokens"] == list(prompt["prompt"])
+        assert torch.allclose(pattern.sum(-1), torch.ones(N_LAYER, N_HEAD, T))
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        assert torch.all(pattern[..., future] == 0)
+        assert torch.all(pattern[..., ~future] > 0)  # the past and the present are never masked
+
+
+def test_logit_lens_at_the_last_block_is_the_models_own_prediction(model, inputs):
+    result = suites.logit_lens(model, inputs)
+    for prompt in result["prompts"]:
+        assert [layer["layer"] for layer in prompt["layers"]] == ["input", "blocks.0", "blocks.1"]
+        with torch.no_grad():
+            logits, _ = model(ids(prompt["prompt"]))  # the fast path, not the cache
+        probs = torch.softmax(logits[0, -1] / inputs.sampling.temperature, dim=-1)
+        top = torch.topk(probs, inputs.lens_k)
+        chars, lens_probs = zip(*prompt["layers"][-1]["top"])
+        assert list(chars) == [ITOS[i] for i in top.indices]
+        assert torch.allclose(torch.tensor(lens_probs), top.values, atol=1e-6)
+        assert prompt["layers"][0]["top"] != prompt["layers"][-1]["top"]  # the earlier layers differ
+
+
+def test_top_k_probabilities_equal_the_softmax_at_the_temperature(model, inputs):
+    result = suites.predictions(model, inputs)
+    for prompt in result["prompts"]:
+        with torch.no_grad():
+            logits, _ = model(ids(prompt["prompt"]))
+        full = torch.softmax(logits[0, -1] / 0.8, dim=-1)
+        chars, probs = zip(*prompt["next"])
+        assert len(chars) == inputs.sampling.top_k
+        assert torch.allclose(torch.tensor(probs), full[[STOI[c] for c in chars]], atol=1e-6)
+        assert list(probs) == sorted(probs, reverse=True) and sum(probs) < 1  # not renormalised over the top k
+        sample = prompt["sample"]
+        assert sample.startswith(prompt["prompt"]) and len(sample) == len(prompt["prompt"]) + 7
+    assert suites.predictions(model, inputs) == result  # the sample is seeded
+
+
+def test_nearest_neighbour_is_never_the_character_itself(model, inputs):
+    with torch.no_grad():
+        model.wte.weight[STOI["H"]] = model.wte.weight[STOI["a"]]  # "H" is an exact copy of "a"
+    result = suites.embeddings(model, inputs)
+    by_char = {row["char"]: row["neighbours"] for row in result["neighbours"]}
+    assert list(by_char) == inputs.probe_chars
+    assert by_char["a"][0][0] == "H" and by_char["a"][0][1] == pytest.approx(1.0)
+    for char, neighbours in by_char.items():
+        assert len(neighbours) == inputs.neighbours_k and char not in [c for c, _ in neighbours]
+        cosines = [cos for _, cos in neighbours]
+        assert cosines == sorted(cosines, reverse=True)
+
+
+def test_pca_of_a_rank_2_set_recovers_it(model, inputs):
+    generator = torch.Generator().manual_seed(4)
+    plane = torch.linalg.qr(torch.randn(N_EMBD, 2, generator=generator)).Q.T  # 2 orthonormal directions
+    points = torch.randn(8, 2, generator=generator) * torch.tensor([3.0, 1.0])
+    with torch.no_grad():
+        model.wte.weight[inputs.probe_ids] = points @ plane + torch.randn(N_EMBD, generator=generator)
+    pca = suites.embeddings(model, inputs)["pca"]
+    coords = torch.tensor(pca["coords"])
+    assert sum(pca["explained"]) == pytest.approx(1.0, abs=1e-5)  # two components explain everything
+    assert torch.allclose(torch.cdist(coords, coords), torch.cdist(points, points), atol=1e-4)  # up to rotation
+    assert pca["chars"] == inputs.probe_chars and pca["groups"][0] == "vowels"
+
+
+def test_embeddings_scalars_are_the_training_time_metrics(model, inputs):
+    scalars = suites.embeddings(model, inputs)["scalars"]
+    training = inputs.measurements.of(model)
+    assert {k: v for k, v in scalars.items() if k != "zf/within_minus_cross"} == training
+    assert math.isfinite(scalars["zf/within_minus_cross"])
+
+
+def test_activations_give_the_articles_per_layer_table_and_entropy_per_head(model, inputs):
+    result = suites.activations(model, inputs)
+    table = result["residual"][1]
+    assert table["prompt"] == "to be"
+    _, cache = capture_activations(model, ids("to be"))
+    expected = residual_stats(cache, N_LAYER)
+    assert [row["layer"] for row in table["layers"]] == list(expected) == ["input", "blocks.0", "blocks.1", "ln_final"]
+    for row in table["layers"]:
+        assert row["shape"] == [1, 5, N_EMBD]
+        assert {k: row[k] for k in ("mean", "std", "max")} == expected[row["layer"]]
+    heads = [f"attn_entropy/blocks.{i}/head{h}" for i in range(N_LAYER) for h in range(N_HEAD)]
+    assert sorted(result["scalars"]) == heads
+    uniform = sum(math.log(t + 1) for t in range(12)) / 12  # the most a causal head can spread over 12 positions
+    assert all(0 <= value <= uniform + 1e-5 for value in result["scalars"].values())
+
+
+def test_context_gap_is_within_minus_across_at_every_layer(model, inputs):
+    result = suites.context(model, inputs)
+    assert result["senses"] == {"inside": ["the", "she"], "start": ["a e", "to e"]}
+    for row in result["layers"]:
+        assert row["gap"] == pytest.approx(row["within"] - row["across"])
+        assert result["scalars"][f"context/{row['layer']}/gap"] == row["gap"]
+    assert len(result["layers"]) == N_LAYER + 2
+
+
+def test_an_unknown_suite_or_a_missing_context_is_a_clear_error(inputs):
+    with pytest.raises(GlassboxError, match="unknown analysis suite.*'embedings'"):
+        suites.select_suites(["embeddings", "embedings"], inputs)
+    without_context = SuiteInputs(**{**inputs.__dict__, "context": None})
+    with pytest.raises(GlassboxError, match="corpus.probes.context"):
+        suites.select_suites(["context"], without_context)
+    assert list(suites.select_suites(["logit_lens", "attention"], inputs)) == ["logit_lens", "attention"]
+
+
+# --- the tiny experiment end to end ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory) -> Path:
+    """`make prepare train analyze EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
+    root = tmp_path_factory.mktemp("tiny")
+    corpus = CORPUS_FILES["shakespeare"]
+    (root / "data" / "raw").mkdir(parents=True)
+    (root / "data" / "raw" / corpus).symlink_to(find_corpus(corpus).resolve())
+    for stage in ("prepare", "train", "analyze"):
+        done = run_stage(stage, ["experiment=tiny"], root)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_project) -> Path:
+    return (tiny_project / "outputs" / "tiny" / "latest").resolve()
+
+
+@pytest.fixture(scope="module")
+def analysis(tiny_run) -> dict:
+    return fileio.read_json(tiny_run / "report" / "analysis.json")
+
+
+@pytest.mark.e2e
+def test_the_report_folder_holds_every_plot_and_the_report(tiny_run):
+    report = tiny_run / "report"
+    (analysis_dir,) = (tiny_run / "analysis").iterdir()
+    assert report.is_symlink() and report.resolve() == analysis_dir / "report"
+    assert sorted(p.name for p in report.iterdir()) == sorted([*FIGURE_CAPTIONS, "report.md", "analysis.json"])
+    assert all((report / name).read_bytes().startswith(b"\x89PNG") for name in FIGURE_CAPTIONS)
+    markdown = (report / "report.md").read_text(encoding="utf-8")
+    assert all(f"![{name}]({name})" in markdown for name in FIGURE_CAPTIONS)
+    for section in ("## Claims at step 64", "## Cosine similarity", "## Residual stream", "## Logit lens",
+                    "## Next character", "## The same character in different contexts", "## Nearest neighbours"):
+        assert section in markdown
+    assert (analysis_dir / ".hydra" / "config.yaml").exists() and (analysis_dir / "wandb").is_dir()
+
+
+@pytest.mark.e2e
+def test_analysis_replays_every_snapshot_to_the_numbers_training_logged(tiny_run, analysis):
+    steps = [step for step, _ in list_snapshots(tiny_run)]
+    assert [s["step"] for s in analysis["snapshots"]] == steps
+    every_suite = {"embeddings", "activations", "attention", "predictions", "logit_lens", "context"}
+    assert every_suite <= analysis["snapshots"][0].keys()
+    logged = {r["step"]: r for r in JsonlFile(tiny_run / "metrics.jsonl").read()}
+    for snapshot in analysis["snapshots"]:
+        shared = {k: v for k, v in logged[snapshot["step"]].items() if k in snapshot["scalars"]}
+        assert len(shared) > 50  # every emergence metric, not a handful
+        assert {k: snapshot["scalars"][k] for k in shared} == pytest.approx(shared, abs=1e-6)
+    assert [c["claim"] for c in analysis["claims"]][:3] == ["a-A", "e-E", "t-T"]
+
+
+@pytest.mark.e2e
+def test_the_wandb_analysis_run_holds_the_tables_the_images_and_the_report(tiny_run, analysis):
+    (analysis_dir,) = (tiny_run / "analysis").iterdir()
+    records = wandb_records(analysis_dir)
+    (run,) = [r["run"] for r in records if r["type"] == "run"]
+    assert run["job_type"] == "analysis" and run["run_group"] == "tiny"
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    final = analysis["snapshots"][-1]["step"]
+    tables = {k.split(".")[0]: item for item in history for k, v in item.items() if v == "table-file"}
+    assert sorted(tables) == ["tables/logit_lens", "tables/neighbours", "tables/predictions", "tables/samples"]
+    assert all(item[STEP_KEY] == final for item in tables.values())
+    assert tables["tables/samples"]["tables/samples.nrows"] == len(analysis["snapshots"])
+    images = {item[STEP_KEY] for item in history if item.get("attention._type") == "image-file"}
+    assert images == {0, final}
+    scalars = [item for item in history if "cos/a-e" in item]
+    assert [item[STEP_KEY] for item in scalars] == [s["step"] for s in analysis["snapshots"]]
+    (report,) = [r["artifact"] for r in records if r["type"] == "artifact" and r["artifact"]["type"] == "report"]
+    assert {"report.md", "analysis.json", "cosine.png"} <= {f["path"] for f in report["manifest"]["contents"]}
+    train_id = fileio.read_json(tiny_run / "run.json")["wandb_run_id"]
+    inputs = [r["config"]["update"]["inputs"] for r in records if r["type"] == "config"]
+    read = [f"model-{train_id}:step-{s['step']}" for s in analysis["snapshots"]]
+    assert [i[f"model-{train_id}"]["artifact"] for i in inputs] == read  # lineage: every snapshot it read
+
+
+@pytest.mark.e2e
+def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, tiny_run):
+    data = TokenData(tiny_project / "data" / "processed" / "shakespeare")
+    snapshot = {"vocab_hash": "f" * 64, "config": {"name": "xiyouji", "corpus": {"name": "xiyouji"}}}
+    with pytest.raises(GlassboxError) as error:
+        check_vocab(snapshot, tiny_run / "checkpoints" / "step_0000000.pt", data)
+    message = str(error.value)
+    assert "ffffffffffff" in message and data.vocab.hash[:12] in message and "experiment=xiyouji" in message
+
+
+def test_analyzing_before_training_says_so_and_leaves_no_latest_directory(workdir):
+    done = run_stage("analyze", ["experiment=tiny"], workdir)
+    assert done.returncode == 2
+    assert "no trained run of experiment 'tiny'" in done.stderr
+    assert not (workdir / "outputs" / "tiny" / "latest").exists()
