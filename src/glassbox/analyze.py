@@ -12,7 +12,6 @@ Writes <run>/analysis/<time>/       this analysis: .hydra/, analyze.log, metrics
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -189,14 +188,11 @@ def table_rows(snapshots: list[dict[str, Any]]) -> dict[str, tuple[list[str], li
 
 
 def point_report(run_dir: Path, report_dir: Path) -> None:
-    """Make `<run>/report` a relative link to this analysis's report, swapped in one rename."""
+    """Make `<run>/report` a link to this analysis's report."""
     link = run_dir / REPORT_DIR
     if link.exists() and not link.is_symlink():
         raise GlassboxError(f"{link} is a real directory, not a link to an analysis; move it away and analyse again")
-    tmp = run_dir / f".{REPORT_DIR}.tmp-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(os.path.relpath(report_dir.resolve(), run_dir), target_is_directory=True)
-    os.replace(tmp, link)
+    fileio.point_link(link, report_dir)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="analyze")

@@ -6,7 +6,6 @@ anything else is downloaded again and checked before it replaces the cache.
 from __future__ import annotations
 
 import hashlib
-import os
 import unicodedata
 import urllib.error
 import urllib.request
@@ -41,7 +40,8 @@ def fetch(url: str, sha256: str, cache_path: Path) -> Path:
         _download(url, cache_path, sha256)
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
-        problem = f"{stale}, and downloading it again failed" if stale else "the corpus is not cached and downloading it failed"
+        problem = (f"{stale}, and downloading it again failed" if stale
+                   else "the corpus is not cached and downloading it failed")
         raise GlassboxError(
             f"{problem} ({reason}).\n"
             f"  Download it from {url}\n"
@@ -75,7 +75,8 @@ def decode(raw: bytes, encoding: str = "auto") -> tuple[str, str]:
         try:
             return raw.decode(name), ("utf-8" if name == "utf-8-sig" else name)
         except LookupError as err:
-            raise GlassboxError(f"unknown encoding {encoding!r}; use auto or a Python codec name such as utf-8 or gb18030") from err
+            raise GlassboxError(f"unknown encoding {encoding!r}; use auto or a Python codec name "
+                                "such as utf-8 or gb18030") from err
         except UnicodeDecodeError as err:
             failures.append(f"{name} fails at byte offset {err.start} (bytes {raw[err.start:err.start + 4].hex(' ')})")
     raise GlassboxError(

@@ -63,7 +63,8 @@ class TokenData:
         starts = torch.randint(n + 1, (batch_size * world_size,), generator=generator)
         return self._windows(split, starts[rank * batch_size:(rank + 1) * batch_size], block_size)
 
-    def fixed_batches(self, split: str, n_batches: int, batch_size: int, block_size: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def fixed_batches(self, split: str, n_batches: int, batch_size: int, block_size: int,
+                      seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same batches at every evaluation, drawn from their own seed."""
         generator = torch.Generator().manual_seed(seed)
         return [self.batch(split, batch_size, block_size, generator) for _ in range(n_batches)]

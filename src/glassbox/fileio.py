@@ -57,6 +57,16 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def point_link(link: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Make `link` a relative symlink to `target`, replacing any old link in one rename."""
+    link, target = Path(link), Path(target)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(os.path.relpath(target.resolve(), link.parent.resolve()), target_is_directory=True)
+    os.replace(tmp, link)
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp, explain_write_errors(path):
         tmp.write_bytes(data)

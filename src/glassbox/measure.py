@@ -49,4 +49,5 @@ class Measurements:
     def of(self, model: torch.nn.Module) -> dict[str, float]:
         """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py)."""
         device = next(model.parameters()).device
-        return snapshot_metrics(model, self.probes, self.counts, self.probe_batch.to(device), self.chance, self.n_frequent)
+        return snapshot_metrics(model, self.probes, self.counts, self.probe_batch.to(device), self.chance,
+                                self.n_frequent)

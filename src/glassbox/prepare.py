@@ -122,7 +122,8 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
             [raw_path, *(out_dir / name for name in (*OUTPUT_FILES, "meta.json"))],
             metadata=meta,
         )
-        tracker.summary({"n_chars": meta["n_chars"], "vocab_size": vocab.size, **{f"split/{k}": v for k, v in meta["split"].items()}})
+        tracker.summary({"n_chars": meta["n_chars"], "vocab_size": vocab.size,
+                         **{f"split/{k}": v for k, v in meta["split"].items()}})
     return out_dir
 
 

@@ -213,7 +213,7 @@ def _emergence_section(a: dict[str, Any]) -> str | None:
         for p in pairs:
             zf, pv = s["scalars"][f"zf/{p['name']}"], s["scalars"][f"p/{p['name']}"]
             mark = " ✓" if verdict(zf, pv, p["expect"], **t) == HELD else ""
-            cells.append(f"{_num(s['scalars'][f'cos/' + p['name']], '+.2f')} ({_num(zf, '+.1f')}){mark}")
+            cells.append(f"{_num(s['scalars']['cos/' + p['name']], '+.2f')} ({_num(zf, '+.1f')}){mark}")
         rows.append([s["step"], _num(losses.get(s["step"]), ".3f"), *cells])
     header = ["step", "val loss", *(_pair_label(p) for p in pairs)]
     return ("## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step.\n\n"

@@ -26,7 +26,7 @@ import torch
 from glassbox import fileio
 from glassbox.corpus import sha256_of
 from glassbox.errors import GlassboxError
-from glassbox.fileio import atomic_path, explain_write_errors
+from glassbox.fileio import atomic_path, explain_write_errors, point_link
 from glassbox.model import GPT, GPTConfig
 
 log = logging.getLogger(__name__)
@@ -187,14 +187,8 @@ def write_run_state(run_dir: str | Path, **state: Any) -> None:
 
 
 def point_latest(run_dir: str | Path, experiment_dir: str | Path) -> None:
-    """Make `<experiment>/latest` a relative link to this run, replacing the old one in one rename."""
-    experiment_dir = Path(experiment_dir).resolve()
-    experiment_dir.mkdir(parents=True, exist_ok=True)
-    link = experiment_dir / "latest"
-    tmp = experiment_dir / f".latest.tmp-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(os.path.relpath(Path(run_dir).resolve(), experiment_dir), target_is_directory=True)
-    os.replace(tmp, link)
+    """Make `<experiment>/latest` a link to this run."""
+    point_link(Path(experiment_dir) / "latest", run_dir)
 
 
 def resolve_run_dir(output_dir: str | Path, name: str, run: str | None = None) -> Path:

@@ -169,7 +169,7 @@ class Tracker:
         if self._run is None:
             return
         record = {"artifact": f"{name}:{alias}", "type": type, **identity}
-        self._call("config", self._run.config.update, {"inputs": {name: record}}, allow_val_change=True)
+        self._call("config", self._run.config.update, {"inputs": {f"{name}:{alias}": record}}, allow_val_change=True)
         if not self.offline:
             self._call("use_artifact", self._run.use_artifact, f"{name}:{alias}", type=type)
 
