@@ -202,7 +202,7 @@ def test_command_line_prints_everything_without_a_tty_and_exits_2_on_errors(tiny
     ok = run_stage("trace", ["experiment=xiyouji", "prompt=悟空道"], workdir, timeout=120, stdin=subprocess.DEVNULL)
     assert ok.returncode == 0, ok.stderr
     assert "8. The autoregressive loop" in ok.stdout and "E9 81 93" in ok.stdout
-    assert sorted(p.name for p in tiny_run["run_dir"].iterdir()) == ["checkpoints"]  # traces go elsewhere
+    assert sorted(p.name for p in tiny_run["run_dir"].iterdir()) == ["checkpoints", "run.json"]  # traces go elsewhere
     assert (workdir / "outputs" / "xiyouji" / "traces").is_dir()
 
     bad = run_stage("trace", ["experiment=xiyouji", "prompt=悟空X"], workdir, timeout=120, stdin=subprocess.DEVNULL)

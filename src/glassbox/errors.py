@@ -34,8 +34,8 @@ def exits_cleanly(main: F) -> F:
         try:
             return main(*args, **kwargs)
         except GlassboxError as err:
-            log.error("%s", err)
             if _in_multirun():
+                log.error("%s", err)
                 raise
             print(f"\nerror: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)

@@ -130,7 +130,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
         last_snapshot = run.resumed_step  # a resumed run has the snapshot and metrics of its first step
         bar = tqdm(range(run.step, tc.max_iters + 1), initial=run.step, total=tc.max_iters + 1,
                    desc=f"train {cfg.name}", unit="step", dynamic_ncols=True, disable=not ranks.is_main)
-        t_last = time.perf_counter()
+        t_last, steps_timed = time.perf_counter(), 0  # tokens/s counts training steps only
         for step in bar:
             if step in snapshots and step != last_snapshot and ranks.is_main:
                 record = {"tokens": step * tokens_per_step, "lr": lr_at(step, tc),
@@ -143,7 +143,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
                 take_snapshot(run_dir, step, model, optimizer, batch_generator, recent_losses, cfg, data, tracker,
                               run.wandb_id)
                 last_snapshot = step
-                t_last = time.perf_counter()  # keep snapshot time out of tokens/s
+                t_last, steps_timed = time.perf_counter(), 0  # keep snapshot time out of tokens/s
             if step == tc.max_iters:
                 break
             if distributed.any_rank(stop.requested, device):
@@ -175,13 +175,14 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             recent_losses = [*recent_losses[-(tc.log_every - 1):], loss_value] if tc.log_every > 1 else [loss_value]
+            steps_timed += 1
 
             if (step + 1) % tc.log_every == 0 and ranks.is_main:
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 now = time.perf_counter()
-                tokens_per_sec = tc.log_every * tokens_per_step / max(now - t_last, 1e-9)
-                t_last = now
+                tokens_per_sec = steps_timed * tokens_per_step / max(now - t_last, 1e-9)
+                t_last, steps_timed = now, 0
                 progress = {"loss/train_batch": loss_value, "lr": lr, "tokens_per_sec": tokens_per_sec}
                 progress_log.append({"step": step + 1, **progress})
                 tracker.log_media(progress, step + 1)

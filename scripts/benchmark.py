@@ -1,0 +1,253 @@
+"""How fast the train stage is on this machine, and what the emergence metrics cost it.
+
+    python scripts/benchmark.py                         the seed model on 西游记, 50 steps per run
+    python scripts/benchmark.py --iters 300 model=big train.device=cuda    any train-stage override
+    make benchmark ARGS="--iters 40 experiment=shakespeare"
+
+It runs the real `train()` twice on the experiment's schedule scaled down to --iters steps:
+once with the emergence metrics (analysis.at_snapshots=true) and once without, timing the
+calls that matter inside each run (evaluation, metrics, snapshot writes). From those it prints
+tokens/s, the model FLOP utilisation (MFU) against a matmul peak measured here (a datasheet
+peak says nothing about a shared 2-core VM), and the metrics' overhead. A scaled-down schedule
+has more snapshots per step than the full one, so its own overhead overstates the full run's;
+the verdict uses the full schedule, projected from the per-call times.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import glassbox.train
+from glassbox import distributed
+from glassbox.data import TokenData
+from glassbox.errors import exits_cleanly
+from glassbox.measure import Measurements
+from glassbox.model import GPT, GPTConfig
+from glassbox.paths import CONF_DIR
+from glassbox.snapshots import snapshot_steps
+from glassbox.train import autocast_for, pick_device, train
+
+OVERHEAD_TARGET = 0.03
+# Functions train() calls at snapshots, by where it looks them up; each is timed on every call.
+WATCHED = {
+    "eval": (glassbox.train, "mean_loss"),
+    "metrics": (Measurements, "of"),
+    "metrics setup": (Measurements, "from_config"),
+    "snapshot": (glassbox.train, "take_snapshot"),
+    "save": (glassbox.train, "save_snapshot"),
+}
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so the clock reads the time it took (CUDA kernels run asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_calls(function, device: torch.device, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of function(), after one untimed warm-up call."""
+    function()
+    seconds = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        function()
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+class CallTimer:
+    """Wall time of each call to the WATCHED functions while `watching()` is active."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self.first_start: dict[str, float] = {}
+
+    def _timed(self, label: str, function):
+        def timed(*args, **kwargs):
+            synchronize(self.device)
+            start = time.perf_counter()
+            self.first_start.setdefault(label, start)
+            result = function(*args, **kwargs)
+            synchronize(self.device)
+            self.seconds[label].append(time.perf_counter() - start)
+            return result
+
+        return timed
+
+    def watching(self) -> ExitStack:
+        stack = ExitStack()
+        for label, (owner, name) in WATCHED.items():
+            stack.enter_context(mock.patch.object(owner, name, self._timed(label, getattr(owner, name))))
+        return stack
+
+    def total(self, label: str) -> float:
+        return sum(self.seconds[label])
+
+    def mean(self, label: str) -> float:
+        return statistics.mean(self.seconds[label]) if self.seconds[label] else 0.0
+
+
+def compose_train_config(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("train", overrides=overrides)
+
+
+def scaled_schedule(tc: DictConfig, iters: int) -> list[str]:
+    """Overrides that shrink the run to `iters` steps, every count of the schedule scaled alike.
+
+    The evaluation batches shrink too: snapshots come more often per step in the short run, and
+    full-size evaluations at each would make it mostly evaluation.
+    """
+    factor = iters / tc.max_iters
+    scaled = {
+        "max_iters": iters,
+        "warmup_iters": max(1, round(tc.warmup_iters * factor)),
+        "eval_iters": max(1, round(tc.eval_iters * factor)),
+        "snapshots.log_spaced_until": max(1, round(tc.snapshots.log_spaced_until * factor)),
+        "snapshots.every": max(1, round(tc.snapshots.every * factor)) if tc.snapshots.every > 0 else 0,
+    }
+    return [f"train.{key}={value}" for key, value in scaled.items()]
+
+
+def schedule_of(tc: DictConfig) -> list[int]:
+    return snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> tuple[float, int]:
+    """Best FLOP/s of one square matmul (2n³ FLOPs), big enough to time reliably on this device."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    return 2 * n**3 / min(time_calls(lambda: a @ b, device, repeats)), n
+
+
+@dataclass
+class TimedRun:
+    wall: float  # seconds of the whole train() call
+    setup: float  # seconds before the first snapshot: data, model, metric baselines, W&B
+    calls: CallTimer
+
+
+def timed_train(cfg: DictConfig, run_dir: Path, device: torch.device) -> TimedRun:
+    calls = CallTimer(device)
+    with calls.watching():
+        start = time.perf_counter()
+        train(cfg, run_dir)
+        wall = time.perf_counter() - start
+    return TimedRun(wall, calls.first_start["eval"] - start, calls)
+
+
+def time_measurements_of_seed(overrides: list[str], device: torch.device, repeats: int = 5) -> float:
+    """Median seconds of one Measurements.of(model) on the (untrained) seed model of this corpus."""
+    cfg = compose_train_config([*overrides, "model=seed"])
+    data = TokenData(cfg.paths.processed_dir)
+    torch.manual_seed(cfg.seed)
+    model = GPT(GPTConfig(vocab_size=data.vocab.size, **cfg.model)).to(device)
+    measurements = Measurements.from_config(cfg, data, cfg.model.block_size)
+    return statistics.median(time_calls(lambda: measurements.of(model), device, repeats))
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+@exits_cleanly
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iters", type=int, default=50, help="training steps of each run (default 50)")
+    parser.add_argument("overrides", nargs="*",
+                        help="Hydra overrides of the train stage, e.g. model=big train.device=cuda")
+    args = parser.parse_args()
+
+    # Always fresh runs; W&B off unless asked for (its background process adds noise on 2 cores).
+    base = ["train.resume=never", "wandb.mode=disabled", *args.overrides]
+    full = compose_train_config(base)
+    scaled = scaled_schedule(full.train, args.iters)
+    device = pick_device(full.train.device, distributed.current())
+    data = TokenData(full.paths.processed_dir)
+    model = GPT(GPTConfig(vocab_size=data.vocab.size, **full.model))
+    # The peak is measured in the precision training computes in: bf16 under autocast, else fp32.
+    dtype = torch.bfloat16 if isinstance(autocast_for(device, full.train.dtype), torch.autocast) else torch.float32
+    dtype_name = str(dtype).removeprefix("torch.")
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    print(f"benchmark: {full.name}, model {model.num_params() / 1e6:.2f}M parameters, {device}{threads}, {dtype_name}")
+    print(f"load average {load_average()}: whatever else runs here slows every timing below")
+
+    peak, n = matmul_peak(device, dtype)
+    print(f"matmul peak: {n}x{n} {dtype_name}, {peak / 1e9:,.1f} GFLOP/s (best of 5)")
+    seed_of = time_measurements_of_seed(base, device)
+    print(f"Measurements.of(model), seed model on {full.corpus.name}: {seed_of:.3f} s (median of 5)")
+
+    with tempfile.TemporaryDirectory(prefix="glassbox-benchmark-") as out:
+        # A process's first train() pays one-off costs (lazy initialisation in torch and the
+        # data); a two-step run takes them, so that neither measured run does.
+        print("\n--- warm-up: 2 steps")
+        warm_up = ["train.max_iters=2", "train.eval_iters=1", "train.snapshots.every=0", f"paths.output_dir={out}"]
+        train(compose_train_config([*base, *warm_up]), Path(out) / full.name / "warm-up")
+        runs = {}
+        for at_snapshots in (False, True):
+            cfg = compose_train_config([*base, *scaled, f"paths.output_dir={out}",
+                                        f"analysis.at_snapshots={at_snapshots}"])
+            print(f"\n--- analysis.at_snapshots={at_snapshots}: {args.iters} steps, "
+                  f"snapshots at {schedule_of(cfg.train)}")
+            runs[at_snapshots] = timed_train(cfg, Path(out) / cfg.name / f"at_snapshots-{at_snapshots}", device)
+    report(full, cfg, model, peak, runs[True], runs[False])
+
+
+def report(full: DictConfig, short: DictConfig, model: GPT, peak: float, on: TimedRun, off: TimedRun) -> None:
+    """Throughput from the run without metrics; the metrics' cost from the run with them; both
+    projected onto the full schedule."""
+    tc, iters = full.train, short.train.max_iters
+    tokens_per_step = tc.batch_size * full.model.block_size * tc.grad_accum_steps
+    training = off.wall - off.setup - off.calls.total("eval") - off.calls.total("snapshot")
+    step_seconds = training / iters
+    tokens_per_sec = tokens_per_step / step_seconds
+    achieved = model.flops_per_token() * tokens_per_sec
+    print(f"\ntraining: {tokens_per_sec:,.0f} tokens/s ({step_seconds:.3f} s per step of {tokens_per_step:,} tokens), "
+          f"{achieved / 1e9:,.2f} GFLOP/s of model FLOPs = MFU {percent(achieved / peak)} of the measured peak")
+
+    metrics_each, metrics_setup = on.calls.mean("metrics"), on.calls.total("metrics setup")
+    eval_each = off.calls.mean("eval") / short.train.eval_iters * tc.eval_iters  # its cost is per batch
+    print(f"one snapshot: metrics {metrics_each:.3f} s, save {off.calls.mean('save'):.3f} s "
+          f"(take_snapshot in all {off.calls.mean('snapshot'):.3f} s), val loss on {tc.eval_iters} "
+          f"batches {eval_each:.3f} s; metrics setup {metrics_setup:.3f} s once per run")
+
+    n_short = len(on.calls.seconds["metrics"])
+    in_metrics = metrics_setup + on.calls.total("metrics")
+    print(f"metrics overhead, this run ({iters} steps, {n_short} snapshots): wall {on.wall:.1f} s with, "
+          f"{off.wall:.1f} s without = {percent(on.wall / off.wall - 1)}; time inside the metrics "
+          f"{in_metrics:.2f} s = {percent(in_metrics / (on.wall - in_metrics))}")
+
+    n_full = len(schedule_of(tc))
+    full_without = tc.max_iters * step_seconds + n_full * (eval_each + off.calls.mean("snapshot"))
+    full_metrics = metrics_setup + n_full * metrics_each
+    projected = full_metrics / full_without
+    denser = (n_short / iters) / (n_full / tc.max_iters)
+    print(f"load average now {load_average()}")
+    verdict = "meets" if projected <= OVERHEAD_TARGET else "MISSES"
+    print(f"metrics overhead, full schedule ({tc.max_iters} steps, {n_full} snapshots; this run had {denser:.1f}x "
+          f"as many snapshots per step), projected from the times above: {full_metrics:.1f} s on {full_without:.0f} s "
+          f"= {percent(projected)} -> {verdict} the <= {percent(OVERHEAD_TARGET)} target")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""train.py: the learning-rate and snapshot schedules, a tiny model memorising a tiny text
+through the real train(), atomic snapshot files, the article model's size, and the tiny
+experiment end to end as a user runs it (subprocess), read back from metrics.jsonl, the
+snapshot files and the offline W&B run."""
+from __future__ import annotations
+
+import hashlib
+import math
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CORPUS_FILES, find_corpus, run_stage, wandb_records
+from omegaconf import OmegaConf
+
+from glassbox import fileio
+from glassbox.data import TokenData
+from glassbox.measure import Measurements
+from glassbox.model import GPT, GPTConfig
+from glassbox.prepare import prepare
+from glassbox.snapshots import model_from_snapshot, save_snapshot, snapshot_steps
+from glassbox.tracking import STEP_KEY, JsonlFile
+from glassbox.train import lr_at, train
+
+XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
+
+# A periodic text of 17 characters: one character alone predicts the next with 0.98 nats of
+# uncertainty left (the bigram entropy), so a loss far below that means the model learnt to
+# read its context. 3,290 characters: each 10 % split outlasts the longest block_size + 1.
+OVERFIT_TEXT = "hello glassbox, a tiny text to learn by heart. " * 70
+
+
+# --- learning rate -----------------------------------------------------------------------------
+
+@pytest.fixture
+def default_train(make_cfg):
+    return make_cfg("train").train
+
+
+def test_lr_warms_up_linearly_to_the_peak(default_train):
+    tc = default_train
+    warmup = [lr_at(step, tc) for step in range(tc.warmup_iters)]
+    assert warmup[0] == pytest.approx(tc.learning_rate / tc.warmup_iters)
+    assert warmup[-1] == pytest.approx(tc.learning_rate)
+    increments = [b - a for a, b in pairwise(warmup)]
+    assert increments == pytest.approx([tc.learning_rate / tc.warmup_iters] * len(increments))
+
+
+def test_lr_decays_along_a_cosine_to_min_lr_and_stays_there(default_train):
+    tc = default_train
+    start, end = tc.warmup_iters, tc.lr_decay_iters
+    assert lr_at(start, tc) == pytest.approx(tc.learning_rate)
+    assert lr_at((start + end) // 2, tc) == pytest.approx((tc.learning_rate + tc.min_lr) / 2)
+    quarter = start + (end - start) // 4  # cos(π/4): 85 % of the way from min_lr to the peak
+    assert lr_at(quarter, tc) == pytest.approx(tc.min_lr + (1 + math.sqrt(0.5)) / 2 * (tc.learning_rate - tc.min_lr))
+    decay = [lr_at(step, tc) for step in range(start, end + 1)]
+    assert all(b < a for a, b in pairwise(decay))
+    assert lr_at(end, tc) == pytest.approx(tc.min_lr)
+    assert [lr_at(step, tc) for step in (end + 1, 2 * end)] == [tc.min_lr, tc.min_lr]
+
+
+def test_lr_decay_ends_at_max_iters_unless_told_otherwise(make_cfg):
+    assert make_cfg("train", ["train.max_iters=300"]).train.lr_decay_iters == 300
+
+
+# --- snapshot schedule ---------------------------------------------------------------------------
+
+def test_default_snapshot_schedule(default_train):
+    tc = default_train
+    assert snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every) == [
+        0, 1, 2, 4, 8, 16, 32, 64, 128, 200, 256, 400, 512, 600, 800, 1000, 1200, 1400, 1600,
+    ]
+
+
+def test_log_spaced_snapshots_stop_at_max_iters_and_the_final_step_is_kept():
+    assert snapshot_steps(100, 512, 200) == [0, 1, 2, 4, 8, 16, 32, 64, 100]
+    assert snapshot_steps(1000, 16, 300) == [0, 1, 2, 4, 8, 16, 300, 600, 900, 1000]
+    assert snapshot_steps(20, 4, 0) == [0, 1, 2, 4, 20]  # every=0: log-spaced and final only
+
+
+# --- the model -------------------------------------------------------------------------------------
+
+def test_seed_model_on_xiyouji_has_the_articles_size(make_cfg):
+    cfg = make_cfg("train")  # the default experiment: the seed model on 西游记
+    model = GPT(GPTConfig(vocab_size=XIYOUJI_VOCAB_SIZE, **cfg.model))
+    assert model.num_params() / 1e6 == pytest.approx(4.33, abs=0.01)
+
+
+# --- snapshot files --------------------------------------------------------------------------------
+
+def test_a_failed_snapshot_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "checkpoints" / "step_0000010.pt"
+    save_snapshot(path, {"step": 10, "weights": torch.ones(3)})
+    with pytest.raises(Exception, match="pickle"):
+        save_snapshot(path, {"step": 20, "not_data": lambda: None})  # torch.save fails mid-write
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert torch.load(path, weights_only=True)["step"] == 10
+
+
+# --- training in-process -----------------------------------------------------------------------------
+
+def test_tiny_model_memorises_a_tiny_text(workdir, make_cfg):
+    (workdir / "data" / "raw" / "overfit.txt").write_text(OVERFIT_TEXT, encoding="utf-8")
+    sha256 = hashlib.sha256(OVERFIT_TEXT.encode("utf-8")).hexdigest()
+    cfg = make_cfg("train", [
+        "name=overfit", "corpus.name=overfit", "corpus.file=overfit.txt", f"corpus.sha256={sha256}",
+        "corpus.url=http://127.0.0.1:9/unused", "wandb.mode=disabled", "model=tiny", "train.device=cpu",
+        "train.max_iters=150", "train.batch_size=8", "train.learning_rate=1e-2", "train.warmup_iters=10",
+        "train.eval_iters=2", "train.snapshots.log_spaced_until=0", "train.snapshots.every=0",
+        "analysis.at_snapshots=false",
+    ])
+    prepare(cfg)
+    run_dir = train(cfg, workdir / "outputs" / "overfit" / "run")
+
+    first, last = JsonlFile(run_dir / "metrics.jsonl").read()
+    assert (first["step"], last["step"]) == (0, 150)
+    assert first["loss/val"] > 2.5  # ≈ ln 17: the untrained model guesses uniformly
+    assert last["loss/val"] < 0.3
+    assert last["loss/train"] < 0.3
+
+
+# --- the tiny experiment end to end ----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_project(tmp_path_factory) -> Path:
+    """`make prepare train EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
+    root = tmp_path_factory.mktemp("tiny")
+    corpus = CORPUS_FILES["shakespeare"]
+    (root / "data" / "raw").mkdir(parents=True)
+    (root / "data" / "raw" / corpus).symlink_to(find_corpus(corpus).resolve())
+    for stage in ("prepare", "train"):
+        done = run_stage(stage, ["experiment=tiny"], root)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_project) -> Path:
+    return (tiny_project / "outputs" / "tiny" / "latest").resolve()
+
+
+def run_config(run_dir: Path):
+    """The resolved config the run was started with (Hydra's record of it)."""
+    return OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+
+
+def schedule(cfg) -> list[int]:
+    tc = cfg.train
+    return snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every)
+
+
+def emergence_keys(cfg) -> set[str]:
+    """Keys every snapshot must carry: embedding, similarity, z-score and per-layer statistics."""
+    stats = ("std", "min", "max", "l2_mean")
+    n = cfg.analysis.embedding.n_frequent
+    keys = {f"emb/{s}" for s in stats} | {f"emb/{part}{n}/{s}" for part in ("top", "bottom") for s in stats}
+    pairs = [f"{pair[0]}-{pair[1]}" for pair in cfg.corpus.probes.pairs]
+    keys |= {f"{kind}/{pair}" for kind in ("cos", "z", "zf") for pair in pairs}
+    keys |= {"cos/within_mean", "cos/cross_mean", "baseline/mean", "baseline/std"}
+    layers = ["input", *(f"blocks.{i}" for i in range(cfg.model.n_layer)), "ln_final"]
+    keys |= {f"resid/{layer}/{s}" for layer in layers for s in ("mean", "std", "max")}
+    return keys | {"loss/val", "lr", "tokens"}
+
+
+@pytest.mark.e2e
+def test_tiny_run_is_complete_and_latest_points_at_it(tiny_project, tiny_run):
+    runs = [p for p in (tiny_project / "outputs" / "tiny").iterdir() if p.name != "latest"]
+    assert runs == [tiny_run]
+    state = fileio.read_json(tiny_run / "run.json")
+    assert state["status"] == "complete"
+    assert state["last_snapshot"] == run_config(tiny_run).train.max_iters
+
+
+@pytest.mark.e2e
+def test_metrics_jsonl_has_every_emergence_metric_at_every_snapshot(tiny_run):
+    cfg = run_config(tiny_run)
+    records = JsonlFile(tiny_run / "metrics.jsonl").read()
+    assert [r["step"] for r in records] == schedule(cfg)
+    for record in records:
+        missing = emergence_keys(cfg) - record.keys()
+        assert not missing, f"step {record['step']} lacks {sorted(missing)}"
+        assert all(math.isfinite(v) for v in record.values())
+
+
+@pytest.mark.e2e
+def test_wandb_history_holds_the_same_values_as_metrics_jsonl(tiny_run):
+    records = wandb_records(tiny_run)
+    history = [r["history"]["item"] for r in records if r["type"] == "history"]
+    assert all(STEP_KEY in item for item in history)  # every point sits on the training-step axis
+    at_snapshots = {item[STEP_KEY]: item for item in history if "loss/val" in item}
+    local = JsonlFile(tiny_run / "metrics.jsonl").read()
+    assert sorted(at_snapshots) == [r["step"] for r in local]
+    for record in local:
+        logged = at_snapshots[record["step"]]
+        differing = {k: (v, logged.get(k)) for k, v in record.items() if k != "step" and logged.get(k) != v}
+        assert not differing, f"step {record['step']}: metrics.jsonl vs W&B {differing}"
+    assert [r["exit"]["exit_code"] for r in records if r["type"] == "exit"] == [0]
+
+
+@pytest.mark.e2e
+def test_every_snapshot_is_a_wandb_model_artifact(tiny_run):
+    cfg = run_config(tiny_run)
+    run_id = fileio.read_json(tiny_run / "run.json")["wandb_run_id"]
+    records = wandb_records(tiny_run)
+    artifacts = [r["artifact"] for r in records if r["type"] == "artifact" and r["artifact"]["type"] == "model"]
+    by_step = {}
+    for artifact in artifacts:
+        assert artifact["name"] == f"model-{run_id}" and "latest" in artifact["aliases"]
+        (alias,) = [a for a in artifact["aliases"] if a.startswith("step-")]
+        by_step[int(alias.removeprefix("step-"))] = [f["path"] for f in artifact["manifest"]["contents"]]
+    assert by_step == {step: [f"step_{step:07d}.pt"] for step in schedule(cfg)}
+    # Lineage: the run names the prepare stage's dataset artifact, down to its vocabulary.
+    inputs = [i for r in records if r["type"] == "config" for i in r["config"]["update"]["inputs"].values()]
+    vocab_hash = fileio.read_json(Path(cfg.paths.processed_dir) / "meta.json")["vocab_hash"]
+    assert [(i["artifact"].split(":")[0], i["type"], i["vocab_hash"]) for i in inputs] == [
+        (f"dataset-{cfg.corpus.name}", "dataset", vocab_hash)]
+
+
+@pytest.mark.e2e
+def test_snapshots_are_plain_data_and_hold_what_resuming_needs(tiny_run):
+    cfg = run_config(tiny_run)
+    folder = tiny_run / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == [f"step_{s:07d}.pt" for s in schedule(cfg)]  # no temporaries
+    vocab_hash = fileio.read_json(Path(cfg.paths.processed_dir) / "meta.json")["vocab_hash"]
+    for step in schedule(cfg):
+        snapshot = torch.load(folder / f"step_{step:07d}.pt", weights_only=True)
+        assert {"step", "model", "optimizer", "rng", "config", "model_args", "vocab_hash"} <= snapshot.keys()
+        assert snapshot["step"] == step and snapshot["vocab_hash"] == vocab_hash
+        assert {"torch", "batches"} <= snapshot["rng"].keys()
+        assert snapshot["config"] == OmegaConf.to_container(cfg, resolve=True)
+        assert (len(snapshot["optimizer"]["state"]) > 0) == (step > 0)  # AdamW moments after the first update
+
+
+@pytest.mark.e2e
+def test_a_snapshot_replays_to_the_metrics_logged_at_its_step(tiny_run):
+    """The file at step N is the model measured at step N: analysis of snapshots sees training's numbers."""
+    cfg = run_config(tiny_run)
+    final = cfg.train.max_iters
+    model = model_from_snapshot(torch.load(tiny_run / "checkpoints" / f"step_{final:07d}.pt", weights_only=True))
+    measurements = Measurements.from_config(cfg, TokenData(cfg.paths.processed_dir), cfg.model.block_size)
+    replayed = measurements.of(model)
+    logged = next(r for r in JsonlFile(tiny_run / "metrics.jsonl").read() if r["step"] == final)
+    assert replayed == pytest.approx({k: logged[k] for k in replayed}, abs=1e-6)
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+def test_training_before_prepare_says_to_run_make_prepare(workdir):
+    done = run_stage("train", ["experiment=tiny"], workdir)
+    assert done.returncode == 2
+    assert "make prepare" in done.stderr
+    assert "Traceback" not in done.stderr
