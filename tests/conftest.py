@@ -28,6 +28,21 @@ def find_corpus(file_name: str) -> Path:
     pytest.skip(f"{file_name} is not cached in data/raw or ../shared/corpora")
 
 
+def project_with_corpus(root: Path, corpus: str = "shakespeare") -> Path:
+    """Make `root` a fresh project directory whose data/raw holds one real corpus (as a link)."""
+    file_name = CORPUS_FILES[corpus]
+    (root / "data" / "raw").mkdir(parents=True)
+    (root / "data" / "raw" / file_name).symlink_to(find_corpus(file_name).resolve())
+    return root
+
+
+def run_stages(root: Path, stages: list[str], overrides: list[str]) -> None:
+    """Run each stage in turn as `make <stage>` would, failing the test with its stderr if one fails."""
+    for stage in stages:
+        done = run_stage(stage, overrides, root)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A project-like directory for one test: data/raw holds both real corpora (as links)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import CORPUS_FILES, find_corpus, run_stage, wandb_records
+from conftest import project_with_corpus, run_stage, run_stages, wandb_records
 from glassbox import fileio, suites
 from glassbox.analyze import check_vocab
 from glassbox.data import TokenData
@@ -178,13 +178,8 @@ def test_an_unknown_suite_or_a_missing_context_is_a_clear_error(inputs):
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory) -> Path:
     """`make prepare train analyze EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
-    root = tmp_path_factory.mktemp("tiny")
-    corpus = CORPUS_FILES["shakespeare"]
-    (root / "data" / "raw").mkdir(parents=True)
-    (root / "data" / "raw" / corpus).symlink_to(find_corpus(corpus).resolve())
-    for stage in ("prepare", "train", "analyze"):
-        done = run_stage(stage, ["experiment=tiny"], root)
-        assert done.returncode == 0, done.stderr[-3000:]
+    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
+    run_stages(root, ["prepare", "train", "analyze"], ["experiment=tiny"])
     return root
 
 

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import open_dict
 
 import glassbox.train
-from conftest import CORPUS_FILES, find_corpus, run_stage, wandb_records
+from conftest import project_with_corpus, run_stage, wandb_records
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
@@ -43,10 +43,7 @@ SCHEDULE = snapshot_steps(40, 16, 32)
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     """A project directory with the tiny experiment's corpus prepared, shared by the tests here."""
-    root = tmp_path_factory.mktemp("reliability")
-    corpus = CORPUS_FILES["shakespeare"]
-    (root / "data" / "raw").mkdir(parents=True)
-    (root / "data" / "raw" / corpus).symlink_to(find_corpus(corpus).resolve())
+    root = project_with_corpus(tmp_path_factory.mktemp("reliability"))
     prepare(tiny_cfg(root, root / "outputs"))
     return root
 

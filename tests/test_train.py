@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CORPUS_FILES, find_corpus, run_stage, wandb_records
+from conftest import project_with_corpus, run_stage, run_stages, wandb_records
 from omegaconf import OmegaConf
 
 from glassbox import fileio
@@ -125,13 +125,8 @@ def test_tiny_model_memorises_a_tiny_text(workdir, make_cfg):
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory) -> Path:
     """`make prepare train EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
-    root = tmp_path_factory.mktemp("tiny")
-    corpus = CORPUS_FILES["shakespeare"]
-    (root / "data" / "raw").mkdir(parents=True)
-    (root / "data" / "raw" / corpus).symlink_to(find_corpus(corpus).resolve())
-    for stage in ("prepare", "train"):
-        done = run_stage(stage, ["experiment=tiny"], root)
-        assert done.returncode == 0, done.stderr[-3000:]
+    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
+    run_stages(root, ["prepare", "train"], ["experiment=tiny"])
     return root
 
 
