@@ -69,7 +69,7 @@ def test_lr_decay_ends_at_max_iters_unless_told_otherwise(make_cfg):
 def test_default_snapshot_schedule(default_train):
     tc = default_train
     assert snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every) == [
-        0, 1, 2, 4, 8, 16, 32, 64, 128, 200, 256, 400, 512, 600, 800, 1000, 1200, 1400, 1600,
+        0, 1, 2, 4, 8, 16, 32, 64, 128, 200, 256, 400, 512, 600, 800, 1000, 1200,
     ]
 
 
