@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from conftest import run_stage, wandb_records
 from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
-from glassbox.snapshots import read_run_state, save_snapshot, snapshot_path, write_run_state
+from glassbox.snapshots import read_run_state, write_run_state
 from glassbox.sweep import main, summarize_sweep
 from glassbox.tracking import JsonlFile
 
@@ -34,8 +34,7 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status:
                                      "wandb": {"mode": "disabled", "project": "glassbox", "entity": None,
                                                "group": "toy-sweep-x", "tags": []}}),
                    run_dir / ".hydra" / "config.yaml")
-    write_run_state(run_dir, status=status)
-    save_snapshot(snapshot_path(run_dir, 0), {"model_args": model_args})
+    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params())
     metrics = JsonlFile(run_dir / "metrics.jsonl")
     metrics.append({"step": 0, "loss/val": 4.2, **{f"{k}/{p}": 0.0 for k in ("cos", "z", "zf") for p in pair_names()}})
     metrics.append({"step": step, **final})

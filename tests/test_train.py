@@ -21,6 +21,7 @@ from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
 from glassbox.snapshots import model_from_snapshot, save_snapshot, snapshot_steps
 from glassbox.tracking import STEP_KEY, JsonlFile
+from glassbox.vocab import Vocab
 from glassbox.train import lr_at, train
 
 XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
@@ -148,7 +149,8 @@ def schedule(cfg) -> list[int]:
 def emergence_keys(cfg) -> set[str]:
     """Keys every snapshot must carry: embedding, similarity, z-score and per-layer statistics."""
     stats = ("std", "min", "max", "l2_mean")
-    n = cfg.analysis.embedding.n_frequent
+    vocab_size = Vocab.load(Path(cfg.paths.processed_dir) / "vocab.json").size
+    n = min(cfg.analysis.embedding.n_frequent, vocab_size // 2)  # the two ends never overlap
     keys = {f"emb/{s}" for s in stats} | {f"emb/{part}{n}/{s}" for part in ("top", "bottom") for s in stats}
     pairs = [f"{pair[0]}-{pair[1]}" for pair in cfg.corpus.probes.pairs]
     keys |= {f"{kind}/{pair}" for kind in ("cos", "z", "zf") for pair in pairs}

@@ -25,7 +25,8 @@ from glassbox.data import TokenData
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.model import GPT
-from glassbox.snapshots import list_snapshots, load_snapshot, model_args, model_from_snapshot, resolve_run_dir
+from glassbox.snapshots import (list_snapshots, load_snapshot, model_args, model_from_snapshot, read_run_state,
+                                resolve_run_dir)
 from glassbox.suites import SuiteInputs, run_suites, select_suites
 from glassbox.tracking import JsonlFile, Tracker
 
@@ -107,12 +108,11 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
 def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs,
              records: list[dict[str, Any]]) -> dict[str, Any]:
     """The analysis as plain data: what report.md, the plots and analysis.json are made of."""
-    run_state = run_dir / "run.json"
     probes = inputs.measurements.probes
     analysis = {
         "experiment": cfg.name,
         "run_dir": str(run_dir),
-        "status": fileio.read_json(run_state).get("status") if run_state.exists() else None,
+        "status": read_run_state(run_dir).get("status"),
         "corpus": cfg.corpus.name,
         "vocab_size": data.vocab.size,
         "model": {**model_args(model), "n_params": model.num_params()},

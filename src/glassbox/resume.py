@@ -63,7 +63,7 @@ def start_run(cfg: DictConfig, new_run_dir: Path, model: torch.nn.Module, optimi
     if found is None:
         start = RunStart(dir=Path(new_run_dir), wandb_id=secrets.token_hex(4))
         write_run_state(start.dir, status="running", experiment=cfg.name, wandb_run_id=start.wandb_id,
-                        last_snapshot=None, **this_process())
+                        n_params=model.num_params(), last_snapshot=None, **this_process())
         return start
 
     path, snapshot = found

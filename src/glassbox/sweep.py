@@ -36,9 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
 from glassbox.errors import GlassboxError, exits_cleanly
-from glassbox.model import GPT, GPTConfig
 from glassbox.probes.probe_set import ProbeSet
-from glassbox.snapshots import list_snapshots, load_snapshot, read_run_state
+from glassbox.snapshots import read_run_state
 from glassbox.tracking import JsonlFile, Tracker
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class Job:
     overrides: list[str]     # its command-line overrides, e.g. ["experiment=tiny", "model=tiny", "seed=1"]
     seed: int
     status: str              # run.json's: complete | running | interrupted | failed; "failed" without one
-    n_params: int | None     # None when it stopped before its first snapshot
+    n_params: int | None     # None when the job failed before its run began
     final: dict[str, float]  # its last metrics.jsonl record; {} when it logged none
     expect: dict[str, str]   # probe pair name -> the direction its cosine should take: up | down | none
 
@@ -73,6 +72,7 @@ def read_jobs(sweep_dir: str | Path) -> list[Job]:
 def read_job(run_dir: Path) -> Job:
     hydra_dir = run_dir / ".hydra"
     cfg = OmegaConf.load(hydra_dir / "config.yaml")
+    state = read_run_state(run_dir)  # train records n_params there when the run starts
     try:
         records = JsonlFile(run_dir / "metrics.jsonl").read()
     except json.JSONDecodeError:  # killed in the middle of a line: it cannot count as complete anyway
@@ -82,27 +82,11 @@ def read_job(run_dir: Path) -> Job:
         run_dir=run_dir,
         overrides=list(OmegaConf.load(hydra_dir / "overrides.yaml")),
         seed=cfg.seed,
-        status=read_run_state(run_dir).get("status", "failed"),
-        n_params=parameter_count(run_dir),
+        status=state.get("status", "failed"),
+        n_params=state.get("n_params"),
         final=records[-1] if records else {},
         expect=pair_expectations(cfg.corpus.probes),
     )
-
-
-def parameter_count(run_dir: Path) -> int | None:
-    """Parameters of the run's model (the tied embedding once), from its first snapshot's model args.
-
-    None, and the job left off the plots, when it has no snapshot it could have completely saved.
-    """
-    snapshots = list_snapshots(run_dir)
-    if not snapshots:
-        return None
-    try:
-        args = load_snapshot(snapshots[0][1])["model_args"]
-    except GlassboxError as err:
-        log.warning("%s: job %s is left off the sweep's plots", err, run_dir.name)
-        return None
-    return GPT(GPTConfig(**args)).num_params()
 
 
 def pair_expectations(probes: DictConfig) -> dict[str, str]:

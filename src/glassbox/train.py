@@ -106,15 +106,16 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
               f"vocab {data.vocab.size}, device {device}, {ranks.world_size} process(es)")
     optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), device.type)
     batch_generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: each takes its slice
+    # Built before the run exists, so a bad probe set fails without leaving a run behind.
+    measurements = Measurements.from_config(cfg, data, cfg.model.block_size) if cfg.analysis.at_snapshots else None
+    val_batches = data.fixed_batches("val", tc.eval_iters, tc.batch_size * ranks.world_size, cfg.model.block_size,
+                                     seed=cfg.seed + 1)  # the global batch size, so any world size evaluates alike
     run = begin(cfg, run_dir, ranks, model, optimizer, batch_generator, data.vocab.hash)
     run_dir = run.dir
     # DDP averages gradients across ranks; it also broadcasts rank 0's weights when it wraps the model.
     step_fn = torch.nn.parallel.DistributedDataParallel(model) if ranks.distributed else model
     step_fn = torch.compile(step_fn) if tc.compile and device.type == "cuda" else step_fn
 
-    measurements = Measurements.from_config(cfg, data, cfg.model.block_size) if cfg.analysis.at_snapshots else None
-    val_batches = data.fixed_batches("val", tc.eval_iters, tc.batch_size * ranks.world_size, cfg.model.block_size,
-                                     seed=cfg.seed + 1)  # the global batch size, so any world size evaluates alike
     snapshots = snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every)
     tokens_per_step = tc.batch_size * cfg.model.block_size * tc.grad_accum_steps * ranks.world_size
 

@@ -35,8 +35,10 @@ def embedding_stats_by_frequency(
     """embedding_stats for all rows, the n most frequent and the n least frequent characters.
 
     Frequent characters get a gradient at nearly every step and rare ones almost never, so the
-    two ends of the vocabulary move at very different speeds. Keys: "all", f"top{n}", f"bottom{n}".
+    two ends of the vocabulary move at very different speeds. Keys: "all", f"top{n}", f"bottom{n}",
+    with n capped at half the vocabulary so the two ends never overlap (65 characters: top32).
     """
+    n = min(n, W.shape[0] // 2)
     by_frequency = torch.argsort(torch.as_tensor(counts), descending=True, stable=True).to(W.device)
     return {
         "all": embedding_stats(W),

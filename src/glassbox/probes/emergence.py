@@ -6,6 +6,7 @@ matrix too. Keys (n = n_frequent, <a-b> = ProbePair.name, e.g. 说-道):
 
     emb/std, emb/min, emb/max, emb/l2_mean      all entries; l2_mean = mean row norm
     emb/top{n}/<stat>, emb/bottom{n}/<stat>     same, n most / least frequent characters
+                                                (n at most half the vocabulary)
     cos/<a-b>                                   raw cosine of each probe pair
     cos/within_mean, cos/cross_mean             mean over ALL same-group / different-group
                                                 combinations of the group characters
@@ -42,11 +43,11 @@ def snapshot_metrics(
     probes: ProbeSet,
     counts: Sequence[int] | Tensor,
     probe_batch: Tensor,
-    stats: ChanceModel,
+    chance: ChanceModel,
     n_frequent: int = 100,
 ) -> dict[str, float]:
     """Every snapshot metric of `model` as {key: float}; probe_batch is validation text [B, T]."""
-    metrics = embedding_metrics(model.wte.weight, probes, counts, stats, n_frequent)
+    metrics = embedding_metrics(model.wte.weight, probes, counts, chance, n_frequent)
     _, cache = capture_activations(model, probe_batch)
     for layer, values in residual_stats(cache, model.config.n_layer).items():
         metrics |= {f"resid/{layer}/{stat}": value for stat, value in values.items()}
@@ -57,7 +58,7 @@ def embedding_metrics(
     W: Tensor,
     probes: ProbeSet,
     counts: Sequence[int] | Tensor,
-    stats: ChanceModel,
+    chance: ChanceModel,
     n_frequent: int = 100,
 ) -> dict[str, float]:
     """The emb/, cos/, baseline/, z/, zf/, p/ and stat/ keys, from the embedding W [V, d] alone."""
@@ -67,22 +68,22 @@ def embedding_metrics(
         prefix = "emb" if group == "all" else f"emb/{group}"
         metrics |= {f"{prefix}/{stat}": value for stat, value in values.items()}
 
-    global_null = stats.global_null(W)
+    global_null = chance.global_null(W)
     metrics["baseline/mean"] = global_null.mean().item()
     metrics["baseline/std"] = global_null.std().item()
     if probes.pairs:
-        metrics |= _pair_metrics(W, probes, stats, global_null)
+        metrics |= _pair_metrics(W, probes, chance, global_null)
     if len(probes.within_positions) and len(probes.cross_positions):
-        metrics |= _group_metrics(W, probes, stats)
+        metrics |= _group_metrics(W, probes, chance)
     return metrics
 
 
 def _pair_metrics(
-    W: Tensor, probes: ProbeSet, stats: ChanceModel, global_null: Tensor
+    W: Tensor, probes: ProbeSet, chance: ChanceModel, global_null: Tensor
 ) -> dict[str, float]:
     """cos/, z/, zf/ and p/ of every listed probe pair."""
     cosines = pair_cosines(W, probes.pair_ids)
-    matched_null = stats.matched_null(W)
+    matched_null = chance.matched_null(W)
     per_pair = {
         "cos": cosines,
         "z": z_score(cosines, global_null),
@@ -96,7 +97,7 @@ def _pair_metrics(
     }
 
 
-def _group_metrics(W: Tensor, probes: ProbeSet, stats: ChanceModel) -> dict[str, float]:
+def _group_metrics(W: Tensor, probes: ProbeSet, chance: ChanceModel) -> dict[str, float]:
     """cos/within_mean, cos/cross_mean, stat/within_minus_cross and its permutation p-value."""
     within, cross = group_cosine_means(
         unit_rows(W)[probes.group_char_ids.to(W.device)],
@@ -104,7 +105,7 @@ def _group_metrics(W: Tensor, probes: ProbeSet, stats: ChanceModel) -> dict[str,
         probes.cross_positions.to(W.device),
     )
     observed = within - cross
-    p = permutation_p_values(observed[None], stats.group_null(W, probes)[None], ["up"])
+    p = permutation_p_values(observed[None], chance.group_null(W, probes)[None], ["up"])
     return {
         "cos/within_mean": within.item(),
         "cos/cross_mean": cross.item(),
