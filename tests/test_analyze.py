@@ -11,7 +11,6 @@ import torch
 
 from conftest import project_with_corpus, run_stage, run_stages, wandb_records
 from glassbox import fileio, suites
-from glassbox.analyze import check_vocab
 from glassbox.data import TokenData
 from glassbox.errors import GlassboxError
 from glassbox.measure import Measurements
@@ -20,7 +19,7 @@ from glassbox.probes.activations import capture_activations, residual_stats
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.probe_set import ProbeSet
 from glassbox.report import FIGURE_CAPTIONS
-from glassbox.snapshots import list_snapshots
+from glassbox.snapshots import check_vocab, list_snapshots
 from glassbox.suites import ContextProbe, Prompt, Sampling, SuiteInputs
 from glassbox.tracking import STEP_KEY, JsonlFile
 
@@ -251,7 +250,7 @@ def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, t
     data = TokenData(tiny_project / "data" / "processed" / "shakespeare")
     snapshot = {"vocab_hash": "f" * 64, "config": {"name": "xiyouji", "corpus": {"name": "xiyouji"}}}
     with pytest.raises(GlassboxError) as error:
-        check_vocab(snapshot, tiny_run / "checkpoints" / "step_0000000.pt", data)
+        check_vocab(snapshot, data.vocab.hash, tiny_run / "checkpoints" / "step_0000000.pt", data.dir)
     message = str(error.value)
     assert "ffffffffffff" in message and data.vocab.hash[:12] in message and "experiment=xiyouji" in message
 

@@ -25,7 +25,7 @@ from glassbox.data import TokenData
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.model import GPT
-from glassbox.snapshots import (list_snapshots, load_snapshot, model_args, model_from_snapshot, read_run_state,
+from glassbox.snapshots import (check_vocab, list_snapshots, load_snapshot, model_args, model_from_snapshot, read_run_state,
                                 resolve_run_dir)
 from glassbox.suites import SuiteInputs, run_suites, select_suites
 from glassbox.tracking import JsonlFile, Tracker
@@ -51,16 +51,6 @@ def analysis_home(output_dir: str, name: str, run: str | None) -> str:
 OmegaConf.register_new_resolver("glassbox.analysis_home", analysis_home)
 
 
-def check_vocab(snapshot: dict[str, Any], path: Path, data: TokenData) -> None:
-    if snapshot["vocab_hash"] != data.vocab.hash:
-        trained = snapshot["config"]
-        raise GlassboxError(
-            f"{path} was trained on vocabulary {snapshot['vocab_hash'][:12]} (corpus '{trained['corpus']['name']}'), "
-            f"but the prepared corpus in {data.dir} has vocabulary {data.vocab.hash[:12]}. Analyse it with "
-            f"experiment={trained['name']}, or run `make prepare` for the corpus it was trained on."
-        )
-
-
 def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     """Run the selected suites on every snapshot of the run, then write and link its report."""
     run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
@@ -69,7 +59,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         raise GlassboxError(f"{run_dir} holds no snapshots (checkpoints/step_*.pt): train it first")
     data = TokenData(cfg.paths.processed_dir)
     first = load_snapshot(snapshots[0][1])
-    check_vocab(first, snapshots[0][1], data)
+    check_vocab(first, data.vocab.hash, snapshots[0][1], data.dir)
     inputs = SuiteInputs.from_config(cfg, data, first["model_args"]["block_size"])
     suites = select_suites(list(cfg.analysis.suites), inputs)
     train_run_id = first["wandb_run_id"]
@@ -82,7 +72,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         records = []
         for step, path in tqdm(snapshots, desc=f"analyze {run_dir.name}", unit="snapshot", dynamic_ncols=True):
             snapshot = load_snapshot(path)
-            check_vocab(snapshot, path, data)
+            check_vocab(snapshot, data.vocab.hash, path, data.dir)
             model = model_from_snapshot(snapshot)
             results = run_suites(model, inputs, suites)
             scalars = {key: value for result in results.values() for key, value in result.pop("scalars", {}).items()}

@@ -165,6 +165,17 @@ def check_fits(snapshot: dict[str, Any], model_args: Mapping[str, Any], vocab_ha
         )
 
 
+def check_vocab(snapshot: dict[str, Any], vocab_hash: str, source: str | Path, where: str | Path) -> None:
+    """Refuse a snapshot trained on another vocabulary: its token ids would decode to other characters."""
+    if snapshot["vocab_hash"] != vocab_hash:
+        trained = snapshot["config"]
+        raise GlassboxError(
+            f"{source} was trained on vocabulary {snapshot['vocab_hash']} (corpus '{trained['corpus']['name']}'), "
+            f"but {where} has vocabulary {vocab_hash}: the corpus was prepared differently. Use "
+            f"experiment={trained['name']}, or run `make prepare` for the corpus it was trained on, as it was."
+        )
+
+
 def model_from_snapshot(snapshot: dict[str, Any]) -> GPT:
     """Rebuild the model a snapshot was taken of, in eval mode."""
     model = GPT(GPTConfig(**snapshot["model_args"]))

@@ -28,7 +28,7 @@ from glassbox.model import GPT, Cache
 from glassbox.paths import CONF_DIR
 from glassbox.probes.activations import capture_activations, residual_layer_names, residual_stats
 from glassbox.sampling import next_token_probs, sample_next
-from glassbox.snapshots import list_snapshots, load_snapshot, model_from_snapshot, resolve_run_dir
+from glassbox.snapshots import check_vocab, list_snapshots, load_snapshot, model_from_snapshot, resolve_run_dir
 from glassbox.vocab import Vocab
 
 SHOW_TOP = 10  # candidates in the output table
@@ -63,11 +63,7 @@ def load_vocab(snapshot: dict[str, Any]) -> Vocab:
     """The vocabulary the snapshot was trained with; any other maps ids to the wrong characters."""
     path = Path(snapshot["config"]["paths"]["processed_dir"]) / "vocab.json"
     vocab = Vocab.load(path)
-    if vocab.hash != snapshot["vocab_hash"]:
-        raise GlassboxError(
-            f"{path} has hash {vocab.hash}, but the snapshot was trained with vocabulary {snapshot['vocab_hash']}: "
-            f"the corpus was prepared differently since. Prepare it as it was, or train again."
-        )
+    check_vocab(snapshot, vocab.hash, "this snapshot", path)
     return vocab
 
 
