@@ -7,6 +7,7 @@ import math
 import pytest
 
 from glassbox import report
+from glassbox.markdown import escape, visible_char
 from glassbox.report import DID_NOT, HELD, NO_DIRECTION, NOT_YET, verdict
 
 THRESHOLDS = {"z_min": 2.0, "p_max": 0.05}
@@ -137,9 +138,9 @@ def test_no_embeddings_suite_means_no_claims():
 
 
 def test_markdown_cells_escape_pipes_and_show_whitespace():
-    assert report._char("|") == "\\|"
-    assert report._char(" ") == "␣" and report._char("\n") == "\\n"
-    assert report._escape("a|b\nc") == "a\\|b\\nc"
+    assert visible_char("|") == "\\|"
+    assert visible_char(" ") == "␣" and visible_char("\n") == "\\n"
+    assert escape("a|b\nc") == "a\\|b\\nc"
 
 
 def test_characters_without_a_font_are_labelled_by_code_point():

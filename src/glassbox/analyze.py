@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
 from glassbox import fileio, report
+from glassbox.plotting import CharLabels
 from glassbox.data import TokenData
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.paths import CONF_DIR
@@ -81,7 +82,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             records.append({"step": step, "scalars": scalars, **results})
 
         analysis = describe(cfg, run_dir, data, model, inputs, records)
-        labels = report.CharLabels(report.plotted_chars(analysis))
+        labels = CharLabels(report.plotted_chars(analysis))
         if labels.as_code_points:
             log.warning("no installed font draws %s; plots label them as code points (e.g. %s). "
                         "Install a CJK font (Noto Sans CJK, WenQuanYi, ...) to see the characters.",

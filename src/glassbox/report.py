@@ -2,8 +2,7 @@
 
 Everything here is a function of the `analysis` dict that glassbox.analyze builds and saves as
 report/analysis.json (plain data), so a report can be redrawn from that file alone, without W&B
-and without the model. Plots use matplotlib's object API (a Figure on an Agg canvas), never
-pyplot's global state.
+and without the model. Tables are built by glassbox.markdown, plots through glassbox.plotting.
 
 A claim is worded by the numbers only: "held" where the pair's z against its frequency-matched
 null (zf) reaches analysis.claims.z_min in the expected direction AND its permutation p-value is
@@ -13,17 +12,15 @@ frequent characters fools it (see probes/baselines.py).
 """
 from __future__ import annotations
 
-import io
 import math
 import re
-from typing import Any, Iterable
+from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib import font_manager
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ft2font import FT2Font
+
+from glassbox.markdown import escape, num, quoted, table, visible_char
+from glassbox.plotting import COLOURS, CharLabels, figure, png
 
 HELD, NOT_YET, DID_NOT, NO_DIRECTION = "held", "not yet", "did not", "no direction expected"
 GROUP_CLAIM = "within − cross"  # the group statistic: mean within-group minus mean cross-group cosine
@@ -91,37 +88,9 @@ def claim_sentence(claim: dict[str, Any], z_min: float, p_max: float) -> str:
 
 # ---------------------------------------------------------------- markdown
 
-def _num(x: float | None, spec: str = "+.3f") -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-WHITESPACE = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}  # how a lone character is shown
-
-
-def _escape(text: str) -> str:
-    """Text safe inside a markdown table: newlines shown as \\n, pipes and markup escaped."""
-    text = text.replace("\r", "").replace("\n", "\\n")
-    return re.sub(r"([|*_`<>\[\]#])", r"\\\1", text)
-
-
-def _char(char: str) -> str:
-    """One character as a table cell: whitespace made visible (␣, \\n)."""
-    return _escape(WHITESPACE.get(char, char))
-
-
-def _quoted(text: str) -> str:
-    return f"“{_escape(text)}”"
-
-
-def _table(header: list[str], rows: Iterable[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _pair_label(pair: dict[str, Any]) -> str:
     """`说 – 道` for a pair (claim or probe pair), the statistic's name for the group claim."""
-    return GROUP_CLAIM if pair["a"] is None else f"{_char(pair['a'])} – {_char(pair['b'])}"
+    return GROUP_CLAIM if pair["a"] is None else f"{visible_char(pair['a'])} – {visible_char(pair['b'])}"
 
 
 def _header(a: dict[str, Any]) -> str:
@@ -139,8 +108,8 @@ def _header(a: dict[str, Any]) -> str:
                    f"expected direction and permutation p ≤ {t['p_max']:g}"],
     ]
     if "source" in reference:
-        rows.append(["article figures", _escape(reference["source"])])
-    text = f"# glassbox analysis: {a['experiment']}\n\n" + _table(["", ""], rows)
+        rows.append(["article figures", escape(reference["source"])])
+    text = f"# glassbox analysis: {a['experiment']}\n\n" + table(["", ""], rows)
     if a["status"] != "complete":
         text += (f"\n\n> The run's status is {a['status'] or 'unknown'}: every number is as of step "
                  f"{snapshots[-1]['step']}, not of a finished run.")
@@ -174,12 +143,12 @@ def _embedding_section(a: dict[str, Any]) -> str | None:
     article = a["reference"].get("embedding", {})
     stats = [("std", "std", ".4f"), ("min", "min", "+.3f"), ("max", "max", "+.3f"),
              ("mean row L2 norm", "l2_mean", ".3f")]
-    rows = [[label, _num(article.get("init", {}).get(key), spec), _num(first[f"emb/{key}"], spec),
-             _num(article.get("trained", {}).get(key), spec), _num(final[f"emb/{key}"], spec)]
+    rows = [[label, num(article.get("init", {}).get(key), spec), num(first[f"emb/{key}"], spec),
+             num(article.get("trained", {}).get(key), spec), num(final[f"emb/{key}"], spec)]
             for label, key, spec in stats]
     header = ["token embedding", "article, random init", f"this run, step {a['snapshots'][0]['step']}",
               "article, trained", f"this run, step {a['snapshots'][-1]['step']}"]
-    return "## Token embedding, random init vs trained\n\n" + _table(header, rows)
+    return "## Token embedding, random init vs trained\n\n" + table(header, rows)
 
 
 def _cosine_section(a: dict[str, Any]) -> str | None:
@@ -191,12 +160,12 @@ def _cosine_section(a: dict[str, Any]) -> str | None:
     for c in a["claims"]:
         key = "stat/within_minus_cross" if c["kind"] == "groups" else f"cos/{c['claim']}"
         ref = article.get(c["claim"], {})
-        rows.append([_pair_label(c), c["kind"], c["expect"], _num(ref.get("init")), _num(first["scalars"][key]),
-                     _num(ref.get("trained")), _num(c["value"]), _num(c["z"], "+.2f"), _num(c["zf"], "+.2f"),
-                     _num(c["p"], ".3f"), c["verdict"]])
+        rows.append([_pair_label(c), c["kind"], c["expect"], num(ref.get("init")), num(first["scalars"][key]),
+                     num(ref.get("trained")), num(c["value"]), num(c["z"], "+.2f"), num(c["zf"], "+.2f"),
+                     num(c["p"], ".3f"), c["verdict"]])
     header = ["pair", "kind", "expected", "article, init", f"step {first['step']}", "article, trained",
               f"step {final['step']}", "z (global)", "zf (matched)", "p", "verdict"]
-    return ("## Cosine similarity of probe pairs, random init vs trained\n\n" + _table(header, rows)
+    return ("## Cosine similarity of probe pairs, random init vs trained\n\n" + table(header, rows)
             + "\n\nz is against random pairs of frequent characters, zf against random pairs from the pair's own "
               "frequency bands; only zf and p decide the verdict.")
 
@@ -213,11 +182,11 @@ def _emergence_section(a: dict[str, Any]) -> str | None:
         for p in pairs:
             zf, pv = s["scalars"][f"zf/{p['name']}"], s["scalars"][f"p/{p['name']}"]
             mark = " ✓" if verdict(zf, pv, p["expect"], **t) == HELD else ""
-            cells.append(f"{_num(s['scalars']['cos/' + p['name']], '+.2f')} ({_num(zf, '+.1f')}){mark}")
-        rows.append([s["step"], _num(losses.get(s["step"]), ".3f"), *cells])
+            cells.append(f"{num(s['scalars']['cos/' + p['name']], '+.2f')} ({num(zf, '+.1f')}){mark}")
+        rows.append([s["step"], num(losses.get(s["step"]), ".3f"), *cells])
     header = ["step", "val loss", *(_pair_label(p) for p in pairs)]
     return ("## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step.\n\n"
-            + _table(header, rows))
+            + table(header, rows))
 
 
 def _residual_section(a: dict[str, Any]) -> str | None:
@@ -236,8 +205,8 @@ def _residual_section(a: dict[str, Any]) -> str | None:
         rows.append([end["layer"], str(end["shape"]), f"{ref[0]:+.4f} / {ref[1]:.4f} / {ref[2]:.4f}" if ref else "—",
                      cell(start), cell(end)])
     header = ["layer", "shape", "article, trained", f"step {first['step']}", f"step {final['step']}"]
-    return (f"## Residual stream per layer, prompt {_quoted(prompt)}\n\nCells: mean / std / max |x|.\n\n"
-            + _table(header, rows))
+    return (f"## Residual stream per layer, prompt {quoted(prompt)}\n\nCells: mean / std / max |x|.\n\n"
+            + table(header, rows))
 
 
 def _entropy_section(a: dict[str, Any]) -> str | None:
@@ -249,7 +218,7 @@ def _entropy_section(a: dict[str, Any]) -> str | None:
     n_heads = len(rows[0]) - 1
     return (f"## Attention entropy per layer and head (nats), step {first['step']} → {final['step']}\n\n"
             "Measured on the fixed validation windows; lower = each query attends to fewer positions.\n\n"
-            + _table(["layer", *(f"head {h}" for h in range(n_heads))], rows))
+            + table(["layer", *(f"head {h}" for h in range(n_heads))], rows))
 
 
 def _attention_section(a: dict[str, Any]) -> str | None:
@@ -257,12 +226,12 @@ def _attention_section(a: dict[str, Any]) -> str | None:
     if "attention" not in final or not final["attention"]["prompts"]:
         return None
     prompt = final["attention"]["prompts"][0]
-    tokens = [_char(t) for t in prompt["tokens"]]
+    tokens = [visible_char(t) for t in prompt["tokens"]]
     pattern = prompt["pattern"][0][0]
     rows = [[tokens[q], *(f"{w:.2f}" if k <= q else "·" for k, w in enumerate(weights))]
             for q, weights in enumerate(pattern)]
-    return (f"## Attention, layer 0 head 0, prompt {_quoted(prompt['prompt'])}, step {final['step']}\n\n"
-            "Rows: the query position; · = the future, which the causal mask hides.\n\n" + _table(["", *tokens], rows))
+    return (f"## Attention, layer 0 head 0, prompt {quoted(prompt['prompt'])}, step {final['step']}\n\n"
+            "Rows: the query position; · = the future, which the causal mask hides.\n\n" + table(["", *tokens], rows))
 
 
 def _predictions_section(a: dict[str, Any]) -> str | None:
@@ -273,18 +242,18 @@ def _predictions_section(a: dict[str, Any]) -> str | None:
     reference = a["reference"].get("next_char")
     parts = [f"## Next character, step {final['step']} (temperature {s['temperature']:g})"]
     for prompt in final["predictions"]["prompts"]:
-        rows = [[rank, _char(char), f"{prob:.1%}"] for rank, (char, prob) in enumerate(prompt["next"], 1)]
-        parts.append(f"After {_quoted(prompt['prompt'])}:\n\n" + _table(["rank", "char", "probability"], rows))
+        rows = [[rank, visible_char(char), f"{prob:.1%}"] for rank, (char, prob) in enumerate(prompt["next"], 1)]
+        parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["rank", "char", "probability"], rows))
         if reference and reference.get("prompt") == prompt["prompt"]:
             ranks = {char: (rank, prob) for rank, (char, prob) in enumerate(prompt["next"], 1)}
             ours = ranks.get(reference["char"])
-            here = (f"{_char(reference['char'])} at {ours[1]:.1%} (rank {ours[0]})" if ours
-                    else f"{_char(reference['char'])} is not among the top {len(prompt['next'])}")
-            parts.append(f"Article: {_char(reference['char'])} at {reference['prob']:.1%} (temperature "
+            here = (f"{visible_char(reference['char'])} at {ours[1]:.1%} (rank {ours[0]})" if ours
+                    else f"{visible_char(reference['char'])} is not among the top {len(prompt['next'])}")
+            parts.append(f"Article: {visible_char(reference['char'])} at {reference['prob']:.1%} (temperature "
                          f"{reference['temperature']:g}); this run: {here}.")
-    samples = [[snap["step"], _escape(p["sample"])] for snap in a["snapshots"] for p in snap["predictions"]["prompts"]]
+    samples = [[snap["step"], escape(p["sample"])] for snap in a["snapshots"] for p in snap["predictions"]["prompts"]]
     parts.append(f"Samples ({s['gen_tokens']} characters, temperature {s['temperature']:g}, top-k {s['top_k']}, "
-                 f"seed {s['seed']}), one per snapshot:\n\n" + _table(["step", "sample"], samples))
+                 f"seed {s['seed']}), one per snapshot:\n\n" + table(["step", "sample"], samples))
     return "\n\n".join(parts)
 
 
@@ -296,9 +265,9 @@ def _lens_section(a: dict[str, Any]) -> str | None:
              f"LayerNorm and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
              "model's own prediction."]
     for prompt in final["logit_lens"]["prompts"]:
-        rows = [[layer["layer"], ", ".join(f"{_char(char)} {prob:.0%}" for char, prob in layer["top"])]
+        rows = [[layer["layer"], ", ".join(f"{visible_char(char)} {prob:.0%}" for char, prob in layer["top"])]
                 for layer in prompt["layers"]]
-        parts.append(f"After {_quoted(prompt['prompt'])}:\n\n" + _table(["layer", "top characters"], rows))
+        parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", "top characters"], rows))
     return "\n\n".join(parts)
 
 
@@ -307,25 +276,25 @@ def _context_section(a: dict[str, Any]) -> str | None:
     if "context" not in final:
         return None
     c = final["context"]
-    senses = "; ".join(f"{_escape(sense)}: {', '.join(_quoted(t) for t in texts)}"
+    senses = "; ".join(f"{escape(sense)}: {', '.join(quoted(t) for t in texts)}"
                        for sense, texts in c["senses"].items())
-    rows = [[start["layer"], _num(end["within"]), _num(end["across"]), _num(start["gap"]), _num(end["gap"])]
+    rows = [[start["layer"], num(end["within"]), num(end["across"]), num(start["gap"]), num(end["gap"])]
             for start, end in zip(first["context"]["layers"], c["layers"])]
     header = ["layer", f"within, step {final['step']}", f"across, step {final['step']}",
               f"gap, step {first['step']}", f"gap, step {final['step']}"]
-    return (f"## The same character in different contexts: {_quoted(c['char'])}\n\n"
+    return (f"## The same character in different contexts: {quoted(c['char'])}\n\n"
             f"Senses ({senses}). Cosine of the character's residual vectors within a sense and across senses; "
-            "a positive gap means the layer tells the senses apart.\n\n" + _table(header, rows))
+            "a positive gap means the layer tells the senses apart.\n\n" + table(header, rows))
 
 
 def _neighbours_section(a: dict[str, Any]) -> str | None:
     final = a["snapshots"][-1]
     if "embeddings" not in final:
         return None
-    rows = [[_char(row["char"]), ", ".join(f"{_char(char)} {cos:+.2f}" for char, cos in row["neighbours"])]
+    rows = [[visible_char(row["char"]), ", ".join(f"{visible_char(char)} {cos:+.2f}" for char, cos in row["neighbours"])]
             for row in final["embeddings"]["neighbours"]]
     return (f"## Nearest neighbours by cosine, step {final['step']}\n\n"
-            + _table(["char", "neighbours (cosine)"], rows))
+            + table(["char", "neighbours (cosine)"], rows))
 
 
 FIGURE_CAPTIONS = {
@@ -355,44 +324,6 @@ def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
 
 # ---------------------------------------------------------------- plots
 
-CJK_FONT_NAMES = ("CJK", "WenQuanYi", "SimHei", "Source Han", "YaHei", "PingFang", "Heiti", "Hiragino",
-                  "Droid Sans Fallback", "AR PL")
-
-
-class CharLabels:
-    """How plots write characters: as themselves where a font has the glyph, else as U+8BF4.
-
-    matplotlib ships no CJK font, so one installed on the system is looked for by name
-    (Noto Sans CJK, WenQuanYi, SimHei, Source Han, ...) and checked glyph by glyph. Characters
-    no font draws would come out as empty boxes; they are labelled by code point instead.
-    """
-
-    def __init__(self, chars: Iterable[str], font_names: Iterable[str] = CJK_FONT_NAMES) -> None:
-        needed = sorted({c for c in chars if c not in WHITESPACE})
-        default = FT2Font(font_manager.findfont("DejaVu Sans"))
-        lacking = [c for c in needed if not default.get_char_index(ord(c))]
-        self.family = _font_with_glyphs(lacking, tuple(font_names)) if lacking else None
-        self.as_code_points = [] if self.family else lacking
-
-    @property
-    def families(self) -> list[str]:
-        """font.family for matplotlib: DejaVu Sans, falling back glyph by glyph to the CJK font."""
-        return ["DejaVu Sans", *([self.family] if self.family else [])]
-
-    def __call__(self, text: str) -> str:
-        parts = [f"U+{ord(c):04X}" if c in self.as_code_points else WHITESPACE.get(c, c) for c in text]
-        return " ".join(parts) if any(c in self.as_code_points for c in text) else "".join(parts)
-
-
-def _font_with_glyphs(chars: list[str], font_names: tuple[str, ...]) -> str | None:
-    for entry in font_manager.fontManager.ttflist:
-        if any(name.lower() in entry.name.lower() for name in font_names):
-            font = FT2Font(entry.fname)
-            if all(font.get_char_index(ord(c)) for c in chars):
-                return entry.name
-    return None
-
-
 def plotted_chars(analysis: dict[str, Any]) -> set[str]:
     """Every character a plot may label: the probe characters and the prompts."""
     probes = analysis["probes"]
@@ -401,24 +332,12 @@ def plotted_chars(analysis: dict[str, Any]) -> set[str]:
     return chars | {c for prompt in probes["prompts"] for c in prompt}
 
 
-def _figure(n_rows: int = 1, n_cols: int = 1, size: tuple[float, float] = (7, 4)):
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.subplots(n_rows, n_cols, squeeze=False)
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
-
-
 def _against_step(ax, steps: list[int], series: dict[str, list[float]], ylabel: str, styles=None,
                   legend: bool = True) -> None:
     """Lines vs training step; symlog x because snapshots are log-spaced early (0, 1, 2, 4, ...)."""
-    colours = matplotlib.colormaps["tab10" if len(series) <= 10 else "tab20"]
     for i, (name, values) in enumerate(series.items()):
-        ax.plot(steps, values, marker=".", label=name, color=colours(i), **(styles or {}).get(name, {}))
+        ax.plot(steps, values, marker=".", label=name, color=COLOURS[i % len(COLOURS)],
+                **(styles or {}).get(name, {}))
     ax.set_xscale("symlog", linthresh=1, linscale=0.5)
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
@@ -448,7 +367,7 @@ def _pair_series(a: dict[str, Any], labels: CharLabels, prefix: str) -> tuple[di
 def _cosine_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     snapshots = a["snapshots"]
     steps = [s["step"] for s in snapshots]
-    fig, axes = _figure(size=(8, 4.5))
+    fig, axes = figure(size=(8, 4.5))
     ax = axes[0, 0]
     mean, sd = np.array(_series(snapshots, "baseline/mean")), np.array(_series(snapshots, "baseline/std"))
     ax.fill_between(steps, mean - sd, mean + sd, color="0.85", label="random pairs, mean ± sd")
@@ -456,13 +375,13 @@ def _cosine_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     series, styles = _pair_series(a, labels, "cos")
     _against_step(ax, steps, series, "cosine similarity", styles)
     ax.set_title("probe pairs (solid: within a group, dashed: across groups)")
-    return _png(fig)
+    return png(fig)
 
 
 def _z_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     steps = [s["step"] for s in a["snapshots"]]
     z_min = a["thresholds"]["z_min"]
-    fig, axes = _figure(1, 2, size=(12, 4.5))
+    fig, axes = figure(1, 2, size=(12, 4.5))
     for ax, prefix, title in ((axes[0, 0], "z", "z against random frequent pairs (global)"),
                               (axes[0, 1], "zf", "zf against frequency-matched pairs (decides claims)")):
         series, styles = _pair_series(a, labels, prefix)
@@ -471,7 +390,7 @@ def _z_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
             ax.axhline(level, color="0.4", linestyle="--", linewidth=0.8)
         ax.set_title(title)
     axes[0, 1].sharey(axes[0, 0])
-    return _png(fig)
+    return png(fig)
 
 
 def _embedding_figure(a: dict[str, Any]) -> bytes:
@@ -479,28 +398,28 @@ def _embedding_figure(a: dict[str, Any]) -> bytes:
     steps = [s["step"] for s in snapshots]
     by_frequency = {m.group(0) for key in snapshots[0]["scalars"] if (m := re.match(r"emb/(top|bottom)\d+", key))}
     groups = ["emb", *sorted(by_frequency)]
-    fig, axes = _figure(1, 2, size=(12, 4))
+    fig, axes = figure(1, 2, size=(12, 4))
     for ax, stat, label in ((axes[0, 0], "std", "std of all entries"), (axes[0, 1], "l2_mean", "mean row L2 norm")):
         series = {("all characters" if g == "emb" else g.removeprefix("emb/") + " by frequency"):
                   _series(snapshots, f"{g}/{stat}") for g in groups}
         _against_step(ax, steps, series, label)
         ax.set_title(f"token embedding: {label}")
-    return _png(fig)
+    return png(fig)
 
 
 def _residual_figure(a: dict[str, Any]) -> bytes:
     snapshots = a["snapshots"]
     layers = [k.split("/")[1] for k in snapshots[0]["scalars"] if k.startswith("resid/") and k.endswith("/std")]
-    fig, axes = _figure(size=(8, 4.5))
+    fig, axes = figure(size=(8, 4.5))
     _against_step(axes[0, 0], [s["step"] for s in snapshots],
                   {layer: _series(snapshots, f"resid/{layer}/std") for layer in layers}, "std")
     axes[0, 0].set_title("residual stream std per layer (fixed validation windows)")
-    return _png(fig)
+    return png(fig)
 
 
 def _loss_figure(a: dict[str, Any]) -> bytes:
     losses = a["losses"]
-    fig, axes = _figure(size=(8, 4))
+    fig, axes = figure(size=(8, 4))
     ax = axes[0, 0]
     for key, name in (("loss/val", "validation"), ("loss/train", "train (mean of recent batches)")):
         points = [(r["step"], r[key]) for r in losses if key in r]
@@ -510,7 +429,7 @@ def _loss_figure(a: dict[str, Any]) -> bytes:
     ax.set(xlabel="training step", ylabel="cross-entropy (nats)", title="loss")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _png(fig)
+    return png(fig)
 
 
 def _attention_figure(snapshot: dict[str, Any], labels: CharLabels) -> bytes:
@@ -518,7 +437,7 @@ def _attention_figure(snapshot: dict[str, Any], labels: CharLabels) -> bytes:
     pattern = np.array(prompt["pattern"])  # [layer, head, query, key]
     n_layer, n_head, T, _ = pattern.shape
     ticks = [labels(t) for t in prompt["tokens"]]
-    fig, axes = _figure(n_layer, n_head, size=(2.4 * n_head + 1, 2.4 * n_layer + 0.8))
+    fig, axes = figure(n_layer, n_head, size=(2.4 * n_head + 1, 2.4 * n_layer + 0.8))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.88")
     future = np.triu(np.ones((T, T), dtype=bool), k=1)
     for layer in range(n_layer):
@@ -536,11 +455,11 @@ def _attention_figure(snapshot: dict[str, Any], labels: CharLabels) -> bytes:
                                 color="white" if w < 0.5 else "black")
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight (grey: masked future)")
     fig.suptitle(f"attention, prompt {labels(prompt['prompt'])}, step {snapshot['step']} (rows: query, columns: key)")
-    return _png(fig)
+    return png(fig)
 
 
 def _pca_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
-    fig, axes = _figure(1, 2, size=(11, 5))
+    fig, axes = figure(1, 2, size=(11, 5))
     for ax, snapshot in zip(axes[0], (a["snapshots"][0], a["snapshots"][-1])):
         pca = snapshot["embeddings"]["pca"]
         coords = np.array(pca["coords"])
@@ -555,17 +474,17 @@ def _pca_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle("probe characters' token embeddings, first two principal components")
-    return _png(fig)
+    return png(fig)
 
 
 def _context_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     snapshots = a["snapshots"]
     layers = [row["layer"] for row in snapshots[0]["context"]["layers"]]
-    fig, axes = _figure(size=(8, 4.5))
+    fig, axes = figure(size=(8, 4.5))
     _against_step(axes[0, 0], [s["step"] for s in snapshots],
                   {layer: _series(snapshots, f"context/{layer}/gap") for layer in layers}, "within − across cosine")
     axes[0, 0].set_title(f"{labels(snapshots[0]['context']['char'])} in different senses: gap per layer")
-    return _png(fig)
+    return png(fig)
 
 
 def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:

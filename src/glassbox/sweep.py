@@ -36,6 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
 from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.markdown import escape, num, table
+from glassbox.plotting import COLOURS, CharLabels, figure, png
 from glassbox.probes.probe_set import ProbeSet
 from glassbox.snapshots import read_run_state
 from glassbox.tracking import JsonlFile, Tracker
@@ -44,9 +46,6 @@ log = logging.getLogger(__name__)
 
 SEED = "seed"  # the override that repeats a configuration
 PAIR_STATS = ("cos", "z", "zf")  # per-pair metric prefixes summarized (probes/emergence.py)
-# Latin text from DejaVu; CJK probe characters (说-道) from the first of these that is installed.
-PLOT_FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-              "PingFang SC", "Microsoft YaHei", "SimHei"]
 
 
 @dataclass(frozen=True)
@@ -178,13 +177,19 @@ def plotted(summary: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in summary["configurations"] if c["n_params"] is not None and c["seeds"]]
 
 
-def plot_val_loss(summary: dict[str, Any]) -> Figure:
-    fig = Figure(figsize=(6.5, 4.5), layout="constrained")
-    ax = fig.subplots()
+def plot_labels(summary: dict[str, Any]) -> CharLabels:
+    """How the plots write configurations and probe pairs: 说-道, or by code point without a CJK font."""
+    configs = summary["configurations"]
+    return CharLabels({c for config in configs for text in (config["label"], *config["pairs"]) for c in text})
+
+
+def plot_val_loss(summary: dict[str, Any], labels: CharLabels) -> Figure:
+    fig, axes = figure(size=(6.5, 4.5))
+    ax = axes[0, 0]
     for config in plotted(summary):
         loss = config["loss_val"]
         ax.errorbar(config["n_params"], loss["mean"], yerr=loss["sd"] or 0, fmt="o", capsize=4)
-        ax.annotate(config["label"], (config["n_params"], loss["mean"]), xytext=(6, 6),
+        ax.annotate(labels(config["label"]), (config["n_params"], loss["mean"]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8)
     seeds = [(job["n_params"], job["loss_val"]) for job in summary["jobs"] if job["status"] == "complete"
              and job["n_params"] is not None]
@@ -197,20 +202,21 @@ def plot_val_loss(summary: dict[str, Any]) -> Figure:
     return fig
 
 
-def plot_pair_z(summary: dict[str, Any]) -> Figure:
+def plot_pair_z(summary: dict[str, Any], labels: CharLabels) -> Figure:
     """Two panels, z and zf; one line per probe pair (dashed: no expected direction)."""
     configs = plotted(summary)
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
-    axes = fig.subplots(1, 2, sharey=True)
+    fig, grid = figure(1, 2, size=(11, 4.5))
+    axes = grid[0]
+    axes[1].sharey(axes[0])
     titles = {"z": "z against random frequent pairs", "zf": "zf against frequency-matched pairs"}
     for ax, stat in zip(axes, titles):
-        tab20 = matplotlib.colormaps["tab20"].colors
-        ax.set_prop_cycle(color=tab20[0::2] + tab20[1::2])  # a colour per pair: 10 strong, then 10 light
+        ax.set_prop_cycle(color=COLOURS)  # a colour per pair
         for name, pair in (configs[0]["pairs"].items() if configs else ()):
             points = [(c["n_params"], c["pairs"][name][stat]) for c in configs if name in c["pairs"]]
             ax.errorbar([x for x, _ in points], [s["mean"] for _, s in points],
                         yerr=[s["sd"] or 0 for _, s in points], marker="o", capsize=3,
-                        linestyle="--" if pair["expect"] == "none" else "-", label=f"{name} ({pair['expect']})")
+                        linestyle="--" if pair["expect"] == "none" else "-",
+                        label=f"{labels(name)} ({pair['expect']})")
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set(xscale="log", xlabel="parameters", title=titles[stat])
     axes[0].set_ylabel("final z (mean ± sd over seeds)")
@@ -220,75 +226,59 @@ def plot_pair_z(summary: dict[str, Any]) -> Figure:
     return fig
 
 
-def _number(stat: dict[str, Any], digits: int = 2) -> str:
-    if stat["mean"] is None:
-        return "—"
-    sd = f" ± {stat['sd']:.{digits}f}" if stat["sd"] is not None else ""
-    return f"{stat['mean']:.{digits}f}{sd}"
-
-
-def _count(n_params: int | None) -> str:
-    return "—" if n_params is None else f"{n_params:,}"
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|")
+def mean_sd_cell(stat: dict[str, Any], digits: int = 2) -> str:
+    """`2.100 ± 0.141`; the mean alone from one seed, — from none."""
+    spec = f".{digits}f"
+    return num(stat["mean"], spec) + (f" ± {num(stat['sd'], spec)}" if stat["sd"] is not None else "")
 
 
 def summary_markdown(summary: dict[str, Any], title: str) -> str:
     """summary.md: the loss table, per-configuration pair tables and the job list."""
     n_failed = summary["n_jobs"] - summary["n_complete"]
-    lines = [
-        f"# Sweep {title}", "",
+    parts = [
+        f"# Sweep {title}",
         f"{summary['n_jobs']} jobs, {summary['n_complete']} complete"
         + (f", **{n_failed} not complete**" if n_failed else "")
         + f"; swept: {', '.join(summary['axes']) or 'nothing'}; W&B group `{summary['wandb_group']}`. "
-        "Final-step values, mean ± sd over the seeds of each configuration (complete jobs only).", "",
-        "## Final validation loss", "",
-        "| configuration | parameters | seeds | val loss |", "|---|--:|---|--:|",
+        "Final-step values, mean ± sd over the seeds of each configuration (complete jobs only).",
     ]
+    rows = []
     for c in summary["configurations"]:
         seeds = ", ".join(map(str, c["seeds"])) or "—"
         if c["incomplete_jobs"]:
             seeds += f" (not complete: job {', '.join(map(str, c['incomplete_jobs']))})"
-        lines.append(f"| {_cell(c['label'])} | {_count(c['n_params'])} | {seeds} | {_number(c['loss_val'], 3)} |")
-    lines += ["", "![final validation loss against parameters](val_loss.png)", "",
-              "## Probe pairs at the final step", "",
+        rows.append([escape(c["label"]), num(c["n_params"], ","), seeds, mean_sd_cell(c["loss_val"], 3)])
+    parts += ["## Final validation loss", table(["configuration", "parameters", "seeds", "val loss"], rows),
+              "![final validation loss against parameters](val_loss.png)",
+              "## Probe pairs at the final step",
               "z: against random pairs of frequent characters. zf: against random pairs from the same "
               "frequency bands, the baseline that frequency drift cannot fool. direction: seeds whose zf has "
-              "the expected sign.", ""]
+              "the expected sign."]
     for c in summary["configurations"]:
         if not c["pairs"]:
             continue
-        lines += [f"### {_cell(c['label'])} (seeds {', '.join(map(str, c['seeds']))})", "",
-                  "| pair | expect | cos | z | zf | direction |", "|---|---|--:|--:|--:|--:|"]
-        for name, p in c["pairs"].items():
-            direction = "—" if p["direction"] is None else f"{round(p['direction'] * p['zf']['n'])}/{p['zf']['n']}"
-            lines.append(f"| {_cell(name)} | {p['expect']} | {_number(p['cos'])} | {_number(p['z'])} "
-                         f"| {_number(p['zf'])} | {direction} |")
-        lines.append("")
-    lines += ["![final probe-pair z against parameters](pair_z.png)", "",
-              "## Jobs", "", "| job | configuration | seed | status | parameters | step | val loss |",
-              "|--:|---|--:|---|--:|--:|--:|"]
-    for j in summary["jobs"]:
-        loss = "—" if j["loss_val"] is None else f"{j['loss_val']:.3f}"
-        step = "—" if j["step"] is None else j["step"]
-        lines.append(f"| {j['job']} | {_cell(j['configuration'])} | {j['seed']} | {j['status']} "
-                     f"| {_count(j['n_params'])} | {step} | {loss} |")
-    return "\n".join(lines) + "\n"
-
-
-def save_figure(fig: Figure, path: Path) -> None:
-    with fileio.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        rows = [[escape(name), p["expect"], mean_sd_cell(p["cos"]), mean_sd_cell(p["z"]), mean_sd_cell(p["zf"]),
+                 "—" if p["direction"] is None else f"{round(p['direction'] * p['zf']['n'])}/{p['zf']['n']}"]
+                for name, p in c["pairs"].items()]
+        parts += [f"### {escape(c['label'])} (seeds {', '.join(map(str, c['seeds']))})",
+                  table(["pair", "expect", "cos", "z", "zf", "direction"], rows)]
+    rows = [[j["job"], escape(j["configuration"]), j["seed"], j["status"], num(j["n_params"], ","),
+             num(j["step"], "d"), num(j["loss_val"], ".3f")] for j in summary["jobs"]]
+    parts += ["![final probe-pair z against parameters](pair_z.png)", "## Jobs",
+              table(["job", "configuration", "seed", "status", "parameters", "step", "val loss"], rows)]
+    return "\n\n".join(parts) + "\n"
 
 
 def write_summary_files(sweep_dir: Path, summary: dict[str, Any]) -> None:
     fileio.write_json(sweep_dir / "summary.json", summary)
     fileio.write_text(sweep_dir / "summary.md", summary_markdown(summary, str(sweep_dir)))
-    with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": PLOT_FONTS}):
-        save_figure(plot_val_loss(summary), sweep_dir / "val_loss.png")
-        save_figure(plot_pair_z(summary), sweep_dir / "pair_z.png")
+    labels = plot_labels(summary)
+    if labels.as_code_points:
+        log.warning("no installed font draws %s: the sweep's plots label them by code point; install a CJK "
+                    "font (Noto Sans CJK, WenQuanYi, Source Han Sans) to see them", "".join(labels.as_code_points))
+    with matplotlib.rc_context({"font.family": labels.families}):
+        fileio.write_bytes(sweep_dir / "val_loss.png", png(plot_val_loss(summary, labels)))
+        fileio.write_bytes(sweep_dir / "pair_z.png", png(plot_pair_z(summary, labels)))
 
 
 def log_summary(job_cfg: DictConfig, sweep_dir: Path, summary: dict[str, Any]) -> None:

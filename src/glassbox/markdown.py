@@ -1,0 +1,39 @@
+"""Markdown table cells and tables, shared by the analysis report and the sweep summary.
+
+Every cell that holds text from a corpus or a config goes through `escape` (or `char` for a
+lone character), so a `|`, `*` or newline in it cannot break the table it sits in.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable
+
+WHITESPACE = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}  # how a lone character is shown
+
+
+def num(x: float | None, spec: str = "+.3f") -> str:
+    """x formatted by spec; — for a missing number (None or NaN)."""
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def escape(text: str) -> str:
+    """Text safe inside a markdown table: newlines shown as \\n, pipes and markup escaped."""
+    text = text.replace("\r", "").replace("\n", "\\n")
+    return re.sub(r"([|*_`<>\[\]#])", r"\\\1", text)
+
+
+def visible_char(c: str) -> str:
+    """One character as a table cell: whitespace made visible (␣, \\n)."""
+    return escape(WHITESPACE.get(c, c))
+
+
+def quoted(text: str) -> str:
+    return f"“{escape(text)}”"
+
+
+def table(header: list[str], rows: Iterable[list[Any]]) -> str:
+    """A markdown table; cells are written with str(), so escape text cells before."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

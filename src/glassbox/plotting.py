@@ -1,0 +1,68 @@
+"""What every plot of glassbox shares: fonts that draw the probe characters, colours, PNG bytes.
+
+Plots use matplotlib's object API (a Figure on an Agg canvas), never pyplot's global state.
+"""
+from __future__ import annotations
+
+import io
+from typing import Iterable
+
+import matplotlib
+from matplotlib import font_manager
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ft2font import FT2Font
+
+from glassbox.markdown import WHITESPACE
+
+CJK_FONT_NAMES = ("CJK", "WenQuanYi", "SimHei", "Source Han", "YaHei", "PingFang", "Heiti", "Hiragino",
+                  "Droid Sans Fallback", "AR PL")
+_TAB20 = matplotlib.colormaps["tab20"].colors
+COLOURS = _TAB20[0::2] + _TAB20[1::2]  # a colour per line: tab10's 10 strong, then their 10 light shades
+
+
+class CharLabels:
+    """How plots write characters: as themselves where a font has the glyph, else as U+8BF4.
+
+    matplotlib ships no CJK font, so one installed on the system is looked for by name
+    (Noto Sans CJK, WenQuanYi, SimHei, Source Han, ...) and checked glyph by glyph. Characters
+    no font draws would come out as empty boxes; they are labelled by code point instead.
+    """
+
+    def __init__(self, chars: Iterable[str], font_names: Iterable[str] = CJK_FONT_NAMES) -> None:
+        needed = sorted({c for c in chars if c not in WHITESPACE})
+        default = FT2Font(font_manager.findfont("DejaVu Sans"))
+        lacking = [c for c in needed if not default.get_char_index(ord(c))]
+        self.family = _font_with_glyphs(lacking, tuple(font_names)) if lacking else None
+        self.as_code_points = [] if self.family else lacking
+
+    @property
+    def families(self) -> list[str]:
+        """font.family for matplotlib: DejaVu Sans, falling back glyph by glyph to the CJK font."""
+        return ["DejaVu Sans", *([self.family] if self.family else [])]
+
+    def __call__(self, text: str) -> str:
+        parts = [f"U+{ord(c):04X}" if c in self.as_code_points else WHITESPACE.get(c, c) for c in text]
+        return " ".join(parts) if any(c in self.as_code_points for c in text) else "".join(parts)
+
+
+def _font_with_glyphs(chars: list[str], font_names: tuple[str, ...]) -> str | None:
+    for entry in font_manager.fontManager.ttflist:
+        if any(name.lower() in entry.name.lower() for name in font_names):
+            font = FT2Font(entry.fname)
+            if all(font.get_char_index(ord(c)) for c in chars):
+                return entry.name
+    return None
+
+
+def figure(n_rows: int = 1, n_cols: int = 1, size: tuple[float, float] = (7, 4)):
+    """A Figure on its own Agg canvas and its axes as a 2-d array (axes[row, col])."""
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(n_rows, n_cols, squeeze=False)
+
+
+def png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
