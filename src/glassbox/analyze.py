@@ -124,7 +124,7 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
     return analysis
 
 
-def write_report(analysis: dict[str, Any], labels: report.CharLabels, report_dir: Path) -> None:
+def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path) -> None:
     fileio.write_json(report_dir / "analysis.json", analysis)
     figures = report.figures(analysis, labels)
     for name, png in figures.items():
