@@ -1,8 +1,9 @@
 """The six analysis suites: what `make analyze` asks of every snapshot of a run.
 
 Each suite is a function (model, SuiteInputs) -> plain data (dicts, lists, numbers, strings)
-composed from the pure probe functions in glassbox.probes. None runs a forward pass of its own:
-activations come from the model's run_with_cache hook points, and the embeddings suite starts
+composed from the pure probe functions in glassbox.probes. None re-implements the forward pass:
+activations come from the model's run_with_cache hook points, samples from `model.generate`, and
+the embeddings suite starts
 from `Measurements.of`, the very function training calls at each snapshot, so analysis and
 training agree on every number they share. A suite's "scalars" ({key: number}) are what gets
 plotted against the training step; everything else describes that one snapshot.
