@@ -4,8 +4,9 @@ Each suite is a function (model, SuiteInputs) -> plain data (dicts, lists, numbe
 composed from the pure probe functions in glassbox.probes. None re-implements the forward pass:
 activations come from the model's run_with_cache hook points, samples from `model.generate`, and
 the embeddings suite starts from `Measurements.of`, the very function training calls at each
-snapshot, so analysis and training agree on every number they share. A suite's "scalars" ({key: number}) are what gets
-plotted against the training step; everything else describes that one snapshot.
+snapshot, so analysis and training agree on every number they share. A suite's "scalars"
+({key: number}) are what gets plotted against the training step; everything else describes
+that one snapshot.
 
 Suites expect a model in eval mode, as `model_from_snapshot` returns it.
 """
