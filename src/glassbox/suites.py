@@ -23,7 +23,7 @@ from glassbox.data import TokenData
 from glassbox.errors import GlassboxError
 from glassbox.measure import Measurements
 from glassbox.probes import lens
-from glassbox.probes.activations import attention_entropy, capture_activations, residual_layer_names, residual_stats
+from glassbox.probes.activations import attention_entropy, capture_activations, residual_table
 from glassbox.probes.baselines import z_score
 from glassbox.probes.context import collect_target_residuals, sense_similarity
 from glassbox.probes.embeddings import nearest_neighbours, pca_2d
@@ -171,9 +171,7 @@ def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     tables = []
     for prompt in inputs.prompts:
         _, cache = capture_activations(model, _batch(prompt, model))
-        stats = residual_stats(cache, n_layer)
-        rows = [{"layer": name, "shape": list(cache[hook].shape), **stats[name]}
-                for name, hook in residual_layer_names(n_layer).items()]
+        rows = [{"layer": name, **row} for name, row in residual_table(cache, n_layer).items()]
         tables.append({"prompt": prompt.text, "layers": rows})
     return {
         "scalars": {f"attn_entropy/{layer}/head{h}": value

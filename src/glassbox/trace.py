@@ -26,7 +26,7 @@ from torch import Tensor
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT, Cache
 from glassbox.paths import CONF_DIR
-from glassbox.probes.activations import capture_activations, residual_layer_names, residual_stats
+from glassbox.probes.activations import capture_activations, residual_table
 from glassbox.sampling import next_token_probs, sample_next
 from glassbox.snapshots import check_vocab, list_snapshots, load_snapshot, model_from_snapshot, resolve_run_dir
 from glassbox.vocab import Vocab
@@ -108,10 +108,7 @@ def embedding_stage(cache: Cache) -> dict[str, Tensor]:
 
 def transformer_stage(cache: Cache, n_layer: int, layer: int, head: int) -> dict[str, Any]:
     """5. The residual stream's statistics after every block, and one head's attention matrix [T, T]."""
-    stats = residual_stats(cache, n_layer)
-    layers = {name: {"shape": list(cache[hook].shape), **stats[name]}
-              for name, hook in residual_layer_names(n_layer).items()}
-    return {"layers": layers, "layer": layer, "head": head,
+    return {"layers": residual_table(cache, n_layer), "layer": layer, "head": head,
             "attention": cache[f"blocks.{layer}.attn.pattern"][0, head]}
 
 

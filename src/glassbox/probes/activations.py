@@ -49,6 +49,13 @@ def residual_stats(cache: dict[str, Tensor], n_layer: int) -> dict[str, dict[str
     return stats
 
 
+def residual_table(cache: dict[str, Tensor], n_layer: int) -> dict[str, dict]:
+    """The article's per-layer table: {layer: {shape, mean, std, max}}, from the input to ln_final."""
+    stats = residual_stats(cache, n_layer)
+    return {name: {"shape": list(cache[hook].shape), **stats[name]}
+            for name, hook in residual_layer_names(n_layer).items()}
+
+
 def attention_entropy(pattern: Tensor) -> Tensor:
     """Entropy in nats of each head's attention, pattern [B, H, T, T] -> [H].
 
