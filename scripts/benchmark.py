@@ -29,24 +29,24 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-import glassbox.train
-from glassbox import distributed
-from glassbox.data import TokenData
+from glassbox.analysis.measurements import Measurements
 from glassbox.errors import exits_cleanly
-from glassbox.measure import Measurements
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
-from glassbox.snapshots import snapshot_steps
-from glassbox.train import autocast_for, pick_device, train
+from glassbox.run import distributed
+from glassbox.text.tokens import TokenData
+from glassbox.train import train
+from glassbox.training import loop
+from glassbox.training.schedule import autocast_for, pick_device, snapshot_steps
 
 OVERHEAD_TARGET = 0.03
 # Functions train() calls at snapshots, by where it looks them up; each is timed on every call.
 WATCHED = {
-    "eval": (glassbox.train, "mean_loss"),
+    "eval": (loop, "mean_loss"),
     "metrics": (Measurements, "of"),
     "metrics setup": (Measurements, "from_config"),
-    "snapshot": (glassbox.train, "take_snapshot"),
-    "save": (glassbox.train, "save_snapshot"),
+    "snapshot": (loop.Trainer, "_save"),
+    "save": (loop, "save_snapshot"),
 }
 
 

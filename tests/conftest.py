@@ -1,11 +1,7 @@
-"""Shared test fixtures: configs composed like the entry points do, outputs under tmp_path,
-corpora placed from the cache (CI copies ../shared/corpora into data/raw first)."""
+"""Fixtures: configs composed as the entry points compose them, outputs under tmp_path."""
+
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,34 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from glassbox.paths import CONF_DIR, PROJECT_ROOT
+from glassbox.paths import CONF_DIR
+from helpers import CORPUS_FILES, CORPUS_SOURCES, path_overrides
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
-
-CORPUS_SOURCES = (PROJECT_ROOT / "data" / "raw", PROJECT_ROOT.parent / "shared" / "corpora")
-CORPUS_FILES = {"xiyouji": "xiyouji.txt", "shakespeare": "tinyshakespeare.txt"}
-
-
-def find_corpus(file_name: str) -> Path:
-    for folder in CORPUS_SOURCES:
-        if (folder / file_name).exists():
-            return folder / file_name
-    pytest.skip(f"{file_name} is not cached in data/raw or ../shared/corpora")
-
-
-def project_with_corpus(root: Path, corpus: str = "shakespeare") -> Path:
-    """Make `root` a fresh project directory whose data/raw holds one real corpus (as a link)."""
-    file_name = CORPUS_FILES[corpus]
-    (root / "data" / "raw").mkdir(parents=True)
-    (root / "data" / "raw" / file_name).symlink_to(find_corpus(file_name).resolve())
-    return root
-
-
-def run_stages(root: Path, stages: list[str], overrides: list[str]) -> None:
-    """Run each stage in turn as `make <stage>` would, failing the test with its stderr if one fails."""
-    for stage in stages:
-        done = run_stage(stage, overrides, root)
-        assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture
@@ -55,10 +27,6 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def path_overrides(root: Path) -> list[str]:
-    return [f"paths.root_dir={root}", "wandb.mode=offline"]
-
-
 @pytest.fixture
 def make_cfg(workdir: Path):
     """compose(config_name, overrides) as the entry point would see it, with paths under workdir."""
@@ -70,26 +38,3 @@ def make_cfg(workdir: Path):
 
     yield _make
     GlobalHydra.instance().clear()
-
-
-def run_stage(stage: str, overrides: list[str], root: Path, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
-    """Run `python -m glassbox.<stage>` as a user would, outputs under `root`."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
-    return subprocess.run(
-        [sys.executable, "-m", f"glassbox.{stage}", *path_overrides(root), *overrides],
-        cwd=root, env=env, capture_output=True, text=True, timeout=timeout, **kwargs,
-    )
-
-
-def wandb_records(run_dir: Path) -> list[dict]:
-    """Every record of the offline W&B run(s) under run_dir, via `wandb leet inspect --json`."""
-    import json
-
-    records = []
-    for run_file in sorted(run_dir.rglob("run-*.wandb")):
-        out = subprocess.run(
-            [shutil.which("wandb", path=os.path.dirname(sys.executable)) or "wandb", "leet", "inspect", "--json", str(run_file)],
-            capture_output=True, text=True, check=True, timeout=120,
-        )
-        records += [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    return records

@@ -9,19 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import project_with_corpus, run_stage, run_stages, wandb_records
-from glassbox import fileio, suites
-from glassbox.data import TokenData
+from glassbox import fileio
+from glassbox.analysis import suites
+from glassbox.analysis.measurements import Measurements
+from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
 from glassbox.errors import GlassboxError
-from glassbox.measure import Measurements
 from glassbox.model import GPT, GPTConfig
 from glassbox.probes.activations import capture_activations, residual_stats
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.probe_set import ProbeSet
-from glassbox.report import FIGURE_CAPTIONS
-from glassbox.snapshots import check_vocab, list_snapshots
-from glassbox.suites import ContextProbe, Prompt, Sampling, SuiteInputs
-from glassbox.tracking import STEP_KEY, JsonlFile
+from glassbox.report.figures import FIGURE_CAPTIONS
+from glassbox.run.layout import list_snapshots
+from glassbox.run.snapshots import Snapshot, check_vocab
+from glassbox.run.tracking import STEP_KEY, JsonlFile
+from glassbox.text.tokens import TokenData
+from helpers import project_with_corpus, run_stage, run_stages, wandb_records
 
 ITOS = list("abcdefghijklmnopqrstuvwxyz .,;!?ABCDEFGH")  # 40 characters, id = position
 STOI = {c: i for i, c in enumerate(ITOS)}
@@ -248,9 +250,10 @@ def test_the_wandb_analysis_run_holds_the_tables_the_images_and_the_report(tiny_
 @pytest.mark.e2e
 def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, tiny_run):
     data = TokenData(tiny_project / "data" / "processed" / "shakespeare")
-    snapshot = {"vocab_hash": "f" * 64, "config": {"name": "xiyouji", "corpus": {"name": "xiyouji"}}}
+    snapshot = Snapshot(tiny_run / "checkpoints" / "step_0000000.pt", 0, {}, {}, "f" * 64,
+                        {"name": "xiyouji", "corpus": {"name": "xiyouji"}}, "", {})
     with pytest.raises(GlassboxError) as error:
-        check_vocab(snapshot, data.vocab.hash, tiny_run / "checkpoints" / "step_0000000.pt", data.dir)
+        check_vocab(snapshot, data.vocab.hash, data.dir)
     message = str(error.value)
     assert "ffffffffffff" in message and data.vocab.hash[:12] in message and "experiment=xiyouji" in message
 

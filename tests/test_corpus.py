@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from glassbox.corpus import decode, fetch, normalize, sha256_of
 from glassbox.errors import GlassboxError
+from glassbox.fileio import sha256_of
+from glassbox.text.corpus import decode, fetch, normalize
 
 TEXT = "第一回　灵根育孕源流出\n悟空道：“师父，山高水远。”\nRoses are red.\n"
 UNREACHABLE = "http://127.0.0.1:9/corpus.txt"  # the discard port: refused at once, no network touched

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import path_overrides, run_stage
-from glassbox.snapshots import list_snapshots
-from glassbox.tracking import JsonlFile
+from glassbox.run.layout import list_snapshots
+from glassbox.run.tracking import JsonlFile
+from helpers import path_overrides, run_stage
 
 TINY = ["experiment=tiny", "train.max_iters=24", "train.snapshots.log_spaced_until=8", "train.snapshots.every=12",
         "train.log_every=4", "train.grad_accum_steps=2"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CORPUS_FILES, find_corpus, run_stage, wandb_records
 from glassbox import fileio
 from glassbox.errors import GlassboxError
 from glassbox.prepare import prepare, split_ids
-from glassbox.vocab import Vocab
+from glassbox.text.vocab import Vocab
+from helpers import CORPUS_FILES, find_corpus, run_stage, wandb_records
 
 UNREACHABLE = "http://127.0.0.1:9/corpus.txt"  # refused at once: no test touches the network
 NAME = "synthetic"

@@ -22,17 +22,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
-import glassbox.train
-from conftest import project_with_corpus, run_stage, wandb_records
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.prepare import prepare
-from glassbox.resume import Interrupted, find_snapshot_to_resume, warn_about_changed_settings
-from glassbox.snapshots import (PAUSE_WHILE_SAVING, check_fits, list_snapshots, load_snapshot, read_run_state,
-                                save_snapshot, snapshot_path, snapshot_steps, write_run_state)
-from glassbox.tracking import JsonlFile
+from glassbox.run.layout import list_snapshots, read_run_state, snapshot_path, write_run_state
+from glassbox.run.resume import Interrupted, find_snapshot_to_resume, warn_about_changed_settings
+from glassbox.run.snapshots import check_fits, load_payload, load_snapshot, save_snapshot
+from glassbox.run.tracking import JsonlFile
 from glassbox.train import train
+from glassbox.training import loop
+from glassbox.training.schedule import snapshot_steps
+from helpers import project_with_corpus, run_stage, wandb_records
 
 # The tiny experiment cut to 40 steps: snapshots at 0, 1, 2, 4, 8, 16, 32 and 40, about a second.
 # Dropout draws from torch's global RNG, so exact equality after a resume needs its state too.
@@ -81,8 +82,8 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert metrics == ref_metrics  # exact: losses and every emergence metric, bit for bit
     assert progress == ref_progress
     final = f"step_{SCHEDULE[-1]:07d}.pt"
-    weights = load_snapshot(run_dir / "checkpoints" / final)["model"]
-    ref_weights = load_snapshot(reference / "checkpoints" / final)["model"]
+    weights = load_snapshot(run_dir / "checkpoints" / final).weights
+    ref_weights = load_snapshot(reference / "checkpoints" / final).weights
     assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
 
 
@@ -106,9 +107,10 @@ def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(
 
     # Frozen with step_0000032.pt half written (its metrics row already logged), then kill -9.
     log = tmp_path / "killed.out"
-    env = {**os.environ, PAUSE_WHILE_SAVING: "step_0000032.pt", "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
+    runner = Path(__file__).with_name("pausing_train.py")
     with open(log, "w") as stdout:
-        killed = subprocess.Popen([sys.executable, "-m", "glassbox.train", f"paths.root_dir={root}", *args,
+        killed = subprocess.Popen([sys.executable, str(runner), "step_0000032.pt", f"paths.root_dir={root}", *args,
                                    "wandb.mode=offline"], cwd=root, env=env, stdout=stdout, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
@@ -161,7 +163,7 @@ def test_ctrl_c_saves_a_snapshot_finishes_wandb_and_exits_130(root, tmp_path):
     assert state["status"] == "interrupted"
     stopped_at = int(re.search(r"stopped by SIGINT at step (\d+)", stderr).group(1))
     assert state["last_snapshot"] == stopped_at
-    assert load_snapshot(snapshot_path(run_dir, stopped_at))["step"] == stopped_at
+    assert load_snapshot(snapshot_path(run_dir, stopped_at)).step == stopped_at
     exits = [r["exit"]["exit_code"] for r in wandb_records(run_dir) if r["type"] == "exit"]
     assert exits == [1]  # the W&B run was finished, as failed, not left dangling
 
@@ -169,14 +171,14 @@ def test_ctrl_c_saves_a_snapshot_finishes_wandb_and_exits_130(root, tmp_path):
 def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matches(root, reference, outputs, monkeypatch,
                                                                                    caplog):
     cfg = tiny_cfg(root, outputs)
-    lr_at = glassbox.train.lr_at
+    lr_at = loop.lr_at
 
     def lr_and_sigterm_at_step_18(step, tc):
         if step == 18:
             os.kill(os.getpid(), signal.SIGTERM)
         return lr_at(step, tc)
 
-    monkeypatch.setattr(glassbox.train, "lr_at", lr_and_sigterm_at_step_18)
+    monkeypatch.setattr(loop, "lr_at", lr_and_sigterm_at_step_18)
     with pytest.raises(Interrupted) as stopped:
         train(cfg, outputs / "tiny" / "first")
     monkeypatch.undo()
@@ -185,7 +187,7 @@ def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matche
     run_dir = outputs / "tiny" / "first"
     state = read_run_state(run_dir)
     assert state["status"] == "interrupted" and state["last_snapshot"] == 19  # step 18 finished, then the snapshot
-    assert load_snapshot(snapshot_path(run_dir, 19))["step"] == 19
+    assert load_snapshot(snapshot_path(run_dir, 19)).step == 19
 
     assert train(cfg, outputs / "tiny" / "second") == run_dir
     assert not (outputs / "tiny" / "second").exists()
@@ -220,7 +222,7 @@ def test_a_flipped_byte_loads_silently_with_torch_but_not_with_load_snapshot(roo
     save_snapshot(path, torch.load(snapshot_path(reference, 16), weights_only=True))
     flip_a_byte_of_the_embedding(path)
     damaged = torch.load(path, weights_only=True)["model"]["wte.weight"]  # torch alone does not notice
-    assert not torch.equal(damaged, load_snapshot(snapshot_path(reference, 16))["model"]["wte.weight"])
+    assert not torch.equal(damaged, load_snapshot(snapshot_path(reference, 16)).weights["wte.weight"])
     with pytest.raises(GlassboxError, match=r"step_0000016.pt is corrupt: its sha256 is"):
         load_snapshot(path)
 
@@ -272,7 +274,7 @@ def test_a_run_still_training_elsewhere_is_not_resumed(root, outputs):
     finally:
         alive.kill()
         alive.wait()
-    assert find_snapshot_to_resume(cfg)[0] == snapshot_path(run_dir, 40)  # its process is gone: resume
+    assert find_snapshot_to_resume(cfg).path == snapshot_path(run_dir, 40)  # its process is gone: resume
 
 
 def test_a_sweep_job_never_auto_resumes_the_experiments_latest_run(root, outputs):
@@ -305,16 +307,16 @@ def test_rewinding_a_jsonl_file_drops_later_rows_and_a_line_cut_short(tmp_path):
 
 def test_check_fits_names_every_mismatched_key_with_both_values(reference):
     snapshot = load_snapshot(snapshot_path(reference, 8))
-    fitting = dict(snapshot["model_args"])
-    check_fits(snapshot, fitting, snapshot["vocab_hash"], "x.pt")
+    fitting = dict(snapshot.model_args)
+    check_fits(snapshot, fitting, snapshot.vocab_hash)
     with pytest.raises(GlassboxError) as err:
-        check_fits(snapshot, {**fitting, "n_layer": 3, "vocab_size": 70}, "f" * 64, "x.pt")
+        check_fits(snapshot, {**fitting, "n_layer": 3, "vocab_size": 70}, "f" * 64)
     message = str(err.value)
     assert "model.n_layer: snapshot 2, now 3" in message
     assert "vocab_size: snapshot 65, now 70" in message
-    assert f"vocab_hash: snapshot {snapshot['vocab_hash'][:12]}…, now ffffffffffff…" in message
+    assert f"vocab_hash: snapshot {snapshot.vocab_hash[:12]}…, now ffffffffffff…" in message
     assert "n_embd" not in message and "dropout" not in message  # only what differs
-    check_fits(snapshot, {**fitting, "dropout": 0.5}, snapshot["vocab_hash"], "x.pt")  # no shape change
+    check_fits(snapshot, {**fitting, "dropout": 0.5}, snapshot.vocab_hash)  # no shape change
 
 
 def test_resuming_with_a_different_model_is_refused_before_anything_changes(root, outputs):
@@ -328,7 +330,7 @@ def test_resuming_with_a_different_model_is_refused_before_anything_changes(root
 # --- failures while training ----------------------------------------------------------------------------
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, outputs, monkeypatch):
-    lr_at, forward = glassbox.train.lr_at, GPT.forward
+    lr_at, forward = loop.lr_at, GPT.forward
     step_now = [0]
 
     def lr_noting_the_step(step, tc):
@@ -339,14 +341,14 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, output
         logits, loss = forward(self, idx, targets, cache)
         return logits, loss * float("nan") if step_now[0] >= 10 else loss
 
-    monkeypatch.setattr(glassbox.train, "lr_at", lr_noting_the_step)
+    monkeypatch.setattr(loop, "lr_at", lr_noting_the_step)
     monkeypatch.setattr(GPT, "forward", forward_with_a_nan_loss_from_step_10)
     with pytest.raises(GlassboxError, match=r"the training loss became nan at step 10; the last good snapshot"):
         train(tiny_cfg(root, outputs), outputs / "tiny" / "run")
     run_dir = outputs / "tiny" / "run"
     assert read_run_state(run_dir)["status"] == "failed"
     assert [step for step, _ in list_snapshots(run_dir)] == [0, 1, 2, 4, 8]
-    assert all(torch.isfinite(w).all() for w in load_snapshot(snapshot_path(run_dir, 8))["model"].values())
+    assert all(torch.isfinite(w).all() for w in load_snapshot(snapshot_path(run_dir, 8)).weights.values())
 
 
 def test_wandb_init_failing_warns_once_and_training_goes_on(root, outputs, monkeypatch, caplog):
@@ -380,7 +382,7 @@ def test_wandb_log_failing_warns_once_and_metrics_jsonl_stays_complete(root, ref
 
 def test_a_full_disk_while_saving_a_snapshot_is_explained_and_the_old_one_survives(reference, tmp_path, monkeypatch):
     path = tmp_path / "run" / "checkpoints" / "step_0000016.pt"
-    old = load_snapshot(snapshot_path(reference, 16))
+    old = load_payload(snapshot_path(reference, 16))
     save_snapshot(path, old)
 
     def half_then_disk_full(obj, f, *args, **kwargs):
@@ -391,7 +393,7 @@ def test_a_full_disk_while_saving_a_snapshot_is_explained_and_the_old_one_surviv
     with pytest.raises(GlassboxError, match=r"could not write .*step_0000016\.pt: No space left on device"):
         save_snapshot(path, {**old, "step": 17})
     monkeypatch.undo()
-    assert load_snapshot(path)["step"] == 16  # intact, checksum and all
+    assert load_snapshot(path).step == 16  # intact, checksum and all
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
 
 
@@ -408,7 +410,7 @@ def test_a_full_disk_during_training_fails_the_run_and_keeps_earlier_snapshots(r
         train(tiny_cfg(root, outputs), outputs / "tiny" / "run")
     run_dir = outputs / "tiny" / "run"
     assert read_run_state(run_dir)["status"] == "failed"
-    assert [load_snapshot(path)["step"] for _, path in list_snapshots(run_dir)] == [0, 1, 2]
+    assert [load_snapshot(path).step for _, path in list_snapshots(run_dir)] == [0, 1, 2]
     assert not leftovers(run_dir)
 
 

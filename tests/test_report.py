@@ -6,9 +6,11 @@ import math
 
 import pytest
 
-from glassbox import report
-from glassbox.markdown import escape, visible_char
-from glassbox.report import DID_NOT, HELD, NO_DIRECTION, NOT_YET, verdict
+from glassbox.report.claims import DID_NOT, HELD, NO_DIRECTION, NOT_YET, claims, verdict
+from glassbox.report.figures import figures, plotted_chars
+from glassbox.report.markdown import escape, visible_char
+from glassbox.report.plotting import CharLabels
+from glassbox.report.sections import render
 
 THRESHOLDS = {"z_min": 2.0, "p_max": 0.05}
 
@@ -47,7 +49,7 @@ def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tu
         "sampling": {"temperature": 0.8, "top_k": 10, "gen_tokens": 5, "seed": 0},
         "thresholds": THRESHOLDS, "reference": reference or {}, "losses": [], "snapshots": snapshots,
     }
-    analysis["claims"] = report.claims(analysis)
+    analysis["claims"] = claims(analysis)
     return analysis
 
 
@@ -90,7 +92,7 @@ def claim_line(markdown: str, label: str) -> str:
 
 
 def test_the_report_words_each_claim_by_its_numbers(analysis):
-    markdown = report.render(analysis, [])
+    markdown = render(analysis, [])
     held = claim_line(markdown, "说 – 道")
     assert "**held** at step 16" in held and "zf +3.10" in held and "p 0.002" in held and "first held at step 8" in held
     faded = claim_line(markdown, "山 – 水")
@@ -106,12 +108,12 @@ def test_a_claim_against_its_expected_direction_did_not_hold():
     analysis = synthetic_analysis({0: pair_values(0.0, 0.0, 0.0, 0.5, "x-y"),
                                    5: pair_values(-0.4, -3.0, -3.0, 0.001, "x-y")},
                                   [("x", "y", "within", "up")])
-    line = claim_line(report.render(analysis, []), "x – y")
+    line = claim_line(render(analysis, []), "x – y")
     assert "**did not** hold at step 5" in line and "against the expected direction (up)" in line
 
 
 def test_the_cosine_table_puts_the_articles_numbers_beside_the_runs(analysis):
-    markdown = report.render(analysis, [])
+    markdown = render(analysis, [])
     (row,) = [line for line in markdown.splitlines() if line.startswith("| 说 – 道 | within")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     # pair, kind, expected, article init, step 0, article trained, step 16, z, zf, p, verdict
@@ -122,7 +124,7 @@ def test_the_cosine_table_puts_the_articles_numbers_beside_the_runs(analysis):
 
 
 def test_the_emergence_table_ticks_exactly_the_steps_where_a_claim_held(analysis):
-    markdown = report.render(analysis, [])
+    markdown = render(analysis, [])
     rows = {line.split("|")[1].strip(): line for line in markdown.splitlines() if line.startswith("| ") and
             line.split("|")[1].strip() in {"0", "8", "16"}}
     ticks = {step: [cell.strip().endswith("✓") for cell in row.strip("|").split("|")[2:]]
@@ -133,8 +135,8 @@ def test_the_emergence_table_ticks_exactly_the_steps_where_a_claim_held(analysis
 def test_no_embeddings_suite_means_no_claims():
     analysis = synthetic_analysis({0: {}}, [])
     analysis["snapshots"] = [{"step": 0, "scalars": {}}]
-    assert report.claims(analysis) == []
-    assert "## Claims" not in report.render({**analysis, "claims": []}, [])
+    assert claims(analysis) == []
+    assert "## Claims" not in render({**analysis, "claims": []}, [])
 
 
 def test_markdown_cells_escape_pipes_and_show_whitespace():
@@ -144,15 +146,15 @@ def test_markdown_cells_escape_pipes_and_show_whitespace():
 
 
 def test_characters_without_a_font_are_labelled_by_code_point():
-    labels = report.CharLabels(["说", "道", "a", " "], font_names=())  # no CJK font may be used
+    labels = CharLabels(["说", "道", "a", " "], font_names=())  # no CJK font may be used
     assert labels.as_code_points == ["说", "道"] and labels.family is None
     assert labels("说") == "U+8BF4" and labels("a") == "a" and labels(" ") == "␣"
     assert labels("说a") == "U+8BF4 a"
-    assert report.CharLabels(["a", "!"]).as_code_points == []  # DejaVu Sans draws ASCII
+    assert CharLabels(["a", "!"]).as_code_points == []  # DejaVu Sans draws ASCII
 
 
 def test_a_cjk_font_is_used_when_one_is_installed():
-    labels = report.CharLabels(["说"])
+    labels = CharLabels(["说"])
     if labels.family is None:
         pytest.skip("no CJK font installed here")
     assert labels("说") == "说" and labels.families[-1] == labels.family
@@ -166,9 +168,9 @@ def test_figures_are_png_images_for_the_suites_that_ran(analysis):
                                 "resid/input/std": 0.1}
         snapshot["embeddings"] = {"neighbours": [], "pca": {"chars": ["说", "道"], "groups": ["say", "say"],
                                                           "coords": [[0.0, 1.0], [1.0, 0.0]], "explained": [0.6, 0.4]}}
-    pngs = report.figures(analysis, report.CharLabels(report.plotted_chars(analysis), font_names=()))
+    pngs = figures(analysis, CharLabels(plotted_chars(analysis), font_names=()))
     assert sorted(pngs) == ["cosine.png", "embedding_scale.png", "loss.png", "pca.png", "residual_std.png",
                             "z_scores.png"]
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in pngs.values())
-    markdown = report.render(analysis, list(pngs))
+    markdown = render(analysis, list(pngs))
     assert all(f"![{name}]({name})" in markdown for name in pngs)

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import run_stage, wandb_records
 from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
-from glassbox.snapshots import read_run_state, write_run_state
+from glassbox.probes.probe_set import ProbeSet
+from glassbox.run.layout import read_run_state, write_run_state
+from glassbox.run.tracking import JsonlFile
 from glassbox.sweep import main, summarize_sweep
-from glassbox.tracking import JsonlFile
+from helpers import run_stage, wandb_records
 
 PROBES = {"groups": {"vowels": ["a", "e"], "marks": [".", "!"]},
           "pairs": [["a", "e"], [".", "!"], ["a", "."], ["a", "A", "none"]]}  # up, up, down, none
@@ -34,10 +35,16 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status:
                                      "wandb": {"mode": "disabled", "project": "glassbox", "entity": None,
                                                "group": "toy-sweep-x", "tags": []}}),
                    run_dir / ".hydra" / "config.yaml")
-    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params())
+    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params(), probe_pairs=probe_pairs())
     metrics = JsonlFile(run_dir / "metrics.jsonl")
     metrics.append({"step": 0, "loss/val": 4.2, **{f"{k}/{p}": 0.0 for k in ("cos", "z", "zf") for p in pair_names()}})
     metrics.append({"step": step, **final})
+
+
+def probe_pairs() -> list[dict[str, str]]:
+    """The pairs as train records them in run.json (kind and expected direction decided by ProbeSet)."""
+    chars = sorted({c for group in PROBES["groups"].values() for c in group} | {c for p in PROBES["pairs"] for c in p[:2]})
+    return ProbeSet.build(PROBES["groups"], PROBES["pairs"], {c: i for i, c in enumerate(chars)}).describe_pairs()
 
 
 def pair_names() -> list[str]:

@@ -9,18 +9,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import run_stage
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.model import GPT, GPTConfig
+from glassbox.run.layout import point_latest, snapshot_path
+from glassbox.run.snapshots import load_snapshot, model_args, save_snapshot
 from glassbox.sampling import next_token_probs
-from glassbox.snapshots import (
-    load_snapshot,
-    model_args,
-    model_from_snapshot,
-    point_latest,
-    save_snapshot,
-    snapshot_path,
-)
+from glassbox.text.vocab import Vocab
 from glassbox.trace import (
     build_trace,
     bytes_stage,
@@ -30,7 +24,7 @@ from glassbox.trace import (
     show,
     trace,
 )
-from glassbox.vocab import Vocab
+from helpers import run_stage
 
 TEXT = "悟空道：师父，你是我的人了。行者笑道\n不知之"
 TINY = GPTConfig(vocab_size=len(set(TEXT)), block_size=8, n_layer=2, n_head=2, n_embd=16)
@@ -52,7 +46,7 @@ def tiny_run(make_cfg) -> dict:
         payload = {"step": step, "model": model.state_dict(), "model_args": model_args(model),
                    "vocab_hash": vocab.hash, "config": config}
         save_snapshot(snapshot_path(run_dir, step), payload)
-    point_latest(run_dir, run_dir.parent)
+    point_latest(run_dir, Path(config["paths"]["output_dir"]), "xiyouji")
     return {"run_dir": run_dir, "vocab": vocab, "make_cfg": make_cfg}
 
 
@@ -63,7 +57,7 @@ def trace_of(tiny_run: dict, *overrides: str) -> dict:
 
 
 def tiny_model(tiny_run: dict, step: int = STEPS[-1]) -> GPT:
-    return model_from_snapshot(load_snapshot(snapshot_path(tiny_run["run_dir"], step)))
+    return load_snapshot(snapshot_path(tiny_run["run_dir"], step)).model()
 
 
 def trace_kwargs(**changes) -> dict:

@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import project_with_corpus, run_stage, run_stages, wandb_records
 from omegaconf import OmegaConf
 
 from glassbox import fileio
-from glassbox.data import TokenData
-from glassbox.measure import Measurements
+from glassbox.analysis.measurements import Measurements
 from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
-from glassbox.snapshots import model_from_snapshot, save_snapshot, snapshot_steps
-from glassbox.tracking import STEP_KEY, JsonlFile
-from glassbox.vocab import Vocab
-from glassbox.train import lr_at, train
+from glassbox.run.snapshots import Snapshot, save_snapshot
+from glassbox.run.tracking import STEP_KEY, JsonlFile
+from glassbox.text.tokens import TokenData
+from glassbox.text.vocab import Vocab
+from glassbox.train import train
+from glassbox.training.schedule import lr_at, snapshot_steps
+from helpers import project_with_corpus, run_stage, run_stages, wandb_records
 
 XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
 
@@ -234,7 +235,8 @@ def test_a_snapshot_replays_to_the_metrics_logged_at_its_step(tiny_run):
     """The file at step N is the model measured at step N: analysis of snapshots sees training's numbers."""
     cfg = run_config(tiny_run)
     final = cfg.train.max_iters
-    model = model_from_snapshot(torch.load(tiny_run / "checkpoints" / f"step_{final:07d}.pt", weights_only=True))
+    path = tiny_run / "checkpoints" / f"step_{final:07d}.pt"
+    model = Snapshot.from_payload(path, torch.load(path, weights_only=True)).model()
     measurements = Measurements.from_config(cfg, TokenData(cfg.paths.processed_dir), cfg.model.block_size)
     replayed = measurements.of(model)
     logged = next(r for r in JsonlFile(tiny_run / "metrics.jsonl").read() if r["step"] == final)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glassbox.errors import GlassboxError
-from glassbox.vocab import Vocab
+from glassbox.text.vocab import Vocab
 
 # U+3000 (ideographic space, the indentation of 西游记) and U+20000 (outside the BMP: two UTF-16 units).
 TEXT = "悟空道：“师父。”\n　　𠀀 ab a"

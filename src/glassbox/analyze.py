@@ -1,13 +1,10 @@
 """Stage 3, `make analyze`: replay the analysis suites over every snapshot of a training run.
 
-Reads  <run>/checkpoints/step_NNNNNNN.pt (in step order), <run>/metrics.jsonl (the losses),
-       <run>/run.json and the prepared corpus of the experiment (its vocabulary must be the
-       one the run was trained on).
-Writes <run>/analysis/<time>/       this analysis: .hydra/, analyze.log, metrics.jsonl (the
-                                   scalars, on the training-step axis), wandb/ (its W&B run)
-         report/                   report.md, analysis.json (every number the report shows), *.png
-       and points <run>/report at that report folder: readers always see one whole analysis,
-       and a report already uploaded as an artifact is never rewritten.
+Reads  a training run's snapshots, metrics.jsonl (the losses) and run.json, and the prepared
+       corpus of the experiment (its vocabulary must be the one the run was trained on).
+Writes <run>/analysis/<time>/ (its scalars on the training-step axis, its W&B run, report/) and
+       points <run>/report at that report folder (run/layout.py): readers always see one whole
+       analysis, and a report already uploaded as an artifact is never rewritten.
 """
 from __future__ import annotations
 
@@ -20,21 +17,23 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from glassbox import fileio, report
-from glassbox.plotting import CharLabels
-from glassbox.data import TokenData
+from glassbox import fileio
+from glassbox import metric_keys as keys
+from glassbox.analysis.suites import SuiteInputs, run_suites, select_suites
 from glassbox.errors import GlassboxError, exits_cleanly
-from glassbox.paths import CONF_DIR
 from glassbox.model import GPT
-from glassbox.snapshots import (check_vocab, list_snapshots, load_snapshot, model_args, model_from_snapshot, read_run_state,
-                                resolve_run_dir)
-from glassbox.suites import SuiteInputs, run_suites, select_suites
-from glassbox.tracking import JsonlFile, Tracker
+from glassbox.paths import CONF_DIR
+from glassbox.report.claims import claims
+from glassbox.report.figures import figures, plotted_chars
+from glassbox.report.plotting import CharLabels, missing_font_notice
+from glassbox.report.sections import render
+from glassbox.run.layout import METRICS, REPORT_DIR, list_snapshots, point_report, read_run_state, resolve_run_dir
+from glassbox.run.snapshots import check_vocab, load_snapshot, model_args
+from glassbox.run.tracking import JsonlFile, Tracker
+from glassbox.text.tokens import TokenData
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_DIR = "analysis"
-REPORT_DIR = "report"
 
 
 def analysis_home(output_dir: str, name: str, run: str | None) -> str:
@@ -60,12 +59,12 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         raise GlassboxError(f"{run_dir} holds no snapshots (checkpoints/step_*.pt): train it first")
     data = TokenData(cfg.paths.processed_dir)
     first = load_snapshot(snapshots[0][1])
-    check_vocab(first, data.vocab.hash, snapshots[0][1], data.dir)
-    inputs = SuiteInputs.from_config(cfg, data, first["model_args"]["block_size"])
+    check_vocab(first, data.vocab.hash, data.dir)
+    inputs = SuiteInputs.from_config(cfg, data, first.model_args["block_size"])
     suites = select_suites(list(cfg.analysis.suites), inputs)
-    train_run_id = first["wandb_run_id"]
+    train_run_id = first.wandb_run_id
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
-        cfg.wandb.group = first["config"]["wandb"]["group"]
+        cfg.wandb.group = first.config["wandb"]["group"]
     del first
     report_dir = Path(analysis_dir) / REPORT_DIR
 
@@ -73,8 +72,8 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         records = []
         for step, path in tqdm(snapshots, desc=f"analyze {run_dir.name}", unit="snapshot", dynamic_ncols=True):
             snapshot = load_snapshot(path)
-            check_vocab(snapshot, data.vocab.hash, path, data.dir)
-            model = model_from_snapshot(snapshot)
+            check_vocab(snapshot, data.vocab.hash, data.dir)
+            model = snapshot.model()
             results = run_suites(model, inputs, suites)
             scalars = {key: value for result in results.values() for key, value in result.pop("scalars", {}).items()}
             tracker.log(scalars, step)
@@ -82,11 +81,9 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             records.append({"step": step, "scalars": scalars, **results})
 
         analysis = describe(cfg, run_dir, data, model, inputs, records)
-        labels = CharLabels(report.plotted_chars(analysis))
+        labels = CharLabels(plotted_chars(analysis))
         if labels.as_code_points:
-            log.warning("no installed font draws %s; plots label them as code points (e.g. %s). "
-                        "Install a CJK font (Noto Sans CJK, WenQuanYi, ...) to see the characters.",
-                        "".join(labels.as_code_points), labels(labels.as_code_points[0]))
+            log.warning("%s", missing_font_notice(labels.as_code_points))
         analysis["plot_labels"] = {"font": labels.family, "as_code_points": labels.as_code_points}
         write_report(analysis, labels, report_dir)
         log_to_wandb(tracker, analysis, report_dir, f"report-{train_run_id}")
@@ -110,26 +107,26 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
         "suites": list(cfg.analysis.suites),
         "probes": {
             "groups": probes.groups,
-            "pairs": [{"name": p.name, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect} for p in probes.pairs],
+            "pairs": probes.describe_pairs(),
             "prompts": [p.text for p in inputs.prompts],
         },
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
         "thresholds": OmegaConf.to_container(cfg.analysis.claims),
         "reference": OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
-        "losses": [{key: r[key] for key in ("step", "loss/val", "loss/train") if key in r}
-                   for r in JsonlFile(run_dir / "metrics.jsonl").read()],
+        "losses": [{key: r[key] for key in ("step", keys.LOSS_VAL, keys.LOSS_TRAIN) if key in r}
+                   for r in JsonlFile(run_dir / METRICS).read()],
         "snapshots": records,
     }
-    analysis["claims"] = report.claims(analysis)
+    analysis["claims"] = claims(analysis)
     return analysis
 
 
 def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path) -> None:
     fileio.write_json(report_dir / "analysis.json", analysis)
-    figures = report.figures(analysis, labels)
-    for name, png in figures.items():
+    drawn = figures(analysis, labels)
+    for name, png in drawn.items():
         fileio.write_bytes(report_dir / name, png)
-    fileio.write_text(report_dir / "report.md", report.render(analysis, list(figures)))
+    fileio.write_text(report_dir / "report.md", render(analysis, list(drawn)))
 
 
 def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], report_dir: Path, artifact: str) -> None:
@@ -177,13 +174,6 @@ def table_rows(snapshots: list[dict[str, Any]]) -> dict[str, tuple[list[str], li
                                                for rank, (char, prob) in enumerate(layer["top"], 1))
     return {name: table for name, table in tables.items() if table[1]}
 
-
-def point_report(run_dir: Path, report_dir: Path) -> None:
-    """Make `<run>/report` a link to this analysis's report."""
-    link = run_dir / REPORT_DIR
-    if link.exists() and not link.is_symlink():
-        raise GlassboxError(f"{link} is a real directory, not a link to an analysis; move it away and analyse again")
-    fileio.point_link(link, report_dir)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="analyze")

@@ -7,11 +7,13 @@ later stage would trust.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from glassbox.errors import GlassboxError
 
@@ -89,3 +91,12 @@ def remove(path: str | os.PathLike) -> None:
 
 def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's sha256 as hex, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

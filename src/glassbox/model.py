@@ -152,7 +152,7 @@ class GPT(nn.Module):
         `run_with_cache`); leave it None for the fast path.
         """
         B, T = idx.shape
-        if T > self.config.block_size:
+        if self.config.block_size < T:
             raise ValueError(
                 f"sequence length {T} exceeds block_size {self.config.block_size}: "
                 f"crop the context to its last {self.config.block_size} tokens"

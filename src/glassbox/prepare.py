@@ -19,11 +19,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
-from glassbox.corpus import decode, fetch, normalize, sha256_of
 from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.fileio import sha256_of
 from glassbox.paths import CONF_DIR
-from glassbox.tracking import Tracker
-from glassbox.vocab import Vocab
+from glassbox.run.tracking import Tracker, dataset_artifact_name
+from glassbox.text.corpus import decode, fetch, normalize
+from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,6 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
         tracker.summary({"n_chars": meta["n_chars"], "vocab_size": vocab.size,
                          **{f"split/{k}": v for k, v in meta["split"].items()}})
     return out_dir
-
-
-def dataset_artifact_name(corpus_name: str) -> str:
-    return f"dataset-{corpus_name}"
 
 
 def print_summary(name: str, meta: dict, vocab: Vocab) -> None:

@@ -23,13 +23,15 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
+from glassbox import hooks
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT, Cache
 from glassbox.paths import CONF_DIR
 from glassbox.probes.activations import capture_activations, residual_table
+from glassbox.run.layout import list_snapshots, resolve_run_dir
+from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot
 from glassbox.sampling import next_token_probs, sample_next
-from glassbox.snapshots import check_vocab, list_snapshots, load_snapshot, model_from_snapshot, resolve_run_dir
-from glassbox.vocab import Vocab
+from glassbox.text.vocab import Vocab
 
 SHOW_TOP = 10  # candidates in the output table
 SHOW_DIMS = 3  # embedding dimensions printed per vector
@@ -59,11 +61,11 @@ def pick_snapshot(cfg: DictConfig) -> tuple[Path, list[int]]:
     return snapshots[step], list(snapshots)
 
 
-def load_vocab(snapshot: dict[str, Any]) -> Vocab:
+def load_vocab(snapshot: Snapshot) -> Vocab:
     """The vocabulary the snapshot was trained with; any other maps ids to the wrong characters."""
-    path = Path(snapshot["config"]["paths"]["processed_dir"]) / "vocab.json"
+    path = Path(snapshot.config["paths"]["processed_dir"]) / "vocab.json"
     vocab = Vocab.load(path)
-    check_vocab(snapshot, vocab.hash, "this snapshot", path)
+    check_vocab(snapshot, vocab.hash, path)
     return vocab
 
 
@@ -103,13 +105,13 @@ def input_stage(ids: list[int], vocab: Vocab) -> dict[str, Any]:
 
 def embedding_stage(cache: Cache) -> dict[str, Tensor]:
     """4. Token embedding (a row of wte) + position embedding (a row of wpe) = the input to block 0."""
-    return {"token": cache["embed"], "position": cache["pos_embed"], "sum": cache["blocks.0.resid_pre"]}
+    return {"token": cache[hooks.EMBED], "position": cache[hooks.POS_EMBED], "sum": cache[hooks.act_name("resid_pre", 0)]}
 
 
 def transformer_stage(cache: Cache, n_layer: int, layer: int, head: int) -> dict[str, Any]:
     """5. The residual stream's statistics after every block, and one head's attention matrix [T, T]."""
     return {"layers": residual_table(cache, n_layer), "layer": layer, "head": head,
-            "attention": cache[f"blocks.{layer}.attn.pattern"][0, head]}
+            "attention": cache[hooks.act_name("pattern", layer)][0, head]}
 
 
 def output_stage(logits: Tensor, temperature: float, top_k: int | None, vocab: Vocab) -> dict[str, Any]:
@@ -337,16 +339,16 @@ STAGES = [
 ]
 
 
-def format_snapshot(path: Path, snapshot: dict, model: GPT, vocab: Vocab, steps: list[int],
+def format_snapshot(path: Path, snapshot: Snapshot, model: GPT, vocab: Vocab, steps: list[int],
                     crop_notice: str | None) -> str:
     cfg = model.config
-    step = snapshot["step"]
+    step = snapshot.step
     lines = [
         f"snapshot {path}",
         f"  step {step}" + (f" (the run has snapshots at steps {', '.join(map(str, steps))})" if steps else ""),
         f"  model: {cfg.n_layer} layers × {cfg.n_head} heads, n_embd {cfg.n_embd}, block_size {cfg.block_size}, "
         f"{model.num_params() / 1e6:.2f}M parameters",
-        f"  vocabulary: {vocab.size:,} characters of corpus {snapshot['config']['corpus']['name']}",
+        f"  vocabulary: {vocab.size:,} characters of corpus {snapshot.config['corpus']['name']}",
     ]
     if step == 0:
         lines.append("  step 0 is the untrained model: random weights, so expect an almost flat distribution.")
@@ -389,7 +391,7 @@ def trace(cfg: DictConfig) -> dict[str, Any]:
     """Load the snapshot, compute every stage, show them; return the stages' data."""
     path, steps = pick_snapshot(cfg)
     snapshot = load_snapshot(path)
-    model = model_from_snapshot(snapshot)
+    model = snapshot.model()
     vocab = load_vocab(snapshot)
     prompt, crop_notice = crop_prompt(cfg.prompt, model.config.block_size)
     check_choice("layer", cfg.layer, model.config.n_layer)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from glassbox.hooks import residual_stream
+
 
 def capture_activations(model: nn.Module, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """`model.run_with_cache(idx)` in eval mode without gradients, restoring the model's mode.
@@ -25,25 +27,13 @@ def capture_activations(model: nn.Module, idx: Tensor) -> tuple[Tensor, dict[str
         model.train(was_training)
 
 
-def residual_layer_names(n_layer: int) -> dict[str, str]:
-    """Report name -> hook point of the residual stream, from the input to the final LayerNorm.
-
-    "input" is blocks.0.resid_pre (token + position embedding), "blocks.i" is the stream after
-    block i, "ln_final" after the final LayerNorm.
-    """
-    names = {"input": "blocks.0.resid_pre"}
-    names |= {f"blocks.{i}": f"blocks.{i}.resid_post" for i in range(n_layer)}
-    names["ln_final"] = "ln_final"
-    return names
-
-
 def residual_stats(cache: dict[str, Tensor], n_layer: int) -> dict[str, dict[str, float]]:
-    """mean, std and max |x| of the residual stream at every layer (see residual_layer_names).
+    """mean, std and max |x| of the residual stream at every layer (labels: glassbox.hooks.residual_stream).
 
     max is the largest absolute value, the number that shows the stream growing block by block.
     """
     stats = {}
-    for name, hook in residual_layer_names(n_layer).items():
+    for name, hook in residual_stream(n_layer).items():
         x = cache[hook].detach().float()
         stats[name] = {"mean": x.mean().item(), "std": x.std().item(), "max": x.abs().max().item()}
     return stats
@@ -53,7 +43,7 @@ def residual_table(cache: dict[str, Tensor], n_layer: int) -> dict[str, dict]:
     """The article's per-layer table: {layer: {shape, mean, std, max}}, from the input to ln_final."""
     stats = residual_stats(cache, n_layer)
     return {name: {"shape": list(cache[hook].shape), **stats[name]}
-            for name, hook in residual_layer_names(n_layer).items()}
+            for name, hook in residual_stream(n_layer).items()}
 
 
 def attention_entropy(pattern: Tensor) -> Tensor:

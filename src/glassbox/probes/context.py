@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from glassbox.probes.activations import capture_activations, residual_layer_names
+from glassbox.hooks import residual_stream
+from glassbox.probes.activations import capture_activations
 from glassbox.probes.embeddings import unit_rows
 
 
@@ -44,7 +45,7 @@ def collect_target_residuals(
     Returns layer -> [n_prompts, d] for "input", "blocks.0", ..., "ln_final".
     """
     device = next(model.parameters()).device
-    layers = residual_layer_names(model.config.n_layer)
+    layers = residual_stream(model.config.n_layer)
     rows: dict[str, list[Tensor]] = {name: [] for name in layers}
     for prompt in prompts:
         if target_id not in prompt:

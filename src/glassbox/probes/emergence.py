@@ -1,25 +1,9 @@
 """The metrics of one snapshot: the flat dict training logs at every snapshot step and the
-analysis replays on every saved snapshot, so both produce the same numbers under the same keys.
+analysis replays on every saved snapshot, so both produce the same numbers under the same keys
+(named by glassbox.metric_keys, which lists them all).
 
 The embedding analysed is `model.wte.weight`; lm_head is tied to it, so it is the output
-matrix too. Keys (n = n_frequent, <a-b> = ProbePair.name, e.g. 说-道):
-
-    emb/std, emb/min, emb/max, emb/l2_mean      all entries; l2_mean = mean row norm
-    emb/top{n}/<stat>, emb/bottom{n}/<stat>     same, n most / least frequent characters
-                                                (n at most half the vocabulary)
-    cos/<a-b>                                   raw cosine of each probe pair
-    cos/within_mean, cos/cross_mean             mean over ALL same-group / different-group
-                                                combinations of the group characters
-    baseline/mean, baseline/std                 cosine of random frequent pairs (global null)
-    z/<a-b>                                     pair cosine against the global null
-    zf/<a-b>                                    against the pair's frequency-matched null
-    p/<a-b>                                     permutation p-value in the expected direction
-    stat/within_minus_cross                     cos/within_mean - cos/cross_mean
-    p/within_minus_cross                        its p-value under relabeling within bands
-    resid/<layer>/<mean|std|max>                residual stream on probe_batch, layer in
-                                                input, blocks.0 ... blocks.{n_layer-1}, ln_final;
-                                                max = max |x|
-
+matrix too. n_frequent is capped at half the vocabulary, so top and bottom never overlap.
 The cos/within_mean, cos/cross_mean, stat/ and p/within_minus_cross keys appear only when the
 groups give both same-group and different-group combinations. The null samples behind
 baseline/, z/, zf/ and p/ live in a ChanceModel drawn once per run (see baselines.py).
@@ -32,6 +16,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from glassbox import metric_keys as keys
 from glassbox.probes.activations import capture_activations, residual_stats
 from glassbox.probes.baselines import ChanceModel, group_cosine_means, permutation_p_values, z_score
 from glassbox.probes.embeddings import embedding_stats_by_frequency, pair_cosines, unit_rows
@@ -50,7 +35,7 @@ def snapshot_metrics(
     metrics = embedding_metrics(model.wte.weight, probes, counts, chance, n_frequent)
     _, cache = capture_activations(model, probe_batch)
     for layer, values in residual_stats(cache, model.config.n_layer).items():
-        metrics |= {f"resid/{layer}/{stat}": value for stat, value in values.items()}
+        metrics |= {keys.residual(layer, stat): value for stat, value in values.items()}
     return metrics
 
 
@@ -65,12 +50,12 @@ def embedding_metrics(
     W = W.detach()
     metrics: dict[str, float] = {}
     for group, values in embedding_stats_by_frequency(W, counts, n_frequent).items():
-        prefix = "emb" if group == "all" else f"emb/{group}"
-        metrics |= {f"{prefix}/{stat}": value for stat, value in values.items()}
+        subset = None if group == "all" else group
+        metrics |= {keys.emb(stat, subset): value for stat, value in values.items()}
 
     global_null = chance.global_null(W)
-    metrics["baseline/mean"] = global_null.mean().item()
-    metrics["baseline/std"] = global_null.std().item()
+    metrics[keys.BASELINE_MEAN] = global_null.mean().item()
+    metrics[keys.BASELINE_STD] = global_null.std().item()
     if probes.pairs:
         metrics |= _pair_metrics(W, probes, chance, global_null)
     if len(probes.within_positions) and len(probes.cross_positions):
@@ -91,7 +76,7 @@ def _pair_metrics(
         "p": permutation_p_values(cosines, matched_null, [pair.expect for pair in probes.pairs]),
     }
     return {
-        f"{kind}/{pair.name}": value
+        keys.pair(kind, pair.name): value
         for kind, values in per_pair.items()
         for pair, value in zip(probes.pairs, values.tolist())
     }
@@ -107,8 +92,8 @@ def _group_metrics(W: Tensor, probes: ProbeSet, chance: ChanceModel) -> dict[str
     observed = within - cross
     p = permutation_p_values(observed[None], chance.group_null(W, probes)[None], ["up"])
     return {
-        "cos/within_mean": within.item(),
-        "cos/cross_mean": cross.item(),
-        "stat/within_minus_cross": observed.item(),
-        "p/within_minus_cross": p.item(),
+        keys.WITHIN_MEAN: within.item(),
+        keys.CROSS_MEAN: cross.item(),
+        keys.GROUP_STAT: observed.item(),
+        keys.GROUP_P: p.item(),
     }

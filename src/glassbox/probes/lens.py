@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from glassbox.probes.activations import residual_layer_names
+from glassbox.hooks import LN_FINAL, residual_stream
 from glassbox.probes.predictions import top_k_next
 
 
@@ -25,10 +25,10 @@ def logit_lens(
 
     ln_final is not a layer here: model.unembed applies ln_f itself.
     """
-    layers = residual_layer_names(model.config.n_layer)
+    layers = residual_stream(model.config.n_layer)
     with torch.no_grad():
         return {
             name: top_k_next(model.unembed(cache[hook][:, position]), temperature, k)
             for name, hook in layers.items()
-            if name != "ln_final"
+            if name != LN_FINAL
         }

@@ -101,6 +101,10 @@ class ProbeSet:
             cross_positions=torch.tensor(cross, dtype=torch.long).reshape(-1, 2),
         )
 
+    def describe_pairs(self) -> list[dict[str, str]]:
+        """Each pair as plain data (name, characters, kind, expected direction), for run.json and reports."""
+        return [{"name": p.name, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect} for p in self.pairs]
+
     @property
     def pair_ids(self) -> Tensor:
         """[P, 2] token ids of the listed pairs, in config order."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,6 +24,11 @@ from glassbox import fileio
 log = logging.getLogger(__name__)
 
 STEP_KEY = "train/step"  # the x-axis of every metric, so analysis curves line up with training
+
+
+def dataset_artifact_name(corpus_name: str) -> str:
+    """The W&B artifact a prepared corpus is logged as (prepare) and consumed as (train)."""
+    return f"dataset-{corpus_name}"
 
 
 class JsonlFile:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from glassbox.data import TokenData
 from glassbox.errors import GlassboxError
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.emergence import snapshot_metrics
 from glassbox.probes.probe_set import ProbeSet
+from glassbox.text.tokens import TokenData
 
 
 @dataclass(frozen=True)

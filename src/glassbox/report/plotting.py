@@ -5,7 +5,7 @@ Plots use matplotlib's object API (a Figure on an Agg canvas), never pyplot's gl
 from __future__ import annotations
 
 import io
-from typing import Iterable
+from collections.abc import Iterable
 
 import matplotlib
 from matplotlib import font_manager
@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 
-from glassbox.markdown import WHITESPACE
+from glassbox.report.markdown import WHITESPACE
 
 CJK_FONT_NAMES = ("CJK", "WenQuanYi", "SimHei", "Source Han", "YaHei", "PingFang", "Heiti", "Hiragino",
                   "Droid Sans Fallback", "AR PL")
@@ -66,3 +66,12 @@ def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
+
+
+def missing_font_notice(as_code_points: list[str]) -> str:
+    """The one piece of advice for plots that had to label characters by code point."""
+    shown = "".join(as_code_points[:12]) + ("…" if len(as_code_points) > 12 else "")
+    first = as_code_points[0]
+    return (f"no installed font draws {shown}: the plots label those characters by code point ({first} = "
+            f"U+{ord(first):04X}). Install a CJK font (Noto Sans CJK, WenQuanYi, Source Han Sans) and draw "
+            "them again to see the characters.")

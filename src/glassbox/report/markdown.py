@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 WHITESPACE = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "␣"}  # how a lone character is shown
 

@@ -5,7 +5,6 @@ anything else is downloaded again and checked before it replaces the cache.
 """
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 import urllib.error
 import urllib.request
@@ -14,17 +13,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from glassbox.errors import GlassboxError
-from glassbox.fileio import atomic_path
+from glassbox.fileio import atomic_path, sha256_of
 
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")  # utf-8-sig also reads UTF-8 without a BOM
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch(url: str, sha256: str, cache_path: Path) -> Path:

@@ -26,15 +26,30 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox.errors import GlassboxError
-from glassbox.snapshots import (CHECKPOINT_DIR, check_fits, load_snapshot, model_args, newest_valid_snapshot,
-                                read_run_state, remove_snapshots_after, write_run_state)
-from glassbox.tracking import JsonlFile
+from glassbox.run.layout import (
+    CHECKPOINT_DIR,
+    METRICS,
+    PROGRESS,
+    latest_link,
+    read_run_state,
+    run_of_snapshot,
+    write_run_state,
+)
+from glassbox.run.snapshots import (
+    Snapshot,
+    TrainingState,
+    check_fits,
+    load_snapshot,
+    model_args,
+    newest_valid_snapshot,
+    remove_snapshots_after,
+)
+from glassbox.run.tracking import JsonlFile
 
 log = logging.getLogger(__name__)
 
@@ -49,41 +64,42 @@ class RunStart:
     dir: Path
     wandb_id: str
     resumed_step: int | None = None  # the step of the snapshot resumed from, None for a new run
-    recent_losses: tuple[float, ...] = ()  # the loss window the next snapshot's loss/train averages
 
     @property
     def step(self) -> int:
         return self.resumed_step or 0
 
 
-def start_run(cfg: DictConfig, new_run_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-              batch_generator: torch.Generator, vocab_hash: str) -> RunStart:
-    """Begin a new run in `new_run_dir`, or load the state of the run `train.resume` asks to continue."""
-    found = find_snapshot_to_resume(cfg)
-    if found is None:
+def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_hash: str,
+              run_facts: dict) -> RunStart:
+    """Begin a new run in `new_run_dir`, or restore into `state` the run `train.resume` asks to continue.
+
+    `run_facts` go into a new run's run.json (e.g. n_params, the probe pairs), for readers that
+    should not need a snapshot or the config to know them.
+    """
+    snapshot = find_snapshot_to_resume(cfg)
+    if snapshot is None:
         start = RunStart(dir=Path(new_run_dir), wandb_id=secrets.token_hex(4))
         write_run_state(start.dir, status="running", experiment=cfg.name, wandb_run_id=start.wandb_id,
-                        n_params=model.num_params(), last_snapshot=None, **this_process())
+                        **run_facts, last_snapshot=None, **this_process())
         return start
 
-    path, snapshot = found
-    run_dir, step = path.parent.parent, snapshot["step"]
-    check_fits(snapshot, model_args(model), vocab_hash, path)
+    run_dir, step = run_of_snapshot(snapshot.path), snapshot.step
+    check_fits(snapshot, model_args(state.model), vocab_hash)
     if step > cfg.train.max_iters:
-        raise GlassboxError(f"snapshot {path} is at step {step}, past train.max_iters={cfg.train.max_iters}")
-    warn_about_changed_settings(snapshot["config"], OmegaConf.to_container(cfg, resolve=True))
-    restore_training_state(snapshot, model, optimizer, batch_generator)
+        raise GlassboxError(f"snapshot {snapshot.path} is at step {step}, past train.max_iters={cfg.train.max_iters}")
+    warn_about_changed_settings(snapshot.config, OmegaConf.to_container(cfg, resolve=True))
+    state.restore(snapshot)
     rewind_run(run_dir, step)
     move_into_run(Path(new_run_dir), run_dir)
     resumes = read_run_state(run_dir).get("resumed_at", [])
     write_run_state(run_dir, status="running", last_snapshot=step, resumed_at=[*resumes, step], **this_process())
     log.info("resuming run %s at step %d (train.resume=never starts a new run instead)", run_dir, step)
-    return RunStart(dir=run_dir, wandb_id=snapshot["wandb_run_id"], resumed_step=step,
-                    recent_losses=tuple(snapshot["recent_losses"]))
+    return RunStart(dir=run_dir, wandb_id=snapshot.wandb_run_id, resumed_step=step)
 
 
-def find_snapshot_to_resume(cfg: DictConfig) -> tuple[Path, dict] | None:
-    """The (path, contents) of the snapshot `train.resume` points at, or None to start a new run."""
+def find_snapshot_to_resume(cfg: DictConfig) -> Snapshot | None:
+    """The snapshot `train.resume` points at, or None to start a new run."""
     setting = str(cfg.train.resume)
     if setting == "never":
         return None
@@ -92,12 +108,12 @@ def find_snapshot_to_resume(cfg: DictConfig) -> tuple[Path, dict] | None:
         if path.parent.name != CHECKPOINT_DIR:
             raise GlassboxError(f"train.resume={setting}: expected auto, never or a snapshot of a run, "
                                 f"<run>/{CHECKPOINT_DIR}/step_NNNNNNN.pt")
-        if is_running_elsewhere(read_run_state(path.parent.parent)):
-            raise GlassboxError(f"{path.parent.parent} is being trained by another process right now")
-        return path, load_snapshot(path)
+        if is_running_elsewhere(read_run_state(run_of_snapshot(path))):
+            raise GlassboxError(f"{run_of_snapshot(path)} is being trained by another process right now")
+        return load_snapshot(path)
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
-    latest = Path(cfg.paths.output_dir) / cfg.name / "latest"
+    latest = latest_link(cfg.paths.output_dir, cfg.name)
     if not latest.exists():
         return None
     run_dir = latest.resolve()
@@ -113,21 +129,10 @@ def find_snapshot_to_resume(cfg: DictConfig) -> tuple[Path, dict] | None:
     return found
 
 
-def restore_training_state(snapshot: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                           batch_generator: torch.Generator) -> None:
-    """Put back what train.take_snapshot saved, so the next step is the one the run would have taken."""
-    model.load_state_dict(snapshot["model"])
-    optimizer.load_state_dict(snapshot["optimizer"])
-    torch.set_rng_state(snapshot["rng"]["torch"])
-    batch_generator.set_state(snapshot["rng"]["batches"])
-    if "cuda" in snapshot["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(snapshot["rng"]["cuda"])
-
-
 def rewind_run(run_dir: Path, step: int) -> None:
     """Forget what the run did after `step`, so its files hold each step once when it goes on."""
-    for name in ("metrics", "progress"):
-        JsonlFile(run_dir / f"{name}.jsonl").keep_until(step)
+    for name in (METRICS, PROGRESS):
+        JsonlFile(run_dir / name).keep_until(step)
     remove_snapshots_after(run_dir, step)
 
 

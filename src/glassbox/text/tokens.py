@@ -14,7 +14,7 @@ import torch
 
 from glassbox import fileio
 from glassbox.errors import GlassboxError
-from glassbox.vocab import Vocab
+from glassbox.text.vocab import Vocab
 
 
 class TokenData:

@@ -12,22 +12,25 @@ Suites expect a model in eval mode, as `model_from_snapshot` returns it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from glassbox.data import TokenData
+from glassbox import hooks
+from glassbox import metric_keys as keys
+from glassbox.analysis.measurements import Measurements
 from glassbox.errors import GlassboxError
-from glassbox.measure import Measurements
 from glassbox.probes import lens
 from glassbox.probes.activations import attention_entropy, capture_activations, residual_table
 from glassbox.probes.baselines import z_score
 from glassbox.probes.context import collect_target_residuals, sense_similarity
 from glassbox.probes.embeddings import nearest_neighbours, pca_2d
 from glassbox.probes.predictions import top_k_next
+from glassbox.text.tokens import TokenData
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,10 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     measurements = inputs.measurements
     W = model.wte.weight.detach()
     scalars = measurements.of(model)
-    if "stat/within_minus_cross" in scalars:
-        observed = torch.tensor(scalars["stat/within_minus_cross"])
+    if keys.GROUP_STAT in scalars:
+        observed = torch.tensor(scalars[keys.GROUP_STAT])
         null = measurements.chance.group_null(W, measurements.probes).cpu()
-        scalars["zf/within_minus_cross"] = z_score(observed, null).item()
+        scalars[keys.GROUP_ZF] = z_score(observed, null).item()
 
     ids = inputs.probe_ids.to(W.device)
     neighbour_ids, cosines = nearest_neighbours(W, ids, inputs.neighbours_k)
@@ -166,7 +169,7 @@ def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     n_layer = model.config.n_layer
     device = next(model.parameters()).device
     _, cache = capture_activations(model, inputs.measurements.probe_batch.to(device))
-    entropy = {f"blocks.{i}": attention_entropy(cache[f"blocks.{i}.attn.pattern"]).tolist() for i in range(n_layer)}
+    entropy = {hooks.block(i): attention_entropy(cache[hooks.act_name("pattern", i)]).tolist() for i in range(n_layer)}
 
     tables = []
     for prompt in inputs.prompts:
@@ -174,7 +177,7 @@ def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
         rows = [{"layer": name, **row} for name, row in residual_table(cache, n_layer).items()]
         tables.append({"prompt": prompt.text, "layers": rows})
     return {
-        "scalars": {f"attn_entropy/{layer}/head{h}": value
+        "scalars": {keys.attn_entropy(layer, h): value
                     for layer, heads in entropy.items() for h, value in enumerate(heads)},
         "residual": tables,
         "entropy": entropy,
@@ -187,7 +190,7 @@ def attention(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     prompts = []
     for prompt in inputs.prompts:
         _, cache = capture_activations(model, _batch(prompt, model))
-        pattern = torch.stack([cache[f"blocks.{i}.attn.pattern"][0] for i in range(n_layer)])
+        pattern = torch.stack([cache[hooks.act_name("pattern", i)][0] for i in range(n_layer)])
         prompts.append({"prompt": prompt.text, "tokens": [inputs.itos[i] for i in prompt.ids],
                         "pattern": pattern.tolist()})
     return {"prompts": prompts}
@@ -233,7 +236,7 @@ def context(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     for prompt, sense in zip(probe.prompts, probe.senses):
         senses.setdefault(sense, []).append(prompt.text)
     return {
-        "scalars": {f"context/{layer}/gap": values["gap"] for layer, values in similarity.items()},
+        "scalars": {keys.context_gap(layer): values["gap"] for layer, values in similarity.items()},
         "char": probe.char,
         "senses": senses,
         "layers": [{"layer": layer, **values} for layer, values in similarity.items()],

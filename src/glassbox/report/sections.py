@@ -1,0 +1,236 @@
+"""report.md: the claims in words, the reference article's tables with this run beside them.
+
+Every section is a function of the `analysis` dict that glassbox.analyze builds and saves as
+report/analysis.json (plain data), so a report can be redrawn from that file alone, without W&B
+and without the model. A section returns None when the suite it shows did not run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glassbox import metric_keys as keys
+from glassbox.report.claims import GROUP_CLAIM, HELD, NO_DIRECTION, claim_sentence, verdict
+from glassbox.report.figures import FIGURE_CAPTIONS
+from glassbox.report.markdown import escape, num, quoted, table, visible_char
+from glassbox.report.plotting import missing_font_notice
+
+
+def _pair_label(pair: dict[str, Any]) -> str:
+    """`说 – 道` for a pair (claim or probe pair), the statistic's name for the group claim."""
+    return GROUP_CLAIM if pair["a"] is None else f"{visible_char(pair['a'])} – {visible_char(pair['b'])}"
+
+
+def _header(a: dict[str, Any]) -> str:
+    snapshots, model, reference = a["snapshots"], a["model"], a["reference"]
+    t = a["thresholds"]
+    rows = [
+        ["run", f"`{a['run_dir']}` (status: {a['status'] or 'unknown'})"],
+        ["snapshots", f"{len(snapshots)}, steps {snapshots[0]['step']} … {snapshots[-1]['step']}"],
+        ["model", f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
+                  f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters"],
+        ["corpus", f"{a['corpus']}, {a['vocab_size']} characters"
+                   + (f" (article: {reference['vocab_size']})" if "vocab_size" in reference else "")],
+        ["suites", ", ".join(a["suites"])],
+        ["claims", f"judged against the frequency-matched baseline: held = zf ≥ {t['z_min']:g} in the "
+                   f"expected direction and permutation p ≤ {t['p_max']:g}"],
+    ]
+    if "source" in reference:
+        rows.append(["article figures", escape(reference["source"])])
+    text = f"# glassbox analysis: {a['experiment']}\n\n" + table(["", ""], rows)
+    if a["status"] != "complete":
+        text += (f"\n\n> The run's status is {a['status'] or 'unknown'}: every number is as of step "
+                 f"{snapshots[-1]['step']}, not of a finished run.")
+    missing = a.get("plot_labels", {}).get("as_code_points")
+    if missing:
+        notice = missing_font_notice(missing)
+        text += f"\n\n> {notice[0].upper()}{notice[1:]}"
+    return text
+
+
+def _claims_section(a: dict[str, Any]) -> str | None:
+    if not a["claims"]:
+        return None
+    t = a["thresholds"]
+    lines = [f"## Claims at step {a['snapshots'][-1]['step']}", ""]
+    for c in a["claims"]:
+        what = ("mean within-group minus mean cross-group cosine, expected up" if c["kind"] == "groups"
+                else f"{c['kind']}, expected {c['expect']}")
+        lines.append(f"- {_pair_label(c)} ({what}): {claim_sentence(c, **t)}.")
+    held = sum(c["verdict"] == HELD for c in a["claims"])
+    judged = sum(c["verdict"] != NO_DIRECTION for c in a["claims"])
+    lines += ["", f"{held} of {judged} directional claims held."]
+    return "\n".join(lines)
+
+
+def _embedding_section(a: dict[str, Any]) -> str | None:
+    first, final = a["snapshots"][0]["scalars"], a["snapshots"][-1]["scalars"]
+    if keys.emb("std") not in first:
+        return None
+    article = a["reference"].get("embedding", {})
+    stats = [("std", "std", ".4f"), ("min", "min", "+.3f"), ("max", "max", "+.3f"),
+             ("mean row L2 norm", "l2_mean", ".3f")]
+    rows = [[label, num(article.get("init", {}).get(key), spec), num(first[keys.emb(key)], spec),
+             num(article.get("trained", {}).get(key), spec), num(final[keys.emb(key)], spec)]
+            for label, key, spec in stats]
+    header = ["token embedding", "article, random init", f"this run, step {a['snapshots'][0]['step']}",
+              "article, trained", f"this run, step {a['snapshots'][-1]['step']}"]
+    return "## Token embedding, random init vs trained\n\n" + table(header, rows)
+
+
+def _cosine_section(a: dict[str, Any]) -> str | None:
+    if not a["claims"]:
+        return None
+    first, final = a["snapshots"][0], a["snapshots"][-1]
+    article = a["reference"].get("cosine", {})
+    rows = []
+    for c in a["claims"]:
+        key = keys.GROUP_STAT if c["kind"] == "groups" else keys.pair("cos", c["claim"])
+        ref = article.get(c["claim"], {})
+        rows.append([_pair_label(c), c["kind"], c["expect"], num(ref.get("init")), num(first["scalars"][key]),
+                     num(ref.get("trained")), num(c["value"]), num(c["z"], "+.2f"), num(c["zf"], "+.2f"),
+                     num(c["p"], ".3f"), c["verdict"]])
+    header = ["pair", "kind", "expected", "article, init", f"step {first['step']}", "article, trained",
+              f"step {final['step']}", "z (global)", "zf (matched)", "p", "verdict"]
+    return ("## Cosine similarity of probe pairs, random init vs trained\n\n" + table(header, rows)
+            + "\n\nz is against random pairs of frequent characters, zf against random pairs from the pair's own "
+              "frequency bands; only zf and p decide the verdict.")
+
+
+def _emergence_section(a: dict[str, Any]) -> str | None:
+    if not a["claims"]:
+        return None
+    t = a["thresholds"]
+    losses = {r["step"]: r.get(keys.LOSS_VAL) for r in a["losses"]}
+    pairs = a["probes"]["pairs"]
+    rows = []
+    for s in a["snapshots"]:
+        cells = []
+        for p in pairs:
+            zf, pv = s["scalars"][keys.pair("zf", p["name"])], s["scalars"][keys.pair("p", p["name"])]
+            mark = " ✓" if verdict(zf, pv, p["expect"], **t) == HELD else ""
+            cells.append(f"{num(s['scalars'][keys.pair('cos', p['name'])], '+.2f')} ({num(zf, '+.1f')}){mark}")
+        rows.append([s["step"], num(losses.get(s["step"]), ".3f"), *cells])
+    header = ["step", "val loss", *(_pair_label(p) for p in pairs)]
+    return ("## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step.\n\n"
+            + table(header, rows))
+
+
+def _residual_section(a: dict[str, Any]) -> str | None:
+    first, final = a["snapshots"][0], a["snapshots"][-1]
+    if "activations" not in final or not final["activations"]["residual"]:
+        return None
+    article = a["reference"].get("residual", {})
+    prompt = final["activations"]["residual"][0]["prompt"]
+
+    def cell(row: dict[str, float]) -> str:
+        return f"{row['mean']:+.4f} / {row['std']:.4f} / {row['max']:.4f}"
+
+    rows = []
+    for start, end in zip(first["activations"]["residual"][0]["layers"], final["activations"]["residual"][0]["layers"]):
+        ref = article.get(end["layer"])
+        rows.append([end["layer"], str(end["shape"]), f"{ref[0]:+.4f} / {ref[1]:.4f} / {ref[2]:.4f}" if ref else "—",
+                     cell(start), cell(end)])
+    header = ["layer", "shape", "article, trained", f"step {first['step']}", f"step {final['step']}"]
+    return (f"## Residual stream per layer, prompt {quoted(prompt)}\n\nCells: mean / std / max |x|.\n\n"
+            + table(header, rows))
+
+
+def _entropy_section(a: dict[str, Any]) -> str | None:
+    first, final = a["snapshots"][0], a["snapshots"][-1]
+    if "activations" not in final:
+        return None
+    rows = [[layer, *(f"{h0:.2f} → {h1:.2f}" for h0, h1 in zip(first["activations"]["entropy"][layer], heads))]
+            for layer, heads in final["activations"]["entropy"].items()]
+    n_heads = len(rows[0]) - 1
+    return (f"## Attention entropy per layer and head (nats), step {first['step']} → {final['step']}\n\n"
+            "Measured on the fixed validation windows; lower = each query attends to fewer positions.\n\n"
+            + table(["layer", *(f"head {h}" for h in range(n_heads))], rows))
+
+
+def _attention_section(a: dict[str, Any]) -> str | None:
+    final = a["snapshots"][-1]
+    if "attention" not in final or not final["attention"]["prompts"]:
+        return None
+    prompt = final["attention"]["prompts"][0]
+    tokens = [visible_char(t) for t in prompt["tokens"]]
+    pattern = prompt["pattern"][0][0]
+    rows = [[tokens[q], *(f"{w:.2f}" if k <= q else "·" for k, w in enumerate(weights))]
+            for q, weights in enumerate(pattern)]
+    return (f"## Attention, layer 0 head 0, prompt {quoted(prompt['prompt'])}, step {final['step']}\n\n"
+            "Rows: the query position; · = the future, which the causal mask hides.\n\n" + table(["", *tokens], rows))
+
+
+def _predictions_section(a: dict[str, Any]) -> str | None:
+    final = a["snapshots"][-1]
+    if "predictions" not in final:
+        return None
+    s = a["sampling"]
+    reference = a["reference"].get("next_char")
+    parts = [f"## Next character, step {final['step']} (temperature {s['temperature']:g})"]
+    for prompt in final["predictions"]["prompts"]:
+        rows = [[rank, visible_char(char), f"{prob:.1%}"] for rank, (char, prob) in enumerate(prompt["next"], 1)]
+        parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["rank", "char", "probability"], rows))
+        if reference and reference.get("prompt") == prompt["prompt"]:
+            ranks = {char: (rank, prob) for rank, (char, prob) in enumerate(prompt["next"], 1)}
+            ours = ranks.get(reference["char"])
+            here = (f"{visible_char(reference['char'])} at {ours[1]:.1%} (rank {ours[0]})" if ours
+                    else f"{visible_char(reference['char'])} is not among the top {len(prompt['next'])}")
+            parts.append(f"Article: {visible_char(reference['char'])} at {reference['prob']:.1%} (temperature "
+                         f"{reference['temperature']:g}); this run: {here}.")
+    samples = [[snap["step"], escape(p["sample"])] for snap in a["snapshots"] for p in snap["predictions"]["prompts"]]
+    parts.append(f"Samples ({s['gen_tokens']} characters, temperature {s['temperature']:g}, top-k {s['top_k']}, "
+                 f"seed {s['seed']}), one per snapshot:\n\n" + table(["step", "sample"], samples))
+    return "\n\n".join(parts)
+
+
+def _lens_section(a: dict[str, Any]) -> str | None:
+    final = a["snapshots"][-1]
+    if "logit_lens" not in final:
+        return None
+    parts = [f"## Logit lens, step {final['step']}\n\nEach layer's residual read out through the final "
+             f"LayerNorm and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
+             "model's own prediction."]
+    for prompt in final["logit_lens"]["prompts"]:
+        rows = [[layer["layer"], ", ".join(f"{visible_char(char)} {prob:.0%}" for char, prob in layer["top"])]
+                for layer in prompt["layers"]]
+        parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", "top characters"], rows))
+    return "\n\n".join(parts)
+
+
+def _context_section(a: dict[str, Any]) -> str | None:
+    first, final = a["snapshots"][0], a["snapshots"][-1]
+    if "context" not in final:
+        return None
+    c = final["context"]
+    senses = "; ".join(f"{escape(sense)}: {', '.join(quoted(t) for t in texts)}"
+                       for sense, texts in c["senses"].items())
+    rows = [[start["layer"], num(end["within"]), num(end["across"]), num(start["gap"]), num(end["gap"])]
+            for start, end in zip(first["context"]["layers"], c["layers"])]
+    header = ["layer", f"within, step {final['step']}", f"across, step {final['step']}",
+              f"gap, step {first['step']}", f"gap, step {final['step']}"]
+    return (f"## The same character in different contexts: {quoted(c['char'])}\n\n"
+            f"Senses ({senses}). Cosine of the character's residual vectors within a sense and across senses; "
+            "a positive gap means the layer tells the senses apart.\n\n" + table(header, rows))
+
+
+def _neighbours_section(a: dict[str, Any]) -> str | None:
+    final = a["snapshots"][-1]
+    if "embeddings" not in final:
+        return None
+    rows = [[visible_char(row["char"]), ", ".join(f"{visible_char(char)} {cos:+.2f}" for char, cos in row["neighbours"])]
+            for row in final["embeddings"]["neighbours"]]
+    return (f"## Nearest neighbours by cosine, step {final['step']}\n\n"
+            + table(["char", "neighbours (cosine)"], rows))
+
+
+def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
+    """report.md: the claims in words, the article's tables with this run beside them, the plots."""
+    sections = [section(analysis) for section in (
+        _header, _claims_section, _embedding_section, _cosine_section, _emergence_section, _residual_section,
+        _entropy_section, _attention_section, _predictions_section, _lens_section, _context_section,
+        _neighbours_section)]
+    plots = [f"### {FIGURE_CAPTIONS[name]}\n\n![{name}]({name})" for name in FIGURE_CAPTIONS if name in figure_names]
+    if plots:
+        sections.append("## Plots\n\n" + "\n\n".join(plots))
+    return "\n\n".join(s for s in sections if s) + "\n"

@@ -1,0 +1,217 @@
+"""Snapshots: the one owner of what a snapshot file holds, and how it is written and read.
+
+A snapshot is one file, `<run>/checkpoints/step_<7 digits>.pt` (run/layout.py), holding the
+model and optimizer state, the RNG states, the step, the resolved config and the vocabulary
+hash: everything needed to resume training or to replay the analysis at that step. Its keys are
+declared once, in `TrainingState.payload` (writing) and `Snapshot` (reading). Files are written
+atomically and read with `torch.load(weights_only=True)` only: no pickled code runs.
+
+Once a snapshot is complete, its sha256 is recorded in the run's run.json (`snapshot_sha256`).
+A snapshot whose checksum is missing or differs was cut short by a kill or damaged since;
+`load_snapshot` refuses it, so no one resumes from or analyses it. (A flipped byte inside
+tensor data would otherwise load without complaint.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from glassbox.errors import GlassboxError
+from glassbox.fileio import atomic_path, explain_write_errors, sha256_of
+from glassbox.model import GPT, GPTConfig
+from glassbox.run.layout import CHECKPOINT_DIR, list_snapshots, read_run_state, run_of_snapshot, write_run_state
+
+log = logging.getLogger(__name__)
+
+# The model_args that decide the shape of the weights (dropout does not).
+SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias")
+
+
+def plain_state_dict(model: torch.nn.Module) -> dict[str, Tensor]:
+    """The model's weights under their own names (torch.compile and DDP wrap and rename them)."""
+    return plain_model(model).state_dict()
+
+
+def plain_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself, out of any torch.compile or DDP wrapper."""
+    module = getattr(model, "_orig_mod", model)
+    return getattr(module, "module", module)
+
+
+def model_args(model: GPT) -> dict[str, Any]:
+    """The GPTConfig a model was built from, as plain data."""
+    return dataclasses.asdict(model.config)
+
+
+@dataclass
+class TrainingState:
+    """What training carries from step to step, and so what a snapshot must hold to continue it exactly.
+
+    `payload` writes it (with the run's identity) and `restore` puts a saved one back; between
+    them a resumed run takes the very step the interrupted one would have taken.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    batch_generator: torch.Generator  # draws the training batches: the same on every rank
+    recent_losses: list[float] = field(default_factory=list)  # the window loss/train averages
+
+    def payload(self, step: int, config: dict[str, Any], vocab_hash: str, wandb_run_id: str) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state(), "batches": self.batch_generator.get_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "step": step,
+            "model": plain_state_dict(self.model),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "model_args": model_args(plain_model(self.model)),
+            "vocab_hash": vocab_hash,
+            "config": config,
+            "wandb_run_id": wandb_run_id,
+            "recent_losses": list(self.recent_losses),
+        }
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.model.load_state_dict(snapshot.weights)
+        self.optimizer.load_state_dict(snapshot.training["optimizer"])
+        rng = snapshot.training["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.batch_generator.set_state(rng["batches"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.recent_losses = list(snapshot.training["recent_losses"])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A loaded snapshot: what every reader (analysis, trace, resume) may ask of one."""
+
+    path: Path
+    step: int
+    weights: dict[str, Tensor]
+    model_args: dict[str, Any]
+    vocab_hash: str
+    config: dict[str, Any]  # the resolved config of the run that saved it
+    wandb_run_id: str
+    training: dict[str, Any]  # optimizer, rng and recent_losses: what only resuming needs (absent from a
+    # weights-only copy)
+
+    @classmethod
+    def from_payload(cls, path: Path, payload: dict[str, Any]) -> Snapshot:
+        training = {key: payload[key] for key in ("optimizer", "rng", "recent_losses") if key in payload}
+        return cls(path, payload["step"], payload["model"], payload["model_args"], payload["vocab_hash"],
+                   payload["config"], payload.get("wandb_run_id", ""), training)
+
+    def model(self) -> GPT:
+        """Rebuild the model this snapshot was taken of, in eval mode."""
+        model = GPT(GPTConfig(**self.model_args))
+        model.load_state_dict(self.weights)
+        return model.eval()
+
+
+def save_snapshot(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write the snapshot atomically, then its checksum: a snapshot with a valid checksum is complete.
+
+    A write error (full disk, no permission) raises a GlassboxError and leaves any older
+    snapshot at `path` as it was. Killed between the rename and the checksum, the new file
+    meets the old checksum (or none) and counts as incomplete: the safe side.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, explain_write_errors(path):
+        with open(tmp, "wb") as f:  # a file object: a full disk raises OSError, not torch's RuntimeError
+            torch.save(payload, f)
+    run_dir = run_of_snapshot(path)
+    checksums = read_run_state(run_dir).get("snapshot_sha256", {})
+    write_run_state(run_dir, snapshot_sha256={**checksums, path.name: sha256_of(path)})
+
+
+def verify_snapshot(path: str | Path) -> None:
+    """Raise a GlassboxError unless `path` is a complete snapshot whose bytes match its checksum."""
+    path = Path(path)
+    if not path.exists():
+        raise GlassboxError(f"no snapshot at {path}")
+    expected = read_run_state(run_of_snapshot(path)).get("snapshot_sha256", {}).get(path.name)
+    if expected is None:
+        raise GlassboxError(f"snapshot {path} has no checksum in its run's run.json: "
+                            "the run was stopped before the snapshot was completely saved")
+    actual = sha256_of(path)
+    if actual != expected:
+        raise GlassboxError(f"snapshot {path} is corrupt: its sha256 is {actual[:16]}…, "
+                            f"but run.json recorded {expected[:16]}… when it was saved")
+
+
+def load_payload(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A verified snapshot file's raw contents; tensors only, so loading a file runs no code from it."""
+    path = Path(path)
+    verify_snapshot(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # a truncated or corrupt file fails in many different ways
+        raise GlassboxError(f"snapshot {path} is unreadable ({type(err).__name__}: {err})") from err
+
+
+def load_snapshot(path: str | Path, map_location: str | torch.device = "cpu") -> Snapshot:
+    """A verified snapshot, read through `Snapshot`."""
+    payload = load_payload(path, map_location)
+    try:
+        return Snapshot.from_payload(Path(path), payload)
+    except (KeyError, TypeError) as err:
+        raise GlassboxError(f"{path} is not a glassbox snapshot (it lacks {err})") from err
+
+
+def newest_valid_snapshot(run_dir: str | Path, map_location: str | torch.device = "cpu") -> Snapshot | None:
+    """The newest snapshot of a run that passes `load_snapshot`, saying why each newer one was skipped."""
+    for _, path in reversed(list_snapshots(run_dir)):
+        try:
+            return load_snapshot(path, map_location)
+        except GlassboxError as err:
+            log.warning("%s; trying the one before it", err)
+    return None
+
+
+def remove_snapshots_after(run_dir: str | Path, step: int) -> None:
+    """Delete the snapshots past `step` and the temporary files of interrupted saves."""
+    for later_step, path in list_snapshots(run_dir):
+        if later_step > step:
+            path.unlink()
+    for leftover in (Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp-*"):
+        leftover.unlink()
+
+
+def check_fits(snapshot: Snapshot, model_args: Mapping[str, Any], vocab_hash: str) -> None:
+    """Raise a GlassboxError naming every shape key or vocabulary that differs from the snapshot's.
+
+    `model_args` are the GPTConfig fields of the model about to be built (`model_args(model)`).
+    """
+    mismatched = []
+    for key in SHAPE_KEYS:
+        saved, now = snapshot.model_args[key], model_args[key]
+        if saved != now:
+            mismatched.append(f"{key if key == 'vocab_size' else 'model.' + key}: snapshot {saved!r}, now {now!r}")
+    if snapshot.vocab_hash != vocab_hash:
+        mismatched.append(f"vocab_hash: snapshot {snapshot.vocab_hash[:12]}…, now {vocab_hash[:12]}…")
+    if mismatched:
+        raise GlassboxError(
+            f"snapshot {snapshot.path} does not fit this model and corpus ({'; '.join(mismatched)}). Use the model "
+            "and corpus the run was trained with (its .hydra/config.yaml), or train a new one with train.resume=never."
+        )
+
+
+def check_vocab(snapshot: Snapshot, vocab_hash: str, where: str | Path) -> None:
+    """Refuse a snapshot trained on another vocabulary: its token ids would decode to other characters."""
+    if snapshot.vocab_hash != vocab_hash:
+        trained = snapshot.config
+        raise GlassboxError(
+            f"{snapshot.path} was trained on vocabulary {snapshot.vocab_hash} (corpus '{trained['corpus']['name']}'), "
+            f"but {where} has vocabulary {vocab_hash}: the corpus was prepared differently. Use "
+            f"experiment={trained['name']}, or run `make prepare` for the corpus it was trained on, as it was."
+        )

@@ -1,0 +1,1 @@
+"""The training loop and what it schedules: learning rate, snapshot steps, device and precision."""

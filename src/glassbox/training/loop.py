@@ -1,0 +1,234 @@
+"""The training loop, in named steps: one optimisation step, a snapshot, a progress line.
+
+`Trainer` trains a new run at `run_dir`, or continues an interrupted one (train.resume; see
+run/resume.py). At every snapshot step rank 0 evaluates, measures the emergence metrics
+(analysis/measurements.py), logs them and saves a snapshot (run/snapshots.py); every
+train.log_every steps it logs the batch loss, learning rate and tokens/s.
+
+Under `torchrun --nproc_per_node=N -m glassbox.train ...` the same loop runs data-parallel
+(run/distributed.py): the global batch is batch_size × N × grad_accum_steps sequences, every rank
+computes its slice, and rank 0 alone evaluates, measures, snapshots and logs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from glassbox import metric_keys as keys
+from glassbox.analysis.measurements import Measurements
+from glassbox.errors import GlassboxError
+from glassbox.model import GPT, GPTConfig
+from glassbox.run import distributed
+from glassbox.run.layout import CHECKPOINT_DIR, point_latest, snapshot_path, write_run_state
+from glassbox.run.resume import Interrupted, RunStart, StopSignals, start_run
+from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot
+from glassbox.run.tracking import Tracker, dataset_artifact_name
+from glassbox.text.tokens import TokenData
+from glassbox.training.schedule import autocast_for, lr_at, pick_device, snapshot_steps
+
+
+@torch.no_grad()
+def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> float:
+    """The model's mean loss over fixed batches, in eval mode (no dropout)."""
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for x, y in batches:
+        with autocast:
+            _, loss = model(x.to(device), y.to(device))
+        total += loss.item()
+    model.train(was_training)
+    return total / len(batches)
+
+
+class Throughput:
+    """Tokens per second over the training steps since the last reading (snapshots excluded)."""
+
+    def __init__(self, tokens_per_step: int, device: torch.device) -> None:
+        self.tokens_per_step = tokens_per_step
+        self.device = device
+        self.reset()
+
+    def reset(self) -> None:
+        self.since, self.steps = time.perf_counter(), 0
+
+    def read(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        tokens_per_sec = self.steps * self.tokens_per_step / max(now - self.since, 1e-9)
+        self.since, self.steps = now, 0
+        return tokens_per_sec
+
+
+class Trainer:
+    """One training run, from its first (or resumed) step to train.max_iters, on every rank."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
+        self.cfg, self.tc = cfg, cfg.train
+        self.ranks = distributed.current()
+        self.device = pick_device(self.tc.device, self.ranks)
+        self.autocast = autocast_for(self.device, self.tc.dtype)
+        torch.manual_seed(cfg.seed)
+        self.data = TokenData(cfg.paths.processed_dir)
+        self.state = self._new_state()
+        # Built before the run exists, so a bad probe set fails without leaving a run behind.
+        self.measurements = (Measurements.from_config(cfg, self.data, cfg.model.block_size)
+                             if cfg.analysis.at_snapshots else None)
+        self.val_batches = self.data.fixed_batches(  # the global batch size, so any world size evaluates alike
+            "val", self.tc.eval_iters, self.tc.batch_size * self.ranks.world_size, cfg.model.block_size,
+            seed=cfg.seed + 1)
+        self.run = self._begin(Path(run_dir))
+        self.step_fn = self._wrap(self.state.model)
+        self.snapshots = set(snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until,
+                                            self.tc.snapshots.every))
+        tokens_per_step = self.tc.batch_size * cfg.model.block_size * self.tc.grad_accum_steps * self.ranks.world_size
+        self.throughput = Throughput(tokens_per_step, self.device)
+        wandb_cfg = cfg if self.ranks.is_main else OmegaConf.merge(cfg, {"wandb": {"mode": "disabled"}})
+        self.tracker = Tracker(wandb_cfg, self.run.dir, job_type="train", run_id=self.run.wandb_id,
+                               metrics_path=None if self.ranks.is_main else Path(os.devnull))
+        self.progress_log = self.tracker.stream("progress")
+
+    def _new_state(self) -> TrainingState:
+        cfg, tc = self.cfg, self.tc
+        model = GPT(GPTConfig(vocab_size=self.data.vocab.size, **cfg.model)).to(self.device)
+        if self.ranks.is_main:
+            print(f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, "
+                  f"{cfg.model.n_head} heads, {cfg.model.n_embd} dims, block {cfg.model.block_size}), "
+                  f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)")
+        optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2),
+                                              self.device.type)
+        batch_generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: each takes its slice
+        return TrainingState(model, optimizer, batch_generator)
+
+    def _begin(self, run_dir: Path) -> RunStart:
+        """Start or resume the run on rank 0 (run/resume.py), then give every other rank the same state."""
+        if self.ranks.is_main:
+            run_facts = {"n_params": self.state.model.num_params()}
+            if self.measurements is not None:
+                run_facts["probe_pairs"] = self.measurements.probes.describe_pairs()
+            run = start_run(self.cfg, run_dir, self.state, self.data.vocab.hash, run_facts)
+        else:
+            run = None
+        run = distributed.from_main(run)
+        if self.ranks.is_main:
+            point_latest(run.dir, self.cfg.paths.output_dir, self.cfg.name)
+        elif run.resumed_step is not None:
+            self.state.restore(load_snapshot(snapshot_path(run.dir, run.resumed_step)))
+        return run
+
+    def _wrap(self, model: GPT) -> torch.nn.Module:
+        """DDP averages gradients across ranks (and broadcasts rank 0's weights when it wraps the model)."""
+        step_fn = torch.nn.parallel.DistributedDataParallel(model) if self.ranks.distributed else model
+        return torch.compile(step_fn) if self.tc.compile and self.device.type == "cuda" else step_fn
+
+    def train(self) -> Path:
+        """Run to train.max_iters, or until Ctrl-C / SIGTERM (a snapshot, then `Interrupted`)."""
+        stop = StopSignals()  # from here on, Ctrl-C and SIGTERM end the run after the current step
+        try:
+            self.tracker.use_artifact(dataset_artifact_name(self.cfg.corpus.name), "dataset",
+                                      vocab_hash=self.data.vocab.hash, sha256=self.cfg.corpus.sha256)
+            self._loop(stop)
+            if self.ranks.is_main:
+                self._complete()
+        except BaseException as err:
+            if self.ranks.is_main:
+                stopped = isinstance(err, (Interrupted, KeyboardInterrupt))  # Ctrl-C or SIGTERM, not a fault
+                write_run_state(self.run.dir, status="interrupted" if stopped else "failed")
+            self.tracker.finish(exit_code=1)
+            raise
+        finally:
+            stop.uninstall()
+        self.tracker.finish()
+        return self.run.dir
+
+    def _loop(self, stop: StopSignals) -> None:
+        tc, is_main = self.tc, self.ranks.is_main
+        last_snapshot = self.run.resumed_step  # a resumed run has the snapshot and metrics of its first step
+        bar = tqdm(range(self.run.step, tc.max_iters + 1), initial=self.run.step, total=tc.max_iters + 1,
+                   desc=f"train {self.cfg.name}", unit="step", dynamic_ncols=True, disable=not is_main)
+        self.throughput.reset()
+        for step in bar:
+            if step in self.snapshots and step != last_snapshot and is_main:
+                self._measure(step)
+                self._save(step)
+                last_snapshot = step
+                self.throughput.reset()  # keep snapshot time out of tokens/s
+            if step == tc.max_iters:
+                break
+            if distributed.any_rank(stop.requested, self.device):
+                if step != last_snapshot and is_main:
+                    self._save(step)
+                raise Interrupted(stop.signum or signal.SIGTERM, step)
+            loss, lr = self._optimisation_step(step)
+            if (step + 1) % tc.log_every == 0 and is_main:
+                self._log_progress(step + 1, loss, lr, bar)
+
+    def _optimisation_step(self, step: int) -> tuple[float, float]:
+        """One update from one global batch (grad_accum_steps micro-batches per rank); returns (loss, lr)."""
+        tc, state = self.tc, self.state
+        lr = lr_at(step, tc)
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        for micro_step in range(tc.grad_accum_steps):
+            x, y = self.data.batch("train", tc.batch_size, self.cfg.model.block_size, state.batch_generator,
+                                   rank=self.ranks.rank, world_size=self.ranks.world_size)
+            with distributed.gradient_sync(self.step_fn, micro_step == tc.grad_accum_steps - 1):
+                with self.autocast:
+                    _, loss = self.step_fn(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
+                (loss / tc.grad_accum_steps).backward()
+            loss_sum += loss.item()
+        loss_value = distributed.mean_across_ranks(loss_sum / tc.grad_accum_steps, self.device)
+        if not math.isfinite(loss_value):
+            raise GlassboxError(f"the training loss became {loss_value} at step {step}; the last good "
+                                f"snapshot is in {self.run.dir / CHECKPOINT_DIR}. Lower train.learning_rate "
+                                "or raise train.grad_clip.")
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(state.model.parameters(), tc.grad_clip)
+        state.optimizer.step()
+        state.optimizer.zero_grad(set_to_none=True)
+        window = tc.log_every - 1  # the losses loss/train averages at the next snapshot
+        state.recent_losses = [*state.recent_losses[-window:], loss_value] if window else [loss_value]
+        self.throughput.steps += 1
+        return loss_value, lr
+
+    def _measure(self, step: int) -> None:
+        """Validation loss and every emergence metric at a snapshot step, to metrics.jsonl and W&B."""
+        record = {keys.TOKENS: step * self.throughput.tokens_per_step, keys.LR: lr_at(step, self.tc),
+                  keys.LOSS_VAL: mean_loss(self.state.model, self.val_batches, self.device, self.autocast)}
+        if self.state.recent_losses:
+            record[keys.LOSS_TRAIN] = sum(self.state.recent_losses) / len(self.state.recent_losses)
+        if self.measurements is not None:
+            record |= self.measurements.of(self.state.model)
+        self.tracker.log(record, step)
+
+    def _save(self, step: int) -> None:
+        """A snapshot: everything a resumed run needs to go on exactly as this one would."""
+        path = snapshot_path(self.run.dir, step)
+        config = OmegaConf.to_container(self.cfg, resolve=True)
+        save_snapshot(path, self.state.payload(step, config, self.data.vocab.hash, self.run.wandb_id))
+        write_run_state(self.run.dir, last_snapshot=step)
+        self.tracker.log_artifact(f"model-{self.run.wandb_id}", "model", [path], aliases=[f"step-{step}"],
+                                  metadata={"step": step, "experiment": self.cfg.name})
+
+    def _log_progress(self, step: int, loss: float, lr: float, bar: tqdm) -> None:
+        tokens_per_sec = self.throughput.read()
+        progress = {keys.LOSS_TRAIN_BATCH: loss, keys.LR: lr, keys.TOKENS_PER_SEC: tokens_per_sec}
+        self.progress_log.append({"step": step, **progress})
+        self.tracker.log_media(progress, step)
+        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_sec:,.0f}")
+
+    def _complete(self) -> None:
+        final = self.tracker.metrics.read()[-1]
+        write_run_state(self.run.dir, status="complete")
+        self.tracker.summary({"final/loss_val": final[keys.LOSS_VAL], "final/step": self.tc.max_iters})
+        print(f"run complete: {self.run.dir}  (final val loss {final[keys.LOSS_VAL]:.3f})")
