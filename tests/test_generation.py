@@ -43,7 +43,7 @@ def test_cached_greedy_generation_matches_uncached_at_every_step(prompt_length):
     assert cached.shape == (2, prompt_length + n)
     assert torch.equal(cached, plain)
     assert len(cached_logits) == len(plain_logits) == n
-    for step, (a, b) in enumerate(zip(cached_logits, plain_logits)):
+    for step, (a, b) in enumerate(zip(cached_logits, plain_logits, strict=True)):
         assert torch.allclose(a, b, atol=1e-5), f"step {step}: logits differ by {(a - b).abs().max()}"
     # The cached run really decodes: one prefill, then one token per step until the window is full,
     # then a re-encoded window (a new prefill) per step.

@@ -104,7 +104,7 @@ def test_top_p_on_random_distributions_is_the_smallest_nucleus():
     full = torch.softmax(logits, dim=-1)
     for top_p in (0.1, 0.5, 0.9):
         kept = next_token_probs(logits, top_p=top_p) > 0
-        for row, keep in zip(full, kept):
+        for row, keep in zip(full, kept, strict=True):
             mass = row[keep].sum()
             assert mass >= top_p - 1e-6  # reaches p
             assert mass - row[keep].min() < top_p  # without its least likely token it would not
