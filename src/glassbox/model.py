@@ -3,6 +3,10 @@
 One model, two ways to run it: `forward` for training and generation (fast fused attention),
 and `run_with_cache` for analysis, which runs the very same modules and also hands back every
 intermediate activation under a readable name (hook points in the spirit of TransformerLens).
+
+The defaults are GPT-2's recipe (learned positions, LayerNorm, GELU MLP); `pos_encoding`, `norm`
+and `mlp` swap in the parts modern LLMs use instead (RoPE, RMSNorm, SwiGLU), one at a time or all
+together (conf/model/llama-style.yaml), so their effect on what the model learns can be compared.
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from glassbox.sampling import next_token_probs, sample_next
+from glassbox.sampling import check_sampling, next_token_probs, sample_next
 
 Cache = dict[str, Tensor]
+
+POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
 
 
 @dataclass
@@ -28,11 +36,26 @@ class GPTConfig:
     n_head: int = 4
     n_embd: int = 256
     dropout: float = 0.0
-    bias: bool = False  # biases in Linear layers and LayerNorms
+    bias: bool = False  # biases in Linear layers and LayerNorms (RMSNorm never has one)
+    # How the model knows where a token is: a learned table added to the input (GPT-2), a fixed
+    # sinusoidal one added to the input, rotations of q and k in every layer (rope), or nothing
+    # but the causal mask (none, "NoPE").
+    pos_encoding: str = "learned"
+    norm: str = "layernorm"  # layernorm | rmsnorm
+    mlp: str = "gelu"  # gelu (4·n_embd hidden) | swiglu (see swiglu_hidden_size)
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        for key, options in (("pos_encoding", POS_ENCODINGS), ("norm", NORMS), ("mlp", MLPS)):
+            if getattr(self, key) not in options:
+                raise ValueError(f"model.{key} must be one of {', '.join(options)} (got {getattr(self, key)!r})")
+        head_dim = self.n_embd // self.n_head
+        if self.pos_encoding == "rope" and head_dim % 2:
+            raise ValueError(
+                f"model.pos_encoding=rope rotates pairs of dimensions, so the head size n_embd / n_head "
+                f"must be even (got {self.n_embd} / {self.n_head} = {head_dim})"
+            )
 
 
 def _record(cache: Cache | None, name: str, tensor: Tensor) -> None:
@@ -41,37 +64,141 @@ def _record(cache: Cache | None, name: str, tensor: Tensor) -> None:
         cache[name] = tensor.detach()
 
 
+# ---------------------------------------------------------------- positions
+
+def position_angles(positions: Tensor, dim: int) -> Tensor:
+    """The angle of each dimension pair at each position: positions [...] -> [..., ceil(dim / 2)].
+
+    Pair i turns by pos / 10000^(2i/dim): the first pair once every 2π positions, the last almost
+    not at all, like the hands of a clock, so every position gets its own combination of angles.
+    The sinusoidal table writes sin and cos of these angles into the input (dim = n_embd); RoPE
+    rotates each pair of q and k by them (dim = head size).
+    """
+    two_i = torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device)
+    return positions.float()[..., None] / 10000 ** (two_i / dim)
+
+
+def sinusoidal_table(n_positions: int, dim: int) -> Tensor:
+    """[n_positions, dim]: PE(pos, 2i) = sin(pos / 10000^(2i/dim)), PE(pos, 2i+1) = cos(pos / 10000^(2i/dim))."""
+    angles = position_angles(torch.arange(n_positions), dim)
+    table = torch.zeros(n_positions, dim)
+    table[:, 0::2] = angles.sin()
+    table[:, 1::2] = angles[:, : dim // 2].cos()  # an odd dim has one sin column more than cos
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """The fixed position vectors of the original transformer, looked up like the learned `wpe`."""
+
+    def __init__(self, n_positions: int, dim: int):
+        super().__init__()
+        # A buffer, not a parameter: it follows .to(device) but is not trained, and not saved
+        # (persistent=False) since it is the same formula every time.
+        self.register_buffer("table", sinusoidal_table(n_positions, dim), persistent=False)
+
+    def forward(self, positions: Tensor) -> Tensor:
+        return self.table[positions]
+
+
+def apply_rope(x: Tensor, positions: Tensor) -> Tensor:
+    """Rotary position embedding: turn each (2i, 2i+1) pair of x [B, H, T, hd] by its angle at positions [T].
+
+    A query rotated by angle(m) dotted with a key rotated by angle(n) depends only on m - n, so
+    attention scores see relative positions, and nothing is added to the residual stream.
+    """
+    angles = position_angles(positions, x.size(-1))  # [T, hd / 2]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)  # x may be bfloat16 under autocast
+    even, odd = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)  # [B, H, T, hd / 2, 2]
+    return rotated.flatten(-2)  # the pairs back side by side: 0, 1, 2, 3, ...
+
+
+# ---------------------------------------------------------------- attention and its KV cache
+
+class KVCache:
+    """One layer's keys and values [B, H, T, hd] for every token generated so far.
+
+    Why it exists: in a causal model a token's keys and values never change once computed (it
+    never sees later tokens), yet generation without a cache recomputes them for the whole
+    context at every step. With the cache, the prompt is run once (prefill) and each later step
+    runs only the newest token (decode), whose query attends to the stored keys and values.
+    """
+
+    def __init__(self):
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+    def __len__(self) -> int:
+        """How many tokens are cached (the absolute position the next token will have)."""
+        return 0 if self.keys is None else self.keys.size(2)
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Add the new tokens' k and v [B, H, T_new, hd]; return the keys and values of all tokens so far."""
+        if self.keys is not None:
+            k = torch.cat([self.keys, k], dim=2)
+            v = torch.cat([self.values, v], dim=2)
+        self.keys, self.values = k, v
+        return k, v
+
+
+def key_is_future(n_queries: int, n_keys: int, device: torch.device) -> Tensor:
+    """[n_queries, n_keys] mask, True where a key comes after its query.
+
+    The queries are the last n_queries of the n_keys tokens (the new tokens after the cached ones),
+    so query i sits at position n_keys - n_queries + i.
+    """
+    return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device).triu(diagonal=n_keys - n_queries + 1)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
         self.dropout = config.dropout
+        self.rope = config.pos_encoding == "rope"
         self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, cache: Cache | None = None, name: str = "attn") -> Tensor:
-        """Multi-head causal self-attention, computed one of two ways.
+    def forward(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        cache: Cache | None = None,
+        name: str = "attn",
+        kv_cache: KVCache | None = None,
+    ) -> Tensor:
+        """Multi-head causal self-attention of x [B, T, d] at absolute positions [T], two ways.
 
         Without a cache we call `F.scaled_dot_product_attention`, which uses a fused (flash)
         kernel on GPU and never materialises the T x T attention matrix: that is what makes
         training fast. But the matrix is exactly what analysis wants to see, so with a cache we
         compute it explicitly (q·kᵀ/√d_head, mask the future, softmax) and record it as
         `{name}.pattern`. Both use the same weights and agree to float precision (tested).
+
+        With a `kv_cache` (generation), x holds only the new tokens: their keys and values are
+        appended to the cache and their queries attend to every token so far.
         """
         B, T, C = x.shape
         head_dim = C // self.n_head
         q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
         q, k, v = (t.view(B, T, self.n_head, head_dim).transpose(1, 2) for t in (q, k, v))  # [B, H, T, hd]
+        if self.rope:
+            # Keys are rotated at their own absolute position before they are cached, so a cached
+            # key never needs touching again.
+            q, k = apply_rope(q, positions), apply_rope(k, positions)
+            _record(cache, f"{name}.q_rot", q)
+            _record(cache, f"{name}.k_rot", k)
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)  # [B, H, T_cached + T, hd]
 
         if cache is None:
-            dropout_p = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+            y = self._fused_attention(q, k, v)
         else:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
-            future = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(diagonal=1)
+            future = key_is_future(T, k.size(2), x.device)
             pattern = scores.masked_fill(future, float("-inf")).softmax(dim=-1)  # exact 0 on the future
             _record(cache, f"{name}.pattern", pattern)
             y = self.attn_dropout(pattern) @ v
@@ -79,8 +206,26 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
+    def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """softmax(q·kᵀ/√d_head) v with the fused kernel, masking whatever each query must not see."""
+        dropout_p = self.dropout if self.training else 0.0
+        n_new, n_keys = q.size(2), k.size(2)
+        if n_new == n_keys:  # training, or a prompt into an empty KV cache: plain causal attention
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        if n_new == 1:
+            # One decode step: the newest token may see every key, so no mask. (is_causal=True would
+            # be wrong: torch aligns its causal mask to the top-left, letting it see only key 0.)
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        # Several new tokens after cached ones: each sees the cache and the new tokens up to itself.
+        allowed = ~key_is_future(n_new, n_keys, q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
+
+
+# ---------------------------------------------------------------- MLPs and norms
 
 class MLP(nn.Module):
+    """GPT-2's MLP: widen to 4·n_embd, GELU, project back."""
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
@@ -92,19 +237,77 @@ class MLP(nn.Module):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
-class Block(nn.Module):
-    """Pre-LN transformer block: each sublayer reads a normalised copy and adds to the residual."""
+def swiglu_hidden_size(n_embd: int) -> int:
+    """SwiGLU's hidden width: 8·n_embd/3 rounded to the nearest multiple of 8 (at least 8).
+
+    SwiGLU has three n_embd x hidden matrices where the GELU MLP has two n_embd x 4·n_embd ones;
+    hidden = 2/3 · 4·n_embd keeps the parameter count near the GELU MLP's 8·n_embd² (LLaMA's
+    rule), and multiples of 8 suit GPU matrix kernels. n_embd 256 -> 680, 384 -> 1024.
+    """
+    return max(8, 8 * round(n_embd / 3))
+
+
+class SwiGLU(nn.Module):
+    """The LLaMA MLP: a SiLU "gate" decides, feature by feature, how much of c_fc's output passes."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
-        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        hidden = swiglu_hidden_size(config.n_embd)
+        self.c_fc = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_gate = nn.Linear(config.n_embd, hidden, bias=config.bias)
+        self.c_proj = nn.Linear(hidden, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, cache: Cache | None = None, name: str = "block") -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.c_proj(F.silu(self.c_gate(x)) * self.c_fc(x)))
+
+
+class RMSNorm(nn.Module):
+    """LayerNorm without centring: divide each vector by its root mean square, then a learned gain.
+
+    Skipping the mean (and the bias) is cheaper and works as well in practice, which is why LLaMA uses it.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        # In float32 even under bfloat16 autocast: the mean of squares loses too much precision otherwise.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+def make_norm(config: GPTConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return RMSNorm(config.n_embd)
+    return nn.LayerNorm(config.n_embd, bias=config.bias)
+
+
+# ---------------------------------------------------------------- the model
+
+class Block(nn.Module):
+    """Pre-norm transformer block: each sublayer reads a normalised copy and adds to the residual."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = make_norm(config)
+        self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
+
+    def forward(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        cache: Cache | None = None,
+        name: str = "block",
+        kv_cache: KVCache | None = None,
+    ) -> Tensor:
         _record(cache, f"{name}.resid_pre", x)
-        x = x + self.attn(self.ln_1(x), cache, f"{name}.attn")
+        x = x + self.attn(self.ln_1(x), positions, cache, f"{name}.attn", kv_cache)
         _record(cache, f"{name}.resid_mid", x)
         x = x + self.mlp(self.ln_2(x))
         _record(cache, f"{name}.resid_post", x)
@@ -116,10 +319,15 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        # What is added to the input to say where each token is; rope and none add nothing.
+        self.wpe: nn.Module | None = None
+        if config.pos_encoding == "learned":
+            self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        elif config.pos_encoding == "sinusoidal":
+            self.wpe = SinusoidalPositions(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.ln_f = make_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Tie input and output embeddings: one matrix both reads characters in and scores them
         # out, so the embedding we analyse is also the model's output vocabulary.
@@ -144,26 +352,36 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, cache: Cache | None = None
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        cache: Cache | None = None,
+        kv_cache: list[KVCache] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """idx [B, T] token ids -> (logits [B, T, V] for every position, loss or None).
 
         Pass an empty dict as `cache` to have every hook point recorded into it (see
-        `run_with_cache`); leave it None for the fast path.
+        `run_with_cache`); leave it None for the fast path. `kv_cache` (one `KVCache` per layer,
+        from `new_kv_cache`) is for generation: idx then holds only the tokens after the cached
+        ones, and they sit at the absolute positions that follow them.
         """
         B, T = idx.shape
-        if self.config.block_size < T:
+        start = 0 if kv_cache is None else len(kv_cache[0])
+        if start + T > self.config.block_size:
             raise ValueError(
-                f"sequence length {T} exceeds block_size {self.config.block_size}: "
+                f"sequence length {start + T} exceeds block_size {self.config.block_size}: "
                 f"crop the context to its last {self.config.block_size} tokens"
             )
-        tok_emb = self.wte(idx)  # [B, T, d]
-        pos_emb = self.wpe(torch.arange(T, device=idx.device))  # [T, d], shared by the batch
-        _record(cache, "embed", tok_emb)
-        _record(cache, "pos_embed", pos_emb.expand(B, T, -1))
-        x = self.drop(tok_emb + pos_emb)
+        positions = torch.arange(start, start + T, device=idx.device)
+        x = self.wte(idx)  # [B, T, d]
+        _record(cache, "embed", x)
+        if self.wpe is not None:
+            pos_emb = self.wpe(positions)  # [T, d], shared by the batch
+            _record(cache, "pos_embed", pos_emb.expand(B, T, -1))
+            x = x + pos_emb
+        x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, f"blocks.{i}")
+            x = block(x, positions, cache, f"blocks.{i}", None if kv_cache is None else kv_cache[i])
         logits = self.unembed(x, cache)
         _record(cache, "logits", logits)
 
@@ -173,7 +391,7 @@ class GPT(nn.Module):
         return logits, loss
 
     def unembed(self, resid: Tensor, cache: Cache | None = None) -> Tensor:
-        """Final LayerNorm then the (tied) output matrix: residual [..., d] -> logits [..., V].
+        """Final norm then the (tied) output matrix: residual [..., d] -> logits [..., V].
 
         The forward pass ends here, and the logit lens applies it to earlier layers' residuals,
         so "what would the model say if it stopped here" uses exactly the model's own readout.
@@ -185,13 +403,20 @@ class GPT(nn.Module):
     def run_with_cache(self, idx: Tensor) -> tuple[Tensor, Cache]:
         """Run the model and return (logits, cache of every hook point, all detached).
 
-        Hook points: `embed`, `pos_embed`, `blocks.{i}.resid_pre`, `blocks.{i}.attn.pattern`
-        [B, H, T, T], `blocks.{i}.resid_mid`, `blocks.{i}.resid_post`, `ln_final`, `logits`.
-        Gradients are left to the caller: wrap the call in `torch.no_grad()` for analysis.
+        Hook points: `embed`, `pos_embed` (learned and sinusoidal only: rope and none add no
+        position vector to the input), `blocks.{i}.resid_pre`, `blocks.{i}.attn.q_rot` and
+        `blocks.{i}.attn.k_rot` [B, H, T, hd] (rope only: q and k after rotation),
+        `blocks.{i}.attn.pattern` [B, H, T, T], `blocks.{i}.resid_mid`, `blocks.{i}.resid_post`,
+        `ln_final`, `logits`. Gradients are left to the caller: wrap the call in `torch.no_grad()`
+        for analysis.
         """
         cache: Cache = {}
         logits, _ = self(idx, cache=cache)
         return logits, cache
+
+    def new_kv_cache(self) -> list[KVCache]:
+        """An empty KV cache, one `KVCache` per layer, for `forward(..., kv_cache=)`."""
+        return [KVCache() for _ in self.blocks]
 
     def configure_optimizer(
         self,
@@ -202,8 +427,8 @@ class GPT(nn.Module):
     ) -> torch.optim.AdamW:
         """AdamW that decays only matrices (Linear weights, embeddings), not gains and biases.
 
-        Decay pulls weights toward zero; that regularises matrices, but a LayerNorm gain of 0
-        or a shrunken bias just removes capacity, so 1-D parameters are left alone.
+        Decay pulls weights toward zero; that regularises matrices, but a norm gain of 0 or a
+        shrunken bias just removes capacity, so 1-D parameters are left alone.
         """
         params = [p for p in self.parameters() if p.requires_grad]
         groups = [
@@ -220,15 +445,17 @@ class GPT(nn.Module):
         A weight matrix with n entries costs 2n FLOPs per token going forward (one multiply,
         one add per entry) and about twice that going backward (gradients for the input and
         for the weight), so 6n in all; summed over every matrix that is 6N. N leaves out the
-        position embedding, which is only looked up, never multiplied; the tied token
-        embedding stays in because it is multiplied as lm_head. Attention adds matmuls with
+        learned position embedding, which is only looked up, never multiplied (the other
+        pos_encodings have no parameters); the tied token embedding stays in because it is
+        multiplied as lm_head; SwiGLU's three matrices are all in it. Attention adds matmuls with
         no weights: per layer and token, q·kᵀ and pattern·v each cost 2·d·T forward, so
         4·d·T forward and 12·d·T with the backward, i.e. 12·n_layer·n_embd·block_size
-        (counting the full block, as if nothing were masked).
+        (counting the full block, as if nothing were masked). Elementwise work (norms, softmax,
+        RoPE's rotations) is left out as negligible.
         """
         cfg = self.config
-        matmul_params = self.num_params() - self.wpe.weight.numel()
-        return 6 * matmul_params + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+        lookup_only = self.wpe.weight.numel() if cfg.pos_encoding == "learned" else 0
+        return 6 * (self.num_params() - lookup_only) + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
 
     @torch.no_grad()
     def generate(
@@ -238,15 +465,40 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         top_k: int | None = None,
         generator: torch.Generator | None = None,
+        *,
+        top_p: float | None = None,
+        use_cache: bool = True,
     ) -> Tensor:
-        """Extend idx [B, T] by max_new_tokens sampled tokens -> [B, T + max_new_tokens].
+        """Extend idx [B, T] by max_new_tokens drawn tokens -> [B, T + max_new_tokens].
 
-        The context is cropped to the last block_size tokens, since the model has no position
-        embedding beyond that. Call `model.eval()` first if the model has dropout.
+        Each token is drawn from `next_token_probs(logits, temperature, top_k, top_p)`
+        (temperature 0 = greedy) with `generator`. Call `model.eval()` first if the model has dropout.
+
+        With `use_cache` the prompt is run once (prefill), filling a KV cache, and each later step
+        runs only the newest token (decode). `use_cache=False` re-runs the whole context at every
+        step: the same logits up to float rounding, and slower; it is kept for comparison.
+
+        The model reads at most block_size tokens. Once the sequence is longer, each step reads
+        its last block_size tokens at positions 0 to block_size - 1, so every token's position
+        moves by one per step: learned and sinusoidal embeddings then differ for every token, and
+        with any pos_encoding (rope and none too) the cached keys and values of the deeper layers
+        were computed from tokens that have left the window. The cache cannot slide, so past
+        block_size every step re-encodes the last block_size tokens (a new prefill): the same
+        tokens as without the cache, at the same cost.
         """
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0 (got {max_new_tokens})")
+        check_sampling(temperature, top_k, top_p)
+        block_size = self.config.block_size
+        kv_cache = None
         for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size :]
-            logits, _ = self(context)
-            probs = next_token_probs(logits[:, -1, :], temperature, top_k)
+            if not use_cache:
+                logits, _ = self(idx[:, -block_size:])
+            elif kv_cache is not None and len(kv_cache[0]) < block_size:  # decode: the newest token only
+                logits, _ = self(idx[:, -1:], kv_cache=kv_cache)
+            else:  # prefill: the prompt, or the window once it is full
+                kv_cache = self.new_kv_cache()
+                logits, _ = self(idx[:, -block_size:], kv_cache=kv_cache)
+            probs = next_token_probs(logits[:, -1, :], temperature, top_k, top_p)
             idx = torch.cat([idx, sample_next(probs, generator)], dim=1)
         return idx
