@@ -4,6 +4,7 @@ tiny Llama, an exported checkpoint series (the run's own emergence metrics), and
 Nothing is downloaded: every model is trained or built here."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,12 +24,12 @@ from glassbox.corpus import decode, normalize
 from glassbox.data import TokenData
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.export import export
-from glassbox.interop.export import char_tokenizer, check_exportable, export_dir, gpt2_weights
+from glassbox.interop.export import char_tokenizer, check_exportable, export_dir, export_snapshot, gpt2_weights
 from glassbox.interop.hf import load_causal_lm
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
-from glassbox.snapshots import list_snapshots, load_snapshot, model_from_snapshot
+from glassbox.snapshots import list_snapshots, load_snapshot, model_from_snapshot, save_snapshot, snapshot_path
 from glassbox.tracking import JsonlFile
 from glassbox.vocab import Vocab
 
@@ -176,6 +177,28 @@ def test_export_writes_a_readme_and_replaces_an_older_export_whole(tiny):
     assert json.loads((tiny["last"] / "glassbox.json").read_text())["step"] == tiny["steps"][-1]
     assert sorted(p.name for p in (tiny["run_dir"] / "export").iterdir()) == sorted(f"step-{s}" for s in tiny["steps"])
     assert not list(tiny["run_dir"].rglob("*.pkl")) and not list((tiny["run_dir"] / "export").rglob("*.bin"))
+
+
+def test_export_of_a_model_with_biases_keeps_them(tmp_path):
+    """bias=true: every bias (and LayerNorm shift) reaches its GPT-2 and nanoGPT place; all made non-zero here."""
+    vocab = Vocab.from_text("to be, or not to be: that is the question.")
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=vocab.size, block_size=12, n_layer=2, n_head=2, n_embd=16, bias=True)).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    snapshot = {"step": 5, "model": model.state_dict(), "model_args": dataclasses.asdict(model.config),
+                "vocab_hash": vocab.hash, "config": {"name": "synthetic", "corpus": {"name": "hamlet"}}}
+    folder = export_snapshot(snapshot, vocab, tmp_path / "checkpoints" / "step_0000005.pt", tmp_path / "export")
+
+    hf_model, info, warnings = load_gpt2(folder)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and warnings == []
+    idx = torch.tensor([vocab.encode("that is the ")])
+    with torch.no_grad():
+        assert (hf_model(idx).logits - model(idx)[0]).abs().max() < TOL
+    nanogpt = load_file(folder / "nanogpt.safetensors")
+    assert torch.equal(nanogpt["transformer.h.1.mlp.c_fc.bias"], model.blocks[1].mlp.c_fc.bias)
+    assert torch.equal(nanogpt["transformer.ln_f.bias"], model.ln_f.bias)
 
 
 def test_export_refuses_other_architectures():
@@ -336,3 +359,19 @@ def test_load_run_reuses_the_stages_readers(tiny):
     assert metrics["step"].tolist() == tiny["steps"]
     with pytest.raises(GlassboxError, match="no snapshot at step 3"):
         run.model(3)
+
+
+def test_load_run_finds_the_vocabulary_of_a_run_trained_with_relative_paths(tmp_path, monkeypatch):
+    """paths.root_dir=. (the Makefile's way) records processed_dir relative to where training ran."""
+    vocab = Vocab.from_text("hello world")
+    vocab.save(tmp_path / "project" / "data" / "processed" / "hello" / "vocab.json")
+    run_dir = tmp_path / "project" / "outputs" / "hello" / "2024-01-01_00-00-00-000000"
+    model = GPT(GPTConfig(vocab_size=vocab.size, block_size=4, n_layer=1, n_head=1, n_embd=8))
+    config = {"name": "hello", "corpus": {"name": "hello"}, "paths": {"processed_dir": "./data/processed/hello"}}
+    save_snapshot(snapshot_path(run_dir, 0), {"step": 0, "model": model.state_dict(), "vocab_hash": vocab.hash,
+                                              "model_args": dataclasses.asdict(model.config), "config": config})
+    monkeypatch.chdir(tmp_path)  # not the project: the vocabulary is found from the run's folders
+    run = glassbox.load_run(run_dir)
+    assert run.vocab == vocab and run.steps == [0] and run.config.paths.processed_dir == "./data/processed/hello"
+    with pytest.raises(GlassboxError, match="no snapshots"):
+        glassbox.load_run(tmp_path)

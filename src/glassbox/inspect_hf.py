@@ -16,14 +16,25 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox.errors import exits_cleanly
+from glassbox.interop.export import EXPORT_DIR
 from glassbox.interop.hf import import_transformers
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.paths import CONF_DIR
 
 
 def folder_name(path: str | None) -> str:
-    """The output folder's name for hf.path: its last part (`none` when it is missing, which main reports)."""
-    return Path(path).resolve().name if path else "none"
+    """The output folder's name for hf.path: its last part (`none` when it is missing, which main reports).
+
+    A glassbox export (<run>/export, <run>/export/step-N) is named after its run as well, e.g.
+    `<run>-export-step-N`: `export` alone would put every run's inspections in one folder.
+    """
+    if not path:
+        return "none"
+    folder = Path(path).resolve()
+    for candidate in (folder, folder.parent):
+        if candidate.name == EXPORT_DIR:
+            return "-".join((candidate.parent.name, *folder.relative_to(candidate.parent).parts))
+    return folder.name
 
 
 OmegaConf.register_new_resolver("glassbox.folder_name", folder_name)

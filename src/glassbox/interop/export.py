@@ -293,7 +293,7 @@ model.load_state_dict(load_file("path/to/this/folder/nanogpt.safetensors"))
 
 ## glassbox
 
-`make inspect-hf ARGS="hf.path=path/to/this/folder experiment={provenance['experiment']}"` runs
+`make inspect-hf EXPERIMENT={provenance['experiment']} ARGS="hf.path=path/to/this/folder"` runs
 glassbox's snapshot-free analysis suites on it; a folder of several exports (`step-N/`) is read as
 a checkpoint series. `glassbox.json` records where these weights came from.
 """

@@ -71,9 +71,6 @@ class HookedCausalLM(nn.Module):
         scaling that some architectures add after it is not applied)."""
         return self.hf.get_output_embeddings()(self.final_norm(resid))
 
-    def forward(self, idx: Tensor) -> Tensor:
-        return self.hf(input_ids=idx).logits
-
     def run_with_cache(self, idx: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """(logits, cache) like glassbox's GPT.run_with_cache; wrap in torch.no_grad() for analysis."""
         limit = self.config.block_size

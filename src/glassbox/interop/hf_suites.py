@@ -83,7 +83,7 @@ def suite_inputs(cfg: DictConfig, tokens: Tokens, block_size: int | None) -> tup
     so the neighbours come out in the same order as `make analyze`'s. There is no training corpus:
     `measurements` is None, and the suites that need it (embeddings, activations) are not run.
     """
-    spec = OmegaConf.to_container(cfg.corpus.probes)
+    spec = {"groups": {}, "pairs": [], "prompts": [], **OmegaConf.to_container(cfg.corpus.probes)}
     group_of: dict[str, str] = {}
     for group, texts in spec["groups"].items():
         for text in texts:
@@ -171,7 +171,10 @@ def run_suites(model: HookedCausalLM, inputs: SuiteInputs, probes: ProbeSet, cha
         "attention": attention_with_entropy(model, inputs),
     }
     if inputs.context is not None:
-        result["context"] = suites.context(model, inputs)
+        try:
+            result["context"] = suites.context(model, inputs)
+        except ValueError as err:  # e.g. every context prompt of one sense
+            raise GlassboxError(f"corpus.probes.context: {err}") from err
         result["context"].pop("scalars")
     return result
 
