@@ -14,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: install prepare train analyze trace sweep test benchmark clean
+.PHONY: install prepare train analyze trace export inspect-hf sweep test benchmark clean
 
 install: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev,launchers]"
+	$(PY) -m pip install -q -e ".[dev,launchers,interop]"
 	touch $@
 
 prepare: install
@@ -37,6 +37,15 @@ analyze: install
 
 trace: install
 	$(PY) -m glassbox.trace $(STAGE_ARGS)
+
+# A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
+export: install
+	$(PY) -m glassbox.export $(STAGE_ARGS)
+
+# The snapshot-free suites on a local Hugging Face causal LM or a folder of its step_N/ checkpoints:
+#   make inspect-hf ARGS="hf.path=outputs/tiny/latest/export" EXPERIMENT=tiny
+inspect-hf: install
+	$(PY) -m glassbox.inspect_hf $(STAGE_ARGS)
 
 # A Hydra multirun of train, one W&B group per sweep; summary.md, summary.json and plots land in
 # outputs/<experiment>/sweeps/<time>/ (again by hand: python -m glassbox.sweep <that directory>).

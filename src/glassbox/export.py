@@ -1,0 +1,55 @@
+"""`make export`: one snapshot (or all of a run's) as a folder Hugging Face, TransformerLens and
+nanoGPT load; what the folder holds and why is in glassbox/interop/export.py.
+
+Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=) and the vocabulary
+       it was trained on.
+Writes <run>/export/step-N/ (replacing an older export of that step).
+
+    python -m glassbox.export experiment=tiny step=all
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.interop.export import export_dir, export_snapshot
+from glassbox.paths import CONF_DIR
+from glassbox.snapshots import list_snapshots, load_snapshot, resolve_run_dir
+from glassbox.trace import load_vocab, pick_snapshot
+
+
+def snapshots_to_export(cfg: DictConfig) -> list[Path]:
+    """step=all: every snapshot of the run; otherwise the one trace would pick."""
+    if cfg.step != "all":
+        return [pick_snapshot(cfg)[0]]
+    if cfg.checkpoint:
+        raise GlassboxError("step=all exports every snapshot of a run: give run=, not checkpoint=")
+    run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
+    paths = [path for _, path in list_snapshots(run_dir)]
+    if not paths:
+        raise GlassboxError(f"run {run_dir} has no snapshots: train it first")
+    return paths
+
+
+def export(cfg: DictConfig) -> list[Path]:
+    """Export the chosen snapshot(s); return the folders written."""
+    written = []
+    for path in snapshots_to_export(cfg):
+        snapshot = load_snapshot(path)
+        dst = export_dir(path.parent.parent, snapshot["step"])
+        written.append(export_snapshot(snapshot, load_vocab(snapshot), path, dst))
+        print(f"exported step {snapshot['step']}: {dst}")
+    return written
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="export")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    export(cfg)
+
+
+if __name__ == "__main__":
+    main()
