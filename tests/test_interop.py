@@ -13,15 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import find_corpus, project_with_corpus, run_stage, run_stages
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from safetensors.torch import load_file, save_file
 
 import glassbox
-from glassbox import suites
-from glassbox.corpus import decode, normalize
-from glassbox.data import TokenData
+from glassbox.analysis import suites
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.export import export
 from glassbox.interop.export import char_tokenizer, check_exportable, export_dir, export_snapshot, gpt2_weights
@@ -29,9 +26,13 @@ from glassbox.interop.hf import load_causal_lm
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
-from glassbox.snapshots import list_snapshots, load_snapshot, model_from_snapshot, save_snapshot, snapshot_path
-from glassbox.tracking import JsonlFile
-from glassbox.vocab import Vocab
+from glassbox.run.layout import list_snapshots, snapshot_path
+from glassbox.run.snapshots import Snapshot, load_snapshot, save_snapshot
+from glassbox.run.tracking import JsonlFile
+from glassbox.text.corpus import decode, normalize
+from glassbox.text.tokens import TokenData
+from glassbox.text.vocab import Vocab
+from helpers import find_corpus, project_with_corpus, run_stage, run_stages
 
 TOL = 1e-5
 
@@ -90,7 +91,7 @@ def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
     assert model.dtype == torch.float32
     assert model.lm_head.weight is model.transformer.wte.weight  # tied, as in glassbox
 
-    glassbox_model = model_from_snapshot(snapshot_of(tiny, tiny["steps"][-1]))
+    glassbox_model = snapshot_of(tiny, tiny["steps"][-1]).model()
     block = glassbox_model.config.block_size
     idx = torch.randint(glassbox_model.config.vocab_size, (4, block), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -161,7 +162,7 @@ def test_nanogpt_layout_has_nanogpt_names_and_loads_back(tiny):
     model = GPT(GPTConfig(**cfg))
     model.load_state_dict({k.replace("transformer.h.", "blocks.").replace("transformer.", ""): v
                            for k, v in weights.items()})
-    original = model_from_snapshot(snapshot_of(tiny, tiny["steps"][-1]))
+    original = snapshot_of(tiny, tiny["steps"][-1]).model()
     idx = torch.arange(cfg["block_size"])[None] % cfg["vocab_size"]
     with torch.no_grad():
         assert torch.equal(model.eval()(idx)[0], original(idx)[0])
@@ -187,9 +188,10 @@ def test_export_of_a_model_with_biases_keeps_them(tmp_path):
     with torch.no_grad():
         for param in model.parameters():
             param.add_(0.1 * torch.randn_like(param))
-    snapshot = {"step": 5, "model": model.state_dict(), "model_args": dataclasses.asdict(model.config),
-                "vocab_hash": vocab.hash, "config": {"name": "synthetic", "corpus": {"name": "hamlet"}}}
-    folder = export_snapshot(snapshot, vocab, tmp_path / "checkpoints" / "step_0000005.pt", tmp_path / "export")
+    snapshot = Snapshot.from_payload(tmp_path / "checkpoints" / "step_0000005.pt", {
+        "step": 5, "model": model.state_dict(), "model_args": dataclasses.asdict(model.config),
+        "vocab_hash": vocab.hash, "config": {"name": "synthetic", "corpus": {"name": "hamlet"}}})
+    folder = export_snapshot(snapshot, vocab, tmp_path / "export")
 
     hf_model, info, warnings = load_gpt2(folder)
     assert not info["missing_keys"] and not info["unexpected_keys"] and warnings == []
@@ -231,7 +233,7 @@ def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path
     analysis = inspect_hf(cfg, tmp_path)
     assert (tmp_path / "report.md").exists() and json.loads((tmp_path / "analysis.json").read_text())["model"]
 
-    model = model_from_snapshot(snapshot_of(tiny, step))
+    model = snapshot_of(tiny, step).model()
     inputs = suites.SuiteInputs.from_config(cfg, TokenData(cfg.paths.processed_dir), model.config.block_size)
     native = {name: suites.SUITES[name](model, inputs) for name in ("embeddings", "logit_lens", "context", "attention")}
 
@@ -343,14 +345,14 @@ def test_load_run_reuses_the_stages_readers(tiny):
     run = glassbox.load_run(tiny["root"] / "outputs" / "tiny")  # the experiment's folder: its latest run
     assert run.path == tiny["run_dir"] and run.steps == tiny["steps"]
     assert run.config.name == "tiny" and run.config.model.n_layer == 2
-    assert run.vocab.hash == snapshot_of(tiny, 0)["vocab_hash"]
+    assert run.vocab.hash == snapshot_of(tiny, 0).vocab_hash
 
     step = tiny["steps"][-2]
     model = run.model(step)
     assert not model.training
     idx = torch.tensor([run.vocab.encode("ROMEO:")])
     with torch.no_grad():
-        assert torch.equal(model(idx)[0], model_from_snapshot(snapshot_of(tiny, step))(idx)[0])
+        assert torch.equal(model(idx)[0], snapshot_of(tiny, step).model()(idx)[0])
         _, cache = model.run_with_cache(idx)
     assert "blocks.1.attn.pattern" in cache
 

@@ -17,14 +17,14 @@ from omegaconf import DictConfig
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.interop.export import export_dir, export_snapshot
 from glassbox.paths import CONF_DIR
-from glassbox.snapshots import list_snapshots, load_snapshot, resolve_run_dir
-from glassbox.trace import load_vocab, pick_snapshot
+from glassbox.run.layout import list_snapshots, pick_snapshot, resolve_run_dir, run_of_snapshot
+from glassbox.run.snapshots import load_snapshot
 
 
 def snapshots_to_export(cfg: DictConfig) -> list[Path]:
     """step=all: every snapshot of the run; otherwise the one trace would pick."""
     if cfg.step != "all":
-        return [pick_snapshot(cfg)[0]]
+        return [pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)[0]]
     if cfg.checkpoint:
         raise GlassboxError("step=all exports every snapshot of a run: give run=, not checkpoint=")
     run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
@@ -39,9 +39,9 @@ def export(cfg: DictConfig) -> list[Path]:
     written = []
     for path in snapshots_to_export(cfg):
         snapshot = load_snapshot(path)
-        dst = export_dir(path.parent.parent, snapshot["step"])
-        written.append(export_snapshot(snapshot, load_vocab(snapshot), path, dst))
-        print(f"exported step {snapshot['step']}: {dst}")
+        dst = export_dir(run_of_snapshot(path), snapshot.step)
+        written.append(export_snapshot(snapshot, snapshot.vocab(), dst))
+        print(f"exported step {snapshot.step}: {dst}")
     return written
 
 

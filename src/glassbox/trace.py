@@ -28,8 +28,8 @@ from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT, Cache
 from glassbox.paths import CONF_DIR
 from glassbox.probes.activations import capture_activations, residual_table
-from glassbox.run.layout import list_snapshots, resolve_run_dir
-from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot
+from glassbox.run.layout import pick_snapshot
+from glassbox.run.snapshots import Snapshot, load_snapshot
 from glassbox.sampling import next_token_probs, sample_next
 from glassbox.text.vocab import Vocab
 
@@ -40,34 +40,6 @@ BAR_WIDTH = 30
 
 
 # ---------------------------------------------------------------- which model, which vocabulary
-
-def pick_snapshot(cfg: DictConfig) -> tuple[Path, list[int]]:
-    """The snapshot file to trace and every step its run has (none known for checkpoint=)."""
-    if cfg.checkpoint:
-        if cfg.run or cfg.step is not None:
-            raise GlassboxError("checkpoint= names one snapshot file: leave out run= and step=")
-        return Path(cfg.checkpoint), []
-    run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
-    snapshots = dict(list_snapshots(run_dir))
-    if not snapshots:
-        raise GlassboxError(
-            f"run {run_dir} has no snapshots: train one first, e.g. make prepare train EXPERIMENT={cfg.name}"
-        )
-    step = max(snapshots) if cfg.step is None else cfg.step
-    if step not in snapshots:
-        raise GlassboxError(
-            f"run {run_dir} has no snapshot at step {step}; the steps it has: {', '.join(map(str, snapshots))}"
-        )
-    return snapshots[step], list(snapshots)
-
-
-def load_vocab(snapshot: Snapshot) -> Vocab:
-    """The vocabulary the snapshot was trained with; any other maps ids to the wrong characters."""
-    path = Path(snapshot.config["paths"]["processed_dir"]) / "vocab.json"
-    vocab = Vocab.load(path)
-    check_vocab(snapshot, vocab.hash, path)
-    return vocab
-
 
 def crop_prompt(prompt: Any, block_size: int) -> tuple[str, str | None]:
     """The prompt as the model will read it, and a notice when it had to be cropped."""
@@ -115,7 +87,10 @@ def transformer_stage(cache: Cache, n_layer: int, layer: int, head: int) -> dict
 
 
 def output_stage(logits: Tensor, temperature: float, top_k: int | None, vocab: Vocab) -> dict[str, Any]:
-    """6. The last position's logits → ÷ temperature → softmax, and the top-k distribution drawn from."""
+    """6. The last position's logits → ÷ temperature → softmax, and the top-k distribution drawn from.
+
+    temperature=0 is greedy: the distribution is all on the largest logit (shown unscaled).
+    """
     last = logits[0, -1]
     try:
         softmax = next_token_probs(last, temperature)
@@ -123,7 +98,7 @@ def output_stage(logits: Tensor, temperature: float, top_k: int | None, vocab: V
     except ValueError as err:  # a bad temperature or top_k from the command line
         raise GlassboxError(str(err)) from None
     top = torch.topk(last, min(SHOW_TOP, vocab.size)).indices.tolist()
-    candidates = [{"id": i, "char": vocab.itos[i], "logit": last[i].item(), "scaled": last[i].item() / temperature,
+    candidates = [{"id": i, "char": vocab.itos[i], "logit": last[i].item(), "scaled": last[i].item() / (temperature or 1.0),
                    "softmax": softmax[i].item(), "prob": probs[i].item()} for i in top]
     return {"logits_shape": list(logits.shape), "temperature": temperature, "top_k": top_k,
             "probs": probs, "top": candidates}
@@ -389,10 +364,10 @@ def quote_prompt_override(arg: str) -> str:
 
 def trace(cfg: DictConfig) -> dict[str, Any]:
     """Load the snapshot, compute every stage, show them; return the stages' data."""
-    path, steps = pick_snapshot(cfg)
+    path, steps = pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
     snapshot = load_snapshot(path)
     model = snapshot.model()
-    vocab = load_vocab(snapshot)
+    vocab = snapshot.vocab()
     prompt, crop_notice = crop_prompt(cfg.prompt, model.config.block_size)
     check_choice("layer", cfg.layer, model.config.n_layer)
     check_choice("head", cfg.head, model.config.n_head)

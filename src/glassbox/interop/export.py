@@ -40,7 +40,9 @@ from torch import Tensor
 from glassbox import fileio
 from glassbox.errors import GlassboxError
 from glassbox.interop import require
-from glassbox.vocab import Vocab
+from glassbox.run.layout import run_of_snapshot
+from glassbox.run.snapshots import Snapshot, check_vocab
+from glassbox.text.vocab import Vocab
 
 EXPORT_DIR = "export"
 # Model options that change the architecture, with the value GPT-2 (and so this export) has.
@@ -172,23 +174,21 @@ def safetensors_bytes(tensors: dict[str, Tensor]) -> bytes:
     return require("safetensors.torch", "exporting weights").save(tensors, metadata={"format": "pt"})
 
 
-def export_snapshot(snapshot: dict[str, Any], vocab: Vocab, source: Path, dst: Path) -> Path:
+def export_snapshot(snapshot: Snapshot, vocab: Vocab, dst: Path) -> Path:
     """Write the export folder of one loaded snapshot to `dst` (replacing an older export there)."""
-    args = snapshot["model_args"]
+    args = snapshot.model_args
     check_exportable(args)
-    if snapshot["vocab_hash"] != vocab.hash:
-        raise GlassboxError(f"{source} was trained on vocabulary {snapshot['vocab_hash'][:12]}…, "
-                            f"not on the given one ({vocab.hash[:12]}…)")
-    state = snapshot["model"]
+    check_vocab(snapshot, vocab.hash, "the given vocabulary")
+    state = snapshot.weights
     tokenizer_json, tokenizer_config = char_tokenizer(vocab, args["block_size"])
     nanogpt_config = {key: args[key] for key in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd",
                                                  "dropout", "bias")}
     provenance = {
-        "step": snapshot["step"],
-        "snapshot": str(source),
-        "run_dir": str(source.parent.parent),
-        "experiment": snapshot["config"]["name"],
-        "corpus": snapshot["config"]["corpus"]["name"],
+        "step": snapshot.step,
+        "snapshot": str(snapshot.path),
+        "run_dir": str(run_of_snapshot(snapshot.path)),
+        "experiment": snapshot.config["name"],
+        "corpus": snapshot.config["corpus"]["name"],
         "vocab_hash": vocab.hash,
         "model_args": dict(args),
     }

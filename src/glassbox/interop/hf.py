@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from glassbox.errors import GlassboxError
 from glassbox.interop import require
-from glassbox.vocab import Vocab
+from glassbox.text.vocab import Vocab
 
 # Where architectures keep the norm applied before the unembedding, tried in order:
 # GPT-2 / GPT-J / GPT-Neo (and glassbox's export), Llama / Mistral / Qwen / Gemma, GPT-NeoX / Pythia, OPT.

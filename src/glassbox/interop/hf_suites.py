@@ -4,7 +4,7 @@ Suites: the nearest neighbours of the probe tokens in the input embedding, the e
 metrics of probes/emergence.py (pair cosines against random-pair baselines), the logit lens,
 the context suite (one token in two senses) and the attention patterns. The model is wrapped
 in `HookedCausalLM`, so the logit lens, context and attention results come from glassbox's own
-suite functions (glassbox.suites) and the rest from its probe functions: on a glassbox export
+suite functions (glassbox.analysis.suites) and the rest from its probe functions: on a glassbox export
 they give the numbers `make analyze` gives on the snapshot.
 
 Probes are the experiment's `corpus.probes` (override them for another model's tokens), given
@@ -24,7 +24,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from glassbox import fileio, suites
+from glassbox import fileio
+from glassbox.analysis import suites
+from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
 from glassbox.errors import GlassboxError
 from glassbox.interop.hf import (
     HookedCausalLM,
@@ -34,14 +36,13 @@ from glassbox.interop.hf import (
     token_counts,
     token_strings,
 )
-from glassbox.markdown import escape, num, quoted, table, visible_char
 from glassbox.probes.activations import attention_entropy
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.embeddings import nearest_neighbours
 from glassbox.probes.emergence import embedding_metrics
 from glassbox.probes.probe_set import ProbeSet
-from glassbox.suites import ContextProbe, Prompt, Sampling, SuiteInputs
-from glassbox.tracking import JsonlFile
+from glassbox.report.markdown import escape, num, quoted, table, visible_char
+from glassbox.run.tracking import JsonlFile
 
 
 class Tokens:

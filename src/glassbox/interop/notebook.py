@@ -6,24 +6,24 @@
     logits, cache = model.run_with_cache(torch.tensor([run.vocab.encode("悟空道")]))
     run.metrics()                  # metrics.jsonl as a pandas DataFrame
 
-Everything goes through the functions the stages use (snapshots.list_snapshots / load_snapshot /
-model_from_snapshot, Vocab.load, JsonlFile), so a notebook sees what `make analyze` sees: only
+Everything goes through the functions the stages use (layout.list_snapshots, load_snapshot,
+Snapshot.model and Snapshot.vocab, JsonlFile), so a notebook sees what `make analyze` sees: only
 verified snapshots, and the vocabulary the run was trained on.
 """
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox.errors import GlassboxError
 from glassbox.interop import require
 from glassbox.model import GPT
-from glassbox.snapshots import check_vocab, list_snapshots, load_snapshot, model_from_snapshot
-from glassbox.tracking import JsonlFile
-from glassbox.vocab import Vocab
+from glassbox.run.layout import METRICS, list_snapshots
+from glassbox.run.snapshots import Snapshot, load_snapshot
+from glassbox.run.tracking import JsonlFile
+from glassbox.text.vocab import Vocab
 
 
 class Run:
@@ -43,7 +43,7 @@ class Run:
         """The steps that have a snapshot, in order."""
         return list(self._snapshots)
 
-    def snapshot(self, step: int | None = None) -> dict[str, Any]:
+    def snapshot(self, step: int | None = None) -> Snapshot:
         """The verified snapshot of `step` (default: the last): weights, optimizer state, config, …"""
         step = self.steps[-1] if step is None else step
         if step not in self._snapshots:
@@ -52,41 +52,28 @@ class Run:
 
     def model(self, step: int | None = None) -> GPT:
         """The model at `step` (default: the last) in eval mode, ready for run_with_cache."""
-        return model_from_snapshot(self.snapshot(step))
+        return self.snapshot(step).model()
 
     @cached_property
-    def _last(self) -> dict[str, Any]:
-        """The last snapshot's config and vocabulary hash (its weights are not kept)."""
-        snapshot = self.snapshot()
-        return {"config": snapshot["config"], "vocab_hash": snapshot["vocab_hash"]}
+    def _last(self) -> Snapshot:
+        """The last snapshot, for its config and vocabulary."""
+        return self.snapshot()
 
     @property
     def config(self) -> DictConfig:
         """The resolved config the run was trained with (as its last snapshot recorded it)."""
-        return OmegaConf.create(self._last["config"])
+        return OmegaConf.create(self._last.config)
 
     @cached_property
     def vocab(self) -> Vocab:
-        """The vocabulary the run was trained on, checked against the snapshots' hash.
-
-        The config's processed_dir is relative to where training ran when paths.root_dir was
-        relative; it is looked for from the current directory, then from each folder above the run.
-        """
-        processed = Path(self._last["config"]["paths"]["processed_dir"])
-        candidates = [processed]
-        if not processed.is_absolute():
-            candidates += [up / processed for up in self.path.parents]
-        path = next((c / "vocab.json" for c in candidates if (c / "vocab.json").exists()), candidates[0] / "vocab.json")
-        vocab = Vocab.load(path)
-        check_vocab({"vocab_hash": self._last["vocab_hash"], "config": self._last["config"]}, vocab.hash,
-                    self.path, path)
-        return vocab
+        """The vocabulary the run was trained on, checked against the snapshots' hash."""
+        return self._last.vocab()
 
     def metrics(self):
         """metrics.jsonl (one row per snapshot step: losses and every emergence metric) as a
         pandas DataFrame with a `step` column."""
         pandas = require("pandas", "Run.metrics()")
-        return pandas.DataFrame(JsonlFile(self.path / "metrics.jsonl").read())
+        return pandas.DataFrame(JsonlFile(self.path / METRICS).read())
 
 
 def load_run(path: str | Path) -> Run:

@@ -96,3 +96,23 @@ def point_report(run_dir: Path, report_dir: Path) -> None:
     if link.exists() and not link.is_symlink():
         raise GlassboxError(f"{link} is a real directory, not a link to an analysis; move it away and analyse again")
     fileio.point_link(link, report_dir)
+
+
+def pick_snapshot(output_dir: str | Path, name: str, run: str | None, step: int | None,
+                  checkpoint: str | None) -> tuple[Path, list[int]]:
+    """The snapshot a command asked for (checkpoint=, or run= and step=, default the latest run's
+    last step) and every step its run has (none known for checkpoint=)."""
+    if checkpoint:
+        if run or step is not None:
+            raise GlassboxError("checkpoint= names one snapshot file: leave out run= and step=")
+        return Path(checkpoint), []
+    run_dir = resolve_run_dir(output_dir, name, run)
+    snapshots = dict(list_snapshots(run_dir))
+    if not snapshots:
+        raise GlassboxError(f"run {run_dir} has no snapshots: train one first, e.g. make prepare train EXPERIMENT={name}")
+    step = max(snapshots) if step is None else step
+    if step not in snapshots:
+        raise GlassboxError(
+            f"run {run_dir} has no snapshot at step {step}; the steps it has: {', '.join(map(str, snapshots))}"
+        )
+    return snapshots[step], list(snapshots)

@@ -28,6 +28,7 @@ from glassbox.errors import GlassboxError
 from glassbox.fileio import atomic_path, explain_write_errors, sha256_of
 from glassbox.model import GPT, GPTConfig
 from glassbox.run.layout import CHECKPOINT_DIR, list_snapshots, read_run_state, run_of_snapshot, write_run_state
+from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,21 @@ class Snapshot:
         return cls(path, payload["step"], payload["model"], payload["model_args"], payload["vocab_hash"],
                    payload["config"], payload.get("wandb_run_id", ""), training)
 
+    def vocab(self) -> Vocab:
+        """The vocabulary the snapshot was trained with, checked: any other maps ids to the wrong characters.
+
+        The config's processed_dir is relative to where training ran when paths.root_dir was
+        relative; it is looked for from the current directory, then from each folder above the run.
+        """
+        processed = Path(self.config["paths"]["processed_dir"])
+        candidates = [processed]
+        if not processed.is_absolute():
+            candidates += [up / processed for up in self.path.parents]
+        path = next((c / "vocab.json" for c in candidates if (c / "vocab.json").exists()), candidates[0] / "vocab.json")
+        vocab = Vocab.load(path)
+        check_vocab(self, vocab.hash, path)
+        return vocab
+
     def model(self) -> GPT:
         """Rebuild the model this snapshot was taken of, in eval mode."""
         model = GPT(GPTConfig(**self.model_args))
@@ -126,9 +142,9 @@ def save_snapshot(path: str | Path, payload: dict[str, Any]) -> None:
     meets the old checksum (or none) and counts as incomplete: the safe side.
     """
     path = Path(path)
-    with atomic_path(path) as tmp, explain_write_errors(path):
-        with open(tmp, "wb") as f:  # a file object: a full disk raises OSError, not torch's RuntimeError
-            torch.save(payload, f)
+    # A file object: a full disk raises OSError, not torch's RuntimeError.
+    with atomic_path(path) as tmp, explain_write_errors(path), open(tmp, "wb") as f:
+        torch.save(payload, f)
     run_dir = run_of_snapshot(path)
     checksums = read_run_state(run_dir).get("snapshot_sha256", {})
     write_run_state(run_dir, snapshot_sha256={**checksums, path.name: sha256_of(path)})
