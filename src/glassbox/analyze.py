@@ -12,6 +12,7 @@ Writes <run>/analysis/<time>/       this analysis: .hydra/, analyze.log, metrics
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from glassbox import fileio, report
+from glassbox import explorer, fileio, report
 from glassbox.plotting import CharLabels
 from glassbox.data import TokenData
 from glassbox.errors import GlassboxError, exits_cleanly
-from glassbox.paths import CONF_DIR
+from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.model import GPT
 from glassbox.snapshots import (check_vocab, list_snapshots, load_snapshot, model_args, model_from_snapshot, read_run_state,
                                 resolve_run_dir)
@@ -64,6 +65,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     inputs = SuiteInputs.from_config(cfg, data, first["model_args"]["block_size"])
     suites = select_suites(list(cfg.analysis.suites), inputs)
     train_run_id = first["wandb_run_id"]
+    train_config = first["config"]
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
         cfg.wandb.group = first["config"]["wandb"]["group"]
     del first
@@ -81,7 +83,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             tracker.use_artifact(f"model-{train_run_id}", "model", alias=f"step-{step}", step=step)
             records.append({"step": step, "scalars": scalars, **results})
 
-        analysis = describe(cfg, run_dir, data, model, inputs, records)
+        analysis = describe(cfg, run_dir, data, model, inputs, records, train_config)
         labels = CharLabels(report.plotted_chars(analysis))
         if labels.as_code_points:
             log.warning("no installed font draws %s; plots label them as code points (e.g. %s). "
@@ -97,7 +99,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
 
 
 def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs,
-             records: list[dict[str, Any]]) -> dict[str, Any]:
+             records: list[dict[str, Any]], train_config: dict[str, Any]) -> dict[str, Any]:
     """The analysis as plain data: what report.md, the plots and analysis.json are made of."""
     probes = inputs.measurements.probes
     analysis = {
@@ -119,9 +121,30 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
         "losses": [{key: r[key] for key in ("step", "loss/val", "loss/train") if key in r}
                    for r in JsonlFile(run_dir / "metrics.jsonl").read()],
         "snapshots": records,
+        "provenance": {
+            "corpus_sha256": data.meta["inputs"]["sha256"],
+            "vocab_hash": data.vocab.hash,
+            "train_wandb_run": read_run_state(run_dir).get("wandb_run_id"),
+            "code_commit": code_commit(),
+            "train_config": train_config,
+        },
     }
     analysis["claims"] = report.claims(analysis)
     return analysis
+
+
+def code_commit() -> str | None:
+    """The analysing code's git commit (`-dirty` with uncommitted changes); None outside a git checkout.
+
+    Training does not record its commit yet, so this is the best provenance at hand: it names the code
+    that measured the snapshots, which is the code of the training run when both ran from one checkout.
+    """
+    try:
+        done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path) -> None:
@@ -130,6 +153,7 @@ def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path)
     for name, png in figures.items():
         fileio.write_bytes(report_dir / name, png)
     fileio.write_text(report_dir / "report.md", report.render(analysis, list(figures)))
+    fileio.write_text(report_dir / explorer.FILE_NAME, explorer.explorer_html(analysis))
 
 
 def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], report_dir: Path, artifact: str) -> None:
