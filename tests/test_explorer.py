@@ -3,10 +3,14 @@ tiny run on 西游记 (4 layers × 4 heads, 17 snapshots: the default run's shap
 real headless Chromium, as a user opens it from disk."""
 from __future__ import annotations
 
+import base64
+import copy
+import gzip
 import math
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +85,11 @@ def test_the_page_is_one_self_contained_file_within_the_size_budget(page, analys
     assert not re.search(r"<script[^>]*\ssrc\s*=", html, re.IGNORECASE)  # every script inline
     assert re.findall(r"<link[^>]*\shref\s*=\s*\"([^\"]*)\"", html, re.IGNORECASE) == ["data:,"]
     assert not re.search(r"url\(\s*['\"]?https?:|@import", html, re.IGNORECASE)
-    assert "plotly.js v" in html[:100_000]  # the library itself, not a link to it
+    packed = re.search(r'<script type="application/gzip;base64" id="plotly-js">(.*?)</script>', html).group(1)
+    assert b"plotly.js v" in gzip.decompress(base64.b64decode(packed))[:1000]  # the library itself, not a link
     blob = re.search(r'<script type="application/json" id="glassbox-data">(.*?)</script>', html, re.DOTALL).group(1)
     assert len(blob.encode()) < 150_000  # compact: no vocabulary per step, 4 significant digits
-    assert len(html.encode()) <= 5_000_000  # the default run's shape: 4 layers × 4 heads, 17 snapshots
+    assert len(html.encode()) <= 2_500_000  # the default run's shape (budget 5 MB): 4 layers × 4 heads, 17 snapshots
 
 
 @pytest.mark.e2e
@@ -108,7 +113,7 @@ def browser_or_skip():
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        pytest.skip("no headless browser: install chromium and chromium-driver (apt-get install chromium chromium-driver)")
+        pytest.skip("no chromium or chromedriver on PATH: apt-get install chromium chromium-driver")
     return browser, driver
 
 
@@ -196,8 +201,8 @@ def test_the_slider_moves_every_panel_to_the_chosen_step(opened, run_dir, analys
         expected = snapshot["attention"]["prompts"][0]["pattern"][1][1]  # trace 5 = layer 1, head 1
         assert [[w for w in row if w is not None] for row in pattern] == [
             pytest.approx(row[:q + 1], abs=1e-4) for q, row in enumerate(expected)]
-        std = driver.execute_script(
-            "return document.querySelector('#residual-table-0 tr[data-layer=\"ln_final\"] td:nth-child(3)').textContent")
+        std = driver.execute_script(  # column 3 of the row of the last layer
+            "return document.querySelector('#residual-table-0 tr[data-layer=ln_final] td:nth-child(3)').textContent")
         assert float(std) == pytest.approx(snapshot["activations"]["residual"][0]["layers"][-1]["std"], rel=1e-3)
         top = driver.execute_script("return document.getElementById('next-plot-0').data[0].y[0]")
         char = snapshot["predictions"]["prompts"][0]["next"][0][0]
@@ -210,7 +215,8 @@ def test_attention_has_a_heatmap_per_layer_and_head_with_the_future_masked(opene
     heatmaps = driver.execute_script(
         "return document.getElementById('attention-plot-0').data.filter(t => t.type === 'heatmap').map(t => t.z)")
     assert len(heatmaps) == N_LAYER * N_HEAD
-    assert driver.execute_script("return document.querySelectorAll('#attention-plot-0 g.hm').length") == N_LAYER * N_HEAD
+    drawn = driver.execute_script("return document.querySelectorAll('#attention-plot-0 g.hm').length")
+    assert drawn == N_LAYER * N_HEAD
     T = len(analysis["probes"]["prompts"][0])
     for z in heatmaps:
         assert [[w is None for w in row] for row in z] == [[k > q for k in range(T)] for q in range(T)]
@@ -229,3 +235,42 @@ def test_characters_are_shown_as_characters(opened, analysis):
     map_text = driver.execute_script("return [...document.querySelectorAll('#map-plot text')].map(t => t.textContent)")
     assert {"说", "道", "山", "水"} <= set(map_text)
     assert "U+" not in driver.find_element("tag name", "body").text
+
+
+@pytest.mark.e2e
+def test_play_runs_through_the_snapshots_from_the_first(opened, analysis):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, _ = opened
+    steps = [s["step"] for s in analysis["snapshots"]]
+    play = driver.find_element("id", "play")
+    assert shown_step(driver) == steps[-1]
+    play.click()  # at the last step, play starts again from the first
+    WebDriverWait(driver, 10).until(lambda d: shown_step(d) == steps[2])
+    play.click()
+    assert play.text == "▶ play"
+    stopped_at = shown_step(driver)
+    time.sleep(1.5)  # longer than a frame of the play loop
+    assert shown_step(driver) == stopped_at
+
+
+@pytest.mark.e2e
+def test_an_analysis_without_some_suites_still_opens_and_says_what_is_missing(browser, analysis, tmp_path):
+    """An older analysis (no embedding map) of a run analysed without attention and logit_lens."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from glassbox.explorer import explorer_html
+
+    analysis = copy.deepcopy(analysis)
+    for snapshot in analysis["snapshots"]:
+        del snapshot["attention"], snapshot["logit_lens"], snapshot["embeddings"]["map"]
+    page = tmp_path / FILE_NAME
+    page.write_text(explorer_html(analysis), encoding="utf-8")
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "return document.querySelectorAll('#pairs-plot .scatterlayer').length > 0"))
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+    notes = [p.text for p in browser.find_elements("css selector", "p.missing")]
+    assert notes == ["No embedding map in this analysis: analyse the run again (make analyze) to add one.",
+                     "The attention suite did not run."]
+    assert browser.find_elements("css selector", "#next-plot-0 .barlayer")  # predictions ran: its bars are there

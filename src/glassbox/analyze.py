@@ -136,8 +136,8 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
 def code_commit() -> str | None:
     """The analysing code's git commit (`-dirty` with uncommitted changes); None outside a git checkout.
 
-    Training does not record its commit yet, so this is the best provenance at hand: it names the code
-    that measured the snapshots, which is the code of the training run when both ran from one checkout.
+    Training does not record its commit yet; this names the code that measured the snapshots, which
+    need not be the code that trained them.
     """
     try:
         done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],

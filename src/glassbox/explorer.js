@@ -2,6 +2,7 @@
 // The data blob (built by glassbox/explorer.py, page_data) holds one entry per snapshot for all that
 // changes with the step; show(i) redraws the step-dependent panels with Plotly.react, which only
 // touches what changed. Text from the corpus goes into the page as text (textContent), never as HTML.
+// plotly.js comes inlined, gzip-compressed: loadPlotly() unpacks and runs it before anything is drawn.
 "use strict";
 
 const D = JSON.parse(document.getElementById("glassbox-data").textContent);
@@ -68,15 +69,16 @@ function stepLine(i) {
 /** The bounds of a band as two dotted lines (one trace, broken by a gap), against step. */
 function bounds(lower, upper, i, name, colour, showlegend) {
   const xs = D.steps.map(stepX);
-  return {x: [...xs, null, ...xs], y: [...lower, null, ...upper], mode: "lines", line: {color: colour, dash: "dot", width: 1.5},
-          hoverinfo: "skip", name, legendgroup: name, showlegend, xaxis: `x${axis(i)}`, yaxis: `y${axis(i)}`};
+  return {x: [...xs, null, ...xs], y: [...lower, null, ...upper], mode: "lines", hoverinfo: "skip",
+          line: {color: colour, dash: "dot", width: 1.5}, name, legendgroup: name, showlegend,
+          xaxis: `x${axis(i)}`, yaxis: `y${axis(i)}`};
 }
 
 /** A closed band between lower and upper (one trace, filled), against step. */
 function band(lower, upper, i, name, colour, showlegend) {
   const xs = D.steps.map(stepX);
-  return {x: [...xs, ...xs.slice().reverse()], y: [...lower, ...upper.slice().reverse()], fill: "toself", mode: "lines",
-          fillcolor: colour, line: {width: 0}, hoverinfo: "skip", name, legendgroup: name, showlegend,
+  return {x: [...xs, ...xs.slice().reverse()], y: [...lower, ...upper.slice().reverse()], fill: "toself",
+          mode: "lines", fillcolor: colour, line: {width: 0}, hoverinfo: "skip", name, legendgroup: name, showlegend,
           xaxis: `x${axis(i)}`, yaxis: `y${axis(i)}`};
 }
 
@@ -103,12 +105,18 @@ function articlePoints(ref, i, showlegend) {
 /** A horizontal legend in the top strip of the figure, above any subplot titles. */
 const TOP_LEGEND = {orientation: "h", yref: "container", y: 1, yanchor: "top", x: 0};
 
+/** n subplots in rows of `columns`, each with its own axes. */
 function grid(n, columns) {
   return {rows: Math.ceil(n / columns), columns, pattern: "independent", xgap: 0.12, ygap: 0.3};
 }
 
-function missing(container, text) {
-  container.replaceChildren(el("p", {class: "missing"}, text));
+/** mean ± 2 sd as "lower … upper". */
+const chanceRange = (mean, sd) => (mean === null || sd === null ? "—"
+                                   : `${fmt(mean - 2 * sd, 2, true)} … ${fmt(mean + 2 * sd, 2, true)}`);
+
+/** A header row; the first `texts` columns are left-aligned text. */
+function headerRow(names, texts = 1) {
+  return el("tr", {}, ...names.map((name, c) => el("th", c < texts ? {class: "text"} : {}, name)));
 }
 
 function verdictClass(v) {
@@ -158,8 +166,7 @@ function mapExtent() {
 }
 
 function drawMap() {
-  const target = document.getElementById("map-plot");
-  if (!D.map) return missing(target, "No embedding map: analyse the run again (make analyze) to add one.");
+  if (!D.map) return;
   const m = D.map, coords = m.coords[current], norms = m.norms[current];
   const named = [...D.groups, ""];  // the probe groups, then characters that are only in pairs
   const names = {"": "in pairs only", null: "frequent characters"};
@@ -167,17 +174,18 @@ function drawMap() {
   const traces = order.map((group) => {
     const rows = m.groups.map((g, r) => (g === group ? r : -1)).filter((r) => r >= 0);
     const probe = group !== null;
-    const colour = probe ? (group === "" ? "#5f6368" : COLOURS[D.groups.indexOf(group) % COLOURS.length]) : "#b0b4b8";
-    return {x: rows.map((r) => coords[2 * r]), y: rows.map((r) => coords[2 * r + 1]), text: rows.map((r) => esc(m.chars[r])),
-            customdata: rows.map((r) => [m.counts[r], norms[r]]), name: names[group] ?? group,
-            mode: "markers+text", textposition: "top center", type: "scatter",
+    const colour = !probe ? "#b0b4b8" : group === "" ? "#5f6368" : COLOURS[D.groups.indexOf(group) % COLOURS.length];
+    return {x: rows.map((r) => coords[2 * r]), y: rows.map((r) => coords[2 * r + 1]),
+            text: rows.map((r) => esc(m.chars[r])), customdata: rows.map((r) => [m.counts[r], norms[r]]),
+            name: names[group] ?? group, mode: "markers+text", textposition: "top center", type: "scatter",
             marker: {size: probe ? 9 : 4, color: colour}, textfont: {size: probe ? 15 : 10, color: colour},
-            hovertemplate: "<b>%{text}</b><br>count %{customdata[0]:,}<br>row norm %{customdata[1]:.3f}<extra>%{fullData.name}</extra>"};
+            hovertemplate: "<b>%{text}</b><br>count %{customdata[0]:,}<br>row norm %{customdata[1]:.3f}" +
+                           "<extra>%{fullData.name}</extra>"};
   }).filter((t) => t.x.length);
   const explained = m.explained[current];
   const fixed = document.getElementById("same-scale").checked;
   const range = fixed ? [-mapExtent(), mapExtent()] : undefined;
-  Plotly.react(target, traces, layout({
+  Plotly.react("map-plot", traces, layout({
     height: 480, margin: {l: 40, r: 10, t: 30, b: 30}, legend: {orientation: "h", y: -0.08},
     title: {text: `step ${D.steps[current]}: the two components explain ${pct(explained[0])} + ${pct(explained[1])}`,
             font: {size: 12}, x: 0.02, xanchor: "left"},
@@ -189,54 +197,64 @@ function drawMap() {
 // ---------------------------------------------------------------- 2. probe pairs
 
 function drawPairTable() {
-  const table = document.getElementById("pairs-table");
-  if (!D.pairs) return missing(table, "The embeddings suite did not run.");
-  const i = current, mean = D.baseline.mean[i], sd = D.baseline.sd[i];
-  const range = (m, s) => (m === null || s === null ? "—" : `${fmt(m - 2 * s, 2, true)} … ${fmt(m + 2 * s, 2, true)}`);
-  document.getElementById("global-chance").textContent = range(mean, sd);
-  const head = el("tr", {}, ...["pair", "kind", "cosine", "z", "matched chance", "zf", "p", "verdict"]
-    .map((h, c) => el("th", c < 2 ? {class: "text"} : {}, h)));
+  if (!D.pairs) return;
+  const i = current;
+  document.getElementById("global-chance").textContent = chanceRange(D.baseline.mean[i], D.baseline.sd[i]);
+  // the values the slider's step shows, also as data-value: what tests and scripts read back
   const value = (key, x, digits, signed) => el("td", {"data-key": key, "data-value": x ?? ""}, fmt(x, digits, signed));
   const rows = D.pairs.map((p) => el("tr", {"data-pair": p.id},
     el("td", {class: "text pair"}, p.label), el("td", {class: "text"}, `${p.kind} ${arrow(p.expect)}`),
-    value("cos", p.cos[i], 3, true), value("z", p.z[i], 2, true), el("td", {}, range(p.null_mean[i], p.null_sd[i])),
+    value("cos", p.cos[i], 3, true), value("z", p.z[i], 2, true),
+    el("td", {}, chanceRange(p.null_mean[i], p.null_sd[i])),
     value("zf", p.zf[i], 2, true), value("p", p.p[i], 3), el("td", {class: verdictClass(p.verdict[i])}, p.verdict[i])));
-  table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  const head = headerRow(["pair", "kind", "cosine", "z", "matched chance", "zf", "p", "verdict"], 2);
+  document.getElementById("pairs-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+/** zf of every pair against step, with the verdict's thresholds ±z_min. */
+function drawZf() {
+  if (!D.pairs) return;
+  const traces = D.pairs.flatMap((p, n) => curve(p.zf, 0, p.label, COLOURS[n % COLOURS.length],
+                                                   {line: {dash: KIND_DASH[p.kind]}, showlegend: true}));
+  const threshold = (y) => ({type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y,
+                             line: {color: "#80868b", dash: "dash"}});
+  Plotly.react("zf-plot", traces, layout({
+    height: 280, margin: {l: 45, r: 10, t: 30, b: 30}, xaxis: stepAxis(), yaxis: {title: {text: "zf"}},
+    title: {text: `zf against step; dashed: ±${D.thresholds.z_min} (with p ≤ ${D.thresholds.p_max}: held)`,
+            font: {size: 12}, x: 0.02, xanchor: "left"},
+    legend: {font: {size: 11}}, shapes: [threshold(D.thresholds.z_min), threshold(-D.thresholds.z_min), stepLine(0)],
+  }), CONFIG);
 }
 
 function drawPairCurves() {
-  const target = document.getElementById("pairs-plot");
-  if (!D.pairs) return missing(target, "The embeddings suite did not run.");
-  const columns = Math.min(4, D.pairs.length);
+  if (!D.pairs) return;
   const base = D.baseline;
-  const traces = [], layoutExtra = {grid: grid(D.pairs.length, columns), annotations: [], shapes: []};
+  const lower = (mean, sd) => mean.map((m, s) => m - 2 * sd[s]);
+  const upper = (mean, sd) => mean.map((m, s) => m + 2 * sd[s]);
+  const traces = [], extra = {grid: grid(D.pairs.length, Math.min(4, D.pairs.length)), annotations: [], shapes: []};
   D.pairs.forEach((p, i) => {
-    const first = i === 0;
-    traces.push(bounds(base.mean.map((m, s) => m - 2 * base.sd[s]), base.mean.map((m, s) => m + 2 * base.sd[s]), i,
-                       "global chance", "#80868b", first));
+    const first = i === 0;  // one legend entry per kind of line
+    traces.push(bounds(lower(base.mean, base.sd), upper(base.mean, base.sd), i, "global chance", "#80868b", first));
     if (p.null_mean.every((m) => m !== null)) {
-      traces.push(band(p.null_mean.map((m, s) => m - 2 * p.null_sd[s]), p.null_mean.map((m, s) => m + 2 * p.null_sd[s]),
-                       i, "matched chance", "rgba(26,115,232,0.22)", first));
+      traces.push(band(lower(p.null_mean, p.null_sd), upper(p.null_mean, p.null_sd), i, "matched chance",
+                       "rgba(26,115,232,0.22)", first));
     }
     traces.push(...curve(p.cos, i, "cosine", COLOURS[0], {line: {dash: KIND_DASH[p.kind]}, showlegend: first}));
     traces.push(articlePoints(p.ref, i, first));
-    layoutExtra[`xaxis${axis(i)}`] = stepAxis();
-    layoutExtra[`yaxis${axis(i)}`] = {zeroline: true, zerolinecolor: "#ccc"};
-    layoutExtra.annotations.push(subplotTitle(i, `${esc(p.label)}  (${p.kind}, ${arrow(p.expect)})  ` +
-                                                 `cos ${fmt(p.cos[current], 2, true)}, zf ${fmt(p.zf[current], 1, true)}`));
-    layoutExtra.shapes.push(stepLine(i));
+    extra[`xaxis${axis(i)}`] = stepAxis();
+    extra[`yaxis${axis(i)}`] = {zeroline: true, zerolinecolor: "#ccc"};
+    extra.annotations.push(subplotTitle(i, `${esc(p.label)}  (${p.kind}, ${arrow(p.expect)})  ` +
+                                           `cos ${fmt(p.cos[current], 2, true)}, zf ${fmt(p.zf[current], 1, true)}`));
+    extra.shapes.push(stepLine(i));
   });
-  const rows = layoutExtra.grid.rows;
-  Plotly.react(target, traces, layout({height: 80 + 170 * rows, margin: {l: 45, r: 10, t: 55, b: 30},
-                                       legend: TOP_LEGEND, ...layoutExtra}),
-               CONFIG);
+  Plotly.react("pairs-plot", traces, layout({height: 80 + 170 * extra.grid.rows, margin: {l: 45, r: 10, t: 55, b: 30},
+                                             legend: TOP_LEGEND, ...extra}), CONFIG);
 }
 
 // ---------------------------------------------------------------- 3. embedding statistics
 
 function drawEmbedding() {
-  const target = document.getElementById("embedding-plot");
-  if (!D.embedding) return missing(target, "The embeddings suite did not run.");
+  if (!D.embedding) return;
   const e = D.embedding, ref = e.ref;
   const article = (stat) => ({init: ref.init?.[stat], trained: ref.trained?.[stat]});
   const panels = [
@@ -258,8 +276,8 @@ function drawEmbedding() {
     extra[`xaxis${axis(i)}`] = stepAxis();
     extra.shapes.push(stepLine(i));
   }
-  Plotly.react(target, traces, layout({height: 260, margin: {l: 50, r: 10, t: 55, b: 30}, legend: TOP_LEGEND,
-                                       ...extra}), CONFIG);
+  Plotly.react("embedding-plot", traces, layout({height: 260, margin: {l: 50, r: 10, t: 55, b: 30}, legend: TOP_LEGEND,
+                                                 ...extra}), CONFIG);
 }
 
 // ---------------------------------------------------------------- 4. residual stream
@@ -273,42 +291,40 @@ function perPrompt(target, prompts, make) {
 }
 
 function drawResidual() {
-  const target = document.getElementById("residual");
   const prompts = D.prompts.filter((p) => p.residual);
-  if (!prompts.length) return missing(target, "The activations suite did not run.");
-  perPrompt(target, prompts, (n) => [el("div", {class: "scroll"}, el("table", {id: `residual-table-${n}`})),
-                                     el("div", {id: `residual-plot-${n}`})]);
+  if (!prompts.length) return;
+  perPrompt(document.getElementById("residual"), prompts, (n) => [
+    el("div", {class: "scroll"}, el("table", {id: `residual-table-${n}`})), el("div", {id: `residual-plot-${n}`})]);
   const ref = D.residual_ref;
   prompts.forEach((p, n) => {
     const r = p.residual, i = current;
     const withRef = r.layers.some((layer) => ref[layer]);
-    const head = el("tr", {}, el("th", {class: "text"}, "layer"), el("th", {}, "mean"), el("th", {}, "std"),
-                    el("th", {}, "max |x|"), ...(withRef ? [el("th", {}, "article: mean / std / max")] : []));
+    const article = (layer) => (ref[layer] ? ref[layer].map((x, k) => fmt(x, 4, k === 0)).join(" / ") : "—");
+    const head = headerRow(["layer", "mean", "std", "max |x|", ...(withRef ? ["article: mean / std / max"] : [])]);
     const rows = r.layers.map((layer, l) => el("tr", {"data-layer": layer}, el("td", {class: "text"}, layer),
       el("td", {}, fmt(r.mean[i][l], 4, true)), el("td", {}, fmt(r.std[i][l], 4)), el("td", {}, fmt(r.max[i][l], 4)),
-      ...(withRef ? [el("td", {}, ref[layer] ? ref[layer].map((x, k) => fmt(x, 4, k === 0)).join(" / ") : "—")] : [])));
+      ...(withRef ? [el("td", {}, article(layer))] : [])));
     document.getElementById(`residual-table-${n}`).replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
-    const bars = [["std", r.std[i], COLOURS[0]], ["max |x|", r.max[i], COLOURS[1]]].map(([name, y, colour]) => (
-      {type: "bar", x: r.layers, y, name, marker: {color: colour}, hovertemplate: `%{x}: %{y:.4f}<extra>${name}</extra>`}));
+    const bars = [["std", r.std[i], COLOURS[0]], ["max |x|", r.max[i], COLOURS[1]]].map(([name, y, colour]) => ({
+      type: "bar", x: r.layers, y, name, marker: {color: colour},
+      hovertemplate: `%{x}: %{y:.4f}<extra>${name}</extra>`}));
     if (withRef) {
-      bars.push(...[[1, "article std"], [2, "article max |x|"]].map(([k, name]) => ({
+      bars.push(...[[1, "article std", "#0b3d91"], [2, "article max |x|", "#8a4b00"]].map(([k, name, colour]) => ({
         x: r.layers, y: r.layers.map((layer) => (ref[layer] ? ref[layer][k] : null)), mode: "markers", name,
-        marker: {symbol: "diamond", size: 9, color: k === 1 ? "#0b3d91" : "#8a4b00"}})));
+        marker: {symbol: "diamond", size: 9, color: colour}})));
     }
-    Plotly.react(`residual-plot-${n}`, bars, layout({height: 240, barmode: "group", margin: {l: 55, r: 10, t: 10, b: 30},
-                                                    legend: {orientation: "h", y: 1.12}, xaxis: {type: "category"},
-                                                    yaxis: {type: "log", dtick: 1, title: {text: "log scale"}}}),
-                 CONFIG);
+    Plotly.react(`residual-plot-${n}`, bars, layout({
+      height: 240, barmode: "group", margin: {l: 55, r: 10, t: 10, b: 30}, legend: {orientation: "h", y: 1.12},
+      xaxis: {type: "category"}, yaxis: {type: "log", dtick: 1, title: {text: "log scale"}}}), CONFIG);
   });
 }
 
 // ---------------------------------------------------------------- 5. attention
 
 function drawAttention() {
-  const target = document.getElementById("attention");
   const prompts = D.prompts.filter((p) => p.attention);
-  if (!prompts.length) return missing(target, "The attention suite did not run.");
-  perPrompt(target, prompts, (n) => [el("div", {id: `attention-plot-${n}`})]);
+  if (!prompts.length) return;
+  perPrompt(document.getElementById("attention"), prompts, (n) => [el("div", {id: `attention-plot-${n}`})]);
   prompts.forEach((p, n) => {
     const pattern = p.attention[current];  // [layer][head][query][key]
     const layers = pattern.length, heads = pattern[0].length, T = p.tokens.length;
@@ -339,31 +355,32 @@ function drawAttention() {
 // ---------------------------------------------------------------- 6. next character and logit lens
 
 function drawNext() {
-  const target = document.getElementById("next");
   const prompts = D.prompts.filter((p) => p.next || p.lens);
-  if (!prompts.length) return missing(target, "Neither the predictions nor the logit_lens suite ran.");
-  perPrompt(target, prompts, (n) => [el("div", {id: `next-plot-${n}`}), el("div", {id: `next-text-${n}`}),
-                                     el("div", {class: "scroll"}, el("table", {id: `lens-table-${n}`}))]);
+  if (!prompts.length) return;
+  perPrompt(document.getElementById("next"), prompts, (n) => [
+    el("div", {id: `next-plot-${n}`}), el("div", {id: `next-text-${n}`}),
+    el("div", {class: "scroll"}, el("table", {id: `lens-table-${n}`}))]);
   prompts.forEach((p, n) => {
     const text = document.getElementById(`next-text-${n}`);
     text.replaceChildren();
     if (p.next) {
       const [chars, probs] = p.next[current];
       Plotly.react(`next-plot-${n}`, [{
-        type: "bar", orientation: "h", x: probs, y: chars.map(esc), marker: {color: COLOURS[0]}, text: probs.map(pct),
-        textposition: "auto", hovertemplate: "%{y}: %{x:.2%}<extra></extra>"}],
+        type: "bar", orientation: "h", x: probs, y: chars.map(esc), marker: {color: COLOURS[0]},
+        text: probs.map(pct), textposition: "auto", hovertemplate: "%{y}: %{x:.2%}<extra></extra>"}],
         layout({height: 50 + 22 * chars.length, margin: {l: 40, r: 10, t: 10, b: 30},
                 xaxis: {tickformat: ".2~%", rangemode: "tozero"},
                 yaxis: {type: "category", autorange: "reversed", tickfont: {size: 14}}}), CONFIG);
       const ref = D.next_ref;
       if (ref && ref.prompt === p.text) {
-        text.append(el("p", {class: "note"}, `article: “${ref.char}” at ${pct(ref.prob)} (temperature ${ref.temperature})`));
+        const what = `article: “${ref.char}” at ${pct(ref.prob)} (temperature ${ref.temperature})`;
+        text.append(el("p", {class: "note"}, what));
       }
       text.append(el("p", {class: "note"}, "sample at this step:"), el("div", {class: "sample"}, p.sample[current]));
     }
     if (p.lens) {
       const top = p.lens.top[current];
-      const head = el("tr", {}, el("th", {class: "text"}, "logit lens"), ...top[0][0].map((_, k) => el("th", {}, `#${k + 1}`)));
+      const head = headerRow(["logit lens", ...top[0][0].map((_, k) => `#${k + 1}`)]);
       const rows = p.lens.layers.map((layer, l) => el("tr", {"data-layer": layer}, el("td", {class: "text"}, layer),
         ...top[l][0].map((c, k) => el("td", {style: `background: rgba(26,115,232,${(0.6 * top[l][1][k]).toFixed(3)})`},
                                       el("b", {}, c), ` ${pct(top[l][1][k])}`))));
@@ -375,21 +392,20 @@ function drawNext() {
 // ---------------------------------------------------------------- 7. claims and the run
 
 function drawClaims() {
-  const table = document.getElementById("claims-table");
-  if (!D.claims.length) return missing(table, "No claims: the embeddings suite did not run.");
-  const head = el("tr", {}, ...["claim", "kind", "expected", "article, init", "article, trained", "this run", "z (global)",
-                                "zf (matched)", "p", "verdict", "first held"].map((h, c) => el("th", c < 2 ? {class: "text"} : {}, h)));
+  const head = headerRow(["claim", "kind", "expected", "article, init", "article, trained", "this run", "z (global)",
+                          "zf (matched)", "p", "verdict", "first held"], 2);
   const rows = D.claims.map((c) => el("tr", {},
     el("td", {class: "text"}, c.label), el("td", {class: "text"}, c.kind), el("td", {}, arrow(c.expect)),
     el("td", {}, fmt(c.article.init, 3, true)), el("td", {}, fmt(c.article.trained, 3, true)),
     el("td", {}, fmt(c.value, 3, true)), el("td", {}, fmt(c.z, 2, true)), el("td", {}, fmt(c.zf, 2, true)),
     el("td", {}, fmt(c.p, 3)), el("td", {class: verdictClass(c.verdict)}, c.verdict),
     el("td", {}, c.first_held === null ? "—" : `step ${c.first_held}`)));
-  table.replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  document.getElementById("claims-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
 function drawRun() {
-  const rows = D.info.map(([label, value]) => el("tr", {}, el("th", {class: "text"}, label), el("td", {class: "text"}, value)));
+  const rows = D.info.map(([label, value]) => el("tr", {}, el("th", {class: "text"}, label),
+                                                  el("td", {class: "text"}, value)));
   document.getElementById("run-table").replaceChildren(...rows);
   if (D.config) document.getElementById("config-text").textContent = D.config;
   else document.getElementById("config").remove();
@@ -397,12 +413,39 @@ function drawRun() {
 
 // ---------------------------------------------------------------- wiring
 
+/** Unpack the inlined plotly.js (base64 of gzip) with the browser's DecompressionStream and run it. */
+async function loadPlotly() {
+  const packed = atob(document.getElementById("plotly-js").textContent);
+  const bytes = Uint8Array.from(packed, (c) => c.charCodeAt(0));
+  const unpacked = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  document.head.append(el("script", {}, await new Response(unpacked).text()));
+}
+
+/** Panels with nothing to show (their suite did not run) say so, once, in place of their charts. */
+function noteMissing() {
+  const noPrompt = (key) => !D.prompts.some((p) => p[key]);
+  const notes = [
+    [!D.map, "map-plot", "No embedding map in this analysis: analyse the run again (make analyze) to add one."],
+    [!D.pairs, "pairs-table", "The embeddings suite did not run."],
+    [!D.pairs, "pairs-plot", "The embeddings suite did not run."],
+    [!D.embedding, "embedding-plot", "The embeddings suite did not run."],
+    [noPrompt("residual"), "residual", "The activations suite did not run."],
+    [noPrompt("next") && noPrompt("lens"), "next", "Neither the predictions nor the logit_lens suite ran."],
+    [noPrompt("attention"), "attention", "The attention suite did not run."],
+    [!D.claims.length, "claims-table", "No claims: the embeddings suite did not run."],
+  ];
+  for (const [absent, id, text] of notes) {
+    if (absent) document.getElementById(id).replaceWith(el("p", {class: "missing"}, text));
+  }
+}
+
 /** Show snapshot i in every panel that follows the slider. */
 function show(i) {
   current = i;
   drawStepLabel();
   drawMap();
   drawPairTable();
+  drawZf();
   drawPairCurves();
   drawEmbedding();
   drawResidual();
@@ -410,8 +453,14 @@ function show(i) {
   drawNext();
 }
 
-setupStepBar();
-document.getElementById("same-scale").addEventListener("change", drawMap);
-drawClaims();
+noteMissing();
+if (D.claims.length) drawClaims();
 drawRun();
-show(current);
+loadPlotly().then(() => {
+  setupStepBar();
+  document.getElementById("same-scale").addEventListener("change", drawMap);
+  show(current);
+}, (error) => {
+  document.querySelector("main").prepend(el("p", {class: "missing"}, "The charts need a browser that can unpack " +
+    `gzip (DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 or later): ${error}`));
+});
