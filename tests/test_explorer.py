@@ -1,6 +1,6 @@
-"""The run explorer (report/explorer.html): the alignment of the embedding map, and the page of a real
-tiny run on 西游记 (4 layers × 4 heads, 17 snapshots: the default run's shape) read as a file and in a
-real headless Chromium, as a user opens it from disk."""
+"""The explorer pages: the alignment of the embedding map; the page of a real tiny run on 西游记 (4 layers ×
+4 heads, 17 snapshots: the default run's shape) read as a file and in a real headless Chromium, as a user
+opens it from disk; and the page of a hand-made sweep."""
 from __future__ import annotations
 
 import base64
@@ -18,9 +18,11 @@ import pytest
 
 from conftest import project_with_corpus, run_stage, run_stages
 from glassbox import fileio
-from glassbox.explorer import FILE_NAME, aligned_maps, procrustes
+from glassbox.explorer import FILE_NAME, aligned_maps, procrustes, sweep_page_data
 from glassbox.markdown import WHITESPACE
+from glassbox.sweep import summarize_sweep
 from glassbox.tracking import JsonlFile
+from test_sweep import toy_sweep  # noqa: F401 - a fixture: the hand-made sweep the sweep page is tested on
 
 SCREENSHOT_COPY = Path("/tmp/explorer-screenshot.png")
 N_LAYER, N_HEAD = 4, 4
@@ -274,3 +276,54 @@ def test_an_analysis_without_some_suites_still_opens_and_says_what_is_missing(br
     assert notes == ["No embedding map in this analysis: analyse the run again (make analyze) to add one.",
                      "The attention suite did not run."]
     assert browser.find_elements("css selector", "#next-plot-0 .barlayer")  # predictions ran: its bars are there
+
+
+# --- the sweep page -------------------------------------------------------------------------------
+
+@pytest.fixture
+def toy_sweep_page(toy_sweep) -> tuple[Path, dict]:
+    """The hand-made sweep of test_sweep (model=tiny,small × seed=1,2, job 3 failed), summarized: the
+    summary writes the page."""
+    summary = summarize_sweep(toy_sweep, to_wandb=False)
+    return toy_sweep / FILE_NAME, summary
+
+
+def test_the_sweep_page_data_holds_every_run_and_the_mean_over_seeds(toy_sweep):
+    summary = summarize_sweep(toy_sweep, to_wandb=False)
+    records = {n: JsonlFile(toy_sweep / str(n) / "metrics.jsonl").read() for n in range(4)}
+    data = sweep_page_data(summary, records, ["model"], {"z_min": 2.0})
+    assert [job["values"] for job in data["jobs"]] == [{"model": "tiny"}] * 2 + [{"model": "small"}] * 2
+    assert [job["zf"]["a-e"] for job in data["jobs"]] == [[0.0, 1.5], [0.0, -0.5], [0.0, 2.0], [0.0, 9.0]]
+    tiny, small = data["configurations"]
+    assert tiny["curve"]["steps"] == [0, 16]
+    assert tiny["curve"]["mean"]["a-e"] == [0.0, 0.5]
+    assert tiny["curve"]["sd"]["a-e"] == [0.0, pytest.approx(math.sqrt(2), rel=1e-3)]
+    assert small["curve"]["mean"]["a-e"] == [0.0, 2.0] and small["curve"]["sd"]["a-e"] == [None, None]  # job 3 failed
+    assert small["zf"]["a-e"] == {"mean": 2.0, "sd": None}
+
+
+@pytest.mark.e2e
+def test_the_sweep_page_puts_the_runs_side_by_side(toy_sweep_page, browser):
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    page, summary = toy_sweep_page
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
+        "return document.querySelectorAll('#curves-plot .scatterlayer').length > 0"))
+    assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
+    assert browser.execute_script("return [...document.querySelectorAll('#jobs-table tr[data-job]')].length") == 4
+
+    def chosen_column():
+        return browser.execute_script(
+            "return [...document.querySelectorAll('#jobs-table td.chosen')].map(td => td.dataset.pair)")
+
+    def final_means():  # the line through the configurations' means, in order of x (small before tiny)
+        return browser.execute_script("return document.getElementById('final-plot').data[0].y")
+
+    tiny, small = summary["configurations"]
+    assert chosen_column() == ["a-e"] * 4
+    Select(browser.find_element("id", "pair")).select_by_value(".-!")
+    assert chosen_column() == [".-!"] * 4
+    assert final_means() == [small["pairs"][".-!"]["zf"]["mean"], tiny["pairs"][".-!"]["zf"]["mean"]]
+    Select(browser.find_element("id", "x-key")).select_by_value("parameters")
+    assert browser.execute_script("return document.getElementById('final-plot').layout.xaxis.type") == "log"

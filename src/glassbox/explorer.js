@@ -2,53 +2,16 @@
 // The data blob (built by glassbox/explorer.py, page_data) holds one entry per snapshot for all that
 // changes with the step; show(i) redraws the step-dependent panels with Plotly.react, which only
 // touches what changed. Text from the corpus goes into the page as text (textContent), never as HTML.
-// plotly.js comes inlined, gzip-compressed: loadPlotly() unpacks and runs it before anything is drawn.
-"use strict";
+// The helpers (el, fmt, layout, whenPlotlyLoaded, ...) come from explorer_common.js, inlined before this.
 
 const D = JSON.parse(document.getElementById("glassbox-data").textContent);
 const N = D.steps.length;
-const FONT = getComputedStyle(document.body).fontFamily;
-const CONFIG = {displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"]};
-const COLOURS = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#12b5cb", "#e52592", "#795548"];
-const KIND_DASH = {within: "solid", cross: "dash", other: "dot"};
+const LAST_STEP = D.steps[N - 1];
 const MARK = "#d93025";  // the slider's step, in every chart
 let current = N - 1;     // the snapshot shown: the last (trained) one first
 let timer = null;        // the play loop, while it runs
 
 // ---------------------------------------------------------------- small helpers
-
-/** An element with attributes and children (strings become text nodes). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  for (const child of children) node.append(child);
-  return node;
-}
-
-/** x formatted with `digits` decimals, "+" on positives when signed; "—" when missing. */
-function fmt(x, digits = 3, signed = false) {
-  if (x === null || x === undefined) return "—";
-  return (signed && x > 0 ? "+" : "") + x.toFixed(digits);
-}
-
-const pct = (p) => (p === null ? "—" : (100 * p).toFixed(1) + " %");
-
-/** Text for Plotly labels, which read a few HTML tags: escape the characters that start them. */
-const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-
-/** Training steps on a log axis that still shows step 0: x = log10(1 + step). */
-const stepX = (step) => Math.log10(1 + step);
-
-function stepAxis(extra = {}) {
-  const ticks = [0];
-  for (let t = 1; t <= D.steps[N - 1]; t *= 10) ticks.push(...[t, 3 * t].filter((v) => v <= D.steps[N - 1]));
-  return {tickvals: ticks.map(stepX), ticktext: ticks.map(String), zeroline: false, ...extra};
-}
-
-function layout(extra = {}) {
-  return {font: {family: FONT, size: 12}, margin: {l: 50, r: 10, t: 30, b: 40}, hovermode: "closest",
-          plot_bgcolor: "#fff", paper_bgcolor: "#fff", ...extra};
-}
 
 /** The suffix of the i-th subplot's axes in a Plotly grid: "", "2", "3", ... */
 const axis = (i) => (i === 0 ? "" : String(i + 1));
@@ -114,10 +77,6 @@ function grid(n, columns) {
 const chanceRange = (mean, sd) => (mean === null || sd === null ? "—"
                                    : `${fmt(mean - 2 * sd, 2, true)} … ${fmt(mean + 2 * sd, 2, true)}`);
 
-/** A header row; the first `texts` columns are left-aligned text. */
-function headerRow(names, texts = 1) {
-  return el("tr", {}, ...names.map((name, c) => el("th", c < texts ? {class: "text"} : {}, name)));
-}
 
 function verdictClass(v) {
   return {held: "held", "not yet": "not-yet", "did not": "did-not"}[v] || "";
@@ -216,13 +175,11 @@ function drawZf() {
   if (!D.pairs) return;
   const traces = D.pairs.flatMap((p, n) => curve(p.zf, 0, p.label, COLOURS[n % COLOURS.length],
                                                    {line: {dash: KIND_DASH[p.kind]}, showlegend: true}));
-  const threshold = (y) => ({type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y,
-                             line: {color: "#80868b", dash: "dash"}});
   Plotly.react("zf-plot", traces, layout({
-    height: 280, margin: {l: 45, r: 10, t: 30, b: 30}, xaxis: stepAxis(), yaxis: {title: {text: "zf"}},
+    height: 280, margin: {l: 45, r: 10, t: 30, b: 30}, xaxis: stepAxis(LAST_STEP), yaxis: {title: {text: "zf"}},
     title: {text: `zf against step; dashed: ±${D.thresholds.z_min} (with p ≤ ${D.thresholds.p_max}: held)`,
             font: {size: 12}, x: 0.02, xanchor: "left"},
-    legend: {font: {size: 11}}, shapes: [threshold(D.thresholds.z_min), threshold(-D.thresholds.z_min), stepLine(0)],
+    legend: {font: {size: 11}}, shapes: [hline(D.thresholds.z_min), hline(-D.thresholds.z_min), stepLine(0)],
   }), CONFIG);
 }
 
@@ -241,7 +198,7 @@ function drawPairCurves() {
     }
     traces.push(...curve(p.cos, i, "cosine", COLOURS[0], {line: {dash: KIND_DASH[p.kind]}, showlegend: first}));
     traces.push(articlePoints(p.ref, i, first));
-    extra[`xaxis${axis(i)}`] = stepAxis();
+    extra[`xaxis${axis(i)}`] = stepAxis(LAST_STEP);
     extra[`yaxis${axis(i)}`] = {zeroline: true, zerolinecolor: "#ccc"};
     extra.annotations.push(subplotTitle(i, `${esc(p.label)}  (${p.kind}, ${arrow(p.expect)})  ` +
                                            `cos ${fmt(p.cos[current], 2, true)}, zf ${fmt(p.zf[current], 1, true)}`));
@@ -273,7 +230,7 @@ function drawEmbedding() {
   traces.push(...curve(D.loss, 3, "validation loss", COLOURS[2]));
   extra.annotations.push(subplotTitle(3, `validation loss: ${fmt(D.loss[current], 3)}`));
   for (let i = 0; i < 4; i++) {
-    extra[`xaxis${axis(i)}`] = stepAxis();
+    extra[`xaxis${axis(i)}`] = stepAxis(LAST_STEP);
     extra.shapes.push(stepLine(i));
   }
   Plotly.react("embedding-plot", traces, layout({height: 260, margin: {l: 50, r: 10, t: 55, b: 30}, legend: TOP_LEGEND,
@@ -413,14 +370,6 @@ function drawRun() {
 
 // ---------------------------------------------------------------- wiring
 
-/** Unpack the inlined plotly.js (base64 of gzip) with the browser's DecompressionStream and run it. */
-async function loadPlotly() {
-  const packed = atob(document.getElementById("plotly-js").textContent);
-  const bytes = Uint8Array.from(packed, (c) => c.charCodeAt(0));
-  const unpacked = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
-  document.head.append(el("script", {}, await new Response(unpacked).text()));
-}
-
 /** Panels with nothing to show (their suite did not run) say so, once, in place of their charts. */
 function noteMissing() {
   const noPrompt = (key) => !D.prompts.some((p) => p[key]);
@@ -456,11 +405,8 @@ function show(i) {
 noteMissing();
 if (D.claims.length) drawClaims();
 drawRun();
-loadPlotly().then(() => {
+whenPlotlyLoaded(() => {
   setupStepBar();
   document.getElementById("same-scale").addEventListener("change", drawMap);
   show(current);
-}, (error) => {
-  document.querySelector("main").prepend(el("p", {class: "missing"}, "The charts need a browser that can unpack " +
-    `gzip (DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 or later): ${error}`));
 });

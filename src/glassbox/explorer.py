@@ -23,6 +23,7 @@ import gzip
 import html
 import json
 import math
+import statistics
 from importlib import resources
 from typing import Any
 
@@ -232,6 +233,57 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+# ---------------------------------------------------------------- a sweep's data
+
+def _axis_values(overrides: list[str], axes: list[str]) -> dict[str, str]:
+    """{swept key: its value} of one job, e.g. {"model.n_layer": "2"} from "model.n_layer=2"."""
+    pairs = (override.split("=", 1) for override in overrides if "=" in override)
+    return {key: value for key, value in pairs if key in axes}
+
+
+def _mean_curve(jobs: list[dict[str, Any]], pairs: list[str]) -> dict[str, Any]:
+    """Every pair's zf, mean and sd over `jobs`, at the steps all of them logged (sd None from one job)."""
+    steps = sorted(set.intersection(*(set(job["steps"]) for job in jobs))) if jobs else []
+    curve: dict[str, Any] = {"steps": steps, "mean": {}, "sd": {}}
+    for name in pairs:
+        at = [[job["zf"][name][job["steps"].index(step)] for job in jobs] for step in steps]
+        curve["mean"][name] = _nums([statistics.fmean(values) for values in at])
+        curve["sd"][name] = _nums([statistics.stdev(values) if len(values) > 1 else None for values in at])
+    return curve
+
+
+def sweep_page_data(summary: dict[str, Any], records: dict[int, list[dict[str, Any]]], axes: list[str],
+                    thresholds: dict[str, float]) -> dict[str, Any]:
+    """Everything the sweep page draws: every job's zf curves, every configuration's final numbers.
+
+    `summary` as glassbox.sweep.summarize makes it; `records` every job's metrics.jsonl records by job
+    number; `axes` the swept keys a plot may put on its x-axis (all but the seed); `thresholds` the
+    claims' (analysis.claims: z_min, p_max).
+    """
+    expect = {name: pair["expect"] for c in summary["configurations"] for name, pair in c["pairs"].items()}
+    jobs = []
+    for job in summary["jobs"]:
+        rows = [r for r in records.get(job["job"], []) if any(_key("zf", name) in r for name in expect)]
+        jobs.append({
+            "job": job["job"], "configuration": job["configuration"], "seed": job["seed"], "status": job["status"],
+            "n_params": job["n_params"], "step": job["step"], "loss": _num(job["loss_val"]),
+            "values": _axis_values(job["overrides"], axes), "steps": [r["step"] for r in rows],
+            "zf": {name: _nums([r.get(_key("zf", name)) for r in rows]) for name in expect},
+        })
+    configurations = []
+    for c in summary["configurations"]:
+        members = [job for job in jobs if job["configuration"] == c["label"]]
+        configurations.append({
+            "label": c["label"], "n_params": c["n_params"], "seeds": c["seeds"], "values": members[0]["values"],
+            "loss": {k: _num(c["loss_val"][k]) for k in ("mean", "sd")},
+            "zf": {name: {k: _num(pair["zf"][k]) for k in ("mean", "sd")} for name, pair in c["pairs"].items()},
+            "curve": _mean_curve([job for job in members if job["status"] == "complete"], list(c["pairs"])),
+        })
+    return {"axes": axes, "pairs": [{"id": name, "expect": e} for name, e in expect.items()],
+            "thresholds": thresholds, "n_jobs": summary["n_jobs"], "n_complete": summary["n_complete"],
+            "configurations": configurations, "jobs": jobs}
+
+
 # ---------------------------------------------------------------- the page
 
 def _script_json(data: Any) -> str:
@@ -247,12 +299,27 @@ def _packed_plotly_js() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), mtime=0)).decode("ascii")
 
 
+def _script(name: str) -> str:
+    return resources.files("glassbox").joinpath(name).read_text(encoding="utf-8")
+
+
+def _page(title: str, controls: str, body: str, data: dict[str, Any], script: str) -> str:
+    """A self-contained page: the shared style and helpers, the page's controls, body, data blob and script."""
+    return PAGE.format(title=html.escape(title), css=CSS, controls=controls, body=body, plotly=_packed_plotly_js(),
+                       data=_script_json(data), script=_script("explorer_common.js") + "\n" + _script(script))
+
+
 def explorer_html(analysis: dict[str, Any]) -> str:
     """The explorer page of one analysed run, self-contained (no network, no server)."""
-    title = html.escape(f"glassbox explorer · {analysis['experiment']} · {analysis['corpus']}")
-    script = resources.files("glassbox").joinpath("explorer.js").read_text(encoding="utf-8")
-    return PAGE.format(title=title, css=CSS, plotly=_packed_plotly_js(), data=_script_json(page_data(analysis)),
-                       script=script)
+    title = f"glassbox explorer · {analysis['experiment']} · {analysis['corpus']}"
+    return _page(title, RUN_CONTROLS, RUN_BODY, page_data(analysis), "explorer.js")
+
+
+def sweep_html(title: str, summary: dict[str, Any], records: dict[int, list[dict[str, Any]]], axes: list[str],
+               thresholds: dict[str, float]) -> str:
+    """The explorer page of a sweep, self-contained (arguments after the title: see sweep_page_data)."""
+    data = sweep_page_data(summary, records, axes, thresholds)
+    return _page(f"glassbox sweep · {title}", SWEEP_CONTROLS, SWEEP_BODY, data, "explorer_sweep.js")
 
 
 CSS = """
@@ -278,6 +345,7 @@ th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; whi
 th { color: var(--muted); font-weight: 600; }
 td.text, th.text { text-align: left; white-space: normal; }
 td.pair { white-space: nowrap; font-weight: 600; }
+td.chosen { background: #e8f0fe; font-weight: 600; }
 .scroll { overflow-x: auto; }
 .held { color: var(--held); font-weight: 600; }
 .not-yet { color: var(--not-yet); }
@@ -304,11 +372,21 @@ PAGE = """<!doctype html>
 <body>
 <header>
   <h1>{title}</h1>
-  <button id="play" type="button">▶ play</button>
-  <input id="step" type="range" min="0" max="0" step="1" value="0" aria-label="snapshot">
-  <span id="step-label"></span>
+  {controls}
 </header>
-<main>
+<main>{body}</main>
+<script type="application/gzip;base64" id="plotly-js">{plotly}</script>
+<script type="application/json" id="glassbox-data">{data}</script>
+<script>{script}</script>
+</body>
+</html>
+"""
+
+RUN_CONTROLS = """<button id="play" type="button">▶ play</button>
+  <input id="step" type="range" min="0" max="0" step="1" value="0" aria-label="snapshot">
+  <span id="step-label"></span>"""
+
+RUN_BODY = """
   <section id="map-section">
     <h2>Embedding map</h2>
     <p class="note">Token embedding of the probe characters and the most frequent characters, first two principal
@@ -363,10 +441,31 @@ PAGE = """<!doctype html>
     <div class="scroll"><table id="run-table"></table></div>
     <details id="config"><summary>training configuration</summary><pre id="config-text"></pre></details>
   </section>
-</main>
-<script type="application/gzip;base64" id="plotly-js">{plotly}</script>
-<script type="application/json" id="glassbox-data">{data}</script>
-<script>{script}</script>
-</body>
-</html>
+"""
+
+SWEEP_CONTROLS = """<label>pair <select id="pair"></select></label>
+  <label>x-axis <select id="x-key"></select></label>
+  <span id="sweep-label"></span>"""
+
+SWEEP_BODY = """
+  <section id="final-section">
+    <h2>Final zf</h2>
+    <p class="note">The pair's zf (against frequency-matched random pairs) at each run's last step: mean ± sd over
+      the seeds of each configuration, grey dots the seeds; one line per value of the other swept keys.</p>
+    <div id="final-plot"></div>
+  </section>
+  <section id="loss-section">
+    <h2>Final validation loss</h2>
+    <p class="note">Mean ± sd over seeds; grey dots the seeds.</p>
+    <div id="loss-plot"></div>
+  </section>
+  <section class="wide" id="curves-section">
+    <h2>zf against step, every run</h2>
+    <p class="note">Thin lines: each run; bold line and band: each configuration's mean ± sd over its seeds.</p>
+    <div id="curves-plot"></div>
+  </section>
+  <section class="wide" id="jobs-section">
+    <h2>Runs</h2>
+    <div class="scroll"><table id="jobs-table"></table></div>
+  </section>
 """

@@ -325,6 +325,9 @@ def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, A
     job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}
     write_summary_files(sweep_dir, summary)
+    from glassbox.explore import write_sweep_page  # imported here: glassbox.explore imports this module
+
+    write_sweep_page(sweep_dir, jobs, summary)
     if to_wandb:
         log_summary(job_cfg, sweep_dir, summary)
     return summary
