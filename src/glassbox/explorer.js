@@ -113,7 +113,6 @@ function drawStepLabel() {
   label.replaceChildren("step ", el("b", {id: "step-value"}, String(D.steps[current])),
                         ` (snapshot ${current + 1} of ${N})${loss}`);
   document.getElementById("step").value = current;
-  document.body.dataset.step = D.steps[current];
 }
 
 // ---------------------------------------------------------------- 1. embedding map
@@ -375,8 +374,8 @@ function noteMissing() {
   const noPrompt = (key) => !D.prompts.some((p) => p[key]);
   const notes = [
     [!D.map, "map-plot", "No embedding map in this analysis: analyse the run again (make analyze) to add one."],
-    [!D.pairs, "pairs-table", "The embeddings suite did not run."],
-    [!D.pairs, "pairs-plot", "The embeddings suite did not run."],
+    [!D.pairs, "pairs-table", "No probe pairs: the embeddings suite did not run, or the corpus lists none."],
+    [!D.pairs, "pairs-plot", "No probe pairs to follow."],
     [!D.embedding, "embedding-plot", "The embeddings suite did not run."],
     [noPrompt("residual"), "residual", "The activations suite did not run."],
     [noPrompt("next") && noPrompt("lens"), "next", "Neither the predictions nor the logit_lens suite ran."],

@@ -1,9 +1,12 @@
-"""The run explorer: one self-contained, interactive HTML page per run (report/explorer.html).
+"""The explorer pages: one self-contained, interactive HTML page per run (report/explorer.html) and
+per sweep (<sweep>/explorer.html).
 
 `explorer_html(analysis)` turns the analysis dict that glassbox.analyze saves as
 report/analysis.json into one HTML string: plotly.js inline (from the plotly package), the run's
 numbers as one compact JSON blob, and explorer.js, which draws every panel for the snapshot chosen
-on a step slider. The page opens from disk (file://) with no network and no server.
+on a step slider. `sweep_html` does the same for a sweep's runs (explorer_sweep.js); both scripts
+start from the helpers in explorer_common.js. The pages open from disk (file://) with no network
+and no server. Everything here is plain data in, one string out.
 
 plotly.js is inlined gzip-compressed and base64-encoded, 2.0 MB instead of 4.8 MB, and unpacked by
 the browser's own DecompressionStream (Chrome 80, Firefox 113, Safari 16.4 and later): the whole
@@ -101,18 +104,19 @@ def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     snapshots, t = analysis["snapshots"], analysis["thresholds"]
     references = analysis["reference"].get("cosine", {})
     pairs = []
-    for index, pair in enumerate(analysis["probes"]["pairs"]):
+    for pair in analysis["probes"]["pairs"]:
         series = {family: [s["scalars"][_key(family, _pair_id(pair))] for s in snapshots]
                   for family in ("cos", "z", "zf", "p")}
-        nulls = [s["embeddings"].get("matched_null") for s in snapshots]
+        nulls = [{row["pair"]: row for row in s["embeddings"].get("matched_null", [])}.get(_pair_id(pair))
+                 for s in snapshots]
         pairs.append({
             "id": _pair_id(pair), "label": f"{_shown(pair['a'])} – {_shown(pair['b'])}",
             "kind": pair["kind"], "expect": pair["expect"],
             **{family: _nums(values) for family, values in series.items()},
             "verdict": [verdict(zf, p, pair["expect"], t["z_min"], t["p_max"])
                         for zf, p in zip(series["zf"], series["p"])],
-            "null_mean": _nums([n[index]["mean"] if n else None for n in nulls]),
-            "null_sd": _nums([n[index]["std"] if n else None for n in nulls]),
+            "null_mean": _nums([n["mean"] if n else None for n in nulls]),
+            "null_sd": _nums([n["std"] if n else None for n in nulls]),
             "ref": {k: _num(v) for k, v in references.get(_pair_id(pair), {}).items()},
         })
     return pairs
@@ -172,7 +176,7 @@ def _claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     return [{
         "label": GROUP_CLAIM if c["a"] is None else f"{_shown(c['a'])} – {_shown(c['b'])}",
         "kind": c["kind"], "expect": c["expect"],
-        "article": {k: _num(v) for k, v in references.get(c["claim"], {}).items()},
+        "article": {k: _num(v) for k, v in references.get(c["claim"], {}).items()},  # a claim is named by its pair
         **{k: _num(c[k]) for k in ("value", "z", "zf", "p")},
         "verdict": c["verdict"], "first_held": c["first_held"],
     } for c in analysis["claims"]]
@@ -221,12 +225,13 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
         "next_ref": analysis["reference"].get("next_char"),
     }
     if "embeddings" in final:
-        data["baseline"] = {"mean": _nums([s["scalars"][_key("baseline", "mean")] for s in snapshots]),
-                            "sd": _nums([s["scalars"][_key("baseline", "std")] for s in snapshots])}
-        data["pairs"] = _pairs(analysis)
         data["embedding"] = _embedding(analysis)
         if "map" in final["embeddings"]:  # analyses made before the explorer have no map
             data["map"] = _embedding_map(analysis)
+        if analysis["probes"]["pairs"]:
+            data["baseline"] = {"mean": _nums([s["scalars"][_key("baseline", "mean")] for s in snapshots]),
+                                "sd": _nums([s["scalars"][_key("baseline", "std")] for s in snapshots])}
+            data["pairs"] = _pairs(analysis)
     train_config = analysis.get("provenance", {}).get("train_config")
     if train_config:
         data["config"] = OmegaConf.to_yaml(OmegaConf.create(train_config))

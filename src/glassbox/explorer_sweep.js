@@ -76,7 +76,7 @@ function drawCurves() {
     const curve = c.curve, mean = curve.mean[state.pair], sd = curve.sd[state.pair];
     if (!mean || !curve.steps.length) continue;
     const xs = curve.steps.map(stepX);
-    if (sd.every((v) => v !== null)) {  // the band as one closed outline: out along the lower edge, back along the upper
+    if (sd.every((v) => v !== null)) {  // one closed outline: out along the lower edge, back along the upper
       const lower = mean.map((m, i) => m - sd[i]), upper = mean.map((m, i) => m + sd[i]);
       traces.push({x: [...xs, ...xs.slice().reverse()], y: [...lower, ...upper.reverse()], fill: "toself",
                    mode: "lines", line: {width: 0}, fillcolor: colour[c.label], opacity: 0.15, hoverinfo: "skip",
