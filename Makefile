@@ -1,6 +1,7 @@
 # glassbox — each stage is one Hydra entry point and one target.
 #   make prepare train analyze                  the default experiment (西游记, the article's model)
 #   make prepare train analyze EXPERIMENT=tiny  the whole pipeline in under a minute on a CPU
+#   make explore                                the run explorer: <run>/report/explorer.html, open it from disk
 #   make train ARGS="model=tiny train.max_iters=50"   any Hydra override goes in ARGS
 #   make test                                   the test suite
 
@@ -14,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: install prepare train analyze trace export inspect-hf sweep test benchmark clean
+.PHONY: install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +35,10 @@ train: install
 
 analyze: install
 	$(PY) -m glassbox.analyze $(STAGE_ARGS)
+
+# Redraws <run>/report/explorer.html from the run's analysis.json (analyze writes it too); ARGS="run=<dir>".
+explore: install
+	$(PY) -m glassbox.explore $(STAGE_ARGS)
 
 trace: install
 	$(PY) -m glassbox.trace $(STAGE_ARGS)

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from glassbox.paths import CONF_DIR
-from helpers import CORPUS_FILES, CORPUS_SOURCES, path_overrides
+from helpers import CORPUS_FILES, CORPUS_SOURCES, SMALL, TINY, fake_job, final_row, path_overrides
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
 
@@ -38,3 +38,16 @@ def make_cfg(workdir: Path):
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def toy_sweep(tmp_path: Path) -> Path:
+    """model=tiny,small × seed=1,2; job 3 (small, seed 2) failed after a low loss that must not count."""
+    sweep_dir = tmp_path / "sweep"
+    common = ["experiment=toy", "wandb.group=toy-sweep-x"]
+    tiny, small = [*common, "model=tiny"], [*common, "model=small"]
+    fake_job(sweep_dir, 0, [*tiny, "seed=1"], 1, "complete", TINY, final_row(2.0, [1.5, 0.5, -1.0, 0.3]))
+    fake_job(sweep_dir, 1, [*tiny, "seed=2"], 2, "complete", TINY, final_row(2.2, [-0.5, 1.0, -2.0, -0.1]))
+    fake_job(sweep_dir, 2, [*small, "seed=1"], 1, "complete", SMALL, final_row(1.8, [2.0, 2.0, 1.0, 0.0]))
+    fake_job(sweep_dir, 3, [*small, "seed=2"], 2, "failed", SMALL, final_row(0.1, [9, 9, 9, 9]), step=8)
+    return sweep_dir

@@ -9,8 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from glassbox.model import GPT, GPTConfig
 from glassbox.paths import PROJECT_ROOT
+from glassbox.probes.probe_set import ProbeSet
+from glassbox.run.layout import write_run_state
+from glassbox.run.tracking import JsonlFile
 
 CORPUS_SOURCES = (PROJECT_ROOT / "data" / "raw", PROJECT_ROOT.parent / "shared" / "corpora")
 CORPUS_FILES = {"xiyouji": "xiyouji.txt", "shakespeare": "tinyshakespeare.txt"}
@@ -63,3 +68,46 @@ def wandb_records(run_dir: Path) -> list[dict]:
         )
         records += [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     return records
+
+
+# --- a hand-made sweep (test_sweep, test_explorer) ------------------------------------------------------
+
+PROBES = {"groups": {"vowels": ["a", "e"], "marks": [".", "!"]},
+          "pairs": [["a", "e"], [".", "!"], ["a", "."], ["a", "A", "none"]]}  # up, up, down, none
+TINY = dict(vocab_size=65, n_layer=1, n_head=1, n_embd=8, block_size=8, dropout=0.0, bias=False)
+SMALL = {**TINY, "n_embd": 16}
+
+
+def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status: str, model_args: dict,
+             final: dict[str, float], step: int = 16) -> None:
+    """A job directory as Hydra and train leave it, with `final` as the last metrics.jsonl row."""
+    run_dir = sweep_dir / str(num)
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": {"job": {"num": num}}}), run_dir / ".hydra" / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create({"name": "toy", "seed": seed, "corpus": {"probes": PROBES},
+                                     "wandb": {"mode": "disabled", "project": "glassbox", "entity": None,
+                                               "group": "toy-sweep-x", "tags": []}}),
+                   run_dir / ".hydra" / "config.yaml")
+    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params(), probe_pairs=probe_pairs())
+    metrics = JsonlFile(run_dir / "metrics.jsonl")
+    metrics.append({"step": 0, "loss/val": 4.2, **{f"{k}/{p}": 0.0 for k in ("cos", "z", "zf") for p in pair_names()}})
+    metrics.append({"step": step, **final})
+
+
+def probe_pairs() -> list[dict[str, str]]:
+    """The pairs as train records them in run.json (kind and expected direction decided by ProbeSet)."""
+    chars = sorted({c for group in PROBES["groups"].values() for c in group} | {c for p in PROBES["pairs"] for c in p[:2]})
+    return ProbeSet.build(PROBES["groups"], PROBES["pairs"], {c: i for i, c in enumerate(chars)}).describe_pairs()
+
+
+def pair_names() -> list[str]:
+    return [f"{a}-{b}" for a, b, *_ in PROBES["pairs"]]
+
+
+def final_row(loss: float, zf: list[float]) -> dict[str, float]:
+    """loss/val, and for each pair cos = zf / 10, z = zf + 1, zf as given."""
+    row = {"loss/val": loss}
+    for name, value in zip(pair_names(), zf):
+        row |= {f"cos/{name}": value / 10, f"z/{name}": value + 1, f"zf/{name}": value}
+    return row

@@ -56,6 +56,7 @@ def inputs():
         probe_groups=["vowels"] * 5 + ["punct"] * 3, probe_ids=torch.tensor([STOI[c] for c in probe_chars]),
         prompts=[prompt("hello"), prompt("to be")], context=context,
         sampling=Sampling(temperature=0.8, top_k=6, gen_tokens=7, seed=3), neighbours_k=4, lens_k=5,
+        map_n_frequent=20,
     )
 
 
@@ -133,6 +134,30 @@ def test_pca_of_a_rank_2_set_recovers_it(model, inputs):
     assert pca["chars"] == inputs.probe_chars and pca["groups"][0] == "vowels"
 
 
+def test_embedding_map_shows_the_probes_then_the_most_frequent_characters(model, inputs):
+    with torch.no_grad():
+        model.wte.weight[STOI["b"]] *= 3  # a longer row
+    result = suites.embeddings(model, inputs)["map"]
+    others = [c for c in ITOS if c not in inputs.probe_chars][:20]  # ITOS is in order of frequency
+    assert result["chars"] == inputs.probe_chars + others
+    assert result["counts"] == [(len(ITOS) - STOI[c]) * 10 for c in result["chars"]]
+    assert result["groups"] == inputs.probe_groups + [None] * 20
+    W = model.wte.weight.detach()
+    norms = W[[STOI[c] for c in result["chars"]]].norm(dim=-1)
+    assert torch.allclose(torch.tensor(result["norms"]), norms)
+    coords = torch.tensor(result["coords"])
+    assert coords.shape == (28, 2) and torch.allclose(coords.mean(0), torch.zeros(2), atol=1e-5)  # centred PCA
+
+
+def test_matched_null_gives_the_mean_and_sd_behind_each_zf(model, inputs):
+    result = suites.embeddings(model, inputs)
+    assert [row["pair"] for row in result["matched_null"]] == ["a-e", "a-,"]
+    for row in result["matched_null"]:
+        scalars = result["scalars"]
+        zf = (scalars[f"cos/{row['pair']}"] - row["mean"]) / row["std"]
+        assert zf == pytest.approx(scalars[f"zf/{row['pair']}"], rel=1e-4)
+
+
 def test_embeddings_scalars_are_the_training_time_metrics(model, inputs):
     scalars = suites.embeddings(model, inputs)["scalars"]
     training = inputs.measurements.of(model)
@@ -199,7 +224,8 @@ def test_the_report_folder_holds_every_plot_and_the_report(tiny_run):
     report = tiny_run / "report"
     (analysis_dir,) = (tiny_run / "analysis").iterdir()
     assert report.is_symlink() and report.resolve() == analysis_dir / "report"
-    assert sorted(p.name for p in report.iterdir()) == sorted([*FIGURE_CAPTIONS, "report.md", "analysis.json"])
+    assert sorted(p.name for p in report.iterdir()) == sorted([*FIGURE_CAPTIONS, "report.md", "analysis.json",
+                                                                "explorer.html"])
     assert all((report / name).read_bytes().startswith(b"\x89PNG") for name in FIGURE_CAPTIONS)
     markdown = (report / "report.md").read_text(encoding="utf-8")
     assert all(f"![{name}]({name})" in markdown for name in FIGURE_CAPTIONS)

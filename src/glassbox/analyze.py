@@ -9,6 +9,7 @@ Writes <run>/analysis/<time>/ (its scalars on the training-step axis, its W&B ru
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ from glassbox import metric_keys as keys
 from glassbox.analysis.suites import SuiteInputs, run_suites, select_suites
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT
-from glassbox.paths import CONF_DIR
+from glassbox.paths import CONF_DIR, PROJECT_ROOT
+from glassbox.report import explorer
 from glassbox.report.claims import claims
 from glassbox.report.figures import figures, plotted_chars
 from glassbox.report.plotting import CharLabels, missing_font_notice
@@ -63,6 +65,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     inputs = SuiteInputs.from_config(cfg, data, first.model_args["block_size"])
     suites = select_suites(list(cfg.analysis.suites), inputs)
     train_run_id = first.wandb_run_id
+    train_config = first.config
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
         cfg.wandb.group = first.config["wandb"]["group"]
     del first
@@ -80,7 +83,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             tracker.use_artifact(f"model-{train_run_id}", "model", alias=f"step-{step}", step=step)
             records.append({"step": step, "scalars": scalars, **results})
 
-        analysis = describe(cfg, run_dir, data, model, inputs, records)
+        analysis = describe(cfg, run_dir, data, model, inputs, records, train_config)
         labels = CharLabels(plotted_chars(analysis))
         if labels.as_code_points:
             log.warning("%s", missing_font_notice(labels.as_code_points))
@@ -94,7 +97,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
 
 
 def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs,
-             records: list[dict[str, Any]]) -> dict[str, Any]:
+             records: list[dict[str, Any]], train_config: dict[str, Any]) -> dict[str, Any]:
     """The analysis as plain data: what report.md, the plots and analysis.json are made of."""
     probes = inputs.measurements.probes
     analysis = {
@@ -116,9 +119,30 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
         "losses": [{key: r[key] for key in ("step", keys.LOSS_VAL, keys.LOSS_TRAIN) if key in r}
                    for r in JsonlFile(run_dir / METRICS).read()],
         "snapshots": records,
+        "provenance": {
+            "corpus_sha256": data.meta["inputs"]["sha256"],
+            "vocab_hash": data.vocab.hash,
+            "train_wandb_run": read_run_state(run_dir).get("wandb_run_id"),
+            "code_commit": code_commit(),
+            "train_config": train_config,
+        },
     }
     analysis["claims"] = claims(analysis)
     return analysis
+
+
+def code_commit() -> str | None:
+    """The analysing code's git commit (`-dirty` with uncommitted changes); None outside a git checkout.
+
+    Training does not record its commit yet; this names the code that measured the snapshots, which
+    need not be the code that trained them.
+    """
+    try:
+        done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path) -> None:
@@ -127,6 +151,7 @@ def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path)
     for name, png in drawn.items():
         fileio.write_bytes(report_dir / name, png)
     fileio.write_text(report_dir / "report.md", render(analysis, list(drawn)))
+    fileio.write_text(report_dir / explorer.FILE_NAME, explorer.explorer_html(analysis))
 
 
 def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], report_dir: Path, artifact: str) -> None:

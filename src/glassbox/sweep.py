@@ -31,9 +31,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
 from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.report import explorer
 from glassbox.report.plotting import missing_font_notice, png
 from glassbox.report.sweep_summary import (
     PAIR_STATS,
+    explorer_page,
     plot_labels,
     plot_pair_z,
     plot_val_loss,
@@ -102,6 +104,7 @@ def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, A
     job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}
     write_summary_files(sweep_dir, summary)
+    fileio.write_text(sweep_dir / explorer.FILE_NAME, explorer_page(sweep_dir, jobs, summary))
     if to_wandb:
         log_summary(job_cfg, sweep_dir, summary)
     return summary

@@ -71,6 +71,7 @@ class SuiteInputs:
     sampling: Sampling
     neighbours_k: int
     lens_k: int
+    map_n_frequent: int  # the embedding map shows the probe characters and this many most frequent others
 
     @classmethod
     def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int) -> SuiteInputs:
@@ -119,6 +120,7 @@ class SuiteInputs:
             sampling=Sampling(**OmegaConf.to_container(settings.predictions)),
             neighbours_k=settings.neighbours_k,
             lens_k=settings.logit_lens_k,
+            map_n_frequent=settings.explorer.n_frequent,
         )
 
 
@@ -131,11 +133,21 @@ def _chars_with(itos: list[str], ids: Tensor, values: Tensor) -> list[list]:
     return [[itos[i], v] for i, v in zip(ids.tolist(), values.tolist())]
 
 
+def _map_ids(probe_ids: Tensor, counts: Tensor, n_frequent: int) -> Tensor:
+    """The probe characters, then the n_frequent most frequent other characters."""
+    by_frequency = torch.argsort(counts, descending=True, stable=True)
+    others = by_frequency[~torch.isin(by_frequency, probe_ids.cpu())][:n_frequent]
+    return torch.cat([probe_ids.cpu(), others])
+
+
 def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
-    """The training-time metrics, plus each probe character's nearest neighbours and a 2-D PCA.
+    """The training-time metrics, plus each probe character's nearest neighbours, a 2-D PCA of
+    the probe characters, the embedding map (a 2-D PCA of the probe and the most frequent
+    characters, with counts and row norms) and each pair's frequency-matched null (mean, std).
 
     One scalar is added to the training keys: zf/within_minus_cross, the group statistic's z
     against its relabeling null, so the group claim is judged by a z and a p like the pairs.
+    The map's groups are the probe groups ("" = in pairs only), null for the frequent others.
     """
     measurements = inputs.measurements
     W = model.wte.weight.detach()
@@ -148,6 +160,10 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     ids = inputs.probe_ids.to(W.device)
     neighbour_ids, cosines = nearest_neighbours(W, ids, inputs.neighbours_k)
     coords, explained = pca_2d(W[ids])
+    map_ids = _map_ids(inputs.probe_ids, measurements.counts, inputs.map_n_frequent)
+    map_rows = W[map_ids.to(W.device)].float()
+    map_coords, map_explained = pca_2d(map_rows)
+    matched_null = measurements.chance.matched_null(W)
     return {
         "scalars": scalars,
         "neighbours": [
@@ -156,6 +172,14 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
         ],
         "pca": {"chars": inputs.probe_chars, "groups": inputs.probe_groups,
                 "coords": coords.tolist(), "explained": explained.tolist()},
+        "map": {"chars": [inputs.itos[i] for i in map_ids.tolist()],
+                "counts": measurements.counts[map_ids].tolist(),
+                "groups": inputs.probe_groups + [None] * (len(map_ids) - len(inputs.probe_groups)),
+                "coords": map_coords.tolist(), "norms": map_rows.norm(dim=-1).tolist(),
+                "explained": map_explained.tolist()},
+        "matched_null": [{"pair": pair.name, "mean": mean, "std": std} for pair, mean, std
+                         in zip(measurements.probes.pairs, matched_null.mean(-1).tolist(),
+                                matched_null.std(-1).tolist())],
     }
 
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from glassbox import metric_keys as keys
+from glassbox.report.explorer import sweep_html
 from glassbox.report.markdown import escape, num, table
 from glassbox.report.plotting import COLOURS, CharLabels, figure
 from glassbox.run.layout import METRICS, read_run_state
@@ -233,3 +234,21 @@ def summary_markdown(summary: dict[str, Any], title: str) -> str:
     parts += ["![final probe-pair z against parameters](pair_z.png)", "## Jobs",
               table(["job", "configuration", "seed", "status", "parameters", "step", "val loss"], rows)]
     return "\n\n".join(parts) + "\n"
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    """A job's metrics.jsonl records; none when a kill cut its last line short (it cannot be complete)."""
+    try:
+        return JsonlFile(run_dir / METRICS).read()
+    except json.JSONDecodeError:
+        return []
+
+
+def explorer_page(sweep_dir: Path, jobs: list[Job], summary: dict[str, Any]) -> str:
+    """The sweep's explorer page (report/explorer.py) from its jobs and their summary."""
+    config = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
+    claims = OmegaConf.select(config, "analysis.claims")
+    thresholds = OmegaConf.to_container(claims) if claims is not None else {}
+    axes = [axis for axis in summary["axes"] if axis != SEED]
+    records = {job.num: _records(job.run_dir) for job in jobs}
+    return sweep_html(sweep_dir.name, summary, records, axes, thresholds)

@@ -1,0 +1,1 @@
+"""What people read: claims judged against chance, report.md sections, figures, the sweep summary and the explorer page."""

@@ -1,0 +1,1 @@
+"""A run's bookkeeping: its directory (layout), snapshots, resuming, the W&B and JSONL sinks, and the ranks of a DDP job."""
