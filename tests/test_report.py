@@ -1,15 +1,20 @@
 """report.py on synthetic analyses: the wording of every claim follows its matched z and p,
-the article's numbers sit beside the run's, and plots fall back to code points without a CJK font."""
+the article's numbers sit beside the run's, plots draw CJK characters with the packaged font and
+fall back to code points without one."""
 from __future__ import annotations
 
 import math
 
+import matplotlib
+import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from glassbox.report.claims import DID_NOT, HELD, NO_DIRECTION, NOT_YET, claims, verdict
 from glassbox.report.figures import figures, plotted_chars
 from glassbox.report.markdown import escape, visible_char
-from glassbox.report.plotting import CharLabels
+from glassbox.report.plotting import CharLabels, packaged_cjk_font
 from glassbox.report.sections import render
 
 THRESHOLDS = {"z_min": 2.0, "p_max": 0.05}
@@ -153,11 +158,31 @@ def test_characters_without_a_font_are_labelled_by_code_point():
     assert CharLabels(["a", "!"]).as_code_points == []  # DejaVu Sans draws ASCII
 
 
-def test_a_cjk_font_is_used_when_one_is_installed():
-    labels = CharLabels(["说"])
-    if labels.family is None:
-        pytest.skip("no CJK font installed here")
-    assert labels("说") == "说" and labels.families[-1] == labels.family
+def test_the_packaged_cjk_font_is_used_before_any_system_font():
+    labels = CharLabels(["说", "道", "山", "a"])
+    assert labels.family == packaged_cjk_font() == "Noto Sans CJK SC"  # from the mplfonts wheel
+    assert labels.as_code_points == [] and labels("说道") == "说道"
+    assert labels.families == ["DejaVu Sans", "Noto Sans CJK SC"]  # ASCII in DejaVu, CJK falls back
+
+
+def drawn(text: str, families: list[str]) -> np.ndarray:
+    """`text` as a plot label in these font families: a small grey image, 0 = ink, 255 = paper."""
+    fig = Figure(figsize=(0.6, 0.6), dpi=50)
+    FigureCanvasAgg(fig)
+    with matplotlib.rc_context({"font.family": families}):  # as figures() draws every plot
+        fig.text(0.5, 0.5, text, fontsize=24, ha="center", va="center")
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., 0]
+
+
+@pytest.mark.filterwarnings("ignore:Glyph .* missing")
+def test_cjk_labels_are_drawn_as_glyphs_not_as_the_missing_glyph_box():
+    box = drawn("说", ["DejaVu Sans"])  # no CJK font: matplotlib's missing-glyph box
+    assert (drawn("道", ["DejaVu Sans"]) == box).all()  # the same box for every CJK character
+    families = CharLabels(["说", "道"]).families
+    glyph = drawn("说", families)
+    assert (glyph < 128).sum() > 20 and not (glyph == box).all()
+    assert not (glyph == drawn("道", families)).all()  # and each character its own glyph
 
 
 @pytest.mark.filterwarnings("error")  # e.g. matplotlib's "Glyph missing from font(s)"
