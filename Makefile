@@ -15,9 +15,15 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
+.PHONY: help install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
 
-install: $(VENV)/.installed
+# `make help`: every target with its `## ` description.
+help:  ## this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "Variables: EXPERIMENT=$(EXPERIMENT) (tiny, shakespeare, ...; local with CORPUS=local), CORPUS, ARGS (any Hydra"
+	@echo "override), SWEEP, LAUNCHER. Each stage's options: .venv/bin/glassbox-<stage> --help"
+
+install: $(VENV)/.installed  ## create .venv and install glassbox in it (every target does this first)
 
 # Created on first use and reused; rebuilt when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -27,29 +33,29 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,launchers,interop]"
 	touch $@
 
-prepare: install
+prepare: install  ## corpus → data/processed/<corpus>/ (CORPUS=local ARGS="corpus.path=<file>": your own text)
 	$(PY) -m glassbox.prepare $(STAGE_ARGS)
 
-train: install
+train: install  ## train, recording the emergence metrics at every snapshot: outputs/<experiment>/<time>/
 	$(PY) -m glassbox.train $(STAGE_ARGS)
 
-analyze: install
+analyze: install  ## the analysis suites over every snapshot, and the report: <run>/report/report.md
 	$(PY) -m glassbox.analyze $(STAGE_ARGS)
 
 # Redraws <run>/report/explorer.html from the run's analysis.json (analyze writes it too); ARGS="run=<dir>".
-explore: install
+explore: install  ## redraw <run>/report/explorer.html, the interactive page of an analysed run
 	$(PY) -m glassbox.explore $(STAGE_ARGS)
 
-trace: install
+trace: install  ## one prediction of a snapshot, stage by stage (ARGS="prompt=悟空道 step=0")
 	$(PY) -m glassbox.trace $(STAGE_ARGS)
 
 # A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
-export: install
+export: install  ## a snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/
 	$(PY) -m glassbox.export $(STAGE_ARGS)
 
 # The snapshot-free suites on a local Hugging Face causal LM or a folder of its step_N/ checkpoints:
 #   make inspect-hf ARGS="hf.path=outputs/tiny/latest/export" EXPERIMENT=tiny
-inspect-hf: install
+inspect-hf: install  ## the snapshot-free suites on a local Hugging Face model (ARGS="hf.path=<folder>")
 	$(PY) -m glassbox.inspect_hf $(STAGE_ARGS)
 
 # A Hydra multirun of train, one W&B group per sweep; summary.md, summary.json and plots land in
@@ -57,14 +63,14 @@ inspect-hf: install
 #   make sweep EXPERIMENT=tiny SWEEP="model.n_layer=2,4 model.n_embd=64,128 seed=1,2,3"
 #   SWEEP: the swept overrides (default: the three model sizes).
 #   LAUNCHER: unset = one job after another; parallel = local processes (joblib); slurm = a cluster.
-sweep: install
+sweep: install  ## a Hydra multirun of train (SWEEP="model.n_layer=2,4 seed=1,2"), then its summary
 	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(SWEEP),$(SWEEP),model=tiny,seed,big)
 
-test: install
+test: install  ## the test suite
 	$(PY) -m pytest -q
 
-benchmark: install
+benchmark: install  ## how fast train is here: tokens/s, MFU and what the emergence metrics cost (scripts/benchmark.py)
 	$(PY) scripts/benchmark.py $(ARGS)
 
-clean:
+clean:  ## delete outputs/*/ and data/processed (the corpus cache data/raw stays)
 	rm -rf outputs/*/ data/processed

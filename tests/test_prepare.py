@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,8 @@ def test_split_rejects_fractions_outside_0_1(fraction):
 
 # --- prepare in-process ----------------------------------------------------------------------
 
-def test_prepare_writes_splits_that_decode_to_the_normalized_text(prepare_synthetic, capsys):
+def test_prepare_writes_splits_that_decode_to_the_normalized_text(prepare_synthetic, caplog):
+    caplog.set_level(logging.INFO)
     out_dir = prepare_synthetic()
     normalized = NORMALIZED
     train, val, meta = read_back(out_dir)
@@ -91,17 +93,19 @@ def test_prepare_writes_splits_that_decode_to_the_normalized_text(prepare_synthe
     assert meta["vocab_size"] == len(set(normalized)) and meta["dtype"] == "<u2"
     assert meta["vocab_hash"] == Vocab.from_text(normalized).hash
     assert "\r" not in Vocab.load(out_dir / "vocab.json").stoi
-    summary = capsys.readouterr().out
+    summary = caplog.text
     assert f"prepared {NAME}: {len(normalized):,} characters (gb18030)" in summary
     assert f"train {len(train):,}, val {len(val):,}" in summary and "most frequent:" in summary
+    assert caplog.messages[-1].startswith(f"wrote {out_dir}/{{train.bin,val.bin,vocab.json,meta.json}}")
 
 
-def test_rerun_is_up_to_date_and_writes_nothing(prepare_synthetic, capsys):
+def test_rerun_is_up_to_date_and_writes_nothing(prepare_synthetic, caplog):
+    caplog.set_level(logging.INFO)
     out_dir = prepare_synthetic()
     before = file_states(out_dir)
-    capsys.readouterr()
+    caplog.clear()
     prepare_synthetic()
-    assert "up to date" in capsys.readouterr().out
+    assert "up to date" in caplog.text
     assert file_states(out_dir) == before
 
 
@@ -113,23 +117,25 @@ def test_rerun_is_up_to_date_and_writes_nothing(prepare_synthetic, capsys):
         ("corpus.normalize.newlines=false", lambda meta: meta["n_chars"] == len(TEXT)),
     ],
 )
-def test_a_config_change_rebuilds(prepare_synthetic, capsys, override, changed):
+def test_a_config_change_rebuilds(prepare_synthetic, caplog, override, changed):
+    caplog.set_level(logging.INFO)
     out_dir = prepare_synthetic()
-    capsys.readouterr()
+    caplog.clear()
     prepare_synthetic(override)
-    assert "up to date" not in capsys.readouterr().out
+    assert "up to date" not in caplog.text
     train, val, meta = read_back(out_dir)
     assert changed(meta)
     assert len(train + val) == meta["n_chars"]
 
 
-def test_a_changed_output_file_is_rebuilt(prepare_synthetic, capsys):
+def test_a_changed_output_file_is_rebuilt(prepare_synthetic, caplog):
+    caplog.set_level(logging.INFO)
     out_dir = prepare_synthetic()
     good = (out_dir / "val.bin").read_bytes()
     (out_dir / "val.bin").write_bytes(good[:-2])
-    capsys.readouterr()
+    caplog.clear()
     prepare_synthetic()
-    assert "up to date" not in capsys.readouterr().out
+    assert "up to date" not in caplog.text
     assert (out_dir / "val.bin").read_bytes() == good
 
 

@@ -70,6 +70,8 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         cfg.wandb.group = first.config["wandb"]["group"]
     del first
     report_dir = Path(analysis_dir) / REPORT_DIR
+    log.info(f"analysing {run_dir}: {len(snapshots)} snapshots (steps {snapshots[0][0]} to {snapshots[-1][0]}), "
+             f"suites {', '.join(suites)}")
 
     with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{run_dir.name}-analysis") as tracker:
         records = []
@@ -84,6 +86,9 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             records.append({"step": step, "scalars": scalars, **results})
 
         analysis = describe(cfg, run_dir, data, model, inputs, records, train_config)
+        for claim in analysis["claims"]:
+            log.info(f"claim {claim['claim']} ({claim['kind']}, expected {claim['expect']}): {claim['verdict']} "
+                     f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {claim['p']:.3f})")
         labels = CharLabels(plotted_chars(analysis))
         if labels.as_code_points:
             log.warning("%s", missing_font_notice(labels.as_code_points))
@@ -92,7 +97,8 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         log_to_wandb(tracker, analysis, report_dir, f"report-{train_run_id}")
 
     point_report(run_dir, report_dir)
-    print(f"report: {run_dir / REPORT_DIR / 'report.md'}")
+    log.info(f"report: {run_dir / REPORT_DIR / 'report.md'} (wrote {analysis_dir}: this log, the W&B run and "
+             f"report/, which {run_dir / REPORT_DIR} links to)")
     return report_dir
 
 

@@ -9,6 +9,7 @@ Writes <run>/export/step-N/ (replacing an older export of that step).
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -19,6 +20,8 @@ from glassbox.interop.export import export_dir, export_snapshot
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import list_snapshots, pick_snapshot, resolve_run_dir, run_of_snapshot
 from glassbox.run.snapshots import load_snapshot
+
+log = logging.getLogger(__name__)
 
 
 def snapshots_to_export(cfg: DictConfig) -> list[Path]:
@@ -41,7 +44,7 @@ def export(cfg: DictConfig) -> list[Path]:
         snapshot = load_snapshot(path)
         dst = export_dir(run_of_snapshot(path), snapshot.step)
         written.append(export_snapshot(snapshot, snapshot.vocab(), dst))
-        print(f"exported step {snapshot.step}: {dst}")
+        log.info(f"exported step {snapshot.step}: wrote {dst}")
     return written
 
 

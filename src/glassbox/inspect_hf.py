@@ -9,6 +9,7 @@ Writes outputs/hf/<folder name>/<time>/{report.md, analysis.json, metrics.jsonl 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -20,6 +21,8 @@ from glassbox.interop.export import EXPORT_DIR
 from glassbox.interop.hf import import_transformers
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.paths import CONF_DIR
+
+log = logging.getLogger(__name__)
 
 
 def folder_name(path: str | None) -> str:
@@ -46,7 +49,7 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     import_transformers().utils.logging.disable_progress_bar()  # one bar per loaded checkpoint is noise
     inspect_hf(cfg, out_dir)
-    print(f"report: {out_dir / 'report.md'}")
+    log.info(f"wrote {out_dir}: report {out_dir / 'report.md'}")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     raw_path = fetch(corpus.url, corpus.sha256, Path(cfg.paths.raw_dir) / corpus.file)
     inputs = prepare_inputs(cfg)
     if is_up_to_date(out_dir, inputs):
-        print(f"{out_dir} is up to date with {raw_path} and this config: nothing to do.")
+        log.info("%s is up to date with %s and this config: nothing to do.", out_dir, raw_path)
         return out_dir
 
     text, encoding = decode(raw_path.read_bytes(), corpus.encoding)
@@ -114,7 +114,7 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
         "files": {name: sha256_of(out_dir / name) for name in OUTPUT_FILES},
     }
     fileio.write_json(out_dir / "meta.json", meta)
-    print_summary(corpus.name, meta, vocab)
+    log_summary(corpus.name, meta, vocab)
 
     run_dir = run_dir or Path(cfg.paths.output_dir) / "prepare" / corpus.name  # W&B files stay out of data/
     with Tracker(cfg, run_dir, job_type="prepare") as tracker:
@@ -125,12 +125,14 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
         )
         tracker.summary({"n_chars": meta["n_chars"], "vocab_size": vocab.size,
                          **{f"split/{k}": v for k, v in meta["split"].items()}})
+    log.info("wrote %s/{%s}; this stage's log and W&B run: %s", out_dir, ",".join((*OUTPUT_FILES, "meta.json")),
+             run_dir)
     return out_dir
 
 
-def print_summary(name: str, meta: dict, vocab: Vocab) -> None:
+def log_summary(name: str, meta: dict, vocab: Vocab) -> None:
     top = "  ".join(f"{ch!r}:{n}" for ch, n in vocab.most_frequent(10))
-    print(
+    log.info(
         f"prepared {name}: {meta['n_chars']:,} characters ({meta['encoding']}), vocabulary {vocab.size:,} "
         f"(hash {vocab.hash[:12]}), {vocab.dtype.name} ids\n"
         f"  split: train {meta['split']['train']:,}, val {meta['split']['val']:,}\n"

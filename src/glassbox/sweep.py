@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -115,21 +115,33 @@ class SweepSummary(Callback):
 
     Once a job has failed Hydra skips on_multirun_end, so the files are rewritten after every job:
     such a sweep still leaves a summary that lists the failure (`python -m glassbox.sweep` logs it).
+    Where the summary is goes to the terminal with print: the jobs' logging writes into a job's log.
     """
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
-            self._summarize(Path(config.hydra.sweep.dir), to_wandb=False)
+            summary = self._summarize(Path(config.hydra.sweep.dir), to_wandb=False)
+            if summary and job_return.status == JobStatus.FAILED:
+                print(f"job {config.hydra.job.num} failed; {where(summary, Path(config.hydra.sweep.dir))}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._summarize(Path(config.hydra.sweep.dir), to_wandb=True)
+        summary = self._summarize(Path(config.hydra.sweep.dir), to_wandb=True)
+        if summary:
+            print(where(summary, Path(config.hydra.sweep.dir)))
 
     @staticmethod
-    def _summarize(sweep_dir: Path, to_wandb: bool) -> None:
+    def _summarize(sweep_dir: Path, to_wandb: bool) -> dict[str, Any] | None:
         try:
-            summarize_sweep(sweep_dir, to_wandb)
+            return summarize_sweep(sweep_dir, to_wandb)
         except Exception:  # noqa: BLE001 - a broken summary must not stop the training jobs
             log.exception("could not summarize the sweep; retry with: python -m glassbox.sweep %s", sweep_dir)
+            return None
+
+
+def where(summary: dict[str, Any], sweep_dir: Path) -> str:
+    """The line a sweep ends with: how many jobs completed and where their summary is."""
+    return (f"{summary['n_complete']}/{summary['n_jobs']} jobs complete; sweep summary: {sweep_dir / 'summary.md'} "
+            f"(plots and explorer.html beside it)")
 
 
 @exits_cleanly
@@ -138,8 +150,7 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Write (again) the summary of a sweep and log it to W&B.")
     parser.add_argument("sweep_dir", type=Path, help="outputs/<experiment>/sweeps/<time>")
     sweep_dir = parser.parse_args(argv).sweep_dir
-    summary = summarize_sweep(sweep_dir)
-    print(f"{summary['n_complete']}/{summary['n_jobs']} jobs complete; summary: {sweep_dir / 'summary.md'}")
+    print(where(summarize_sweep(sweep_dir), sweep_dir))
 
 
 if __name__ == "__main__":

@@ -387,6 +387,11 @@ def main(cfg: DictConfig) -> None:
     trace(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `glassbox-trace` command, as `python -m glassbox.trace` runs it: any prompt typed as it is."""
     sys.argv = [quote_prompt_override(arg) for arg in sys.argv]
     main()
+
+
+if __name__ == "__main__":
+    cli()

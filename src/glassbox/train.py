@@ -40,9 +40,14 @@ def main(cfg: DictConfig) -> None:
         sys.exit(stop.exit_code)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The `glassbox-train` command, as `python -m glassbox.train` and torchrun run it."""
     distributed.start()  # before Hydra, so that every rank of a torchrun job shares one run directory
     try:
         main()
     finally:
         distributed.stop()
+
+
+if __name__ == "__main__":
+    cli()

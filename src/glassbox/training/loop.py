@@ -12,6 +12,7 @@ computes its slice, and rank 0 alone evaluates, measures, snapshots and logs.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import signal
@@ -27,13 +28,14 @@ from glassbox.analysis.measurements import Measurements
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig
 from glassbox.run import distributed
-from glassbox.run.layout import CHECKPOINT_DIR, point_latest, snapshot_path, write_run_state
+from glassbox.run.layout import CHECKPOINT_DIR, latest_link, point_latest, snapshot_path, write_run_state
 from glassbox.run.resume import Interrupted, RunStart, StopSignals, start_run
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot
 from glassbox.run.tracking import Tracker, dataset_artifact_name
 from glassbox.text.tokens import TokenData
 from glassbox.training.schedule import autocast_for, lr_at, pick_device, snapshot_steps
 
+log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> float:
@@ -101,9 +103,9 @@ class Trainer:
         cfg, tc = self.cfg, self.tc
         model = GPT(GPTConfig(vocab_size=self.data.vocab.size, **cfg.model)).to(self.device)
         if self.ranks.is_main:
-            print(f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, "
-                  f"{cfg.model.n_head} heads, {cfg.model.n_embd} dims, block {cfg.model.block_size}), "
-                  f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)")
+            log.info(f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, "
+                     f"{cfg.model.n_head} heads, {cfg.model.n_embd} dims, block {cfg.model.block_size}), "
+                     f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)")
         optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2),
                                               self.device.type)
         batch_generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: each takes its slice
@@ -153,24 +155,26 @@ class Trainer:
     def _loop(self, stop: StopSignals) -> None:
         tc, is_main = self.tc, self.ranks.is_main
         last_snapshot = self.run.resumed_step  # a resumed run has the snapshot and metrics of its first step
-        bar = tqdm(range(self.run.step, tc.max_iters + 1), initial=self.run.step, total=tc.max_iters + 1,
-                   desc=f"train {self.cfg.name}", unit="step", dynamic_ncols=True, disable=not is_main)
-        self.throughput.reset()
-        for step in bar:
-            if step in self.snapshots and step != last_snapshot and is_main:
-                self._measure(step)
-                self._save(step)
-                last_snapshot = step
-                self.throughput.reset()  # keep snapshot time out of tokens/s
-            if step == tc.max_iters:
-                break
-            if distributed.any_rank(stop.requested, self.device):
-                if step != last_snapshot and is_main:
+        # The bar counts optimisation steps, so it reaches 100 % with the last one, before the final snapshot.
+        with tqdm(total=tc.max_iters, initial=self.run.step, desc=f"train {self.cfg.name}", unit="step",
+                  dynamic_ncols=True, disable=not is_main) as bar:
+            self.throughput.reset()
+            for step in range(self.run.step, tc.max_iters + 1):
+                if step in self.snapshots and step != last_snapshot and is_main:
+                    self._measure(step)
                     self._save(step)
-                raise Interrupted(stop.signum or signal.SIGTERM, step)
-            loss, lr = self._optimisation_step(step)
-            if (step + 1) % tc.log_every == 0 and is_main:
-                self._log_progress(step + 1, loss, lr, bar)
+                    last_snapshot = step
+                    self.throughput.reset()  # keep snapshot time out of tokens/s
+                if step == tc.max_iters:
+                    break
+                if distributed.any_rank(stop.requested, self.device):
+                    if step != last_snapshot and is_main:
+                        self._save(step)
+                    raise Interrupted(stop.signum or signal.SIGTERM, step)
+                loss, lr = self._optimisation_step(step)
+                bar.update()
+                if (step + 1) % tc.log_every == 0 and is_main:
+                    self._log_progress(step + 1, loss, lr, bar)
 
     def _optimisation_step(self, step: int) -> tuple[float, float]:
         """One update from one global batch (grad_accum_steps micro-batches per rank); returns (loss, lr)."""
@@ -210,6 +214,8 @@ class Trainer:
         if self.measurements is not None:
             record |= self.measurements.of(self.state.model)
         self.tracker.log(record, step)
+        train_loss = f"train loss {record[keys.LOSS_TRAIN]:.4f}, " if keys.LOSS_TRAIN in record else ""
+        log.info(f"step {step}: {train_loss}val loss {record[keys.LOSS_VAL]:.4f}")  # as nanoGPT prints its evals
 
     def _save(self, step: int) -> None:
         """A snapshot: everything a resumed run needs to go on exactly as this one would."""
@@ -231,4 +237,6 @@ class Trainer:
         final = self.tracker.metrics.read()[-1]
         write_run_state(self.run.dir, status="complete")
         self.tracker.summary({"final/loss_val": final[keys.LOSS_VAL], "final/step": self.tc.max_iters})
-        print(f"run complete: {self.run.dir}  (final val loss {final[keys.LOSS_VAL]:.3f})")
+        latest = latest_link(self.cfg.paths.output_dir, self.cfg.name)
+        log.info(f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
+                 f"(snapshots, metrics, W&B run, log); {latest} points at it")
