@@ -3,9 +3,12 @@
 #   make prepare train analyze EXPERIMENT=tiny  the whole pipeline in under a minute on a CPU
 #   make explore                                the run explorer: <run>/report/explorer.html, open it from disk
 #   make train ARGS="model=tiny train.max_iters=50"   any Hydra override goes in ARGS
+#   make prepare train analyze CORPUS=local ARGS="corpus.path=notes.txt"   a text file of your own
+#   make help                                   every target in one line
 #   make test                                   the test suite
 
-EXPERIMENT ?= xiyouji
+# CORPUS=local (a text file of your own, ARGS="corpus.path=<file>") runs experiment local, named after the file.
+EXPERIMENT ?= $(if $(filter local,$(CORPUS)),local,xiyouji)
 CORPUS ?=
 ARGS ?=
 PYTHON ?= python3

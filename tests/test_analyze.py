@@ -190,13 +190,15 @@ def test_context_gap_is_within_minus_across_at_every_layer(model, inputs):
     assert len(result["layers"]) == N_LAYER + 2
 
 
-def test_an_unknown_suite_or_a_missing_context_is_a_clear_error(inputs):
+def test_an_unknown_suite_is_a_clear_error_and_one_without_its_probes_is_skipped_saying_why(inputs, caplog):
     with pytest.raises(GlassboxError, match="unknown analysis suite.*'embedings'"):
         suites.select_suites(["embeddings", "embedings"], inputs)
-    without_context = SuiteInputs(**{**inputs.__dict__, "context": None})
-    with pytest.raises(GlassboxError, match="corpus.probes.context"):
-        suites.select_suites(["context"], without_context)
     assert list(suites.select_suites(["logit_lens", "attention"], inputs)) == ["logit_lens", "attention"]
+    bare = SuiteInputs(**{**inputs.__dict__, "context": None, "prompts": []})
+    assert list(suites.select_suites(list(suites.SUITES), bare)) == ["embeddings", "activations"]
+    skipped = [m for m in caplog.messages if m.startswith("skipping the ")]
+    assert len(skipped) == 4 and "context suite: corpus.probes.context is not set" in skipped[-1]
+    assert "predictions suite: corpus.probes.prompts is empty" in skipped[1]
 
 
 # --- the tiny experiment end to end ----------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.model import GPT, GPTConfig
 from glassbox.run.layout import point_latest, snapshot_path
@@ -20,7 +21,6 @@ from glassbox.trace import (
     bytes_stage,
     format_bytes,
     format_transformer,
-    quote_prompt_override,
     show,
     trace,
 )
@@ -52,7 +52,7 @@ def tiny_run(make_cfg) -> dict:
 
 def trace_of(tiny_run: dict, *overrides: str) -> dict:
     """trace() in-process, with the overrides quoted as the command line quotes them."""
-    overrides = [quote_prompt_override(arg) for arg in ("experiment=xiyouji", "auto=true", *overrides)]
+    overrides = [quote_literal(arg) for arg in ("experiment=xiyouji", "auto=true", *overrides)]
     return trace(tiny_run["make_cfg"]("trace", overrides))
 
 
@@ -181,7 +181,7 @@ def test_a_different_vocabulary_is_refused(tiny_run):
 
 @pytest.mark.parametrize("prompt", ["悟空道", "ROMEO:", "it's", "a\\b\\", "to be, or [not]", "${name}", ""])
 def test_any_prompt_passes_hydra_literally(make_cfg, prompt):
-    assert make_cfg("trace", [quote_prompt_override(f"prompt={prompt}")]).prompt == prompt
+    assert make_cfg("trace", [quote_literal(f"prompt={prompt}")]).prompt == prompt
 
 
 def test_interactive_q_stops_after_the_current_stage(monkeypatch, capsys):

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
 
-from glassbox import fileio
+from glassbox import command_line, fileio
 from glassbox import metric_keys as keys
 from glassbox.analysis.suites import SuiteInputs, run_suites, select_suites
 from glassbox.errors import GlassboxError, exits_cleanly
@@ -59,6 +59,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     snapshots = list_snapshots(run_dir)
     if not snapshots:
         raise GlassboxError(f"{run_dir} holds no snapshots (checkpoints/step_*.pt): train it first")
+    log.info(f"analysing {run_dir}: {len(snapshots)} snapshots, steps {snapshots[0][0]} to {snapshots[-1][0]}")
     data = TokenData(cfg.paths.processed_dir)
     first = load_snapshot(snapshots[0][1])
     check_vocab(first, data.vocab.hash, data.dir)
@@ -70,8 +71,6 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         cfg.wandb.group = first.config["wandb"]["group"]
     del first
     report_dir = Path(analysis_dir) / REPORT_DIR
-    log.info(f"analysing {run_dir}: {len(snapshots)} snapshots (steps {snapshots[0][0]} to {snapshots[-1][0]}), "
-             f"suites {', '.join(suites)}")
 
     with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{run_dir.name}-analysis") as tracker:
         records = []
@@ -85,7 +84,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             tracker.use_artifact(f"model-{train_run_id}", "model", alias=f"step-{step}", step=step)
             records.append({"step": step, "scalars": scalars, **results})
 
-        analysis = describe(cfg, run_dir, data, model, inputs, records, train_config)
+        analysis = describe(cfg, run_dir, data, model, inputs, list(suites), records, train_config)
         for claim in analysis["claims"]:
             log.info(f"claim {claim['claim']} ({claim['kind']}, expected {claim['expect']}): {claim['verdict']} "
                      f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {claim['p']:.3f})")
@@ -102,9 +101,11 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     return report_dir
 
 
-def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs,
+def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs, suites: list[str],
              records: list[dict[str, Any]], train_config: dict[str, Any]) -> dict[str, Any]:
-    """The analysis as plain data: what report.md, the plots and analysis.json are made of."""
+    """The analysis as plain data: what report.md, the plots and analysis.json are made of.
+
+    `suites` are the suites that ran: analysis.suites less those the corpus config gives no probes for."""
     probes = inputs.measurements.probes
     analysis = {
         "experiment": cfg.name,
@@ -113,7 +114,7 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
         "corpus": cfg.corpus.name,
         "vocab_size": data.vocab.size,
         "model": {**model_args(model), "n_params": model.num_params()},
-        "suites": list(cfg.analysis.suites),
+        "suites": suites,
         "probes": {
             "groups": probes.groups,
             "pairs": probes.describe_pairs(),
@@ -213,5 +214,10 @@ def main(cfg: DictConfig) -> None:
     analyze(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
+def cli() -> None:
+    """The `glassbox-analyze` command, as `python -m glassbox.analyze` runs it."""
+    command_line.run(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

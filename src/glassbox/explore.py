@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from glassbox import fileio
+from glassbox import command_line, fileio
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.report import explorer
@@ -53,5 +53,10 @@ def main(cfg: DictConfig) -> None:
     print(f"explorer: {page}")
 
 
+def cli() -> None:
+    """The `glassbox-explore` command, as `python -m glassbox.explore` runs it."""
+    command_line.run(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -15,6 +15,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from glassbox import command_line
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.interop.export import export_dir, export_snapshot
 from glassbox.paths import CONF_DIR
@@ -54,5 +55,10 @@ def main(cfg: DictConfig) -> None:
     export(cfg)
 
 
+def cli() -> None:
+    """The `glassbox-export` command, as `python -m glassbox.export` runs it."""
+    command_line.run(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -16,6 +16,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from glassbox import command_line
 from glassbox.errors import exits_cleanly
 from glassbox.interop.export import EXPORT_DIR
 from glassbox.interop.hf import import_transformers
@@ -52,5 +53,10 @@ def main(cfg: DictConfig) -> None:
     log.info(f"wrote {out_dir}: report {out_dir / 'report.md'}")
 
 
+def cli() -> None:
+    """The `glassbox-inspect-hf` command, as `python -m glassbox.inspect_hf` runs it."""
+    command_line.run(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,6 +1,7 @@
 """Stage 1, `make prepare`: corpus → vocabulary → token files.
 
-Reads  conf/corpus/<name>.yaml and the cached text data/raw/<file> (downloaded if missing).
+Reads  conf/corpus/<name>.yaml and the cached text data/raw/<file> (downloaded if missing), or a
+       text file of your own (corpus=local corpus.path=<file>: its sha256 is trusted on first use).
 Writes data/processed/<corpus>/{train.bin, val.bin, vocab.json, meta.json}.
 
 train.bin / val.bin are the token ids as raw little-endian uint16 (uint32 past 65,535
@@ -18,12 +19,12 @@ import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from glassbox import fileio
+from glassbox import command_line, fileio
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.fileio import sha256_of
 from glassbox.paths import CONF_DIR
 from glassbox.run.tracking import Tracker, dataset_artifact_name
-from glassbox.text.corpus import decode, fetch, normalize
+from glassbox.text.corpus import decode, fetch, local_file, normalize
 from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,24 @@ FORMAT_VERSION = 1
 OUTPUT_FILES = ("train.bin", "val.bin", "vocab.json")
 
 
-def prepare_inputs(cfg: DictConfig) -> dict:
+def source_text(corpus: DictConfig, raw_dir: Path) -> tuple[Path, str]:
+    """The corpus's text file and its sha256: a file of the user's (corpus.path) or the download cache."""
+    if corpus.get("path"):
+        return local_file(corpus.path, corpus.sha256)
+    if not corpus.url:
+        raise GlassboxError(f"corpus '{corpus.name}' has neither a file nor a URL: give your text file with "
+                            "corpus.path=<file>, e.g. make prepare CORPUS=local ARGS=\"corpus.path=notes.txt\"")
+    return fetch(corpus.url, corpus.sha256, raw_dir / corpus.file), corpus.sha256
+
+
+def prepare_inputs(cfg: DictConfig, sha256: str) -> dict:
     """Everything the outputs depend on; a change in any of it means rebuilding."""
     corpus = cfg.corpus
     return {
         "format_version": FORMAT_VERSION,
         "corpus": corpus.name,
         "url": corpus.url,
-        "sha256": corpus.sha256,
+        "sha256": sha256,
         "encoding_requested": corpus.encoding,
         "normalize": OmegaConf.to_container(corpus.normalize),
         "val_fraction": corpus.val_fraction,
@@ -55,6 +66,15 @@ def is_up_to_date(out_dir: Path, inputs: dict) -> bool:
         return False
     return all((out_dir / name).exists() and sha256_of(out_dir / name) == digest
                for name, digest in meta.get("files", {}).items())
+
+
+def warn_if_the_text_changed(out_dir: Path, raw_path: Path, sha256: str) -> None:
+    """A file trusted on first use that changed since: say so, as the runs trained on it no longer match."""
+    meta_path = out_dir / "meta.json"
+    before = fileio.read_json(meta_path)["inputs"]["sha256"] if meta_path.exists() else None
+    if before and before != sha256:
+        log.warning(f"{raw_path} changed since it was prepared (sha256 {before[:12]}… → {sha256[:12]}…): "
+                    f"rebuilding {out_dir}; runs trained on the old text no longer match its vocabulary")
 
 
 def longest_block_size(cfg: DictConfig) -> tuple[int, str]:
@@ -76,11 +96,12 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     """Build (or confirm up to date) the processed corpus; `run_dir` holds this stage's W&B run."""
     corpus = cfg.corpus
     out_dir = Path(cfg.paths.processed_dir)
-    raw_path = fetch(corpus.url, corpus.sha256, Path(cfg.paths.raw_dir) / corpus.file)
-    inputs = prepare_inputs(cfg)
+    raw_path, sha256 = source_text(corpus, Path(cfg.paths.raw_dir))
+    inputs = prepare_inputs(cfg, sha256)
     if is_up_to_date(out_dir, inputs):
         log.info("%s is up to date with %s and this config: nothing to do.", out_dir, raw_path)
         return out_dir
+    warn_if_the_text_changed(out_dir, raw_path, sha256)
 
     text, encoding = decode(raw_path.read_bytes(), corpus.encoding)
     text = normalize(text, **corpus.normalize)
@@ -146,5 +167,10 @@ def main(cfg: DictConfig) -> None:
     prepare(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
 
 
+def cli() -> None:
+    """The `glassbox-prepare` command, as `python -m glassbox.prepare` runs it."""
+    command_line.run(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

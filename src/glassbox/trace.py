@@ -12,7 +12,6 @@ function turns the trace into the text of one stage (what the terminal shows).
 """
 from __future__ import annotations
 
-import re
 import sys
 import unicodedata
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from glassbox import hooks
+from glassbox import command_line, hooks
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT, Cache
 from glassbox.paths import CONF_DIR
@@ -348,22 +347,11 @@ def show(sections: list[tuple[str, str]], interactive: bool) -> None:
 
 # ---------------------------------------------------------------- entry point
 
-def quote_prompt_override(arg: str) -> str:
-    """`prompt=悟空道` → `prompt='悟空道'`, so any prompt can be typed as it is.
-
-    Hydra's override grammar accepts only ASCII in unquoted values and gives meaning to
-    commas, brackets and `${`; a quoted value is taken literally (after escaping its quotes
-    and the backslashes before them). Values the user quoted already are left alone.
-    """
-    key, equals, value = arg.partition("=")
-    if key != "prompt" or not equals or (len(value) > 1 and value[0] == value[-1] and value[0] in "'\""):
-        return arg
-    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
-    return "prompt='" + escaped.replace("${", "\\${") + "'"
-
-
 def trace(cfg: DictConfig) -> dict[str, Any]:
     """Load the snapshot, compute every stage, show them; return the stages' data."""
+    if cfg.prompt is None:
+        raise GlassboxError(f"no prompt to trace: corpus.probes.prompts of '{cfg.corpus.name}' is empty; "
+                            "give one, e.g. prompt=悟空道")
     path, steps = pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
     snapshot = load_snapshot(path)
     model = snapshot.model()
@@ -389,8 +377,7 @@ def main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """The `glassbox-trace` command, as `python -m glassbox.trace` runs it: any prompt typed as it is."""
-    sys.argv = [quote_prompt_override(arg) for arg in sys.argv]
-    main()
+    command_line.run(main)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from glassbox import command_line
 from glassbox.errors import exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed
@@ -44,7 +45,7 @@ def cli() -> None:
     """The `glassbox-train` command, as `python -m glassbox.train` and torchrun run it."""
     distributed.start()  # before Hydra, so that every rank of a torchrun job shares one run directory
     try:
-        main()
+        command_line.run(main)
     finally:
         distributed.stop()
 

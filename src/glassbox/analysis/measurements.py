@@ -6,6 +6,7 @@ same function, with the same random-pair baselines drawn once per run.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,8 @@ from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.emergence import snapshot_metrics
 from glassbox.probes.probe_set import ProbeSet
 from glassbox.text.tokens import TokenData
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,13 +34,16 @@ class Measurements:
         spec = cfg.corpus.probes
         counts = torch.tensor(data.vocab.counts)
         try:
-            probes = ProbeSet.build(
-                OmegaConf.to_container(spec.groups), OmegaConf.to_container(spec.pairs), data.vocab.stoi
-            )
+            groups = OmegaConf.to_container(spec.groups) if spec.groups else {}  # null: none yet (local.yaml)
+            probes = ProbeSet.build(groups, OmegaConf.to_container(spec.pairs), data.vocab.stoi)
             chance = ChanceModel.build(counts, probes, **cfg.analysis.chance)
         except ValueError as err:
             raise GlassboxError(f"corpus.probes of '{cfg.corpus.name}': {err}. "
                                 f"Edit conf/corpus/{cfg.corpus.name}.yaml or override corpus.probes.") from err
+        if not (probes.pairs or probes.groups):
+            log.warning(f"corpus.probes of '{cfg.corpus.name}' names no probe pairs or groups: no pair cosines, "
+                        "z-scores or claims are measured (the losses, embedding and per-layer statistics are). "
+                        "Give some with corpus.probes.pairs=... and corpus.probes.groups=...")
         return cls(
             probes=probes,
             chance=chance,

@@ -12,6 +12,7 @@ Suites expect a model in eval mode, as `model_from_snapshot` returns it.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from glassbox.probes.context import collect_target_residuals, sense_similarity
 from glassbox.probes.embeddings import nearest_neighbours, pca_2d
 from glassbox.probes.predictions import top_k_next
 from glassbox.text.tokens import TokenData
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,9 @@ def _map_ids(probe_ids: Tensor, counts: Tensor, n_frequent: int) -> Tensor:
 
 def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     """The training-time metrics, plus each probe character's nearest neighbours, a 2-D PCA of
-    the probe characters, the embedding map (a 2-D PCA of the probe and the most frequent
-    characters, with counts and row norms) and each pair's frequency-matched null (mean, std).
+    the probe characters (when the corpus config names any), the embedding map (a 2-D PCA of the
+    probe and the most frequent characters, with counts and row norms) and each pair's
+    frequency-matched null (mean, std).
 
     One scalar is added to the training keys: zf/within_minus_cross, the group statistic's z
     against its relabeling null, so the group claim is judged by a z and a p like the pairs.
@@ -159,28 +163,29 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
 
     ids = inputs.probe_ids.to(W.device)
     neighbour_ids, cosines = nearest_neighbours(W, ids, inputs.neighbours_k)
-    coords, explained = pca_2d(W[ids])
     map_ids = _map_ids(inputs.probe_ids, measurements.counts, inputs.map_n_frequent)
     map_rows = W[map_ids.to(W.device)].float()
     map_coords, map_explained = pca_2d(map_rows)
     matched_null = measurements.chance.matched_null(W)
-    return {
+    result = {
         "scalars": scalars,
         "neighbours": [
             {"char": char, "neighbours": _chars_with(inputs.itos, row_ids, row_cos)}
             for char, row_ids, row_cos in zip(inputs.probe_chars, neighbour_ids, cosines)
         ],
-        "pca": {"chars": inputs.probe_chars, "groups": inputs.probe_groups,
-                "coords": coords.tolist(), "explained": explained.tolist()},
         "map": {"chars": [inputs.itos[i] for i in map_ids.tolist()],
                 "counts": measurements.counts[map_ids].tolist(),
                 "groups": inputs.probe_groups + [None] * (len(map_ids) - len(inputs.probe_groups)),
                 "coords": map_coords.tolist(), "norms": map_rows.norm(dim=-1).tolist(),
                 "explained": map_explained.tolist()},
-        "matched_null": [{"pair": pair.name, "mean": mean, "std": std} for pair, mean, std
-                         in zip(measurements.probes.pairs, matched_null.mean(-1).tolist(),
-                                matched_null.std(-1).tolist())],
+        "matched_null": [{"pair": pair.name, "mean": null.mean().item(), "std": null.std().item()}
+                         for pair, null in zip(measurements.probes.pairs, matched_null)],
     }
+    if inputs.probe_chars:  # a corpus of your own may name no probe characters yet
+        coords, explained = pca_2d(W[ids])
+        result["pca"] = {"chars": inputs.probe_chars, "groups": inputs.probe_groups,
+                         "coords": coords.tolist(), "explained": explained.tolist()}
+    return result
 
 
 def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
@@ -278,15 +283,33 @@ SUITES: dict[str, Suite] = {
 }
 
 
+PROMPT_SUITES = ("attention", "predictions", "logit_lens")  # nothing to show without corpus.probes.prompts
+
+
 def select_suites(names: list[str], inputs: SuiteInputs) -> dict[str, Suite]:
-    """The suites named in analysis.suites, in that order; unknown or unconfigured ones fail."""
+    """The suites named in analysis.suites, in that order. An unknown name fails; a suite whose probes
+    the corpus config does not give (a corpus of your own starts with none) is skipped, saying which."""
     unknown = [name for name in names if name not in SUITES]
     if unknown:
         raise GlassboxError(f"unknown analysis suite(s) {unknown} in analysis.suites; choose from {list(SUITES)}")
-    if "context" in names and inputs.context is None:
-        raise GlassboxError("analysis.suites includes context, but corpus.probes.context is not set; "
-                            "add it to the corpus config or drop context from analysis.suites")
-    return {name: SUITES[name] for name in names}
+    selected = {}
+    for name in names:
+        missing = _missing_probes(name, inputs)
+        if missing:
+            log.warning(f"skipping the {name} suite: {missing}")
+        else:
+            selected[name] = SUITES[name]
+    return selected
+
+
+def _missing_probes(suite: str, inputs: SuiteInputs) -> str | None:
+    """Why `suite` has nothing to measure with these probes, or None when it has."""
+    if suite == "context" and inputs.context is None:
+        return ("corpus.probes.context is not set: give a character and prompts of its senses, as "
+                "conf/corpus/xiyouji.yaml does (or drop context from analysis.suites)")
+    if suite in PROMPT_SUITES and not inputs.prompts:
+        return "corpus.probes.prompts is empty: give some, e.g. 'corpus.probes.prompts=[悟空道,师父]'"
+    return None
 
 
 def run_suites(model: nn.Module, inputs: SuiteInputs, suites: dict[str, Suite]) -> dict[str, dict[str, Any]]:

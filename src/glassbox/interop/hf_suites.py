@@ -85,6 +85,7 @@ def suite_inputs(cfg: DictConfig, tokens: Tokens, block_size: int | None) -> tup
     `measurements` is None, and the suites that need it (embeddings, activations) are not run.
     """
     spec = {"groups": {}, "pairs": [], "prompts": [], **OmegaConf.to_container(cfg.corpus.probes)}
+    spec["groups"] = spec["groups"] or {}  # null: none yet (conf/corpus/local.yaml)
     group_of: dict[str, str] = {}
     for group, texts in spec["groups"].items():
         for text in texts:

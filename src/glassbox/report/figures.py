@@ -196,11 +196,13 @@ def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:
         if a["losses"]:
             out["loss.png"] = _loss_figure(a)
         if "embeddings" in final:
-            out["cosine.png"] = _cosine_figure(a, labels)
-            out["z_scores.png"] = _z_figure(a, labels)
+            if a["probes"]["pairs"]:
+                out["cosine.png"] = _cosine_figure(a, labels)
+                out["z_scores.png"] = _z_figure(a, labels)
             out["embedding_scale.png"] = _embedding_figure(a)
             out["residual_std.png"] = _residual_figure(a)
-            out["pca.png"] = _pca_figure(a, labels)
+            if "pca" in final["embeddings"]:
+                out["pca.png"] = _pca_figure(a, labels)
         if "attention" in final and final["attention"]["prompts"]:
             out["attention_first.png"] = _attention_figure(first, labels)
             out["attention_final.png"] = _attention_figure(final, labels)

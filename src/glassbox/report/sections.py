@@ -50,6 +50,9 @@ def _header(a: dict[str, Any]) -> str:
 
 def _claims_section(a: dict[str, Any]) -> str | None:
     if not a["claims"]:
+        if "embeddings" in a["snapshots"][-1] and not (a["probes"]["pairs"] or a["probes"]["groups"]):
+            return ("## Claims\n\nThe corpus config names no probe pairs or groups (corpus.probes), so there is no "
+                    "claim to judge. Give some and analyze again: every snapshot is measured anew, no retraining.")
         return None
     t = a["thresholds"]
     lines = [f"## Claims at step {a['snapshots'][-1]['step']}", ""]
@@ -216,7 +219,7 @@ def _context_section(a: dict[str, Any]) -> str | None:
 
 def _neighbours_section(a: dict[str, Any]) -> str | None:
     final = a["snapshots"][-1]
-    if "embeddings" not in final:
+    if "embeddings" not in final or not final["embeddings"]["neighbours"]:
         return None
     rows = [[visible_char(row["char"]), ", ".join(f"{visible_char(char)} {cos:+.2f}" for char, cos in row["neighbours"])]
             for row in final["embeddings"]["neighbours"]]

@@ -1,7 +1,8 @@
 """Fetch, verify, decode and normalize a raw text. Knows nothing about tokens.
 
 The corpus is identified by its sha256: a cached file with the right hash is used as is,
-anything else is downloaded again and checked before it replaces the cache.
+anything else is downloaded again and checked before it replaces the cache. A text file of the
+user's own needs no hash up front: it is trusted as it is (prepare records its sha256).
 """
 from __future__ import annotations
 
@@ -40,6 +41,23 @@ def fetch(url: str, sha256: str, cache_path: Path) -> Path:
             f"  (expected sha256 {sha256})."
         ) from err
     return cache_path
+
+
+def local_file(path: str | Path, sha256: str | None = None) -> tuple[Path, str]:
+    """A text file of the user's: its absolute path and sha256, checked against `sha256` when one is given."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        problem = "is a folder" if path.is_dir() else "does not exist"
+        raise GlassboxError(f"corpus.path={path} {problem} (looked for {path.resolve()}); give the path of a "
+                            "text file (UTF-8 or GB18030), relative to the directory you run in or absolute")
+    try:
+        found = sha256_of(path)
+    except OSError as err:
+        raise GlassboxError(f"corpus.path={path} cannot be read ({err.strerror}); check its permissions") from err
+    if sha256 and found != sha256:
+        raise GlassboxError(f"corpus.path={path} has sha256 {found}, but corpus.sha256 is {sha256}: "
+                            "the file changed, or drop corpus.sha256 to trust it as it is")
+    return path.resolve(), found
 
 
 def _download(url: str, dest: Path, sha256: str) -> None:

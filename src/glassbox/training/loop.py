@@ -137,7 +137,7 @@ class Trainer:
         stop = StopSignals()  # from here on, Ctrl-C and SIGTERM end the run after the current step
         try:
             self.tracker.use_artifact(dataset_artifact_name(self.cfg.corpus.name), "dataset",
-                                      vocab_hash=self.data.vocab.hash, sha256=self.cfg.corpus.sha256)
+                                      vocab_hash=self.data.vocab.hash, sha256=self.data.meta["inputs"]["sha256"])
             self._loop(stop)
             if self.ranks.is_main:
                 self._complete()
