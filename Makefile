@@ -18,7 +18,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
+.PHONY: help install prepare train analyze explore trace export inspect-hf sweep test lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -71,6 +71,15 @@ sweep: install  ## a Hydra multirun of train (SWEEP="model.n_layer=2,4 seed=1,2"
 
 test: install  ## the test suite
 	$(PY) -m pytest -q
+
+# ruff (configured in pyproject.toml): lint and format check, as CI runs them; `make format` fixes.
+lint: install  ## ruff check and format check of src, tests and scripts, as CI runs them
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+format: install  ## fix what ruff can: lint fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests scripts
+	$(VENV)/bin/ruff format src tests scripts
 
 benchmark: install  ## how fast train is here: tokens/s, MFU and what the emergence metrics cost (scripts/benchmark.py)
 	$(PY) scripts/benchmark.py $(ARGS)
