@@ -84,6 +84,7 @@ def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(wor
 
     [sweep_dir] = (workdir / "outputs" / "tiny" / "sweeps").iterdir()
     run_dirs = [sweep_dir / "0", sweep_dir / "1"]
+    assert done.stdout.splitlines()[-1].startswith(f"2/2 jobs complete; sweep summary: {sweep_dir / 'summary.md'}")
     group = f"tiny-sweep-{sweep_dir.name}"
     for run_dir, seed in zip(run_dirs, (1, 2)):
         state = read_run_state(run_dir)
