@@ -308,7 +308,8 @@ def _missing_probes(suite: str, inputs: SuiteInputs) -> str | None:
         return ("corpus.probes.context is not set: give a character and prompts of its senses, as "
                 "conf/corpus/xiyouji.yaml does (or drop context from analysis.suites)")
     if suite in PROMPT_SUITES and not inputs.prompts:
-        return "corpus.probes.prompts is empty: give some, e.g. 'corpus.probes.prompts=[悟空道,师父]'"
+        return ("corpus.probes.prompts is empty: give some, e.g. \"corpus.probes.prompts=['悟空道','师父']\" "
+                "(quoted: Hydra reads only ASCII unquoted)")
     return None
 
 
