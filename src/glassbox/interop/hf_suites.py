@@ -132,6 +132,7 @@ def suite_inputs(cfg: DictConfig, tokens: Tokens, block_size: int | None) -> tup
         sampling=Sampling(**OmegaConf.to_container(settings.predictions)),
         neighbours_k=settings.neighbours_k,
         lens_k=settings.logit_lens_k,
+        map_n_frequent=settings.explorer.n_frequent,
     )
     return inputs, probes
 
