@@ -384,8 +384,9 @@ def test_an_invalid_config_is_named_key_by_key(override, problem):
 
 def test_every_shipped_experiment_and_model_is_valid():
     for experiment in (CONF_DIR / "experiment").glob("*.yaml"):
-        for model in (CONF_DIR / "model").glob("*.yaml"):
-            validate(compose_cfg("train", f"experiment={experiment.stem}", f"model={model.stem}"))
+        validate(compose_cfg("train", f"experiment={experiment.stem}"))
+    for model in (CONF_DIR / "model").glob("*.yaml"):
+        validate(compose_cfg("train", "experiment=tiny", f"model={model.stem}"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
