@@ -10,6 +10,7 @@ process that took it last, for the message of the one refused.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import socket
 import time
@@ -21,11 +22,13 @@ from glassbox.errors import GlassboxError
 from glassbox.fileio import explain_write_errors
 from glassbox.run.layout import LOCK
 
+log = logging.getLogger(__name__)
+
 _held: dict[Path, int] = {}  # run directory -> the open lock file of this process
 
 
 def claim(run_dir: str | Path) -> None:
-    """Take the run's lock for this process (again: nothing to do), or raise a GlassboxError naming its holder."""
+    """Take the run's lock for this process (a no-op if it holds it), or raise a GlassboxError naming its holder."""
     run_dir = Path(run_dir).resolve()
     if run_dir in _held:
         return
@@ -41,6 +44,9 @@ def claim(run_dir: str | Path) -> None:
             f"run {run_dir} is being trained by {holder} right now (it holds {run_dir / LOCK}). Wait until it "
             "stops, or stop it; to train a new run meanwhile, add train.resume=never."
         ) from None
+    except OSError as err:  # a file system without locks (some network mounts): train, but say what is lost
+        log.warning("could not lock %s (%s): nothing stops a second process from training this run at the same "
+                    "time", run_dir / LOCK, err.strerror or err)
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
     _held[run_dir] = fd
