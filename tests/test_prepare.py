@@ -19,7 +19,7 @@ from helpers import CORPUS_FILES, find_corpus, run_stage, wandb_records
 UNREACHABLE = "http://127.0.0.1:9/corpus.txt"  # refused at once: no test touches the network
 NAME = "synthetic"
 # 100 lines with CRLF ends and U+3000 indentation, 3,690 characters once normalized: each 10 %
-# split is longer than the longest shipped block_size (256) + 1.
+# split is longer than the default model's block_size (128) + 1.
 TEXT = "".join(f"　　第{i}回 悟空道：“师父，山高水远。” Roses are red.\r\n" for i in range(100))
 NORMALIZED = TEXT.replace("\r\n", "\n")
 
@@ -205,7 +205,7 @@ def test_cached_file_with_wrong_sha256(workdir):
     [
         (TEXT.encode() + b"\xff\xff", ["could not be decoded", f"byte offset {len(TEXT.encode())}"]),
         (b"", ["is empty after decoding"]),
-        (TEXT[:1000].encode(), ["too short", "model 'big' uses block_size 256", "at least 257"]),
+        (TEXT[:1000].encode(), ["too short", "the model's block_size is 128", "at least 129"]),
     ],
     ids=["undecodable", "empty", "too-short"],
 )

@@ -5,6 +5,10 @@ Reads  a training run's snapshots, metrics.jsonl (the losses) and run.json, and 
 Writes <run>/analysis/<time>/ (its scalars on the training-step axis, its W&B run, report/) and
        points <run>/report at that report folder (run/layout.py): readers always see one whole
        analysis, and a report already uploaded as an artifact is never rewritten.
+
+A snapshot that cannot be used (damaged, cut short, or holding non-finite weights) is skipped with
+a warning and the others are analysed; a run still training is analysed as far as its snapshots
+go, and the console and the report say so and which steps that was.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ from glassbox.report.figures import figures, plotted_chars
 from glassbox.report.plotting import CharLabels, missing_font_notice
 from glassbox.report.sections import render
 from glassbox.run.layout import METRICS, REPORT_DIR, list_snapshots, point_report, read_run_state, resolve_run_dir
-from glassbox.run.snapshots import check_vocab, load_snapshot, model_args
+from glassbox.run.resume import is_running_elsewhere
+from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot, model_args
 from glassbox.run.tracking import JsonlFile, Tracker
 from glassbox.text.tokens import TokenData
 
@@ -60,8 +65,20 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     if not snapshots:
         raise GlassboxError(f"{run_dir} holds no snapshots (checkpoints/step_*.pt): train it first")
     log.info(f"analysing {run_dir}: {len(snapshots)} snapshots, steps {snapshots[0][0]} to {snapshots[-1][0]}")
+    state = read_run_state(run_dir)
+    training_now = state["pid"] if is_running_elsewhere(state) else None
+    if training_now:
+        log.warning("the run %s is still training (pid %s): analysing the snapshots it has saved so far, steps %s; "
+                    "analyse again when it has finished",
+                    run_dir, training_now, ", ".join(str(s) for s, _ in snapshots))
     data = TokenData(cfg.paths.processed_dir)
-    first = load_snapshot(snapshots[0][1])
+    skipped: list[dict[str, Any]] = []
+    first = None
+    while first is None:  # the first usable snapshot: the run's config, its vocabulary, the probe inputs
+        if not snapshots:
+            raise GlassboxError(f"none of the snapshots of {run_dir} can be used (see the warnings above)")
+        first = usable_snapshot(*snapshots[0], skipped)
+        snapshots = snapshots if first else snapshots[1:]
     check_vocab(first, data.vocab.hash, data.dir)
     inputs = SuiteInputs.from_config(cfg, data, first.model_args["block_size"])
     suites = select_suites(list(cfg.analysis.suites), inputs)
@@ -75,7 +92,9 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{run_dir.name}-analysis") as tracker:
         records = []
         for step, path in tqdm(snapshots, desc=f"analyze {run_dir.name}", unit="snapshot", dynamic_ncols=True):
-            snapshot = load_snapshot(path)
+            snapshot = usable_snapshot(step, path, skipped)
+            if snapshot is None:
+                continue
             check_vocab(snapshot, data.vocab.hash, data.dir)
             model = snapshot.model()
             results = run_suites(model, inputs, suites)
@@ -88,6 +107,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         for claim in analysis["claims"]:
             log.info(f"claim {claim['claim']} ({claim['kind']}, expected {claim['expect']}): {claim['verdict']} "
                      f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {claim['p']:.3f})")
+        analysis |= {"training_now": training_now, "skipped_snapshots": skipped}
         labels = CharLabels(plotted_chars(analysis))
         if labels.as_code_points:
             log.warning("%s", missing_font_notice(labels.as_code_points))
@@ -98,7 +118,22 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     point_report(run_dir, report_dir)
     log.info(f"report: {run_dir / REPORT_DIR / 'report.md'} (wrote {analysis_dir}: this log, the W&B run and "
              f"report/, which {run_dir / REPORT_DIR} links to)")
+    if training_now:
+        log.warning(f"the run is still training (pid {training_now}): the report covers steps "
+                    f"{', '.join(str(r['step']) for r in records)}; analyse again when it has finished")
     return report_dir
+
+
+def usable_snapshot(step: int, path: Path, skipped: list[dict[str, Any]]) -> Snapshot | None:
+    """The snapshot at `path`, or None (noted in `skipped`, with a warning) if it is damaged or diverged."""
+    try:
+        snapshot = load_snapshot(path)
+        snapshot.check_finite()
+        return snapshot
+    except GlassboxError as err:
+        log.warning("skipping the snapshot at step %d: %s", step, err)
+        skipped.append({"step": step, "reason": str(err)})
+        return None
 
 
 def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs, suites: list[str],

@@ -3,7 +3,8 @@
 Anything a user can fix (a missing corpus, a bad override, an unknown character) raises
 `GlassboxError` with a message that says what was wrong and what to do. Entry points wrap
 their main function in `exits_cleanly`, so the user sees that message and exit code 2,
-not a traceback.
+not a traceback, and a command that stopped before it wrote anything leaves no empty
+directory behind (e.g. no run directory for `make train` to mistake for a run).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ def exits_cleanly(main: F) -> F:
     """Turn a `GlassboxError` raised by `main` into its message on stderr and exit code 2.
 
     In a Hydra multirun the error is re-raised instead: Hydra records it as that job's failure
-    and goes on with the next job, where exiting would end the whole sweep.
+    and goes on with the next job, where exiting would end the whole sweep (and the job's
+    directory stays, for the sweep summary to list it as failed).
     """
 
     @functools.wraps(main)
@@ -38,10 +41,25 @@ def exits_cleanly(main: F) -> F:
             if _in_multirun():
                 log.error("%s", err)
                 raise
+            _remove_bare_output_dir()
             print(f"\nerror: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _remove_bare_output_dir() -> None:
+    """Remove this command's Hydra directory if it holds only Hydra's own files (.hydra/, the log)."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from glassbox.fileio import is_bare_hydra_dir  # fileio imports this module
+
+    if HydraConfig.initialized():
+        output_dir = Path(HydraConfig.get().runtime.output_dir)
+        if output_dir.resolve() != Path.cwd().resolve() and is_bare_hydra_dir(output_dir):
+            shutil.rmtree(output_dir, ignore_errors=True)
 
 
 def _in_multirun() -> bool:

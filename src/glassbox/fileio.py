@@ -7,9 +7,11 @@ later stage would trust.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,10 +47,24 @@ def explain_write_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise GlassboxError(
+                f"could not write {path}: {err.strerror}. The disk that holds {_existing_parent(path)} is full "
+                f"({_free_space(path)} free): free some space, or write elsewhere (paths.output_dir=...)."
+            ) from err
         raise GlassboxError(
             f"could not write {path}: {err.strerror or err}. Check that the directory is "
             "writable and the disk has space (paths.* overrides move the outputs elsewhere)."
         ) from err
+
+
+def _existing_parent(path: Path) -> Path:
+    """`path` or the nearest folder above it that exists."""
+    return next(p for p in (path, *path.parents) if p.exists())
+
+
+def _free_space(path: Path) -> str:
+    return f"{shutil.disk_usage(_existing_parent(path)).free / 2**20:,.0f} MiB"
 
 
 def _fsync(path: Path) -> None:
@@ -87,6 +103,12 @@ def remove(path: str | os.PathLike) -> None:
     """Delete `path` if it is there; file-system errors are explained like those of a write."""
     with explain_write_errors(Path(path)):
         Path(path).unlink(missing_ok=True)
+
+
+def is_bare_hydra_dir(path: str | os.PathLike) -> bool:
+    """Whether `path` holds only what Hydra writes for a command (.hydra/ and its log): nothing of its own."""
+    path = Path(path)
+    return (path / ".hydra").is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in path.iterdir())
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -24,7 +24,7 @@ from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.fileio import sha256_of
 from glassbox.paths import CONF_DIR
 from glassbox.run.tracking import Tracker, dataset_artifact_name
-from glassbox.text.corpus import decode, fetch, local_file, normalize
+from glassbox.text.corpus import decode, fetch, local_file, mojibake_warning, normalize
 from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -77,14 +77,6 @@ def warn_if_the_text_changed(out_dir: Path, raw_path: Path, sha256: str) -> None
                     f"rebuilding {out_dir}; runs trained on the old text no longer match its vocabulary")
 
 
-def longest_block_size(cfg: DictConfig) -> tuple[int, str]:
-    """The largest block_size of any shipped model config (or of this run's model)."""
-    sizes = {p.stem: OmegaConf.load(p).block_size for p in sorted((CONF_DIR / "model").glob("*.yaml"))}
-    sizes["model (this run)"] = cfg.model.block_size
-    name = max(sizes, key=sizes.get)
-    return sizes[name], name
-
-
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     if not 0 < val_fraction < 1:
         raise GlassboxError(f"corpus.val_fraction must be between 0 and 1, got {val_fraction}")
@@ -104,19 +96,23 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     warn_if_the_text_changed(out_dir, raw_path, sha256)
 
     text, encoding = decode(raw_path.read_bytes(), corpus.encoding)
+    warning = mojibake_warning(text, encoding)
+    if warning:
+        log.warning("\n%s\n%s\n%s", "!" * 72, warning, "!" * 72)  # loud: every later stage trusts this text
     text = normalize(text, **corpus.normalize)
     if not text:
         raise GlassboxError(f"{raw_path} is empty after decoding and normalization: there is nothing to train on")
     vocab = Vocab.from_text(text)
     ids = np.array(vocab.encode(text), dtype=vocab.dtype)
     train_ids, val_ids = split_ids(ids, corpus.val_fraction)
-    block_size, model_name = longest_block_size(cfg)
+    block_size = cfg.model.block_size  # the model this command configures; training checks its own again
     shortest = min(len(train_ids), len(val_ids))
     if shortest <= block_size:
         raise GlassboxError(
             f"the corpus is too short: its {'validation' if len(val_ids) <= len(train_ids) else 'training'} split "
-            f"has {shortest} characters, but model '{model_name}' uses block_size {block_size} and needs at least "
-            f"{block_size + 1} per split. Use a longer text or change corpus.val_fraction."
+            f"has {shortest} characters, but the model's block_size is {block_size} and needs at least "
+            f"{block_size + 1} per split. Use a longer text, a smaller model.block_size, or change "
+            "corpus.val_fraction."
         )
 
     fileio.remove(out_dir / "meta.json")  # the old meta must not vouch for new files

@@ -354,6 +354,7 @@ def trace(cfg: DictConfig) -> dict[str, Any]:
                             "give one, e.g. prompt=悟空道")
     path, steps = pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
     snapshot = load_snapshot(path)
+    snapshot.check_finite()  # a diverged model's probabilities are nan: nothing to trace
     model = snapshot.model()
     vocab = snapshot.vocab()
     prompt, crop_notice = crop_prompt(cfg.prompt, model.config.block_size)

@@ -24,8 +24,10 @@ def _pair_label(pair: dict[str, Any]) -> str:
 def _header(a: dict[str, Any]) -> str:
     snapshots, model, reference = a["snapshots"], a["model"], a["reference"]
     t = a["thresholds"]
+    training_now, skipped = a.get("training_now"), a.get("skipped_snapshots", [])
+    status = f"still training, pid {training_now}" if training_now else a["status"] or "unknown"
     rows = [
-        ["run", f"`{a['run_dir']}` (status: {a['status'] or 'unknown'})"],
+        ["run", f"`{a['run_dir']}` (status: {status})"],
         ["snapshots", f"{len(snapshots)}, steps {snapshots[0]['step']} … {snapshots[-1]['step']}"],
         ["model", f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
                   f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters"],
@@ -38,9 +40,15 @@ def _header(a: dict[str, Any]) -> str:
     if "source" in reference:
         rows.append(["article figures", escape(reference["source"])])
     text = f"# glassbox analysis: {a['experiment']}\n\n" + table(["", ""], rows)
-    if a["status"] != "complete":
+    if training_now:
+        text += (f"\n\n> The run is still training (pid {training_now}): this analysis covers the snapshots it had "
+                 f"saved, steps {', '.join(str(s['step']) for s in snapshots)}. Analyse it again when it has finished.")
+    elif a["status"] != "complete":
         text += (f"\n\n> The run's status is {a['status'] or 'unknown'}: every number is as of step "
                  f"{snapshots[-1]['step']}, not of a finished run.")
+    if skipped:
+        text += ("\n\n> Snapshots left out, as they could not be used: "
+                 + "; ".join(f"step {s['step']} ({escape(s['reason'])})" for s in skipped) + ".")
     missing = a.get("plot_labels", {}).get("as_code_points")
     if missing:
         notice = missing_font_notice(missing)

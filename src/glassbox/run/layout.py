@@ -16,6 +16,7 @@ from glassbox.errors import GlassboxError
 RUN_STATE = "run.json"
 METRICS = "metrics.jsonl"
 PROGRESS = "progress.jsonl"
+LOCK = "train.lock"
 CHECKPOINT_DIR = "checkpoints"
 ANALYSIS_DIR = "analysis"
 REPORT_DIR = "report"
@@ -42,8 +43,22 @@ def run_of_snapshot(path: str | Path) -> Path:
 
 
 def read_run_state(run_dir: str | Path) -> dict[str, Any]:
+    """The run's run.json ({} before it has one); a damaged one is explained, not a JSON traceback."""
     path = Path(run_dir) / RUN_STATE
-    return fileio.read_json(path) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        state = fileio.read_json(path)
+        problem = None if isinstance(state, dict) else "not a JSON object"
+    except ValueError as err:  # not UTF-8, or not JSON
+        problem = str(err)
+    if problem:
+        raise GlassboxError(
+            f"{path} is damaged ({problem}). It records the run's status and its snapshots' checksums, so the "
+            "run can be neither resumed nor analysed without it: restore it from a backup, or leave this run "
+            "and train a new one with train.resume=never."
+        )
+    return state
 
 
 def write_run_state(run_dir: str | Path, **state: Any) -> None:

@@ -14,12 +14,18 @@ the recent losses, and the evaluation batches and probe baselines are drawn from
 
 The resuming command's own Hydra directory is moved into the run it continues, as
 `resumes/<its name>/` (its .hydra config and log), so no empty run is left beside the real one.
+
+A run has one writer: the process training it holds its lock (run/lock.py), taken before
+anything of the run is read. A second command on the same run stops with an error naming the
+first, instead of resuming it too and interleaving their writes.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
+import shlex
 import signal
 import socket
 import threading
@@ -31,6 +37,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox.errors import GlassboxError
+from glassbox.fileio import is_bare_hydra_dir
+from glassbox.run import lock
 from glassbox.run.layout import (
     CHECKPOINT_DIR,
     METRICS,
@@ -76,30 +84,50 @@ def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_ha
 
     `run_facts` go into a new run's run.json (e.g. n_params, the probe pairs), for readers that
     should not need a snapshot or the config to know them.
+    The run returned is claimed for this process (run/lock.py); `lock.release(run.dir)` lets it go.
     """
     snapshot = find_snapshot_to_resume(cfg)
     if snapshot is None:
         start = RunStart(dir=Path(new_run_dir), wandb_id=secrets.token_hex(4))
-        write_run_state(start.dir, status="running", experiment=cfg.name, wandb_run_id=start.wandb_id,
-                        **run_facts, last_snapshot=None, **this_process())
+        with lock.claimed(start.dir):
+            write_run_state(start.dir, status="running", experiment=cfg.name, wandb_run_id=start.wandb_id,
+                            **run_facts, last_snapshot=None, **this_process())
         return start
 
     run_dir, step = run_of_snapshot(snapshot.path), snapshot.step
-    check_fits(snapshot, model_args(state.model), vocab_hash)
-    if step > cfg.train.max_iters:
-        raise GlassboxError(f"snapshot {snapshot.path} is at step {step}, past train.max_iters={cfg.train.max_iters}")
-    warn_about_changed_settings(snapshot.config, OmegaConf.to_container(cfg, resolve=True))
-    state.restore(snapshot)
-    rewind_run(run_dir, step)
-    move_into_run(Path(new_run_dir), run_dir)
-    resumes = read_run_state(run_dir).get("resumed_at", [])
-    write_run_state(run_dir, status="running", last_snapshot=step, resumed_at=[*resumes, step], **this_process())
+    with lock.claimed(run_dir):  # claimed already by find_snapshot_to_resume; let go if resuming fails
+        check_fits(snapshot, model_args(state.model), vocab_hash)
+        if step > cfg.train.max_iters:
+            raise GlassboxError(f"snapshot {snapshot.path} is at step {step}, "
+                                f"past train.max_iters={cfg.train.max_iters}")
+        warn_about_changed_settings(snapshot.config, OmegaConf.to_container(cfg, resolve=True))
+        state.restore(snapshot)
+        rewind_run(run_dir, step)
+        move_into_run(Path(new_run_dir), run_dir)
+        resumes = read_run_state(run_dir).get("resumed_at", [])
+        write_run_state(run_dir, status="running", last_snapshot=step, resumed_at=[*resumes, step], **this_process())
     log.info("resuming run %s at step %d (train.resume=never starts a new run instead)", run_dir, step)
     return RunStart(dir=run_dir, wandb_id=snapshot.wandb_run_id, resumed_step=step)
 
 
 def find_snapshot_to_resume(cfg: DictConfig) -> Snapshot | None:
-    """The snapshot `train.resume` points at, or None to start a new run."""
+    """The snapshot `train.resume` points at, or None to start a new run.
+
+    The run it would continue is claimed first (run/lock.py): a run another process is training
+    raises a GlassboxError naming that process. It stays claimed when a snapshot is returned.
+    """
+    run_dir = _run_to_continue(cfg)
+    if run_dir is None:
+        return None
+    with lock.claimed(run_dir):
+        found = _snapshot_to_resume(cfg, run_dir)
+    if found is None:
+        lock.release(run_dir)
+    return found
+
+
+def _run_to_continue(cfg: DictConfig) -> Path | None:
+    """The run `train.resume` may continue, not yet looked into: the given snapshot's, or (auto) the latest."""
     setting = str(cfg.train.resume)
     if setting == "never":
         return None
@@ -108,24 +136,25 @@ def find_snapshot_to_resume(cfg: DictConfig) -> Snapshot | None:
         if path.parent.name != CHECKPOINT_DIR:
             raise GlassboxError(f"train.resume={setting}: expected auto, never or a snapshot of a run, "
                                 f"<run>/{CHECKPOINT_DIR}/step_NNNNNNN.pt")
-        if is_running_elsewhere(read_run_state(run_of_snapshot(path))):
-            raise GlassboxError(f"{run_of_snapshot(path)} is being trained by another process right now")
-        return load_snapshot(path)
+        if not path.exists():
+            raise GlassboxError(f"train.resume={setting}: there is no such snapshot")
+        return run_of_snapshot(path)
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
     latest = latest_link(cfg.paths.output_dir, cfg.name)
-    if not latest.exists():
-        return None
-    run_dir = latest.resolve()
-    state = read_run_state(run_dir)
-    if state.get("status", "complete") == "complete":
-        return None
-    if is_running_elsewhere(state):
-        log.warning("the latest run %s is still training (pid %s); starting a new run", run_dir, state["pid"])
+    return latest.resolve() if latest.exists() else None
+
+
+def _snapshot_to_resume(cfg: DictConfig, run_dir: Path) -> Snapshot | None:
+    """Which snapshot of `run_dir` to continue from; read only once the run is claimed."""
+    setting = str(cfg.train.resume)
+    if setting != "auto":
+        return load_snapshot(setting)
+    if read_run_state(run_dir).get("status", "complete") == "complete":
         return None
     found = newest_valid_snapshot(run_dir)
     if found is None:
-        log.warning("the latest run %s stopped before its first snapshot; starting a new run", run_dir)
+        log.warning("the latest run %s stopped before its first usable snapshot; starting a new run", run_dir)
     return found
 
 
@@ -140,7 +169,7 @@ def move_into_run(invocation_dir: Path, run_dir: Path) -> None:
     """Move the resuming command's Hydra directory (.hydra/ and its log, nothing else) into the run."""
     if not invocation_dir.is_dir() or invocation_dir.resolve() == run_dir.resolve():
         return
-    if any(p.name != ".hydra" and p.suffix != ".log" for p in invocation_dir.iterdir()):
+    if not is_bare_hydra_dir(invocation_dir):
         return  # not a bare Hydra directory: leave it where it is
     destination = run_dir / "resumes" / invocation_dir.name
     destination.parent.mkdir(exist_ok=True)
@@ -184,13 +213,41 @@ def is_running_elsewhere(state: dict) -> bool:
     return True
 
 
+def how_to_resume(cfg: DictConfig, snapshot: Path) -> str | None:
+    """The command that continues this run from `snapshot`, or None when it is the same command again.
+
+    With train.resume=auto the same command resumes the run. With never (or a snapshot) it would start a
+    new run (or rewind this one), and in a sweep auto means never: then it is the run's own overrides with
+    train.resume=<this snapshot>.
+    """
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if str(cfg.train.resume) == "auto" and not multirun:
+        return None
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in overrides if not re.match(r"[+~]*train\.resume=", o)]
+    command = shlex.join(["python", "-m", "glassbox.train", *kept, f"train.resume={_hydra_value(str(snapshot))}"])
+    if multirun:
+        return f"To resume this run (in a sweep, train.resume=auto starts new runs):\n  {command}"
+    return (f"To resume this run (the same command would not: it has train.resume={cfg.train.resume}):\n"
+            f"  {command}\nor your make command with train.resume=auto in place of train.resume={cfg.train.resume} "
+            "(auto continues the experiment's latest run: this one).")
+
+
+def _hydra_value(text: str) -> str:
+    """`text` as a Hydra override value: as it is when Hydra's grammar takes it bare, else quoted."""
+    if re.fullmatch(r"[\w./:@+-]+", text, re.ASCII):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 class Interrupted(Exception):
     """Training stopped on Ctrl-C or SIGTERM after saving a snapshot; exits 128 + the signal's number."""
 
-    def __init__(self, signum: int, step: int) -> None:
+    def __init__(self, signum: int, step: int, resume: str | None) -> None:
+        """`resume`: how to continue, when the same command would not (`how_to_resume`)."""
         self.exit_code = 128 + signum
         super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, after saving a snapshot. "
-                         "Run the same command again to resume (train.resume=auto).")
+                         + (resume or "Run the same command again to resume (train.resume=auto)."))
 
 
 class StopSignals:

@@ -10,13 +10,17 @@ Once a snapshot is complete, its sha256 is recorded in the run's run.json (`snap
 A snapshot whose checksum is missing or differs was cut short by a kill or damaged since;
 `load_snapshot` refuses it, so no one resumes from or analyses it. (A flipped byte inside
 tensor data would otherwise load without complaint.)
+
+Training never saves weights that are no longer numbers (training/loop.py checks `non_finite`
+first); a snapshot that holds some anyway (written by an older version) is skipped by resume
+and analysis alike (`Snapshot.check_finite`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ import torch
 from torch import Tensor
 
 from glassbox.errors import GlassboxError
-from glassbox.fileio import atomic_path, explain_write_errors, sha256_of
+from glassbox.fileio import atomic_path, explain_write_errors, read_json, sha256_of
 from glassbox.model import GPT, GPTConfig
 from glassbox.run.layout import CHECKPOINT_DIR, list_snapshots, read_run_state, run_of_snapshot, write_run_state
 from glassbox.text.vocab import Vocab
@@ -50,6 +54,17 @@ def plain_model(model: torch.nn.Module) -> torch.nn.Module:
 def model_args(model: GPT) -> dict[str, Any]:
     """The GPTConfig a model was built from, as plain data."""
     return dataclasses.asdict(model.config)
+
+
+def non_finite(named: Iterable[tuple[str, Any]]) -> list[str]:
+    """The names of the tensors (among (name, value) pairs, other values ignored) holding a nan or an inf."""
+    return [name for name, value in named if isinstance(value, Tensor) and not torch.isfinite(value).all()]
+
+
+def _optimizer_tensors(optimizer_state: dict[str, Any]) -> list[tuple[str, Any]]:
+    """("optimizer state <i>.<key>", tensor) of an optimizer's state_dict: Adam's moments, by parameter index."""
+    return [(f"optimizer state {i}.{key}", value) for i, per_param in optimizer_state["state"].items()
+            for key, value in per_param.items()]
 
 
 @dataclass
@@ -91,6 +106,10 @@ class TrainingState:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.recent_losses = list(snapshot.training["recent_losses"])
 
+    def non_finite(self) -> list[str]:
+        """What holds a nan or an inf (weights by name, then optimizer state): a snapshot of it would be useless."""
+        return non_finite([*plain_state_dict(self.model).items(), *_optimizer_tensors(self.optimizer.state_dict())])
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -124,8 +143,17 @@ class Snapshot:
             candidates += [up / processed for up in self.path.parents]
         path = next((c / "vocab.json" for c in candidates if (c / "vocab.json").exists()), candidates[0] / "vocab.json")
         vocab = Vocab.load(path)
-        check_vocab(self, vocab.hash, path)
+        check_vocab(self, vocab.hash, path.parent)
         return vocab
+
+    def check_finite(self) -> None:
+        """Raise a GlassboxError if the weights (or the optimizer's state) hold a nan or an inf."""
+        optimizer = self.training.get("optimizer")
+        bad = non_finite([*self.weights.items(), *(_optimizer_tensors(optimizer) if optimizer else [])])
+        if bad:
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise GlassboxError(f"snapshot {self.path} holds non-finite numbers (nan or inf in {shown}): training had "
+                                f"diverged by step {self.step}; use an earlier snapshot")
 
     def model(self) -> GPT:
         """Rebuild the model this snapshot was taken of, in eval mode."""
@@ -142,9 +170,15 @@ def save_snapshot(path: str | Path, payload: dict[str, Any]) -> None:
     meets the old checksum (or none) and counts as incomplete: the safe side.
     """
     path = Path(path)
-    # A file object: a full disk raises OSError, not torch's RuntimeError.
     with atomic_path(path) as tmp, explain_write_errors(path), open(tmp, "wb") as f:
-        torch.save(payload, f)
+        try:
+            torch.save(payload, f)
+        except RuntimeError as err:
+            # torch's zip writer reports a failed write ("unexpected pos …"); the OSError behind it (a full
+            # disk) says why, and explain_write_errors says it to the user.
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from err
+            raise
     run_dir = run_of_snapshot(path)
     checksums = read_run_state(run_dir).get("snapshot_sha256", {})
     write_run_state(run_dir, snapshot_sha256={**checksums, path.name: sha256_of(path)})
@@ -185,10 +219,13 @@ def load_snapshot(path: str | Path, map_location: str | torch.device = "cpu") ->
 
 
 def newest_valid_snapshot(run_dir: str | Path, map_location: str | torch.device = "cpu") -> Snapshot | None:
-    """The newest snapshot of a run that passes `load_snapshot`, saying why each newer one was skipped."""
+    """The newest snapshot of a run that passes `load_snapshot` and holds finite numbers, saying why each newer
+    one was skipped."""
     for _, path in reversed(list_snapshots(run_dir)):
         try:
-            return load_snapshot(path, map_location)
+            snapshot = load_snapshot(path, map_location)
+            snapshot.check_finite()
+            return snapshot
         except GlassboxError as err:
             log.warning("%s; trying the one before it", err)
     return None
@@ -223,11 +260,38 @@ def check_fits(snapshot: Snapshot, model_args: Mapping[str, Any], vocab_hash: st
 
 
 def check_vocab(snapshot: Snapshot, vocab_hash: str, where: str | Path) -> None:
-    """Refuse a snapshot trained on another vocabulary: its token ids would decode to other characters."""
-    if snapshot.vocab_hash != vocab_hash:
-        trained = snapshot.config
-        raise GlassboxError(
-            f"{snapshot.path} was trained on vocabulary {snapshot.vocab_hash} (corpus '{trained['corpus']['name']}'), "
-            f"but {where} has vocabulary {vocab_hash}: the corpus was prepared differently. Use "
-            f"experiment={trained['name']}, or run `make prepare` for the corpus it was trained on, as it was."
-        )
+    """Refuse a snapshot trained on another vocabulary: its token ids would decode to other characters.
+
+    `where` is the prepared corpus folder the vocabulary came from (or a description of it); the message
+    names the corpus the run was trained on and the command that gives back its vocabulary.
+    """
+    if snapshot.vocab_hash == vocab_hash:
+        return
+    trained = snapshot.config["corpus"]
+    experiment = snapshot.config["name"]
+    meta_path = Path(where) / "meta.json"
+    prepared = read_json(meta_path)["inputs"] if meta_path.is_file() else None
+    if prepared and prepared.get("corpus") != trained["name"]:
+        advice = (f"{where} holds corpus '{prepared['corpus']}'. Use the run's own experiment: "
+                  f"EXPERIMENT={experiment} (make) or experiment={experiment} (python -m).")
+    else:
+        advice = (f"That corpus was prepared differently since. Prepare it again as the run saw it, then retry:\n"
+                  f"  make prepare EXPERIMENT={experiment} ARGS=\"{' '.join(_prepare_overrides(trained, prepared))}\"")
+    raise GlassboxError(
+        f"{snapshot.path} was trained on corpus '{trained['name']}' with vocabulary {snapshot.vocab_hash}, "
+        f"but {where} has vocabulary {vocab_hash}. {advice}"
+    )
+
+
+def _prepare_overrides(trained: dict[str, Any], prepared: dict[str, Any] | None) -> list[str]:
+    """Overrides that prepare the corpus as the run saw it: the settings deciding its vocabulary that differ
+    from how it is prepared now (meta.json's inputs), or, when that is not known, the run's encoding and
+    normalization."""
+    prepared = prepared or {}
+    settings = {"corpus.sha256": (trained["sha256"], prepared.get("sha256")),
+                "corpus.encoding": (trained["encoding"], prepared.get("encoding_requested"))}
+    for key, value in trained["normalize"].items():
+        settings[f"corpus.normalize.{key}"] = (value, prepared.get("normalize", {}).get(key))
+    differing = {key: was for key, (was, now) in settings.items() if prepared and was != now}
+    shown = differing or {key: was for key, (was, _) in settings.items() if key != "corpus.sha256"}
+    return [f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in shown.items()]

@@ -2,7 +2,9 @@
 
 Nothing here computes a metric. Every number logged goes to the JSONL file first, so a run
 can be read without W&B; W&B is failure-isolated: if it raises (no disk space, a bad
-network, a bug), the run logs one warning and carries on with the local file alone.
+network, a bug), the run logs one warning and carries on with the local file alone. An
+online run that cannot reach the server within wandb.init_timeout seconds logs offline
+instead (`wandb sync` uploads it later), saying so before it waits and when it gives up.
 
 Offline runs (the default) cannot call `use_artifact` (W&B refuses without a server), so
 lineage is recorded in the run's config under `inputs` instead, and with `use_artifact`
@@ -20,6 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
+from glassbox.errors import GlassboxError
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +42,27 @@ class JsonlFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
+        with fileio.explain_write_errors(self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def read(self) -> list[dict[str, Any]]:
+        """Every record; a last line cut short (a process killed while appending it) is dropped with a warning."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                if number < len(lines):
+                    raise GlassboxError(f"{self.path} is damaged: line {number} is not JSON ({err}), and it is not "
+                                        "the last line, which a crash could have cut short") from err
+                log.warning("%s: its last line is cut short (%s), as a process killed while writing it leaves "
+                            "it; reading the %d lines before it", self.path, err, len(records))
+        return records
 
     def keep_until(self, step: int) -> None:
         """Drop the rows after `step`, and a last line a kill cut short: a resumed run writes them again."""
@@ -87,6 +102,7 @@ class Tracker:
         self._call(
             "init",
             self._init,
+            init_timeout=wb.get("init_timeout", 90),  # 90 s, W&B's own default, for configs saved without it
             mode=wb.mode,
             project=wb.project,
             entity=wb.entity,
@@ -98,13 +114,24 @@ class Tracker:
             config=OmegaConf.to_container(cfg, resolve=True),
         )
 
-    def _init(self, **kwargs) -> None:
+    def _init(self, init_timeout: float, **kwargs) -> None:
         import wandb
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._run = wandb.init(
-            dir=str(self.run_dir), resume="allow" if kwargs["id"] else None, reinit="finish_previous", **kwargs
-        )
+        start = dict(dir=str(self.run_dir), resume="allow" if kwargs["id"] else None, reinit="finish_previous")
+        if kwargs["mode"] != "online":
+            self._run = wandb.init(**start, **kwargs)
+        else:
+            log.info("W&B: connecting to the server (giving up after wandb.init_timeout=%g s, then logging "
+                     "offline) …", init_timeout)
+            try:
+                self._run = wandb.init(**start, **kwargs, settings=wandb.Settings(init_timeout=init_timeout))
+            except Exception as err:  # noqa: BLE001 - whatever stopped it, offline still records the run
+                log.warning("W&B could not go online (%s: %s); logging offline instead: `wandb sync %s` "
+                            "uploads the run later", type(err).__name__, str(err).splitlines()[0],
+                            self.run_dir / "wandb" / "offline-run-*")
+                wandb.teardown()  # the failed attempt holds the run id in W&B's service; a new service frees it
+                self._run = wandb.init(**start, **{**kwargs, "mode": "offline"})
         self._run.define_metric(STEP_KEY)
         self._run.define_metric("*", step_metric=STEP_KEY)
 

@@ -6,9 +6,11 @@ user's own needs no hash up front: it is trusted as it is (prepare records its s
 """
 from __future__ import annotations
 
+import codecs
 import unicodedata
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
@@ -17,6 +19,10 @@ from glassbox.errors import GlassboxError
 from glassbox.fileio import atomic_path, sha256_of
 
 AUTO_ENCODINGS = ("utf-8-sig", "gb18030")  # utf-8-sig also reads UTF-8 without a BOM
+BOM = "\ufeff"
+# Real text in any language has few characters in U+0080-U+00FF (accented letters are a few percent even of
+# French); bytes of a multi-byte encoding read as Latin-1 are mostly made of them.
+MOJIBAKE_SHARE = 0.25
 
 
 def fetch(url: str, sha256: str, cache_path: Path) -> Path:
@@ -82,7 +88,10 @@ def decode(raw: bytes, encoding: str = "auto") -> tuple[str, str]:
     failures = []
     for name in candidates:
         try:
-            return raw.decode(name), ("utf-8" if name == "utf-8-sig" else name)
+            text = raw.decode(name)
+            if codecs.lookup(name).name.startswith("utf"):  # a byte order mark is not a character of the text
+                text = text.removeprefix(BOM)
+            return text, ("utf-8" if name == "utf-8-sig" else name)
         except LookupError as err:
             raise GlassboxError(f"unknown encoding {encoding!r}; use auto or a Python codec name "
                                 "such as utf-8 or gb18030") from err
@@ -92,6 +101,21 @@ def decode(raw: bytes, encoding: str = "auto") -> tuple[str, str]:
         "the corpus could not be decoded: " + "; ".join(failures)
         + ". Set corpus.encoding to the file's real encoding."
     )
+
+
+def mojibake_warning(text: str, encoding: str) -> str | None:
+    """A warning when `text` looks decoded with the wrong codec: mostly C1 controls and Latin-1 supplement."""
+    counts = Counter(text)
+    visible = sum(n for ch, n in counts.items() if not ch.isspace())
+    suspect = {ch: n for ch, n in counts.items() if "\x80" <= ch <= "\xff"}
+    share = sum(suspect.values()) / max(visible, 1)
+    if share < MOJIBAKE_SHARE:
+        return None
+    common = ", ".join(repr(ch) for ch in sorted(suspect, key=suspect.get, reverse=True)[:5])
+    return (f"the corpus decoded as {encoding} looks like mojibake: {share:.0%} of its characters are C1 controls "
+            f"or Latin-1 supplement characters (U+0080-U+00FF; most often {common}), which real text rarely is. "
+            "The file is probably in another encoding: try corpus.encoding=auto (UTF-8, then GB18030), or the "
+            "file's real encoding.")
 
 
 def normalize(text: str, newlines: bool = True, strip_indent: bool = False, nfkc: bool = False) -> str:

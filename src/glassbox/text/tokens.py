@@ -4,6 +4,10 @@ Random training batches come from a seeded `torch.Generator` whose state is save
 snapshot, so a resumed run draws exactly the batches the uninterrupted one would have.
 Evaluation and probe batches are fixed once per run, so every snapshot is measured on the
 same text and the curves compare like with like.
+
+The token files are checked when they are opened: their sha256 against the one `make prepare`
+recorded in meta.json (a shuffled or otherwise changed file of the right length would train
+without a sound), and every id against the vocabulary's size.
 """
 from __future__ import annotations
 
@@ -32,11 +36,30 @@ class TokenData:
         if self.vocab.hash != self.meta["vocab_hash"]:
             raise GlassboxError(f"{self.dir}: vocab.json does not match meta.json; run `make prepare` again")
         dtype = np.dtype(self.meta["dtype"])
+        for name in ("train", "val"):
+            self._verify(self.dir / f"{name}.bin")
         self.splits = {name: np.memmap(self.dir / f"{name}.bin", dtype=dtype, mode="r") for name in ("train", "val")}
         for name, ids in self.splits.items():
             if len(ids) != self.meta["split"][name]:
                 raise GlassboxError(f"{self.dir / name}.bin has {len(ids)} tokens, meta.json says "
                                     f"{self.meta['split'][name]}; run `make prepare` again")
+            largest = int(ids.max()) if len(ids) else 0
+            if largest >= self.vocab.size:
+                raise GlassboxError(f"{self.dir / name}.bin holds token id {largest}, but the vocabulary has "
+                                    f"{self.vocab.size} characters (ids 0 to {self.vocab.size - 1}): the file does "
+                                    f"not belong to this vocabulary. Delete {self.dir} and run `make prepare` again.")
+
+    def _verify(self, path: Path) -> None:
+        """Raise a GlassboxError unless `path` is the file prepare wrote, byte for byte."""
+        expected = self.meta.get("files", {}).get(path.name)
+        if not path.exists():
+            raise GlassboxError(f"{path} is missing: run `make prepare` again for this experiment")
+        if expected is None:
+            raise GlassboxError(f"{self.dir / 'meta.json'} records no sha256 for {path.name}: run `make prepare` again")
+        if fileio.sha256_of(path) != expected:
+            raise GlassboxError(f"{path} is not the file `make prepare` wrote: its sha256 differs from the one "
+                                "meta.json recorded, so it was changed or damaged since. Run `make prepare` again "
+                                "for this experiment: it rebuilds the file.")
 
     def _windows(self, split: str, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.splits[split]

@@ -27,9 +27,15 @@ from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig
-from glassbox.run import distributed
-from glassbox.run.layout import CHECKPOINT_DIR, latest_link, point_latest, snapshot_path, write_run_state
-from glassbox.run.resume import Interrupted, RunStart, StopSignals, start_run
+from glassbox.run import distributed, lock
+from glassbox.run.layout import (
+    latest_link,
+    point_latest,
+    read_run_state,
+    snapshot_path,
+    write_run_state,
+)
+from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resume, start_run
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot
 from glassbox.run.tracking import Tracker, dataset_artifact_name
 from glassbox.text.tokens import TokenData
@@ -149,6 +155,7 @@ class Trainer:
             raise
         finally:
             stop.uninstall()
+            lock.release(self.run.dir)
         self.tracker.finish()
         return self.run.dir
 
@@ -160,6 +167,8 @@ class Trainer:
                   dynamic_ncols=True, disable=not is_main) as bar:
             self.throughput.reset()
             for step in range(self.run.step, tc.max_iters + 1):
+                if step in self.snapshots and step != last_snapshot:
+                    self._check_finite(step)  # before anything of the step is logged or saved; every rank stops
                 if step in self.snapshots and step != last_snapshot and is_main:
                     self._measure(step)
                     self._save(step)
@@ -169,8 +178,10 @@ class Trainer:
                     break
                 if distributed.any_rank(stop.requested, self.device):
                     if step != last_snapshot and is_main:
+                        self._check_finite(step)
                         self._save(step)
-                    raise Interrupted(stop.signum or signal.SIGTERM, step)
+                    raise Interrupted(stop.signum or signal.SIGTERM, step,
+                                      how_to_resume(self.cfg, snapshot_path(self.run.dir, step)))
                 loss, lr = self._optimisation_step(step)
                 bar.update()
                 if (step + 1) % tc.log_every == 0 and is_main:
@@ -193,9 +204,7 @@ class Trainer:
             loss_sum += loss.item()
         loss_value = distributed.mean_across_ranks(loss_sum / tc.grad_accum_steps, self.device)
         if not math.isfinite(loss_value):
-            raise GlassboxError(f"the training loss became {loss_value} at step {step}; the last good "
-                                f"snapshot is in {self.run.dir / CHECKPOINT_DIR}. Lower train.learning_rate "
-                                "or raise train.grad_clip.")
+            raise self._diverged(f"the training loss became {loss_value} at step {step}")
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(state.model.parameters(), tc.grad_clip)
         state.optimizer.step()
@@ -204,6 +213,30 @@ class Trainer:
         state.recent_losses = [*state.recent_losses[-window:], loss_value] if window else [loss_value]
         self.throughput.steps += 1
         return loss_value, lr
+
+    def _check_finite(self, step: int) -> None:
+        """Stop before a snapshot of weights that are no longer numbers: resuming from it would fail forever."""
+        bad = self.state.non_finite()
+        if bad:
+            raise self._diverged(f"the weights became non-finite by step {step} ({', '.join(bad[:3])}"
+                                 f"{' …' if len(bad) > 3 else ''}), so no snapshot was saved")
+
+    def _diverged(self, what: str) -> GlassboxError:
+        """The error for a run whose numbers blew up: its last good snapshot, what to change, how to go on."""
+        last = read_run_state(self.run.dir).get("last_snapshot")  # never a non-finite one: see _check_finite
+        advice = (f"Lower train.learning_rate (now {self.tc.learning_rate:g}), or clip the gradients harder with a "
+                  f"lower train.grad_clip (now {self.tc.grad_clip:g}; 0 means no clipping)")
+        if last is None:
+            return GlassboxError(f"{what}, before any snapshot was saved. {advice}, and train again.")
+        path = snapshot_path(self.run.dir, last)
+        val_loss = {row["step"]: row[keys.LOSS_VAL] for row in self.tracker.metrics.read() if keys.LOSS_VAL in row}
+        if val_loss.get(last, 0.0) > val_loss.get(0, math.inf):  # finite, but already blown up
+            return GlassboxError(
+                f"{what}; the last snapshot with finite weights, {path}, is already worse than the untrained model "
+                f"(validation loss {val_loss[last]:.4g}; at step 0 {val_loss[0]:.4g}), so resuming from it would "
+                f"diverge again. {advice}, and start a new run (train.resume=never).")
+        resume = how_to_resume(self.cfg, path) or "Run the command again with it: train.resume=auto resumes from there."
+        return GlassboxError(f"{what}; the last good snapshot is {path} (step {last}). {advice}. {resume}")
 
     def _measure(self, step: int) -> None:
         """Validation loss and every emergence metric at a snapshot step, to metrics.jsonl and W&B."""
