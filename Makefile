@@ -3,10 +3,12 @@
 #   make prepare train analyze EXPERIMENT=tiny  the whole pipeline in under a minute on a CPU
 #   make explore                                the run explorer: <run>/report/explorer.html, open it from disk
 #   make train ARGS="model=tiny train.max_iters=50"   any Hydra override goes in ARGS
+#   make replicate EXPERIMENT=tiny SEEDS=1,2    every claim judged over seeds (default 1,2,3)
 #   make test                                   the test suite
 
 EXPERIMENT ?= xiyouji
 CORPUS ?=
+SEEDS ?= 1,2,3
 ARGS ?=
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +17,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
+.PHONY: install prepare train analyze explore trace export inspect-hf sweep replicate test benchmark clean
 
 install: $(VENV)/.installed
 
@@ -59,6 +61,14 @@ inspect-hf: install
 #   LAUNCHER: unset = one job after another; parallel = local processes (joblib); slurm = a cluster.
 sweep: install
 	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(SWEEP),$(SWEEP),model=tiny,seed,big)
+
+# The experiment trained once per seed (a sweep over seed alone, one job after another; LAUNCHER as for sweep),
+# then every claim judged in every seed: replicate.md, replicate.json and plots in the sweep directory, a W&B
+# run (job_type replicate), outputs/<experiment>/replicate/latest, which the single-run report quotes.
+#   make replicate EXPERIMENT=shakespeare SEEDS=1,2,3,4 LAUNCHER=parallel
+#   again by hand: python -m glassbox.replicate outputs/<experiment>/sweeps/<time>
+replicate: install
+	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) hydra/callbacks=replicate $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) seed=$(SEEDS)
 
 test: install
 	$(PY) -m pytest -q

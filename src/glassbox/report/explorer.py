@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from glassbox.report.claims import GROUP_CLAIM, verdict
+from glassbox.report.claims import GROUP_CLAIM, LEVEL, verdict
 from glassbox.report.markdown import WHITESPACE
 
 FILE_NAME = "explorer.html"
@@ -115,6 +115,7 @@ def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             **{family: _nums(values) for family, values in series.items()},
             "verdict": [verdict(zf, p, pair["expect"], t["z_min"], t["p_max"])
                         for zf, p in zip(series["zf"], series["p"])],
+            "p_floor": _p_floor(analysis, "n_pairs"),
             "null_mean": _nums([n["mean"] if n else None for n in nulls]),
             "null_sd": _nums([n["std"] if n else None for n in nulls]),
             "ref": {k: _num(v) for k, v in references.get(_pair_id(pair), {}).items()},
@@ -171,10 +172,24 @@ def _prompts(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     return prompts
 
 
+def _p_floor(analysis: dict[str, Any], null_size: str) -> float | None:
+    """The smallest p a null of analysis.chance[null_size] samples gives; None in analyses made before it was kept."""
+    chance = analysis.get("chance")
+    return 1 / (chance[null_size] + 1) if chance else None
+
+
+def _claim_label(c: dict[str, Any]) -> str:
+    """`说 – 道`; a cross pair's two tests named after it; the group statistic's name."""
+    if c["a"] is None:
+        return GROUP_CLAIM
+    pair = f"{_shown(c['a'])} – {_shown(c['b'])}"
+    return pair if c.get("test", LEVEL) == LEVEL else f"{pair}, {c['test']}"
+
+
 def _claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     references = analysis["reference"].get("cosine", {})
     return [{
-        "label": GROUP_CLAIM if c["a"] is None else f"{_shown(c['a'])} – {_shown(c['b'])}",
+        "label": _claim_label(c), "p_floor": c.get("p_floor"),
         "kind": c["kind"], "expect": c["expect"],
         "article": {k: _num(v) for k, v in references.get(c["claim"], {}).items()},  # a claim is named by its pair
         **{k: _num(c[k]) for k in ("value", "z", "zf", "p")},

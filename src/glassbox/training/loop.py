@@ -87,6 +87,7 @@ class Trainer:
             "val", self.tc.eval_iters, self.tc.batch_size * self.ranks.world_size, cfg.model.block_size,
             seed=cfg.seed + 1)
         self.run = self._begin(Path(run_dir))
+        self.initial_embedding = self._initial_embedding()
         self.step_fn = self._wrap(self.state.model)
         self.snapshots = set(snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until,
                                             self.tc.snapshots.every))
@@ -124,6 +125,15 @@ class Trainer:
         elif run.resumed_step is not None:
             self.state.restore(load_snapshot(snapshot_path(run.dir, run.resumed_step)))
         return run
+
+    def _initial_embedding(self) -> torch.Tensor | None:
+        """The step-0 token embedding that every snapshot's dcos/ keys are measured from: the model's own
+        in a new run, the step-0 snapshot's in a resumed one (so both log the same numbers)."""
+        if self.measurements is None or not self.ranks.is_main:
+            return None
+        if self.run.resumed_step is None:
+            return self.state.model.wte.weight.detach().clone()
+        return load_snapshot(snapshot_path(self.run.dir, 0)).weights["wte.weight"].to(self.device)
 
     def _wrap(self, model: GPT) -> torch.nn.Module:
         """DDP averages gradients across ranks (and broadcasts rank 0's weights when it wraps the model)."""
@@ -208,7 +218,7 @@ class Trainer:
         if self.state.recent_losses:
             record[keys.LOSS_TRAIN] = sum(self.state.recent_losses) / len(self.state.recent_losses)
         if self.measurements is not None:
-            record |= self.measurements.of(self.state.model)
+            record |= self.measurements.of(self.state.model, self.initial_embedding)
         self.tracker.log(record, step)
 
     def _save(self, step: int) -> None:
