@@ -11,9 +11,9 @@ import pytest
 
 from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
+from glassbox.report.sweep_summary import plot_labels, plot_pair_z, plot_val_loss
 from glassbox.run.layout import read_run_state
 from glassbox.run.tracking import JsonlFile
-from glassbox.report.sweep_summary import plot_labels, plot_pair_z, plot_val_loss
 from glassbox.sweep import main, summarize_sweep
 from helpers import SMALL, TINY, fake_job, final_row, run_stage, wandb_records
 

@@ -50,6 +50,7 @@ from glassbox.report.replicate import (
 )
 from glassbox.report.sweep_summary import SEED, read_jobs, sweep_axes
 from glassbox.run.layout import read_run_state, replicate_link
+from glassbox.run.resume import QUIET_SETTINGS
 from glassbox.run.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,10 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
         chance=OmegaConf.to_container(cfg.analysis.chance),
         reference=OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
     )
-    data = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group, **data}
+    # what was trained: the overrides but the seed and the settings that change no number (paths, W&B)
+    overrides = [o for o in complete[0].overrides if o.split("=", 1)[0] != SEED and not o.startswith(QUIET_SETTINGS)]
+    data = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group,
+            "overrides": overrides, **data}
     write_replicate_files(sweep_dir, data)
     fileio.point_link(replicate_link(cfg.paths.output_dir, cfg.name), sweep_dir)
     if to_wandb:

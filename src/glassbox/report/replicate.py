@@ -110,7 +110,8 @@ def replicate_markdown(data: dict[str, Any], title: str, explorer: str | None) -
     """replicate.md: the verdicts over seeds in words, the table, every seed, the plots."""
     t, n = data["thresholds"], data["n_seeds"]
     parts = [f"# Replicate: {escape(title)}, {n} seed{'s' if n != 1 else ''}"]
-    intro = (f"Experiment `{data['experiment']}` trained once per seed ({', '.join(map(str, data['seeds']))}), "
+    intro = (f"Experiment `{data['experiment']}` (`{' '.join(data['overrides'])}`) trained once per seed "
+             f"({', '.join(map(str, data['seeds']))}), "
              f"{data['step']} steps each, every claim judged in every seed as the single-run report judges it: "
              f"held = zf ≥ {t['z_min']:g} in the expected direction and permutation p ≤ {t['p_max']:g}; a cross pair's "
              f"*no association* must hold at every snapshot from {t['early_drift']:.0%} of the steps on, its "
@@ -251,6 +252,7 @@ def plot_labels(data: dict[str, Any]) -> CharLabels:
 def verdicts_over_seeds(data: dict[str, Any], where: str) -> dict[str, Any]:
     """What the single-run report shows of a replicate (analyze keeps it in analysis.json)."""
     return {"dir": where, "seeds": data["seeds"], "n_seeds": data["n_seeds"], "step": data["step"],
+            "overrides": data["overrides"],
             "claims": [{"claim": c["claim"], "test": c["test"], "over_seeds": c["over_seeds"]}
                        for c in data["claims"]]}
 

@@ -109,8 +109,8 @@ def _replicate_note(a: dict[str, Any]) -> str:
     if replicate["step"] != a["snapshots"][-1]["step"]:
         steps += f", not this run's {a['snapshots'][-1]['step']}"
     return (f"\"Over seeds\": the replicate of experiment {a['experiment']} in `{replicate['dir']}` "
-            f"({replicate['n_seeds']} seeds: {', '.join(map(str, replicate['seeds']))}; {steps}); "
-            "its replicate.md has the curves and every seed.")
+            f"({replicate['n_seeds']} seeds: {', '.join(map(str, replicate['seeds']))}; {steps}; "
+            f"`{' '.join(replicate['overrides'])}`); its replicate.md has the curves and every seed.")
 
 
 def _embedding_section(a: dict[str, Any]) -> str | None:
