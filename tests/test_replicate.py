@@ -101,10 +101,13 @@ def test_every_claims_count_of_seeds_is_what_the_seeds_metrics_say(project, swee
                             | {(name, test) for name in cross for test in ("no association", "moving apart")}
                             | {("within − cross", "level")})
     markdown = (sweep_dir / "replicate.md").read_text(encoding="utf-8")
+    per_seed = [0, 0]
     for c in data["claims"]:
         if c["expect"] == "none":
             continue
-        n_held = sum(held_at_the_end(seed_rows, c, groups, pairs) for seed_rows in rows)
+        held = [held_at_the_end(seed_rows, c, groups, pairs) for seed_rows in rows]
+        per_seed = [n + h for n, h in zip(per_seed, held)]
+        n_held = sum(held)
         assert c["n_held"] == n_held, c["claim"]
         words = f"held in {n_held} of 2" + (": not robust" if n_held == 1 else " seeds")
         assert c["over_seeds"] == words
@@ -112,6 +115,11 @@ def test_every_claims_count_of_seeds_is_what_the_seeds_metrics_say(project, swee
         (line,) = [line for line in markdown.splitlines() if line.startswith(f"- {label} (")
                    and (c["test"] == "level" or f"(cross, {c['test']})" in line)]
         assert f"**{words}**" in line
+    directional = sum(c["expect"] != "none" for c in data["claims"])
+    counts = " | ".join(f"{n} of {directional}" for n in per_seed)
+    assert f"| **directional claims held** |  | {counts} |" in markdown
+    seconds = [fileio.read_json(sweep_dir / job / "run.json")["train_seconds"] for job in ("0", "1")]
+    assert all(s > 0 for s in seconds) and data["seed_minutes"] == pytest.approx([s / 60 for s in seconds])
     group = by_test["within − cross", "level"]  # the group claim is judged from training's own zf now
     finals = [seed_rows[-1]["zf/within_minus_cross"] for seed_rows in rows]
     assert group["zf"]["mean"] == pytest.approx(statistics.fmean(finals))
@@ -139,9 +147,9 @@ def seed_rows(zf_by_step: dict[int, float], loss: float) -> list[dict]:
 
 def test_the_summary_of_three_made_up_seeds_counts_words_and_bands_them():
     pairs = [{"name": "a-b", "a": "a", "b": "b", "kind": "within", "expect": "up"}]
-    runs = [SeedRun(1, 0, "complete", seed_rows({0: 0.0, 8: 2.5, 16: 3.0}, 2.0)),
-            SeedRun(2, 1, "complete", seed_rows({0: 0.0, 8: 2.2, 16: 1.0}, 2.2)),  # held, then faded
-            SeedRun(3, 2, "complete", seed_rows({0: 0.0, 8: 1.0, 16: 1.5}, 2.4)),
+    runs = [SeedRun(1, 0, "complete", seed_rows({0: 0.0, 8: 2.5, 16: 3.0}, 2.0), 60.0),
+            SeedRun(2, 1, "complete", seed_rows({0: 0.0, 8: 2.2, 16: 1.0}, 2.2), 120.0),  # held, then faded
+            SeedRun(3, 2, "complete", seed_rows({0: 0.0, 8: 1.0, 16: 1.5}, 2.4), 180.0),
             SeedRun(4, 3, "failed", seed_rows({0: 0.0, 8: 9.0}, 0.1))]  # left out
     data = summarize_replicate(runs, pairs, {"g": ["a", "b"]}, SETTINGS, {"n_pairs": 100, "n_permutations": 10},
                                {"cosine": {"a-b": {"init": 0.0, "trained": 0.3}}})
@@ -154,7 +162,7 @@ def test_the_summary_of_three_made_up_seeds_counts_words_and_bands_them():
     assert claim["curve"]["steps"] == [0, 8, 16] and claim["curve"]["mean"][1] == pytest.approx(5.7 / 3)
     assert claim["article"] == {"init": 0.0, "trained": 0.3}
     assert data["not_complete"] == [{"job": 3, "seed": 4, "status": "failed"}]
-    assert data["loss_val"]["mean"] == pytest.approx(2.2)
+    assert data["loss_val"]["mean"] == pytest.approx(2.2) and data["train_minutes"]["mean"] == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("held, seeds, words", [

@@ -75,7 +75,8 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     if not complete:
         raise GlassboxError(f"no job of {sweep_dir} has completed yet: a replicate needs at least one finished seed")
     data = summarize_replicate(
-        [SeedRun(job.seed, job.num, job.status, job.rows) for job in jobs],
+        [SeedRun(job.seed, job.num, job.status, job.rows, read_run_state(job.run_dir).get("train_seconds"))
+         for job in jobs],
         pairs=read_run_state(complete[0].run_dir).get("probe_pairs", []),
         groups=OmegaConf.to_container(cfg.corpus.probes.groups),
         settings=settings,

@@ -29,12 +29,13 @@ REPLICATE_JSON = "replicate.json"  # the replicate as plain data, in the sweep d
 
 @dataclass(frozen=True)
 class SeedRun:
-    """One seed's run of the replicate: its job, its status and its metrics.jsonl rows."""
+    """One seed's run of the replicate: its job, its status, its metrics.jsonl rows and how long it trained."""
 
     seed: int
     job: int
     status: str
     rows: list[dict[str, Any]]
+    train_seconds: float | None = None  # run.json's: None until the run completes
 
 
 def seeds_phrase(n_held: int, n_seeds: int, what: str = "held") -> str:
@@ -90,6 +91,7 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
         result.append(entry)
     steps = sorted({run.rows[-1]["step"] for run in complete})
     losses = [run.rows[-1][keys.LOSS_VAL] for run in complete]
+    minutes = [None if run.train_seconds is None else run.train_seconds / 60 for run in complete]
     return {
         "seeds": [run.seed for run in complete],
         "n_seeds": len(complete),
@@ -102,6 +104,8 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
         "reference_source": reference.get("source"),
         "loss_val": mean_sd(losses),
         "seed_losses": losses,
+        "train_minutes": mean_sd([m for m in minutes if m is not None]),
+        "seed_minutes": minutes,
         "claims": result,
     }
 
@@ -156,9 +160,15 @@ def replicate_markdown(data: dict[str, Any], title: str, explorer: str | None) -
 
     header = ["claim", "kind", *(f"seed {seed}" for seed in data["seeds"])]
     rows = [[_pair_text(c), _test_text(c), *(_seed_cell(s) for s in c["seeds"])] for c in data["claims"]]
-    losses = [f"{loss:.3f}" for loss in data["seed_losses"]]
+    held = [sum(c["seeds"][i]["verdict"] == HELD for c in directional) for i in range(n)]
+    rows += [["**directional claims held**", "", *(f"{k} of {len(directional)}" for k in held)],
+             ["**final validation loss**", "", *(f"{loss:.3f}" for loss in data["seed_losses"])],
+             ["**training minutes**", "", *(num(m, ".1f") for m in data["seed_minutes"])]]
+    minutes = data["train_minutes"]
     parts += ["## Every seed at the last step", table(header, rows),
-              f"Final validation loss {mean_sd_cell(data['loss_val'], 3)} (seed by seed: {', '.join(losses)}).",
+              f"Final validation loss {mean_sd_cell(data['loss_val'], 3)}; training took "
+              f"{mean_sd_cell(minutes, 1) if minutes['n'] else '—'} minutes a seed (wall clock of the training "
+              "loop, snapshots and their metrics included, on the machine that ran it).",
               "## Plots", "![zf against step, mean ± sd over seeds](replicate_zf.png)",
               "![final zf of every seed](replicate_final.png)"]
     return "\n\n".join(parts) + "\n"

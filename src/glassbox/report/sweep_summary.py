@@ -27,6 +27,7 @@ from glassbox.run.layout import METRICS, read_run_state
 from glassbox.run.tracking import JsonlFile
 
 SEED = "seed"  # the override that repeats a configuration
+UNSET = "unset"  # a swept key's value in a job that did not set it
 PAIR_STATS = ("cos", "z", "zf")  # the per-pair metrics summarized
 
 
@@ -151,7 +152,7 @@ def x_axis(jobs: list[Job], varied: list[str]) -> dict[str, Any]:
     """What the plots put on their x-axis: the first swept key other than the seed, its values in the
     order the sweep ran them, and whether they are numbers; the seed when nothing else was swept."""
     key = varied[0] if varied else SEED
-    values = list(dict.fromkeys(str(job.seed) if key == SEED else axis_values(job.overrides, [key])[key]
+    values = list(dict.fromkeys(str(job.seed) if key == SEED else axis_values(job.overrides, [key]).get(key, UNSET)
                                 for job in jobs))
     numeric = all(_is_number(v) for v in values)
     if numeric:
@@ -217,10 +218,10 @@ class XAxis:
         self.key, self.values, self.numeric = spec["key"], spec["values"], spec["numeric"]
 
     def of_job(self, job: dict[str, Any]) -> float:
-        return self._at(str(job["seed"]) if self.key == SEED else job["values"][self.key])
+        return self._at(str(job["seed"]) if self.key == SEED else job["values"].get(self.key, UNSET))
 
     def of_configuration(self, config: dict[str, Any]) -> float:
-        return self._at(config["values"][self.key])
+        return self._at(config["values"].get(self.key, UNSET))
 
     def _at(self, value: str) -> float:
         return float(value) if self.numeric else float(self.values.index(value))

@@ -3,7 +3,8 @@
     outputs/<experiment>/
       latest -> <run>                 the newest run of the experiment (train moves it)
       <run>/                          one training run (Hydra's run dir, named by time)
-        run.json                      status, W&B id, pid and host, probe pairs, snapshot sha256s
+        run.json                      status, W&B id, pid and host, probe pairs, snapshot sha256s,
+                                      train_seconds (wall clock of the loop that completed the run)
         metrics.jsonl                 one object per snapshot step (keys: glassbox.metric_keys)
         progress.jsonl                every train.log_every steps: batch loss, lr, tokens/s
         checkpoints/step_NNNNNNN.pt   the snapshots (payload: run/snapshots.py, TrainingState)

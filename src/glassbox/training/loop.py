@@ -146,9 +146,10 @@ class Trainer:
         try:
             self.tracker.use_artifact(dataset_artifact_name(self.cfg.corpus.name), "dataset",
                                       vocab_hash=self.data.vocab.hash, sha256=self.cfg.corpus.sha256)
+            started = time.perf_counter()
             self._loop(stop)
             if self.ranks.is_main:
-                self._complete()
+                self._complete(time.perf_counter() - started)
         except BaseException as err:
             if self.ranks.is_main:
                 stopped = isinstance(err, (Interrupted, KeyboardInterrupt))  # Ctrl-C or SIGTERM, not a fault
@@ -237,8 +238,9 @@ class Trainer:
         self.tracker.log_media(progress, step)
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_sec:,.0f}")
 
-    def _complete(self) -> None:
+    def _complete(self, seconds: float) -> None:
+        """Mark the run complete, with the wall-clock seconds of this process's loop (since its resume, if resumed)."""
         final = self.tracker.metrics.read()[-1]
-        write_run_state(self.run.dir, status="complete")
+        write_run_state(self.run.dir, status="complete", train_seconds=round(seconds, 1))
         self.tracker.summary({"final/loss_val": final[keys.LOSS_VAL], "final/step": self.tc.max_iters})
         print(f"run complete: {self.run.dir}  (final val loss {final[keys.LOSS_VAL]:.3f})")
