@@ -97,7 +97,7 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
 def write_replicate_files(sweep_dir: Path, data: dict[str, Any]) -> None:
     fileio.write_json(sweep_dir / REPLICATE_JSON, data)
     page = explorer.FILE_NAME if (sweep_dir / explorer.FILE_NAME).exists() else None
-    fileio.write_text(sweep_dir / "replicate.md", replicate_markdown(data, data["experiment"], page))
+    fileio.write_text(sweep_dir / "replicate.md", replicate_markdown(data, page))
     labels = plot_labels(data)
     if labels.as_code_points:
         log.warning("%s", missing_font_notice(labels.as_code_points))

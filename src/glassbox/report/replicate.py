@@ -75,10 +75,7 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
             "over_seeds": seeds_phrase(n_held, len(judged)),
             "zf": mean_sd([j["zf"] for j in judged]), "value": mean_sd([j["value"] for j in judged]),
             "article": articles.get(claim.name, {}) if claim.a is not None else {},
-            "seeds": [{"seed": run.seed, "job": run.job, **{k: j[k] for k in (
-                "verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")},
-                       **({"broke_at": j["broke"] and j["broke"]["step"]} if claim.test == NO_ASSOCIATION else {})}
-                      for run, j in zip(complete, judged)],
+            "seeds": [_seed_entry(run, j) for run, j in zip(complete, judged)],
             "curve": over_steps([{row["step"]: row[claim.zf_key] for row in run.rows if claim.measured_in(row)}
                                  for run in complete]),
         }
@@ -110,17 +107,47 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
     }
 
 
-def replicate_markdown(data: dict[str, Any], title: str, explorer: str | None) -> str:
-    """replicate.md: the verdicts over seeds in words, the table, every seed, the plots."""
-    t, n = data["thresholds"], data["n_seeds"]
-    parts = [f"# Replicate: {escape(title)}, {n} seed{'s' if n != 1 else ''}"]
-    intro = (f"Experiment `{data['experiment']}` (`{' '.join(data['overrides'])}`) trained once per seed "
-             f"({', '.join(map(str, data['seeds']))}), "
-             f"{data['step']} steps each, every claim judged in every seed as the single-run report judges it: "
-             f"held = zf ≥ {t['z_min']:g} in the expected direction and permutation p ≤ {t['p_max']:g}; a cross pair's "
-             f"*no association* must hold at every snapshot from {t['early_drift']:.0%} of the steps on, its "
-             "*moving apart* compares its cosine's change since step 0 with that of random pairs from the same "
-             f"frequency bands. W&B group `{data['wandb_group']}`.")
+def _seed_entry(run: SeedRun, judged: dict[str, Any]) -> dict[str, Any]:
+    """One seed's verdict of a claim and the numbers behind it; for "no association", where it failed."""
+    entry = {"seed": run.seed, "job": run.job,
+             **{key: judged[key] for key in ("verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")}}
+    if judged["test"] == NO_ASSOCIATION:
+        entry["broke_at"] = None if judged["broke"] is None else judged["broke"]["step"]
+    return entry
+
+
+def replicate_markdown(data: dict[str, Any], explorer: str | None) -> str:
+    """replicate.md: the verdicts over seeds in words, the table, every seed, the plots; explorer: the
+    sweep's explorer page beside it, if there is one."""
+    n = data["n_seeds"]
+    directional = [c for c in data["claims"] if c["expect"] != "none"]
+    in_all = sum(c["n_held"] == c["n_seeds"] for c in directional)
+    in_most = sum(c["n_held"] > c["n_seeds"] / 2 for c in directional)
+    return "\n\n".join([
+        f"# Replicate: {escape(data['experiment'])}, {n} seed{'s' if n != 1 else ''}",
+        _intro(data, explorer),
+        "## Verdicts over seeds", "\n".join(_verdict_line(c, n) for c in data["claims"]),
+        f"{in_all} of {len(directional)} directional claims held in every seed, {in_most} in more than half.",
+        "## The claims, mean ± sd over seeds", _claims_table(data),
+        "## Every seed at the last step", _seeds_table(data, directional),
+        f"Final validation loss {mean_sd_cell(data['loss_val'], 3)}; training took "
+        f"{mean_sd_cell(data['train_minutes'], 1) if data['train_minutes']['n'] else '—'} minutes a seed (wall "
+        "clock of the training loop, snapshots and their metrics included, on the machine that ran it).",
+        "## Plots", "![zf against step, mean ± sd over seeds](replicate_zf.png)",
+        "![final zf of every seed](replicate_final.png)",
+    ]) + "\n"
+
+
+def _intro(data: dict[str, Any], explorer: str | None) -> str:
+    """What was trained, how the claims are judged, what is missing, where to see every seed."""
+    t = data["thresholds"]
+    trained = f" (`{' '.join(data['overrides'])}`)" if data["overrides"] else ""
+    intro = (f"Experiment `{data['experiment']}`{trained} trained once per seed "
+             f"({', '.join(map(str, data['seeds']))}), {data['step']} steps each, every claim judged in every seed "
+             f"as the single-run report judges it: held = zf ≥ {t['z_min']:g} in the expected direction and "
+             f"permutation p ≤ {t['p_max']:g}; a cross pair's *no association* must hold at every snapshot from "
+             f"{t['early_drift']:.0%} of the steps on, its *moving apart* compares its cosine's change since step 0 "
+             f"with that of random pairs from the same frequency bands. W&B group `{data['wandb_group']}`.")
     if data["not_complete"]:
         intro += " **Not complete, left out:** " + ", ".join(
             f"job {r['job']} (seed {r['seed']}, {r['status']})" for r in data["not_complete"]) + "."
@@ -128,50 +155,44 @@ def replicate_markdown(data: dict[str, Any], title: str, explorer: str | None) -
         intro += " **The seeds did not all end at the same step.**"
     if explorer:
         intro += f" Every seed side by side: [{explorer}]({explorer})."
-    parts.append(intro)
+    return intro
 
-    lines = []
-    for c in data["claims"]:
-        held_words = f"**{c['over_seeds']}**" if c["expect"] != "none" else c["over_seeds"]
-        line = f"- {_pair_text(c)} ({_what(c)}): {held_words}; zf {mean_sd_cell(c['zf'])}"
-        if c["test"] == NO_ASSOCIATION:
-            broke = ", ".join(_step(s["broke_at"]) for s in c["seeds"])
-            line += f"; the first snapshot it failed at, seed by seed: {broke}"
-        elif c["expect"] != "none":
-            first = ", ".join(_step(s["first_held"]) for s in c["seeds"])
-            stayed = sum(s["stayed"] for s in c["seeds"])
-            line += f"; first held at step {first} (seed by seed), stayed held to the end in {stayed} of {n}"
-        lines.append(line + ".")
-    directional = [c for c in data["claims"] if c["expect"] != "none"]
-    robust = sum(c["n_held"] == c["n_seeds"] for c in directional)
-    parts += ["## Verdicts over seeds", "\n".join(lines),
-              f"{robust} of {len(directional)} directional claims held in every seed."]
 
+def _verdict_line(c: dict[str, Any], n: int) -> str:
+    """One claim over seeds in words: how many held, its zf, when it first held (or where it failed)."""
+    held_words = f"**{c['over_seeds']}**" if c["expect"] != "none" else c["over_seeds"]
+    line = f"- {_pair_text(c)} ({_what(c)}): {held_words}; zf {mean_sd_cell(c['zf'])}"
+    if c["test"] == NO_ASSOCIATION:
+        broke = ", ".join(_step(s["broke_at"]) for s in c["seeds"])
+        line += f"; the first snapshot it failed at, seed by seed: {broke}"
+    elif c["expect"] != "none":
+        first = ", ".join(_step(s["first_held"]) for s in c["seeds"])
+        stayed = sum(s["stayed"] for s in c["seeds"])
+        line += f"; first held at step {first} (seed by seed), stayed held to the end in {stayed} of {n}"
+    return line + "."
+
+
+def _claims_table(data: dict[str, Any]) -> str:
     rows = []
     for c in data["claims"]:
         article = c["article"]
         rows.append([_pair_text(c), _test_text(c), c["expect"], c["over_seeds"], mean_sd_cell(c["zf"]),
-                     mean_sd_cell(c["value"], 3), f"{num(article.get('init'))} → {num(article.get('trained'))}"
-                     if article else "—", mean_sd_cell(c["change"], 3) if "change" in c else "—"])
-    parts += ["## The claims, mean ± sd over seeds",
-              table(["claim", "kind", "expected", "over seeds", "zf", "cosine (group: statistic)",
-                     f"article, init → trained ({escape(data['reference_source'] or 'none')})",
-                     "change since step 0"], rows)]
+                     mean_sd_cell(c["value"], 3),
+                     f"{num(article.get('init'))} → {num(article.get('trained'))}" if article else "—",
+                     mean_sd_cell(c["change"], 3) if "change" in c else "—"])
+    return table(["claim", "kind", "expected", "over seeds", "zf", "cosine (group: statistic)",
+                  f"article, init → trained ({escape(data['reference_source'] or 'none')})", "change since step 0"],
+                 rows)
 
-    header = ["claim", "kind", *(f"seed {seed}" for seed in data["seeds"])]
+
+def _seeds_table(data: dict[str, Any], directional: list[dict[str, Any]]) -> str:
+    """Every claim's verdict in every seed, then each seed's count of claims held, loss and minutes."""
     rows = [[_pair_text(c), _test_text(c), *(_seed_cell(s) for s in c["seeds"])] for c in data["claims"]]
-    held = [sum(c["seeds"][i]["verdict"] == HELD for c in directional) for i in range(n)]
+    held = [sum(c["seeds"][i]["verdict"] == HELD for c in directional) for i in range(data["n_seeds"])]
     rows += [["**directional claims held**", "", *(f"{k} of {len(directional)}" for k in held)],
              ["**final validation loss**", "", *(f"{loss:.3f}" for loss in data["seed_losses"])],
              ["**training minutes**", "", *(num(m, ".1f") for m in data["seed_minutes"])]]
-    minutes = data["train_minutes"]
-    parts += ["## Every seed at the last step", table(header, rows),
-              f"Final validation loss {mean_sd_cell(data['loss_val'], 3)}; training took "
-              f"{mean_sd_cell(minutes, 1) if minutes['n'] else '—'} minutes a seed (wall clock of the training "
-              "loop, snapshots and their metrics included, on the machine that ran it).",
-              "## Plots", "![zf against step, mean ± sd over seeds](replicate_zf.png)",
-              "![final zf of every seed](replicate_final.png)"]
-    return "\n\n".join(parts) + "\n"
+    return table(["claim", "kind", *(f"seed {seed}" for seed in data["seeds"])], rows)
 
 
 def _pair_text(c: dict[str, Any]) -> str:
