@@ -5,11 +5,13 @@
 #   make train ARGS="model=tiny train.max_iters=50"   any Hydra override goes in ARGS
 #   make prepare train analyze CORPUS=local ARGS="corpus.path=notes.txt"   a text file of your own
 #   make help                                   every target in one line
+#   make replicate EXPERIMENT=tiny SEEDS=1,2    every claim judged over seeds (default 1,2,3)
 #   make test                                   the test suite
 
 # CORPUS=local (a text file of your own, ARGS="corpus.path=<file>") runs experiment local, named after the file.
 EXPERIMENT ?= $(if $(filter local,$(CORPUS)),local,xiyouji)
 CORPUS ?=
+SEEDS ?= 1,2,3
 ARGS ?=
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +20,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace export inspect-hf sweep test lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace export inspect-hf sweep replicate test lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -68,6 +70,14 @@ inspect-hf: install  ## the snapshot-free suites on a local Hugging Face model (
 #   LAUNCHER: unset = one job after another; parallel = local processes (joblib); slurm = a cluster.
 sweep: install  ## a Hydra multirun of train (SWEEP="model.n_layer=2,4 seed=1,2"), then its summary
 	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) $(if $(SWEEP),$(SWEEP),model=tiny,seed,big)
+
+# The experiment trained once per seed (a sweep over seed alone, one job after another; LAUNCHER as for sweep),
+# then every claim judged in every seed: replicate.md, replicate.json and plots in the sweep directory, a W&B
+# run (job_type replicate), outputs/<experiment>/replicate/latest, which the single-run report quotes.
+#   make replicate EXPERIMENT=shakespeare SEEDS=1,2,3,4 LAUNCHER=parallel
+#   again by hand: python -m glassbox.replicate outputs/<experiment>/sweeps/<time>
+replicate: install  ## every claim judged over seeds: a sweep over seed alone (SEEDS=1,2,3)
+	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) hydra/callbacks=replicate $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) seed=$(SEEDS)
 
 test: install  ## the test suite
 	$(PY) -m pytest -q

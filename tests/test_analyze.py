@@ -4,6 +4,7 @@ folder, analysis.json and the offline W&B analysis run."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,9 +161,23 @@ def test_matched_null_gives_the_mean_and_sd_behind_each_zf(model, inputs):
 
 def test_embeddings_scalars_are_the_training_time_metrics(model, inputs):
     scalars = suites.embeddings(model, inputs)["scalars"]
-    training = inputs.measurements.of(model)
-    assert {k: v for k, v in scalars.items() if k != "zf/within_minus_cross"} == training
-    assert math.isfinite(scalars["zf/within_minus_cross"])
+    assert scalars == inputs.measurements.of(model)
+    assert math.isfinite(scalars["zf/within_minus_cross"])  # the group claim's z is logged by training too
+    assert not any(key.startswith("dcos/") for key in scalars)  # no step-0 embedding given: no change to measure
+
+
+def test_with_the_step_0_embedding_the_suite_measures_each_pairs_change_since_then(model, inputs):
+    initial = model.wte.weight.detach().clone()
+    assert "dcos/a-e" not in suites.embeddings(model, replace(inputs, initial_embedding=initial))["scalars"]
+    with torch.no_grad():  # a's row turned toward e's: a-e's cosine rises, a-,'s changes too
+        model.wte.weight[STOI["a"]] += 2 * model.wte.weight[STOI["e"]]
+    scalars = suites.embeddings(model, replace(inputs, initial_embedding=initial))["scalars"]
+    W0 = initial[[STOI["a"], STOI["a"]]], initial[[STOI["e"], STOI[","]]]
+    before = torch.nn.functional.cosine_similarity(*W0)
+    assert scalars["dcos/a-e"] == pytest.approx(scalars["cos/a-e"] - before[0].item(), abs=1e-6)
+    assert scalars["dcos/a-,"] == pytest.approx(scalars["cos/a-,"] - before[1].item(), abs=1e-6)
+    assert scalars["dcos/a-e"] > 0.3 and scalars["zf_dcos/a-e"] > 2  # far beyond how its bands' pairs moved
+    assert scalars == inputs.measurements.of(model, initial)
 
 
 def test_activations_give_the_articles_per_layer_table_and_entropy_per_head(model, inputs):

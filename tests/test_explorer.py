@@ -239,6 +239,20 @@ def test_characters_are_shown_as_characters(opened, analysis):
 
 
 @pytest.mark.e2e
+def test_p_values_are_shown_at_their_resolution_as_the_report_prints_them(opened, analysis):
+    from glassbox.report.markdown import p_text
+
+    driver, _ = opened
+    cases = [[1 / 4001, 1 / 4001], [1 / 1001, 1 / 1001], [1 / 201, 1 / 201], [0.01, 0.01], [0.042, 1 / 1001],
+             [0.05, None]]
+    shown = driver.execute_script("return arguments[0].map(([p, floor]) => fmtP(p, floor))", cases)
+    assert shown == [p_text(p, floor) for p, floor in cases] == ["< 0.001", "< 0.001", "< 0.005", "≤ 0.010",
+                                                                  "0.042", "0.050"]
+    cells = driver.execute_script("return [...document.querySelectorAll('#claims-table td')].map(td => td.textContent)")
+    assert "0.000" not in cells
+
+
+@pytest.mark.e2e
 def test_play_runs_through_the_snapshots_from_the_first(opened, analysis):
     from selenium.webdriver.support.ui import WebDriverWait
 

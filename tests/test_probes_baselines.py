@@ -167,3 +167,40 @@ def test_probe_character_without_a_band_is_an_error():
     with pytest.raises(ValueError, match="min_count=5") as error:
         chance(counts, probes)
     assert f"'{rare}' (2x)" in str(error.value)
+
+
+def test_a_pair_that_falls_with_its_bands_is_not_moving_apart_and_a_planted_fall_is():
+    """The null for the change: every top-band row loses a shared direction between step 0 and now,
+    so every top-band pair's cosine falls by about 0.7, cross pairs and their null pairs alike; only
+    the pair pushed apart on top of that falls further than its bands' pairs did."""
+    counts = zipf_counts()
+    top = band_members(counts, 0)
+    pairs = [top[i : i + 2] for i in range(0, 18, 2)]  # cross pairs: x from one group, y from the other
+    probes = probe_set({"x": top[0:18:2], "y": top[1:18:2]}, pairs)
+    assert {p.kind for p in probes.pairs} == {"cross"} and {p.expect for p in probes.pairs} == {"down"}
+    stats = chance(counts, probes)
+    initial = random_embedding()
+    initial[top] += common_direction()
+    W = initial.clone()
+    W[top] -= common_direction()
+    planted_x, planted_y = pairs[-1]
+    W[planted_y] -= 0.8 * W[planted_x]  # pushed apart: its cosine goes well below zero
+    metrics = embedding_metrics(W, probes, counts, stats, initial=initial)
+
+    drifted = [f"{a}-{b}" for a, b in pairs[:-1]]
+    assert all(metrics[f"dcos/{n}"] < -0.4 for n in drifted)  # a large fall: a naive "moved apart"
+    zf = torch.tensor([metrics[f"zf_dcos/{n}"] for n in drifted])  # each a draw from its own null
+    assert zf.abs().mean() < 1.2 and zf.mean().abs() < 0.75 and zf.abs().max() < 3
+    assert min(metrics[f"p_dcos/{n}"] for n in drifted) > 0.01
+    planted = f"{planted_x}-{planted_y}"
+    assert metrics[f"zf_dcos/{planted}"] < -3 and metrics[f"p_dcos/{planted}"] == pytest.approx(1 / 4001)
+
+
+def test_no_change_is_measured_at_the_step_it_is_measured_from():
+    counts = zipf_counts()
+    top = band_members(counts, 0)
+    probes = probe_set({"x": top[:2], "y": top[2:4]}, [[top[0], top[2]]])
+    W = random_embedding()
+    metrics = embedding_metrics(W, probes, counts, chance(counts, probes), initial=W.clone())
+    assert not any(key.startswith(("dcos/", "zf_dcos/", "p_dcos/")) for key in metrics)
+    assert "zf/within_minus_cross" in metrics  # the group statistic's z, as training logs it

@@ -139,7 +139,7 @@ def test_snapshot_metrics_returns_every_documented_key(model, batch):
         f"{kind}/{pair}" for kind in ("cos", "z", "zf", "p") for pair in ("a-b", "a-d", "f-g")
     }
     expected |= {"cos/within_mean", "cos/cross_mean", "baseline/mean", "baseline/std"}
-    expected |= {"stat/within_minus_cross", "p/within_minus_cross"}
+    expected |= {"stat/within_minus_cross", "zf/within_minus_cross", "p/within_minus_cross"}
     expected |= {f"resid/{layer}/{s}" for layer in ("input", "blocks.0", "blocks.1", "ln_final")
                  for s in ("mean", "std", "max")}
     assert set(metrics) == expected

@@ -1,6 +1,7 @@
-"""report.py on synthetic analyses: the wording of every claim follows its matched z and p,
-the article's numbers sit beside the run's, plots draw CJK characters with the packaged font and
-fall back to code points without one."""
+"""report.py on synthetic analyses: the wording of every claim follows its matched z and p, a cross
+pair is judged as the reference article meant it (no association; moving apart), p-values never read
+0.000, the reference article's numbers sit beside the run's, plots draw CJK characters with the
+packaged font and fall back to code points without one."""
 from __future__ import annotations
 
 import math
@@ -11,9 +12,19 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from glassbox.report.claims import DID_NOT, HELD, NO_DIRECTION, NOT_YET, claims, verdict
+from glassbox.report.claims import (
+    DID_NOT,
+    HELD,
+    LEVEL,
+    MOVING_APART,
+    NO_ASSOCIATION,
+    NO_DIRECTION,
+    NOT_YET,
+    claims,
+    verdict,
+)
 from glassbox.report.figures import figures, plotted_chars
-from glassbox.report.markdown import escape, visible_char
+from glassbox.report.markdown import escape, p_text, visible_char
 from glassbox.report.plotting import CharLabels, packaged_cjk_font
 from glassbox.report.sections import render
 
@@ -37,7 +48,7 @@ def test_verdict_follows_the_matched_z_and_p(zf, p, expect, expected):
 
 
 def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tuple[str, str, str, str]],
-                       reference: dict | None = None) -> dict:
+                       reference: dict | None = None, groups: dict[str, list[str]] | None = None) -> dict:
     """An analysis dict as analyze.describe builds it, with only the embeddings suite's scalars.
 
     rows_by_step: step -> {f"{kind}/{a}-{b}": value}; pairs: (a, b, kind, expect).
@@ -48,11 +59,12 @@ def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tu
         "experiment": "synthetic", "run_dir": "/runs/synthetic", "status": "complete", "corpus": "synthetic",
         "vocab_size": 10, "suites": ["embeddings"],
         "model": {"n_layer": 1, "n_head": 1, "n_embd": 4, "block_size": 8, "n_params": 100},
-        "probes": {"groups": {}, "prompts": [],
+        "probes": {"groups": groups or {}, "prompts": [],
                    "pairs": [{"name": f"{a}-{b}", "a": a, "b": b, "kind": kind, "expect": expect}
                              for a, b, kind, expect in pairs]},
         "sampling": {"temperature": 0.8, "top_k": 10, "gen_tokens": 5, "seed": 0},
-        "thresholds": THRESHOLDS, "reference": reference or {}, "losses": [], "snapshots": snapshots,
+        "thresholds": {**THRESHOLDS, "early_drift": 0.25}, "chance": {"n_pairs": 4000, "n_permutations": 1000},
+        "reference": reference or {}, "losses": [], "snapshots": snapshots,
     }
     analysis["claims"] = claims(analysis)
     return analysis
@@ -62,37 +74,74 @@ def pair_values(cos: float, z: float, zf: float, p: float, name: str) -> dict[st
     return {f"cos/{name}": cos, f"z/{name}": z, f"zf/{name}": zf, f"p/{name}": p}
 
 
+def change_values(dcos: float, zf: float, p: float, name: str) -> dict[str, float]:
+    return {f"dcos/{name}": dcos, f"zf_dcos/{name}": zf, f"p_dcos/{name}": p}
+
+
 PAIRS = [("说", "道", "within", "up"), ("山", "水", "within", "up"), ("说", "山", "cross", "down"),
          ("a", "A", "other", "none")]
 
 
 @pytest.fixture
 def analysis():
-    """说-道 holds from step 8 on; 山-水 held at step 8 only; 说-山 passes the GLOBAL z but not
-    the matched one (the drift case); a-A has no expected direction."""
+    """说-道 holds from step 8 on; 山-水 held at step 8 only; 说-山 stays within chance (its global z of
+    -2.7 is the drift case, no help) and under both within pairs from step 8 on, and falls further
+    than its bands (p at the floor of 4000 null pairs); a-A has no expected direction."""
     return synthetic_analysis({
         0: {**pair_values(0.01, 0.1, 0.1, 0.45, "说-道"), **pair_values(0.0, 0.0, 0.0, 0.5, "山-水"),
             **pair_values(0.0, 0.0, 0.0, 0.5, "说-山"), **pair_values(0.0, 0.0, 0.0, 0.5, "a-A")},
         8: {**pair_values(0.30, 2.6, 2.4, 0.01, "说-道"), **pair_values(0.30, 2.6, 2.2, 0.02, "山-水"),
-            **pair_values(-0.1, -1.0, -0.5, 0.30, "说-山"), **pair_values(0.1, 0.5, 0.4, 0.6, "a-A")},
+            **pair_values(-0.1, -1.0, -0.5, 0.30, "说-山"), **pair_values(0.1, 0.5, 0.4, 0.6, "a-A"),
+            **change_values(-0.1, -1.0, 0.2, "说-山")},
         16: {**pair_values(0.35, 3.0, 3.1, 0.002, "说-道"), **pair_values(0.10, 1.1, 1.2, 0.12, "山-水"),
-             **pair_values(-0.3, -2.7, -1.1, 0.20, "说-山"), **pair_values(0.2, 0.9, 0.3, 0.7, "a-A")},
-    }, PAIRS, reference={"cosine": {"说-道": {"init": -0.003, "trained": 0.240}}, "source": "the article"})
+             **pair_values(-0.3, -2.7, -1.1, 0.20, "说-山"), **pair_values(0.2, 0.9, 0.3, 0.7, "a-A"),
+             **change_values(-0.3, -2.5, 1 / 4001, "说-山")},
+    }, PAIRS, reference={"cosine": {"说-道": {"init": -0.003, "trained": 0.240}}, "source": "the article"},
+        groups={"say": ["说", "道"], "nature": ["山", "水"]})
 
 
 def test_claims_are_judged_at_the_last_step_with_the_first_step_they_held(analysis):
-    by_name = {c["claim"]: c for c in analysis["claims"]}
-    held = by_name["说-道"]
-    assert (held["verdict"], held["first_held"], held["step"]) == (HELD, 8, 16)
-    assert (by_name["山-水"]["verdict"], by_name["山-水"]["first_held"]) == (NOT_YET, 8)
-    drift = by_name["说-山"]
-    assert (drift["verdict"], drift["first_held"]) == (NOT_YET, None)  # its global z of -2.7 is no help
-    assert by_name["a-A"]["verdict"] == NO_DIRECTION
-    assert by_name["说-道"]["zf"] == 3.1 and by_name["说-道"]["p"] == 0.002 and by_name["说-道"]["z"] == 3.0
+    by_name = {(c["claim"], c["test"]): c for c in analysis["claims"]}
+    assert list(by_name) == [("说-道", LEVEL), ("山-水", LEVEL), ("说-山", NO_ASSOCIATION), ("说-山", MOVING_APART),
+                             ("a-A", LEVEL)]  # no group statistic was measured, so no group claim
+    held = by_name["说-道", LEVEL]
+    assert (held["verdict"], held["first_held"], held["stayed"], held["step"]) == (HELD, 8, True, 16)
+    faded = by_name["山-水", LEVEL]
+    assert (faded["verdict"], faded["first_held"], faded["stayed"]) == (NOT_YET, 8, False)
+    apart = by_name["说-山", NO_ASSOCIATION]  # step 0 (cos 0.0, not under 山-水's 0.0) lies in the early drift
+    assert (apart["verdict"], apart["judged_from"], apart["first_held"]) == (HELD, 8, 8)
+    assert apart["below"] == ["说-道", "山-水"]  # the within pairs of its groups
+    moving = by_name["说-山", MOVING_APART]
+    assert (moving["verdict"], moving["change"], moving["zf"], moving["initial"], moving["value"]) == (
+        HELD, -0.3, -2.5, 0.0, -0.3)
+    assert by_name["a-A", LEVEL]["verdict"] == NO_DIRECTION and by_name["a-A", LEVEL]["differs"] is False
+    assert held["zf"] == 3.1 and held["p"] == 0.002 and held["z"] == 3.0 and held["p_floor"] == 1 / 4001
 
 
-def claim_line(markdown: str, label: str) -> str:
-    (line,) = [line for line in markdown.splitlines() if line.startswith(f"- {label} (")]
+def test_no_association_fails_at_the_first_snapshot_after_the_drift_where_the_cross_pair_leaves_chance():
+    steps = {0: (0.0, 0.0, 0.1),     # (within cos, cross zf, cross cos); step 0: in the early drift
+             40: (0.5, -2.5, 0.3),   # outside chance (|zf| ≥ 2), though under the within pair
+             80: (0.05, 0.2, 0.1),   # above the within pair, though within chance
+             100: (0.5, -0.1, 0.3)}  # fine again at the end: the verdict still says it did not hold
+    rows = {step: {**pair_values(within, 3.0, 3.0, 0.001, "a-b"), **pair_values(cross, 0.0, zf, 0.5, "a-c")}
+            for step, (within, zf, cross) in steps.items()}
+    analysis = synthetic_analysis(rows, [("a", "b", "within", "up"), ("a", "c", "cross", "down")],
+                                  groups={"one": ["a", "b"], "two": ["c"]})
+    (claim,) = [c for c in analysis["claims"] if c["test"] == NO_ASSOCIATION]
+    assert (claim["verdict"], claim["judged_from"]) == (DID_NOT, 40)
+    assert claim["broke"] == {"step": 40, "zf": -2.5, "cos": 0.3, "above": {}}
+    analysis["thresholds"]["early_drift"] = 0.5  # from step 50 on: step 80 is the first to fail, and why
+    (claim,) = [c for c in claims(analysis) if c["test"] == NO_ASSOCIATION]
+    assert claim["broke"] == {"step": 80, "zf": None, "cos": 0.1, "above": {"a-b": 0.05}}
+    line = claim_line(render({**analysis, "claims": claims(analysis)}, []), "a – c", "no association")
+    assert "**did not** hold over steps 80 … 100" in line
+    assert "at step 80 its cosine +0.100 is not below a – b (+0.050)" in line
+
+
+def claim_line(markdown: str, label: str, test: str | None = None) -> str:
+    """The claims section's line of one claim (a cross pair has two: pass the test)."""
+    (line,) = [line for line in markdown.splitlines()
+               if line.startswith(f"- {label} (") and (test is None or f", {test}:" in line)]
     return line
 
 
@@ -103,10 +152,15 @@ def test_the_report_words_each_claim_by_its_numbers(analysis):
     faded = claim_line(markdown, "山 – 水")
     assert "**not yet** at step 16" in faded and "held at step 8 but no longer does" in faded
     assert "**held**" not in faded
-    drift = claim_line(markdown, "说 – 山")
-    assert "**not yet**" in drift and "zf -1.10" in drift and "held" not in drift.replace("not yet", "")
+    apart = claim_line(markdown, "说 – 山", "no association")
+    assert "**held** at every snapshot of steps 8 … 16" in apart and "below every within pair of its groups" in apart
+    assert "at the end zf -1.10" in apart
+    moving = claim_line(markdown, "说 – 山", "moving apart")
+    assert "**held** at step 16: cosine +0.000 → -0.300, a change of -0.300" in moving
+    assert "zf -2.50, p < 0.001" in moving  # p at its resolution, 1/4001: never "p 0.000"
     assert "indistinguishable from chance" in claim_line(markdown, "a – A")
-    assert "1 of 3 directional claims held." in markdown
+    assert "3 of 4 directional claims held." in markdown
+    assert "No replicate of experiment synthetic yet: `make replicate EXPERIMENT=synthetic`" in markdown
 
 
 def test_a_claim_against_its_expected_direction_did_not_hold():
@@ -134,7 +188,8 @@ def test_the_emergence_table_ticks_exactly_the_steps_where_a_claim_held(analysis
             line.split("|")[1].strip() in {"0", "8", "16"}}
     ticks = {step: [cell.strip().endswith("✓") for cell in row.strip("|").split("|")[2:]]
              for step, row in rows.items()}
-    assert ticks == {"0": [False] * 4, "8": [True, True, False, False], "16": [True, False, False, False]}
+    # 说-山 (third) is ticked by its "no association" test: within chance and under both within pairs
+    assert ticks == {"0": [False] * 4, "8": [True, True, True, False], "16": [True, False, True, False]}
 
 
 def test_no_embeddings_suite_means_no_claims():
@@ -142,6 +197,20 @@ def test_no_embeddings_suite_means_no_claims():
     analysis["snapshots"] = [{"step": 0, "scalars": {}}]
     assert claims(analysis) == []
     assert "## Claims" not in render({**analysis, "claims": []}, [])
+
+
+@pytest.mark.parametrize("p, floor, shown", [
+    (1 / 1001, 1 / 1001, "< 0.001"),  # 1,000 permutations: the smallest p there is, not "0.001" and not "0.000"
+    (1 / 4001, 1 / 4001, "< 0.001"),  # a pair's 4,000 matched null pairs
+    (1 / 201, 1 / 201, "< 0.005"),    # 200 permutations: the bound, rounded up
+    (1 / 100, 1 / 100, "≤ 0.010"),    # a bound three decimals hold exactly
+    (0.0003, 1 / 10001, "< 0.001"),   # above its floor, but below what three decimals show
+    (0.042, 1 / 1001, "0.042"),
+    (0.05, None, "0.050"),            # no floor known (an older analysis): three decimals
+    (None, None, "—"),
+])
+def test_p_values_are_printed_at_their_resolution_never_as_zero(p, floor, shown):
+    assert p_text(p, floor) == shown
 
 
 def test_markdown_cells_escape_pipes_and_show_whitespace():

@@ -1,6 +1,6 @@
 """sweep.py: the summary of a sweep, computed from hand-made job directories (known numbers in,
-known means and sds out), and a real two-seed multirun of the tiny experiment read back from
-its run directories, its offline W&B runs and its summary files."""
+known means and sds out), its plots against the swept key, and a real two-seed multirun of the tiny
+experiment read back from its run directories, its offline W&B runs and its summary files."""
 from __future__ import annotations
 
 import json
@@ -11,10 +11,11 @@ import pytest
 
 from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
+from glassbox.report.sweep_summary import plot_labels, plot_pair_z, plot_val_loss
 from glassbox.run.layout import read_run_state
 from glassbox.run.tracking import JsonlFile
 from glassbox.sweep import main, summarize_sweep
-from helpers import SMALL, TINY, run_stage, wandb_records
+from helpers import SMALL, TINY, fake_job, final_row, run_stage, wandb_records
 
 
 def test_jobs_that_differ_only_by_seed_are_one_configuration_with_mean_and_sd(toy_sweep):
@@ -49,8 +50,50 @@ def test_summary_files_hold_the_same_numbers(toy_sweep):
     assert "| model=small | " in markdown and "1 (not complete: job 3) | 1.800 |" in markdown
     assert "| a-e | up | 0.05 ± 0.14 | 1.50 ± 1.41 | 0.50 ± 1.41 | 1/2 |" in markdown
     assert "| 3 | model=small | 2 | failed |" in markdown
-    for plot in ("val_loss.png", "pair_z.png"):
+    for plot in ("val_loss.png", "pair_z.png", "pair_zf_steps.png"):
         assert (toy_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "## By model" in markdown and "| model=tiny | 2.100 ± 0.141 | 0.50 ± 1.41 |" in markdown
+    curve = summary["configurations"][0]["pairs"]["a-e"]["zf_curve"]  # zf against step, over seeds 1 and 2
+    assert (curve["steps"], curve["mean"], curve["per_seed"]) == ([0, 16], [0.0, 0.5], [[0.0, 1.5], [0.0, -0.5]])
+
+
+def means_drawn(ax) -> list[tuple[float, float]]:
+    """The (x, mean) points of the first mean ± sd series a plot drew (its line with round markers)."""
+    line = next(line for line in ax.get_lines() if line.get_marker() == "o")
+    return [tuple(point) for point in line.get_xydata()]
+
+
+def test_the_plots_put_the_swept_key_on_the_x_axis_as_categories(toy_sweep):
+    summary = summarize_sweep(toy_sweep, to_wandb=False)
+    assert summary["x_axis"] == {"key": "model", "values": ["tiny", "small"], "numeric": False}  # in sweep order
+    labels = plot_labels(summary)
+    for ax in (plot_val_loss(summary, labels).axes[0], *plot_pair_z(summary, labels).axes[:2]):
+        assert ax.get_xlabel() == "model"
+        assert [tick.get_text() for tick in ax.get_xticklabels()] == ["tiny", "small"]
+    loss = plot_val_loss(summary, labels).axes[0]
+    assert means_drawn(loss) == [(0.0, pytest.approx(2.1)), (1.0, pytest.approx(1.8))]  # a variant per category
+
+
+def test_a_numeric_swept_key_is_a_number_line_and_a_seed_only_sweep_puts_the_seeds_there(tmp_path):
+    numeric = tmp_path / "numeric"
+    for num, (width, seed, loss) in enumerate([(16, 1, 1.8), (8, 1, 2.0), (8, 2, 2.2), (16, 2, 1.6)]):
+        fake_job(numeric, num, ["experiment=toy", f"model.n_embd={width}", f"seed={seed}"], seed, "complete",
+                 {**TINY, "n_embd": width}, final_row(loss, [1.0, 1.0, -1.0, 0.0]))
+    summary = summarize_sweep(numeric, to_wandb=False)
+    assert summary["x_axis"] == {"key": "model.n_embd", "values": ["8", "16"], "numeric": True}
+    ax = plot_val_loss(summary, plot_labels(summary)).axes[0]
+    assert means_drawn(ax) == [(8.0, pytest.approx(2.1)), (16.0, pytest.approx(1.7))]
+
+    seeds_only = tmp_path / "seeds"
+    for num, seed in enumerate((3, 1, 2)):
+        fake_job(seeds_only, num, ["experiment=toy", f"seed={seed}"], seed, "complete", TINY,
+                 final_row(2.0 + seed / 10, [1.0, 1.0, -1.0, 0.0]))
+    summary = summarize_sweep(seeds_only, to_wandb=False)
+    assert summary["x_axis"] == {"key": "seed", "values": ["1", "2", "3"], "numeric": True}
+    ax = plot_val_loss(summary, plot_labels(summary)).axes[0]
+    (dots,) = ax.collections[1:]  # after the mean ± sd band: one dot per seed, at its seed
+    assert sorted(map(tuple, dots.get_offsets().tolist())) == [(1.0, 2.1), (2.0, 2.2), (3.0, 2.3)]
+    assert ax.get_xlabel() == "seed" and ax.get_lines()[0].get_ydata().tolist() == pytest.approx([2.2, 2.2])
 
 
 def test_summary_by_hand_and_its_errors(toy_sweep, tmp_path, capsys):

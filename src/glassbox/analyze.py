@@ -29,11 +29,20 @@ from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.report import explorer
-from glassbox.report.claims import claims
+from glassbox.report.claims import check_settings, claims
 from glassbox.report.figures import figures, plotted_chars
 from glassbox.report.plotting import CharLabels, missing_font_notice
+from glassbox.report.replicate import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.report.sections import render
-from glassbox.run.layout import METRICS, REPORT_DIR, list_snapshots, point_report, read_run_state, resolve_run_dir
+from glassbox.run.layout import (
+    METRICS,
+    REPORT_DIR,
+    list_snapshots,
+    point_report,
+    read_run_state,
+    replicate_link,
+    resolve_run_dir,
+)
 from glassbox.run.resume import is_running_elsewhere
 from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot, model_args
 from glassbox.run.tracking import JsonlFile, Tracker
@@ -61,6 +70,7 @@ OmegaConf.register_new_resolver("glassbox.analysis_home", analysis_home)
 def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     """Run the selected suites on every snapshot of the run, then write and link its report."""
     run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
+    check_settings(cfg.analysis.claims)
     snapshots = list_snapshots(run_dir)
     if not snapshots:
         raise GlassboxError(f"{run_dir} holds no snapshots (checkpoints/step_*.pt): train it first")
@@ -80,7 +90,8 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         first = usable_snapshot(*snapshots[0], skipped)
         snapshots = snapshots if first else snapshots[1:]
     check_vocab(first, data.vocab.hash, data.dir)
-    inputs = SuiteInputs.from_config(cfg, data, first.model_args["block_size"])
+    initial = first.weights["wte.weight"] if first.step == 0 else None  # what the dcos/ keys measure from
+    inputs = SuiteInputs.from_config(cfg, data, first.model_args["block_size"], initial)
     suites = select_suites(list(cfg.analysis.suites), inputs)
     train_run_id = first.wandb_run_id
     train_config = first.config
@@ -157,6 +168,8 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
         },
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
         "thresholds": OmegaConf.to_container(cfg.analysis.claims),
+        "chance": OmegaConf.to_container(cfg.analysis.chance),
+        "replicate": replicate_found(cfg),
         "reference": OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
         "losses": [{key: r[key] for key in ("step", keys.LOSS_VAL, keys.LOSS_TRAIN) if key in r}
                    for r in JsonlFile(run_dir / METRICS).read()],
@@ -171,6 +184,13 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
     }
     analysis["claims"] = claims(analysis)
     return analysis
+
+
+def replicate_found(cfg: DictConfig) -> dict[str, Any] | None:
+    """What the experiment's newest replicate (make replicate) found per claim; None without one."""
+    link = replicate_link(cfg.paths.output_dir, cfg.name)
+    path = link / REPLICATE_JSON
+    return verdicts_over_seeds(fileio.read_json(path), str(link.resolve())) if path.exists() else None
 
 
 def code_commit() -> str | None:

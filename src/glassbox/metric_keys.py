@@ -11,10 +11,15 @@ key is spelled here and nowhere else. One row of metrics.jsonl per snapshot step
     baseline/mean, baseline/std                 cosine of random frequent pairs (the global null)
     z/<pair>, zf/<pair>, p/<pair>               z against the global null, against the pair's
                                                 frequency-matched null, permutation p (expected side)
-    stat/within_minus_cross, p/within_minus_cross   the group statistic and its p
+    stat/within_minus_cross, zf/within_minus_cross, p/within_minus_cross
+                                                the group statistic, its z and p against its relabelings
+    dcos/<pair>, zf_dcos/<pair>, p_dcos/<pair>  the pair's change of cosine since step 0, its z against
+                                                the same change of its frequency-matched null pairs, and
+                                                the permutation p of that change (expected side); not at
+                                                step 0, where nothing has changed yet
     resid/<layer>/<mean|std|max>                the residual stream on the probe batch, per layer
 
-and the analysis adds zf/within_minus_cross, attn_entropy/<layer>/head<h> and context/<layer>/gap.
+and the analysis adds attn_entropy/<layer>/head<h> and context/<layer>/gap.
 progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.
 """
 
@@ -39,6 +44,7 @@ GROUP_ZF = "zf/within_minus_cross"
 GROUP_P = "p/within_minus_cross"
 
 PAIR_STATS = ("cos", "z", "zf", "p")  # the per-pair metrics, in the order they are logged
+CHANGE_STATS = ("dcos", "zf_dcos", "p_dcos")  # the per-pair change since step 0, against its null
 EMBEDDING_STATS = ("std", "min", "max", "l2_mean")
 RESIDUAL_STATS = ("mean", "std", "max")
 
@@ -49,7 +55,7 @@ def emb(stat: str, subset: str | None = None) -> str:
 
 
 def pair(stat: str, pair_name: str) -> str:
-    """`cos/<pair>`, `z/<pair>`, `zf/<pair>` or `p/<pair>`."""
+    """`<stat>/<pair>` for a stat of PAIR_STATS or CHANGE_STATS, e.g. `zf/说-道`, `p_dcos/说-山`."""
     return f"{stat}/{pair_name}"
 
 

@@ -4,10 +4,11 @@ A sweep is a Hydra multirun of the train stage: outputs/<experiment>/sweeps/<tim
 directory per job (0/, 1/, ...). When jobs end, this stage writes into the sweep directory
 
     summary.json   every job, and every configuration's final numbers as mean ± sd over its seeds
-    summary.md     the same as tables
-    val_loss.png   final validation loss against parameter count
+    summary.md     the same as tables, and a comparison along the swept key
+    val_loss.png   final validation loss against the swept key (mean ± sd over seeds)
     pair_z.png     every probe pair's final z (global baseline) and zf (frequency-matched baseline)
-                   against parameter count
+                   against the swept key
+    pair_zf_steps.png  every probe pair's zf against step, one line per configuration (mean ± sd)
 
 and logs them as one W&B run (job_type sweep-summary) in the sweep's group. Only complete jobs
 enter the means; failed ones are listed as failed. The summary itself is report/sweep_summary.py.
@@ -37,6 +38,7 @@ from glassbox.report.sweep_summary import (
     PAIR_STATS,
     explorer_page,
     plot_labels,
+    plot_pair_curves,
     plot_pair_z,
     plot_val_loss,
     read_jobs,
@@ -48,7 +50,7 @@ from glassbox.run.tracking import Tracker
 log = logging.getLogger(__name__)
 
 
-def write_summary_files(sweep_dir: Path, summary: dict[str, Any]) -> None:
+def write_summary_files(sweep_dir: Path, summary: dict[str, Any], z_min: float | None) -> None:
     fileio.write_json(sweep_dir / "summary.json", summary)
     fileio.write_text(sweep_dir / "summary.md", summary_markdown(summary, str(sweep_dir)))
     labels = plot_labels(summary)
@@ -57,6 +59,7 @@ def write_summary_files(sweep_dir: Path, summary: dict[str, Any]) -> None:
     with matplotlib.rc_context({"font.family": labels.families}):
         fileio.write_bytes(sweep_dir / "val_loss.png", png(plot_val_loss(summary, labels)))
         fileio.write_bytes(sweep_dir / "pair_z.png", png(plot_pair_z(summary, labels)))
+        fileio.write_bytes(sweep_dir / "pair_zf_steps.png", png(plot_pair_curves(summary, labels, z_min)))
 
 
 
@@ -91,6 +94,7 @@ def log_summary(job_cfg: DictConfig, sweep_dir: Path, summary: dict[str, Any]) -
                        j["loss_val"]] for j in summary["jobs"]]),
             "sweep/val_loss": wandb.Image(str(sweep_dir / "val_loss.png")),
             "sweep/pair_z": wandb.Image(str(sweep_dir / "pair_z.png")),
+            "sweep/pair_zf_steps": wandb.Image(str(sweep_dir / "pair_zf_steps.png")),
         }, step=0)
 
 
@@ -103,7 +107,7 @@ def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, A
                             "outputs/<experiment>/sweeps/<time>")
     job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}
-    write_summary_files(sweep_dir, summary)
+    write_summary_files(sweep_dir, summary, OmegaConf.select(job_cfg, "analysis.claims.z_min"))
     fileio.write_text(sweep_dir / explorer.FILE_NAME, explorer_page(sweep_dir, jobs, summary))
     if to_wandb:
         log_summary(job_cfg, sweep_dir, summary)

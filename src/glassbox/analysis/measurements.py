@@ -52,8 +52,9 @@ class Measurements:
             n_frequent=cfg.analysis.embedding.n_frequent,
         )
 
-    def of(self, model: torch.nn.Module) -> dict[str, float]:
-        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py)."""
+    def of(self, model: torch.nn.Module, initial: torch.Tensor | None = None) -> dict[str, float]:
+        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py);
+        with the run's step-0 embedding `initial`, also each pair's change since then (dcos/)."""
         device = next(model.parameters()).device
         return snapshot_metrics(model, self.probes, self.counts, self.probe_batch.to(device), self.chance,
-                                self.n_frequent)
+                                self.n_frequent, initial)

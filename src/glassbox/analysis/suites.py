@@ -27,7 +27,6 @@ from glassbox.analysis.measurements import Measurements
 from glassbox.errors import GlassboxError
 from glassbox.probes import lens
 from glassbox.probes.activations import attention_entropy, capture_activations, residual_table
-from glassbox.probes.baselines import z_score
 from glassbox.probes.context import collect_target_residuals, sense_similarity
 from glassbox.probes.embeddings import nearest_neighbours, pca_2d
 from glassbox.probes.predictions import top_k_next
@@ -75,9 +74,11 @@ class SuiteInputs:
     neighbours_k: int
     lens_k: int
     map_n_frequent: int  # the embedding map shows the probe characters and this many most frequent others
+    initial_embedding: Tensor | None = None  # the run's step-0 embedding, for the dcos/ keys
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int) -> SuiteInputs:
+    def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int,
+                    initial_embedding: Tensor | None = None) -> SuiteInputs:
         measurements = Measurements.from_config(cfg, data, block_size)
         probes = measurements.probes
         group_of = {}
@@ -124,6 +125,7 @@ class SuiteInputs:
             neighbours_k=settings.neighbours_k,
             lens_k=settings.logit_lens_k,
             map_n_frequent=settings.explorer.n_frequent,
+            initial_embedding=initial_embedding,
         )
 
 
@@ -149,17 +151,11 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     probe and the most frequent characters, with counts and row norms) and each pair's
     frequency-matched null (mean, std).
 
-    One scalar is added to the training keys: zf/within_minus_cross, the group statistic's z
-    against its relabeling null, so the group claim is judged by a z and a p like the pairs.
     The map's groups are the probe groups ("" = in pairs only), null for the frequent others.
     """
     measurements = inputs.measurements
     W = model.wte.weight.detach()
-    scalars = measurements.of(model)
-    if keys.GROUP_STAT in scalars:
-        observed = torch.tensor(scalars[keys.GROUP_STAT])
-        null = measurements.chance.group_null(W, measurements.probes).cpu()
-        scalars[keys.GROUP_ZF] = z_score(observed, null).item()
+    scalars = measurements.of(model, inputs.initial_embedding)
 
     ids = inputs.probe_ids.to(W.device)
     neighbour_ids, cosines = nearest_neighbours(W, ids, inputs.neighbours_k)

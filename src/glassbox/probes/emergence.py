@@ -4,16 +4,22 @@ analysis replays on every saved snapshot, so both produce the same numbers under
 
 The embedding analysed is `model.wte.weight`; lm_head is tied to it, so it is the output
 matrix too. n_frequent is capped at half the vocabulary, so top and bottom never overlap.
-The cos/within_mean, cos/cross_mean, stat/ and p/within_minus_cross keys appear only when the
-groups give both same-group and different-group combinations. The null samples behind
+The cos/within_mean, cos/cross_mean, stat/, zf/ and p/within_minus_cross keys appear only when
+the groups give both same-group and different-group combinations. The null samples behind
 baseline/, z/, zf/ and p/ live in a ChanceModel drawn once per run (see baselines.py).
 `embedding_metrics` computes every key but resid/ from an embedding matrix alone.
+
+Given the run's initial embedding (step 0), the dcos/ keys say how far each pair's cosine has
+moved since, judged against how far the pair's own frequency-matched null pairs moved over the
+same steps: a null for the change, not for the level. Early in training all frequent
+characters drift together, so a pair whose cosine falls may only be falling with its bands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from glassbox import metric_keys as keys
@@ -30,9 +36,11 @@ def snapshot_metrics(
     probe_batch: Tensor,
     chance: ChanceModel,
     n_frequent: int = 100,
+    initial: Tensor | None = None,
 ) -> dict[str, float]:
-    """Every snapshot metric of `model` as {key: float}; probe_batch is validation text [B, T]."""
-    metrics = embedding_metrics(model.wte.weight, probes, counts, chance, n_frequent)
+    """Every snapshot metric of `model` as {key: float}; probe_batch is validation text [B, T];
+    initial: the run's step-0 embedding, for the dcos/ keys (none without it)."""
+    metrics = embedding_metrics(model.wte.weight, probes, counts, chance, n_frequent, initial)
     _, cache = capture_activations(model, probe_batch)
     for layer, values in residual_stats(cache, model.config.n_layer).items():
         metrics |= {keys.residual(layer, stat): value for stat, value in values.items()}
@@ -45,8 +53,10 @@ def embedding_metrics(
     counts: Sequence[int] | Tensor,
     chance: ChanceModel,
     n_frequent: int = 100,
+    initial: Tensor | None = None,
 ) -> dict[str, float]:
-    """The emb/, cos/, baseline/, z/, zf/, p/ and stat/ keys, from the embedding W [V, d] alone."""
+    """The emb/, cos/, baseline/, z/, zf/, p/ and stat/ keys, from the embedding W [V, d] alone,
+    and the dcos/ keys against `initial` [V, d] (the step-0 embedding) once W differs from it."""
     W = W.detach()
     metrics: dict[str, float] = {}
     for group, values in embedding_stats_by_frequency(W, counts, n_frequent).items():
@@ -58,6 +68,8 @@ def embedding_metrics(
     metrics[keys.BASELINE_STD] = global_null.std().item()
     if probes.pairs:
         metrics |= _pair_metrics(W, probes, chance, global_null)
+        if initial is not None and not torch.equal(initial.to(W.device), W):  # at step 0 nothing has moved
+            metrics |= _change_metrics(W, initial.to(W.device), probes, chance)
     if len(probes.within_positions) and len(probes.cross_positions):
         metrics |= _group_metrics(W, probes, chance)
     return metrics
@@ -82,18 +94,37 @@ def _pair_metrics(
     }
 
 
+def _change_metrics(W: Tensor, initial: Tensor, probes: ProbeSet, chance: ChanceModel) -> dict[str, float]:
+    """dcos/, zf_dcos/ and p_dcos/ of every listed pair: its cosine's change since `initial`, against
+    the changes of its frequency-matched null pairs (the very pairs behind zf/) over the same steps."""
+    change = pair_cosines(W, probes.pair_ids) - pair_cosines(initial, probes.pair_ids)
+    null_change = chance.matched_null(W) - chance.matched_null(initial)
+    per_pair = {
+        "dcos": change,
+        "zf_dcos": z_score(change, null_change),
+        "p_dcos": permutation_p_values(change, null_change, [pair.expect for pair in probes.pairs]),
+    }
+    return {
+        keys.pair(kind, pair.name): value
+        for kind, values in per_pair.items()
+        for pair, value in zip(probes.pairs, values.tolist())
+    }
+
+
 def _group_metrics(W: Tensor, probes: ProbeSet, chance: ChanceModel) -> dict[str, float]:
-    """cos/within_mean, cos/cross_mean, stat/within_minus_cross and its permutation p-value."""
+    """cos/within_mean, cos/cross_mean, stat/within_minus_cross, its z and permutation p-value."""
     within, cross = group_cosine_means(
         unit_rows(W)[probes.group_char_ids.to(W.device)],
         probes.within_positions.to(W.device),
         probes.cross_positions.to(W.device),
     )
     observed = within - cross
-    p = permutation_p_values(observed[None], chance.group_null(W, probes)[None], ["up"])
+    null = chance.group_null(W, probes)
+    p = permutation_p_values(observed[None], null[None], ["up"])
     return {
         keys.WITHIN_MEAN: within.item(),
         keys.CROSS_MEAN: cross.item(),
         keys.GROUP_STAT: observed.item(),
+        keys.GROUP_ZF: z_score(observed, null).item(),
         keys.GROUP_P: p.item(),
     }

@@ -164,7 +164,8 @@ function drawPairTable() {
     el("td", {class: "text pair"}, p.label), el("td", {class: "text"}, `${p.kind} ${arrow(p.expect)}`),
     value("cos", p.cos[i], 3, true), value("z", p.z[i], 2, true),
     el("td", {}, chanceRange(p.null_mean[i], p.null_sd[i])),
-    value("zf", p.zf[i], 2, true), value("p", p.p[i], 3), el("td", {class: verdictClass(p.verdict[i])}, p.verdict[i])));
+    value("zf", p.zf[i], 2, true),
+    el("td", {"data-key": "p", "data-value": p.p[i] ?? ""}, fmtP(p.p[i], p.p_floor)), el("td", {class: verdictClass(p.verdict[i])}, p.verdict[i])));
   const head = headerRow(["pair", "kind", "cosine", "z", "matched chance", "zf", "p", "verdict"], 2);
   document.getElementById("pairs-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
 }
@@ -354,7 +355,7 @@ function drawClaims() {
     el("td", {class: "text"}, c.label), el("td", {class: "text"}, c.kind), el("td", {}, arrow(c.expect)),
     el("td", {}, fmt(c.article.init, 3, true)), el("td", {}, fmt(c.article.trained, 3, true)),
     el("td", {}, fmt(c.value, 3, true)), el("td", {}, fmt(c.z, 2, true)), el("td", {}, fmt(c.zf, 2, true)),
-    el("td", {}, fmt(c.p, 3)), el("td", {class: verdictClass(c.verdict)}, c.verdict),
+    el("td", {}, fmtP(c.p, c.p_floor)), el("td", {class: verdictClass(c.verdict)}, c.verdict),
     el("td", {}, c.first_held === null ? "—" : `step ${c.first_held}`)));
   document.getElementById("claims-table").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
 }

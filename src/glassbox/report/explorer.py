@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from glassbox.report.claims import GROUP_CLAIM, verdict
+from glassbox.report.claims import GROUP_CLAIM, LEVEL, Claim, claim_list
 from glassbox.report.markdown import WHITESPACE
 
 FILE_NAME = "explorer.html"
@@ -100,11 +100,16 @@ def _losses(analysis: dict[str, Any], steps: list[int]) -> list[float | None]:
 
 
 def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per probe pair: cos, z, zf, p, the verdict at every step, the matched null and the reference article's values."""
+    """Per probe pair: cos, z, zf, p, the verdict at every step (a cross pair's: no association, as the
+    report ticks it), the matched null and the reference article's values."""
     snapshots, t = analysis["snapshots"], analysis["thresholds"]
     references = analysis["reference"].get("cosine", {})
+    judged_by: dict[str, Claim] = {}  # per pair its first test: its level, or a cross pair's "no association"
+    for claim in claim_list(analysis["probes"]["pairs"], analysis["probes"]["groups"], snapshots[-1]["scalars"]):
+        judged_by.setdefault(claim.name, claim)
     pairs = []
     for pair in analysis["probes"]["pairs"]:
+        claim = judged_by[_pair_id(pair)]
         series = {family: [s["scalars"][_key(family, _pair_id(pair))] for s in snapshots]
                   for family in ("cos", "z", "zf", "p")}
         nulls = [{row["pair"]: row for row in s["embeddings"].get("matched_null", [])}.get(_pair_id(pair))
@@ -113,8 +118,8 @@ def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             "id": _pair_id(pair), "label": f"{_shown(pair['a'])} – {_shown(pair['b'])}",
             "kind": pair["kind"], "expect": pair["expect"],
             **{family: _nums(values) for family, values in series.items()},
-            "verdict": [verdict(zf, p, pair["expect"], t["z_min"], t["p_max"])
-                        for zf, p in zip(series["zf"], series["p"])],
+            "verdict": [claim.at(s["scalars"], t["z_min"], t["p_max"]) for s in snapshots],
+            "p_floor": _p_floor(analysis, "n_pairs"),
             "null_mean": _nums([n["mean"] if n else None for n in nulls]),
             "null_sd": _nums([n["std"] if n else None for n in nulls]),
             "ref": {k: _num(v) for k, v in references.get(_pair_id(pair), {}).items()},
@@ -171,10 +176,24 @@ def _prompts(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     return prompts
 
 
+def _p_floor(analysis: dict[str, Any], null_size: str) -> float | None:
+    """The smallest p a null of analysis.chance[null_size] samples gives; None in analyses made before it was kept."""
+    chance = analysis.get("chance")
+    return 1 / (chance[null_size] + 1) if chance else None
+
+
+def _claim_label(c: dict[str, Any]) -> str:
+    """`说 – 道`; a cross pair's two tests named after it; the group statistic's name."""
+    if c["a"] is None:
+        return GROUP_CLAIM
+    pair = f"{_shown(c['a'])} – {_shown(c['b'])}"
+    return pair if c.get("test", LEVEL) == LEVEL else f"{pair}, {c['test']}"
+
+
 def _claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     references = analysis["reference"].get("cosine", {})
     return [{
-        "label": GROUP_CLAIM if c["a"] is None else f"{_shown(c['a'])} – {_shown(c['b'])}",
+        "label": _claim_label(c), "p_floor": c.get("p_floor"),
         "kind": c["kind"], "expect": c["expect"],
         "article": {k: _num(v) for k, v in references.get(c["claim"], {}).items()},  # a claim is named by its pair
         **{k: _num(c[k]) for k in ("value", "z", "zf", "p")},
@@ -404,7 +423,8 @@ RUN_BODY = """
     <h2>Probe pairs at this step</h2>
     <p class="note">Cosine against chance, mean ± 2 sd of random pairs: global (random frequent pairs) at this step
       <b id="global-chance"></b>, z against it; matched (random pairs from the pair's own frequency bands), zf against
-      it. Only zf and p decide the verdict; ↑ ↓ the expected direction.</p>
+      it. Only zf and p decide the verdict; ↑ ↓ the expected direction. A cross pair's verdict is its "no
+      association": within chance (|zf| &lt; z_min) and below every within pair of its groups.</p>
     <div class="scroll"><table id="pairs-table"></table></div>
     <div id="zf-plot"></div>
   </section>

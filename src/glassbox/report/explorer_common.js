@@ -22,6 +22,15 @@ function fmt(x, digits = 3, signed = false) {
   return (signed && x > 0 ? "+" : "") + x.toFixed(digits);
 }
 
+/** A permutation p-value, never "0.000": at the smallest p its null gives (floor, 1/(n+1)) or below 0.0005
+ * it reads as a bound rounded up to three decimals ("< 0.001"), as report/markdown.py p_text writes it. */
+function fmtP(p, floor = null) {
+  if (p === null || p === undefined) return "—";
+  if ((floor === null || p > floor * (1 + 1e-9)) && p >= 0.0005) return p.toFixed(3);
+  const bound = Math.max(Math.ceil(p * 1000 - 1e-9) / 1000, 0.001);
+  return (p < bound ? "< " : "≤ ") + bound.toFixed(3);
+}
+
 const pct = (p) => (p === null ? "—" : (100 * p).toFixed(1) + " %");
 
 /** Text for Plotly labels, which read a few HTML tags: escape the characters that start them. */

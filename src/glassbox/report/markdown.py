@@ -18,6 +18,21 @@ def num(x: float | None, spec: str = "+.3f") -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def p_text(p: float | None, floor: float | None = None) -> str:
+    """A permutation p-value as printed: three decimals, never "0.000".
+
+    With n null samples the smallest p there is, `floor`, is 1 / (n + 1); the true p may be smaller
+    still, so p at the floor (or below 0.0005) reads as a bound rounded up to three decimals:
+    "< 0.001" for 1/1001 or 1/4001, "< 0.005" for 1/201.
+    """
+    if p is None or math.isnan(p):
+        return "—"
+    if (floor is None or p > floor * (1 + 1e-9)) and p >= 0.0005:
+        return f"{p:.3f}"
+    bound = max(math.ceil(p * 1000 - 1e-9) / 1000, 0.001)
+    return f"< {bound:.3f}" if p < bound else f"≤ {bound:.3f}"
+
+
 def escape(text: str) -> str:
     """Text safe inside a markdown table: newlines shown as \\n, pipes and markup escaped."""
     text = text.replace("\r", "").replace("\n", "\\n")

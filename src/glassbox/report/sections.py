@@ -10,9 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from glassbox import metric_keys as keys
-from glassbox.report.claims import GROUP_CLAIM, HELD, NO_DIRECTION, claim_sentence, verdict
+from glassbox.report.claims import (
+    GROUP_CLAIM,
+    HELD,
+    MOVING_APART,
+    NO_ASSOCIATION,
+    NO_DIRECTION,
+    Claim,
+    claim_list,
+    claim_sentence,
+)
 from glassbox.report.figures import FIGURE_CAPTIONS
-from glassbox.report.markdown import escape, num, quoted, table, visible_char
+from glassbox.report.markdown import escape, num, p_text, quoted, table, visible_char
 from glassbox.report.plotting import missing_font_notice
 
 
@@ -63,15 +72,56 @@ def _claims_section(a: dict[str, Any]) -> str | None:
                     "claim to judge. Give some and analyze again: every snapshot is measured anew, no retraining.")
         return None
     t = a["thresholds"]
+    labels = _pair_labels(a)
+    over_seeds = _replicate_verdicts(a.get("replicate"))
     lines = [f"## Claims at step {a['snapshots'][-1]['step']}", ""]
     for c in a["claims"]:
-        what = ("mean within-group minus mean cross-group cosine, expected up" if c["kind"] == "groups"
-                else f"{c['kind']}, expected {c['expect']}")
-        lines.append(f"- {_pair_label(c)} ({what}): {claim_sentence(c, **t)}.")
+        line = f"- {_pair_label(c)} ({_claim_kind(c)}): {claim_sentence(c, t['z_min'], t['p_max'], labels.get)}."
+        if over_seeds is not None:
+            line += f" Over seeds: {over_seeds.get((c['claim'], c['test']), 'not in the replicate')}."
+        lines.append(line)
     held = sum(c["verdict"] == HELD for c in a["claims"])
     judged = sum(c["verdict"] != NO_DIRECTION for c in a["claims"])
-    lines += ["", f"{held} of {judged} directional claims held."]
+    lines += ["", f"{held} of {judged} directional claims held.", "", _replicate_note(a)]
     return "\n".join(lines)
+
+
+def _claim_kind(c: dict[str, Any]) -> str:
+    """What a claim line says the claim is, e.g. "within, expected up" or "cross, moving apart"."""
+    if c["kind"] == "groups":
+        return "mean within-group minus mean cross-group cosine, expected up"
+    if c["test"] == NO_ASSOCIATION:
+        return "cross, no association: stays within chance and below its groups' within pairs"
+    if c["test"] == MOVING_APART:
+        return "cross, moving apart: falls further than random pairs of its frequency bands"
+    return f"{c['kind']}, expected {c['expect']}"
+
+
+def _pair_labels(a: dict[str, Any]) -> dict[str, str]:
+    """{pair name: `说 – 道`} for every probe pair."""
+    return {p["name"]: _pair_label(p) for p in a["probes"]["pairs"]}
+
+
+def _replicate_verdicts(replicate: dict[str, Any] | None) -> dict[tuple[str, str], str] | None:
+    """{(claim, test): "held in 2 of 3 seeds"} from the experiment's replicate; None without one."""
+    if not replicate:
+        return None
+    return {(c["claim"], c["test"]): c["over_seeds"] for c in replicate["claims"]}
+
+
+def _replicate_note(a: dict[str, Any]) -> str:
+    """Whether the experiment has a replicate (make replicate) and what it was."""
+    replicate = a.get("replicate")
+    if not replicate:
+        return (f"One run is one seed. No replicate of experiment {a['experiment']} yet: "
+                f"`make replicate EXPERIMENT={a['experiment']}` trains it over 3 seeds and says which claims hold in "
+                "how many (each claim above then says it).")
+    steps = f"{replicate['step']} steps each"
+    if replicate["step"] != a["snapshots"][-1]["step"]:
+        steps += f", not this run's {a['snapshots'][-1]['step']}"
+    return (f"\"Over seeds\": the replicate of experiment {a['experiment']} in `{replicate['dir']}` "
+            f"({replicate['n_seeds']} seeds: {', '.join(map(str, replicate['seeds']))}; {steps}; "
+            f"`{' '.join(replicate['overrides'])}`); its replicate.md has the curves and every seed.")
 
 
 def _embedding_section(a: dict[str, Any]) -> str | None:
@@ -95,36 +145,49 @@ def _cosine_section(a: dict[str, Any]) -> str | None:
     first, final = a["snapshots"][0], a["snapshots"][-1]
     article = a["reference"].get("cosine", {})
     rows = []
-    for c in a["claims"]:
-        key = keys.GROUP_STAT if c["kind"] == "groups" else keys.pair("cos", c["claim"])
-        ref = article.get(c["claim"], {})
-        rows.append([_pair_label(c), c["kind"], c["expect"], num(ref.get("init")), num(first["scalars"][key]),
-                     num(ref.get("trained")), num(c["value"]), num(c["z"], "+.2f"), num(c["zf"], "+.2f"),
-                     num(c["p"], ".3f"), c["verdict"]])
+    for name, tests in _claims_by_pair(a["claims"]).items():
+        c = tests[0]  # the level test, or a cross pair's "no association" (same cosine, zf and p)
+        ref = article.get(name, {})
+        verdicts = "; ".join(f"{t['test']}: {t['verdict']}" if len(tests) > 1 else t["verdict"] for t in tests)
+        rows.append([_pair_label(c), c["kind"], c["expect"], num(ref.get("init")), num(first["scalars"][
+            keys.GROUP_STAT if c["kind"] == "groups" else keys.pair("cos", name)]), num(ref.get("trained")),
+            num(c["value"]), num(c["z"], "+.2f"), num(c["zf"], "+.2f"), p_text(c["p"], c.get("p_floor")), verdicts])
     header = ["pair", "kind", "expected", "article, init", f"step {first['step']}", "article, trained",
               f"step {final['step']}", "z (global)", "zf (matched)", "p", "verdict"]
     return ("## Cosine similarity of probe pairs, random init vs trained\n\n" + table(header, rows)
             + "\n\nz is against random pairs of frequent characters, zf against random pairs from the pair's own "
-              "frequency bands; only zf and p decide the verdict.")
+              "frequency bands; only zf and p decide the verdict. A cross pair has two verdicts (see the claims).")
+
+
+def _claims_by_pair(claims: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The claims grouped by pair (or group statistic), in order: a cross pair has two."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for c in claims:
+        grouped.setdefault(c["claim"], []).append(c)
+    return grouped
 
 
 def _emergence_section(a: dict[str, Any]) -> str | None:
     if not a["claims"]:
         return None
-    t = a["thresholds"]
+    t_at = {"z_min": a["thresholds"]["z_min"], "p_max": a["thresholds"]["p_max"]}
     losses = {r["step"]: r.get(keys.LOSS_VAL) for r in a["losses"]}
     pairs = a["probes"]["pairs"]
+    ticked: dict[str, Claim] = {}  # per pair its first test: its level, or a cross pair's "no association"
+    for claim in claim_list(pairs, a["probes"]["groups"], a["snapshots"][-1]["scalars"]):
+        ticked.setdefault(claim.name, claim)
     rows = []
     for s in a["snapshots"]:
         cells = []
         for p in pairs:
-            zf, pv = s["scalars"][keys.pair("zf", p["name"])], s["scalars"][keys.pair("p", p["name"])]
-            mark = " ✓" if verdict(zf, pv, p["expect"], **t) == HELD else ""
-            cells.append(f"{num(s['scalars'][keys.pair('cos', p['name'])], '+.2f')} ({num(zf, '+.1f')}){mark}")
+            claim, scalars = ticked.get(p["name"]), s["scalars"]
+            held = claim is not None and claim.measured_in(scalars) and claim.at(scalars, **t_at) == HELD
+            cos, zf = scalars[keys.pair("cos", p["name"])], scalars[keys.pair("zf", p["name"])]
+            cells.append(f"{num(cos, '+.2f')} ({num(zf, '+.1f')}){' ✓' if held else ''}")
         rows.append([s["step"], num(losses.get(s["step"]), ".3f"), *cells])
     header = ["step", "val loss", *(_pair_label(p) for p in pairs)]
-    return ("## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step.\n\n"
-            + table(header, rows))
+    return ("## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step (for a cross "
+            "pair: no association, within chance and below its groups' within pairs).\n\n" + table(header, rows))
 
 
 def _residual_section(a: dict[str, Any]) -> str | None:

@@ -21,6 +21,7 @@ CHECKPOINT_DIR = "checkpoints"
 ANALYSIS_DIR = "analysis"
 REPORT_DIR = "report"
 LATEST = "latest"
+REPLICATE_DIR = "replicate"
 _SNAPSHOT_NAME = re.compile(r"^step_(\d{7})\.pt$")
 
 
@@ -73,6 +74,11 @@ def latest_link(output_dir: str | Path, name: str) -> Path:
 def point_latest(run_dir: str | Path, output_dir: str | Path, name: str) -> None:
     """Make `<output_dir>/<name>/latest` a link to this run."""
     fileio.point_link(latest_link(output_dir, name), run_dir)
+
+
+def replicate_link(output_dir: str | Path, name: str) -> Path:
+    """`<output_dir>/<name>/replicate/latest`: the sweep directory of the experiment's newest replicate."""
+    return Path(output_dir) / name / REPLICATE_DIR / LATEST
 
 
 def resolve_run_dir(output_dir: str | Path, name: str, run: str | None = None) -> Path:

@@ -95,6 +95,7 @@ class Trainer:
             "val", self.tc.eval_iters, self.tc.batch_size * self.ranks.world_size, cfg.model.block_size,
             seed=cfg.seed + 1)
         self.run = self._begin(Path(run_dir))
+        self.initial_embedding = self._initial_embedding()
         self.step_fn = self._wrap(self.state.model)
         self.snapshots = set(snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until,
                                             self.tc.snapshots.every))
@@ -133,6 +134,15 @@ class Trainer:
             self.state.restore(load_snapshot(snapshot_path(run.dir, run.resumed_step)))
         return run
 
+    def _initial_embedding(self) -> torch.Tensor | None:
+        """The step-0 token embedding that every snapshot's dcos/ keys are measured from: the model's own
+        in a new run, the step-0 snapshot's in a resumed one (so both log the same numbers)."""
+        if self.measurements is None or not self.ranks.is_main:
+            return None
+        if self.run.resumed_step is None:
+            return self.state.model.wte.weight.detach().clone()
+        return load_snapshot(snapshot_path(self.run.dir, 0)).weights["wte.weight"].to(self.device)
+
     def _wrap(self, model: GPT) -> torch.nn.Module:
         """DDP averages gradients across ranks (and broadcasts rank 0's weights when it wraps the model)."""
         step_fn = torch.nn.parallel.DistributedDataParallel(model) if self.ranks.distributed else model
@@ -144,9 +154,10 @@ class Trainer:
         try:
             self.tracker.use_artifact(dataset_artifact_name(self.cfg.corpus.name), "dataset",
                                       vocab_hash=self.data.vocab.hash, sha256=self.data.meta["inputs"]["sha256"])
+            started = time.perf_counter()
             self._loop(stop)
             if self.ranks.is_main:
-                self._complete()
+                self._complete(time.perf_counter() - started)
         except BaseException as err:
             if self.ranks.is_main:
                 stopped = isinstance(err, (Interrupted, KeyboardInterrupt))  # Ctrl-C or SIGTERM, not a fault
@@ -245,7 +256,7 @@ class Trainer:
         if self.state.recent_losses:
             record[keys.LOSS_TRAIN] = sum(self.state.recent_losses) / len(self.state.recent_losses)
         if self.measurements is not None:
-            record |= self.measurements.of(self.state.model)
+            record |= self.measurements.of(self.state.model, self.initial_embedding)
         self.tracker.log(record, step)
         train_loss = f"train loss {record[keys.LOSS_TRAIN]:.4f}, " if keys.LOSS_TRAIN in record else ""
         log.info(f"step {step}: {train_loss}val loss {record[keys.LOSS_VAL]:.4f}")  # as nanoGPT prints its evals
@@ -266,9 +277,10 @@ class Trainer:
         self.tracker.log_media(progress, step)
         bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_sec:,.0f}")
 
-    def _complete(self) -> None:
+    def _complete(self, seconds: float) -> None:
+        """Mark the run complete, with the wall-clock seconds of this process's loop (since its resume, if resumed)."""
         final = self.tracker.metrics.read()[-1]
-        write_run_state(self.run.dir, status="complete")
+        write_run_state(self.run.dir, status="complete", train_seconds=round(seconds, 1))
         self.tracker.summary({"final/loss_val": final[keys.LOSS_VAL], "final/step": self.tc.max_iters})
         latest = latest_link(self.cfg.paths.output_dir, self.cfg.name)
         log.info(f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
