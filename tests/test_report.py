@@ -31,11 +31,11 @@ def test_verdict_follows_the_matched_z_and_p(zf, p, expect, expected):
     assert verdict(zf, p, expect, **THRESHOLDS) == expected
 
 
-def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tuple[str, str, str, str]],
+def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tuple[str, str, str, str, str]],
                        reference: dict | None = None) -> dict:
     """An analysis dict as analyze.describe builds it, with only the embeddings suite's scalars.
 
-    rows_by_step: step -> {f"{kind}/{a}-{b}": value}; pairs: (a, b, kind, expect).
+    rows_by_step: step -> {f"{kind}/{id}": value}; pairs: (id, a, b, kind, expect).
     """
     snapshots = [{"step": step, "scalars": {"baseline/mean": 0.0, "baseline/std": 0.1, **scalars}}
                  for step, scalars in sorted(rows_by_step.items())]
@@ -44,8 +44,8 @@ def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tu
         "vocab_size": 10, "suites": ["embeddings"],
         "model": {"n_layer": 1, "n_head": 1, "n_embd": 4, "block_size": 8, "n_params": 100},
         "probes": {"groups": {}, "prompts": [],
-                   "pairs": [{"name": f"{a}-{b}", "a": a, "b": b, "kind": kind, "expect": expect}
-                             for a, b, kind, expect in pairs]},
+                   "pairs": [{"name": name, "label": f"{a}–{b}", "a": a, "b": b, "kind": kind, "expect": expect}
+                             for name, a, b, kind, expect in pairs]},
         "sampling": {"temperature": 0.8, "top_k": 10, "gen_tokens": 5, "seed": 0},
         "thresholds": THRESHOLDS, "reference": reference or {}, "losses": [], "snapshots": snapshots,
     }
@@ -57,8 +57,8 @@ def pair_values(cos: float, z: float, zf: float, p: float, name: str) -> dict[st
     return {f"cos/{name}": cos, f"z/{name}": z, f"zf/{name}": zf, f"p/{name}": p}
 
 
-PAIRS = [("说", "道", "within", "up"), ("山", "水", "within", "up"), ("说", "山", "cross", "down"),
-         ("a", "A", "other", "none")]
+PAIRS = [("shuo_dao", "说", "道", "within", "up"), ("shan_shui", "山", "水", "within", "up"),
+         ("shuo_shan", "说", "山", "cross", "down"), ("a_A", "a", "A", "other", "none")]
 
 
 @pytest.fixture
@@ -66,24 +66,24 @@ def analysis():
     """说-道 holds from step 8 on; 山-水 held at step 8 only; 说-山 passes the GLOBAL z but not
     the matched one (the drift case); a-A has no expected direction."""
     return synthetic_analysis({
-        0: {**pair_values(0.01, 0.1, 0.1, 0.45, "说-道"), **pair_values(0.0, 0.0, 0.0, 0.5, "山-水"),
-            **pair_values(0.0, 0.0, 0.0, 0.5, "说-山"), **pair_values(0.0, 0.0, 0.0, 0.5, "a-A")},
-        8: {**pair_values(0.30, 2.6, 2.4, 0.01, "说-道"), **pair_values(0.30, 2.6, 2.2, 0.02, "山-水"),
-            **pair_values(-0.1, -1.0, -0.5, 0.30, "说-山"), **pair_values(0.1, 0.5, 0.4, 0.6, "a-A")},
-        16: {**pair_values(0.35, 3.0, 3.1, 0.002, "说-道"), **pair_values(0.10, 1.1, 1.2, 0.12, "山-水"),
-             **pair_values(-0.3, -2.7, -1.1, 0.20, "说-山"), **pair_values(0.2, 0.9, 0.3, 0.7, "a-A")},
-    }, PAIRS, reference={"cosine": {"说-道": {"init": -0.003, "trained": 0.240}}, "source": "the article"})
+        0: {**pair_values(0.01, 0.1, 0.1, 0.45, "shuo_dao"), **pair_values(0.0, 0.0, 0.0, 0.5, "shan_shui"),
+            **pair_values(0.0, 0.0, 0.0, 0.5, "shuo_shan"), **pair_values(0.0, 0.0, 0.0, 0.5, "a_A")},
+        8: {**pair_values(0.30, 2.6, 2.4, 0.01, "shuo_dao"), **pair_values(0.30, 2.6, 2.2, 0.02, "shan_shui"),
+            **pair_values(-0.1, -1.0, -0.5, 0.30, "shuo_shan"), **pair_values(0.1, 0.5, 0.4, 0.6, "a_A")},
+        16: {**pair_values(0.35, 3.0, 3.1, 0.002, "shuo_dao"), **pair_values(0.10, 1.1, 1.2, 0.12, "shan_shui"),
+             **pair_values(-0.3, -2.7, -1.1, 0.20, "shuo_shan"), **pair_values(0.2, 0.9, 0.3, 0.7, "a_A")},
+    }, PAIRS, reference={"cosine": {"shuo_dao": {"init": -0.003, "trained": 0.240}}, "source": "the article"})
 
 
 def test_claims_are_judged_at_the_last_step_with_the_first_step_they_held(analysis):
     by_name = {c["claim"]: c for c in analysis["claims"]}
-    held = by_name["说-道"]
-    assert (held["verdict"], held["first_held"], held["step"]) == (HELD, 8, 16)
-    assert (by_name["山-水"]["verdict"], by_name["山-水"]["first_held"]) == (NOT_YET, 8)
-    drift = by_name["说-山"]
+    held = by_name["shuo_dao"]
+    assert (held["verdict"], held["first_held"], held["step"], held["label"]) == (HELD, 8, 16, "说–道")
+    assert (by_name["shan_shui"]["verdict"], by_name["shan_shui"]["first_held"]) == (NOT_YET, 8)
+    drift = by_name["shuo_shan"]
     assert (drift["verdict"], drift["first_held"]) == (NOT_YET, None)  # its global z of -2.7 is no help
-    assert by_name["a-A"]["verdict"] == NO_DIRECTION
-    assert by_name["说-道"]["zf"] == 3.1 and by_name["说-道"]["p"] == 0.002 and by_name["说-道"]["z"] == 3.0
+    assert by_name["a_A"]["verdict"] == NO_DIRECTION
+    assert by_name["shuo_dao"]["zf"] == 3.1 and by_name["shuo_dao"]["p"] == 0.002 and by_name["shuo_dao"]["z"] == 3.0
 
 
 def claim_line(markdown: str, label: str) -> str:
@@ -105,9 +105,9 @@ def test_the_report_words_each_claim_by_its_numbers(analysis):
 
 
 def test_a_claim_against_its_expected_direction_did_not_hold():
-    analysis = synthetic_analysis({0: pair_values(0.0, 0.0, 0.0, 0.5, "x-y"),
-                                   5: pair_values(-0.4, -3.0, -3.0, 0.001, "x-y")},
-                                  [("x", "y", "within", "up")])
+    analysis = synthetic_analysis({0: pair_values(0.0, 0.0, 0.0, 0.5, "x_y"),
+                                   5: pair_values(-0.4, -3.0, -3.0, 0.001, "x_y")},
+                                  [("x_y", "x", "y", "within", "up")])
     line = claim_line(render(analysis, []), "x – y")
     assert "**did not** hold at step 5" in line and "against the expected direction (up)" in line
 
@@ -165,7 +165,7 @@ def test_figures_are_png_images_for_the_suites_that_ran(analysis):
     analysis["losses"] = [{"step": 0, "loss/val": 4.0}, {"step": 16, "loss/val": 3.0, "loss/train": 3.1}]
     for snapshot in analysis["snapshots"]:
         snapshot["scalars"] |= {"emb/std": 0.02, "emb/min": -0.1, "emb/max": 0.1, "emb/l2_mean": 0.3,
-                                "resid/input/std": 0.1}
+                                "resid_std/embed": 0.1}
         snapshot["embeddings"] = {"neighbours": [], "pca": {"chars": ["说", "道"], "groups": ["say", "say"],
                                                           "coords": [[0.0, 1.0], [1.0, 0.0]], "explained": [0.6, 0.4]}}
     pngs = figures(analysis, CharLabels(plotted_chars(analysis), font_names=()))

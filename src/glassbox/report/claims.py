@@ -14,7 +14,7 @@ from typing import Any
 from glassbox import metric_keys as keys
 
 HELD, NOT_YET, DID_NOT, NO_DIRECTION = "held", "not yet", "did not", "no direction expected"
-GROUP_CLAIM = "within − cross"  # the group statistic: mean within-group minus mean cross-group cosine
+GROUP_CLAIM = "within − cross"  # the group statistic's label: mean within-group minus mean cross-group cosine
 
 
 def verdict(zf: float, p: float, expect: str, z_min: float, p_max: float) -> str:
@@ -30,24 +30,28 @@ def verdict(zf: float, p: float, expect: str, z_min: float, p_max: float) -> str
 def claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """One claim per probe pair, plus the group statistic, judged at the last snapshot.
 
-    first_held is the first step at which the claim held, if any: a pair that held early and
-    faded (the common drift of frequent characters) reads differently from one still rising.
+    A claim is named by its pair's id (`claim`, the key fragment: metric_keys.GROUP_ID for the
+    groups) and labelled for people (`label`: 说–道, or GROUP_CLAIM). first_held is the first step
+    at which the claim held, if any: a pair that held early and faded (the common drift of frequent
+    characters) reads differently from one still rising.
     """
     snapshots = analysis["snapshots"]
     if not snapshots or keys.BASELINE_MEAN not in snapshots[0]["scalars"]:
         return []  # the embeddings suite did not run
     thresholds = analysis["thresholds"]
-    rows = [(p["name"], p["a"], p["b"], p["kind"], p["expect"], *(keys.pair(stat, p["name"]) for stat in keys.PAIR_STATS))
-            for p in analysis["probes"]["pairs"]]
+    rows = [(p["name"], p["label"], p["a"], p["b"], p["kind"], p["expect"],
+             *(keys.pair(stat, p["name"]) for stat in keys.PAIR_STATS)) for p in analysis["probes"]["pairs"]]
     if keys.GROUP_STAT in snapshots[0]["scalars"]:
-        rows.append((GROUP_CLAIM, None, None, "groups", "up", keys.GROUP_STAT, None, keys.GROUP_ZF, keys.GROUP_P))
+        rows.append((keys.GROUP_ID, GROUP_CLAIM, None, None, "groups", "up", keys.GROUP_STAT, None, keys.GROUP_ZF,
+                     keys.GROUP_P))
     result = []
-    for name, a, b, kind, expect, value_key, z_key, zf_key, p_key in rows:
+    for name, label, a, b, kind, expect, value_key, z_key, zf_key, p_key in rows:
         judged = [(s["step"], verdict(s["scalars"][zf_key], s["scalars"][p_key], expect, **thresholds))
                   for s in snapshots]
         final = snapshots[-1]["scalars"]
         result.append({
-            "claim": name, "a": a, "b": b, "kind": kind, "expect": expect, "step": snapshots[-1]["step"],
+            "claim": name, "label": label, "a": a, "b": b, "kind": kind, "expect": expect,
+            "step": snapshots[-1]["step"],
             "value": final[value_key], "z": final[z_key] if z_key else None, "zf": final[zf_key],
             "p": final[p_key], "verdict": judged[-1][1],
             "first_held": next((step for step, v in judged if v == HELD), None),

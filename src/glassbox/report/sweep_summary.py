@@ -39,6 +39,7 @@ class Job:
     n_params: int | None     # None when the job failed before its run began
     final: dict[str, float]  # its last metrics.jsonl record; {} when it logged none
     expect: dict[str, str]   # probe pair name -> the direction its cosine should take (run.json's probe_pairs)
+    labels: dict[str, str]   # probe pair name -> how people read it (说–道)
 
 
 def read_jobs(sweep_dir: str | Path) -> list[Job]:
@@ -64,6 +65,7 @@ def read_job(run_dir: Path) -> Job:
         n_params=state.get("n_params"),
         final=records[-1] if records else {},
         expect={pair["name"]: pair["expect"] for pair in state.get("probe_pairs", [])},
+        labels={pair["name"]: pair["label"] for pair in state.get("probe_pairs", [])},
     )
 
 
@@ -127,7 +129,8 @@ def summarize_configuration(label: str, jobs: list[Job]) -> dict[str, Any]:
         if not all(keys.pair("zf", name) in job.final for job in complete):
             continue  # trained with analysis.at_snapshots=false, or another probe set
         per_stat = {stat: [job.final[keys.pair(stat, name)] for job in complete] for stat in PAIR_STATS}
-        pairs[name] = {"expect": expect, **{stat: mean_sd(values) for stat, values in per_stat.items()},
+        pairs[name] = {"label": complete[0].labels[name], "expect": expect,
+                       **{stat: mean_sd(values) for stat, values in per_stat.items()},
                        "direction": direction_matches(per_stat["zf"], expect)}
     return {
         "label": label,
@@ -147,7 +150,8 @@ def plotted(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def plot_labels(summary: dict[str, Any]) -> CharLabels:
     """How the plots write configurations and probe pairs: 说-道, or by code point without a CJK font."""
     configs = summary["configurations"]
-    return CharLabels({c for config in configs for text in (config["label"], *config["pairs"]) for c in text})
+    texts = [text for config in configs for text in (config["label"], *(p["label"] for p in config["pairs"].values()))]
+    return CharLabels({c for text in texts for c in text})
 
 
 def plot_val_loss(summary: dict[str, Any], labels: CharLabels) -> Figure:
@@ -183,7 +187,7 @@ def plot_pair_z(summary: dict[str, Any], labels: CharLabels) -> Figure:
             ax.errorbar([x for x, _ in points], [s["mean"] for _, s in points],
                         yerr=[s["sd"] or 0 for _, s in points], marker="o", capsize=3,
                         linestyle="--" if pair["expect"] == "none" else "-",
-                        label=f"{labels(name)} ({pair['expect']})")
+                        label=f"{labels(pair['label'])} ({pair['expect']})")
         ax.axhline(0, color="grey", linewidth=0.8)
         ax.set(xscale="log", xlabel="parameters", title=titles[stat])
     axes[0].set_ylabel("final z (mean ± sd over seeds)")
@@ -224,9 +228,9 @@ def summary_markdown(summary: dict[str, Any], title: str) -> str:
     for c in summary["configurations"]:
         if not c["pairs"]:
             continue
-        rows = [[escape(name), p["expect"], mean_sd_cell(p["cos"]), mean_sd_cell(p["z"]), mean_sd_cell(p["zf"]),
+        rows = [[escape(p["label"]), p["expect"], mean_sd_cell(p["cos"]), mean_sd_cell(p["z"]), mean_sd_cell(p["zf"]),
                  "—" if p["direction"] is None else f"{round(p['direction'] * p['zf']['n'])}/{p['zf']['n']}"]
-                for name, p in c["pairs"].items()]
+                for p in c["pairs"].values()]
         parts += [f"### {escape(c['label'])} (seeds {', '.join(map(str, c['seeds']))})",
                   table(["pair", "expect", "cos", "z", "zf", "direction"], rows)]
     rows = [[j["job"], escape(j["configuration"]), j["seed"], j["status"], num(j["n_params"], ","),

@@ -7,6 +7,8 @@
         metrics.jsonl                 one object per snapshot step (keys: glassbox.metric_keys)
         progress.jsonl                every train.log_every steps: batch loss, lr, tokens/s
         checkpoints/step_NNNNNNN.pt   the snapshots (payload: run/snapshots.py, TrainingState)
+        checkpoints/step_NNNNNNN.weights.pt   its weights and config alone: the W&B model artifact
+                                      (written only while W&B is on)
         train.log, .hydra/            Hydra's log and the composed config of the command
         wandb/                        the training run's W&B files (offline by default)
         resumes/<time>/               .hydra/ and log of every command that resumed the run
@@ -39,6 +41,11 @@ _SNAPSHOT_NAME = re.compile(r"^step_(\d{7})\.pt$")
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:07d}.pt"
+
+
+def weights_path(run_dir: str | Path, step: int) -> Path:
+    """The weights-only copy of a snapshot (run/snapshots.py, `weights_only`), beside it."""
+    return snapshot_path(run_dir, step).with_suffix(".weights.pt")
 
 
 def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
