@@ -15,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
+.PHONY: install prepare train analyze explore trace export inspect-hf sweep test lint format benchmark clean
 
 install: $(VENV)/.installed
 
@@ -62,6 +62,15 @@ sweep: install
 
 test: install
 	$(PY) -m pytest -q
+
+# ruff (configured in pyproject.toml): lint and format check, as CI runs them; `make format` fixes.
+lint: install
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+format: install
+	$(VENV)/bin/ruff check --fix src tests scripts
+	$(VENV)/bin/ruff format src tests scripts
 
 benchmark: install
 	$(PY) scripts/benchmark.py $(ARGS)

@@ -88,7 +88,7 @@ def _losses(analysis: dict[str, Any], steps: list[int]) -> list[float | None]:
 
 
 def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per probe pair: cos, z, zf, p, the verdict at every step, the matched null and the article's values.
+    """Per probe pair: cos, z, zf, p, the verdict at every step, the matched null and the reference article's values.
 
     A pair is named by its id (the fragment of its metric keys, and its key in reference.cosine and
     matched_null) and shown by its characters."""
@@ -403,7 +403,7 @@ RUN_BODY = """
   <section class="wide" id="curves-section">
     <h2>Probe-pair cosine vs step</h2>
     <p class="note">Against the training step (log scale). Dotted grey: global chance, blue band:
-      frequency-matched chance (mean ± 2 sd); diamonds: the article's values at init and trained; the red dot marks
+      frequency-matched chance (mean ± 2 sd); diamonds: the reference article's values at init and trained; the red dot marks
       the slider's step.</p>
     <div id="pairs-plot"></div>
   </section>
@@ -413,7 +413,7 @@ RUN_BODY = """
   </section>
   <section id="residual-section">
     <h2>Residual stream per layer</h2>
-    <p class="note">mean, std and max |x| of the residual stream for each probe prompt; the article's trained
+    <p class="note">mean, std and max |x| of the residual stream for each probe prompt; the reference article's trained
       model beside them where it reports one.</p>
     <div id="residual"></div>
   </section>

@@ -225,7 +225,7 @@ def _neighbours_section(a: dict[str, Any]) -> str | None:
 
 
 def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
-    """report.md: the claims in words, the article's tables with this run beside them, the plots."""
+    """report.md: the claims in words, the reference article's tables with this run beside them, the plots."""
     sections = [section(analysis) for section in (
         _header, _claims_section, _embedding_section, _cosine_section, _emergence_section, _residual_section,
         _entropy_section, _attention_section, _predictions_section, _lens_section, _context_section,

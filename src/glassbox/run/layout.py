@@ -1,23 +1,7 @@
-"""The run directory: the one place that names its files and reads or points at runs.
+"""The run directory: the one module that names its files and reads or points at runs.
 
-    outputs/<experiment>/
-      latest -> <run>                 the newest run of the experiment (train moves it)
-      <run>/                          one training run (Hydra's run dir, named by time)
-        run.json                      status, W&B id, pid and host, probe pairs, snapshot sha256s
-        metrics.jsonl                 one object per snapshot step (keys: glassbox.metric_keys)
-        progress.jsonl                every train.log_every steps: batch loss, lr, tokens/s
-        checkpoints/step_NNNNNNN.pt   the snapshots (payload: run/snapshots.py, TrainingState)
-        checkpoints/step_NNNNNNN.weights.pt   its weights and config alone: the W&B model artifact
-                                      (written only while W&B is on)
-        train.log, .hydra/            Hydra's log and the composed config of the command
-        wandb/                        the training run's W&B files (offline by default)
-        resumes/<time>/               .hydra/ and log of every command that resumed the run
-        analysis/<time>/              one `make analyze`: its .hydra/, log, metrics.jsonl, wandb/,
-                                      report/ (report.md, analysis.json, *.png)
-        report -> analysis/<time>/report    the newest analysis's report
-      sweeps/<time>/<job>/            a sweep's runs (each laid out as above), summary.*
-
-ARCHITECTURE.md shows where this sits in the pipeline; every other module asks this one for a path.
+outputs/README.md describes the layout (run.json, metrics.jsonl, checkpoints/, analysis/, report,
+latest, sweeps/); every other module asks this one for a path instead of spelling it.
 """
 
 from __future__ import annotations
