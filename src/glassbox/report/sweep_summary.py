@@ -148,7 +148,7 @@ def plotted(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot_labels(summary: dict[str, Any]) -> CharLabels:
-    """How the plots write configurations and probe pairs: 说-道, or by code point without a CJK font."""
+    """How the plots write configurations and probe pairs: 说–道, or by code point without a CJK font."""
     configs = summary["configurations"]
     texts = [text for config in configs for text in (config["label"], *(p["label"] for p in config["pairs"].values()))]
     return CharLabels({c for text in texts for c in text})

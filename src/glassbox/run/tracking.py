@@ -51,8 +51,9 @@ def wandb_mode(configured: str | None) -> str:
     """
     mode = configured or os.environ.get("WANDB_MODE") or _settings_file_mode() or "offline"
     if mode not in WANDB_MODES:
-        where = "wandb.mode" if configured else "WANDB_MODE" if os.environ.get("WANDB_MODE") else "W&B's settings"
-        raise GlassboxError(f"{where} is {mode!r}; use online, offline or disabled")
+        source = ("wandb.mode" if configured else "WANDB_MODE" if os.environ.get("WANDB_MODE")
+                  else "the mode in W&B's settings (`wandb online` clears it)")
+        raise GlassboxError(f"{source} is {mode!r}; use online, offline or disabled")
     return mode
 
 
