@@ -3,6 +3,7 @@ offline W&B runs read back. Corpora come from the cache (CI copies ../shared/cor
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,10 +71,29 @@ def wandb_records(run_dir: Path) -> list[dict]:
     return records
 
 
+# W&B's documented rule for a metric name, with `/` separating the sections of a workspace.
+WANDB_KEY = re.compile(r"^[_a-zA-Z][_a-zA-Z0-9]*(/[_a-zA-Z][_a-zA-Z0-9]*)*$")
+
+
+def logged_keys(records: list[dict]) -> set[str]:
+    """Every key logged to history or summary in `records`; a table's or image's fields (`key._type`,
+    `key.path`, ...) count as its one key, W&B's own (`_step`, `_runtime`, ...) not at all."""
+    keys = set()
+    for record in records:
+        if record["type"] not in ("history", "summary"):
+            continue
+        item = record["history"]["item"] if record["type"] == "history" else record["summary"]["update"]
+        media = {key.removesuffix("._type") for key in item if key.endswith("._type")}
+        keys |= {key for key in item if not key.startswith("_") and key.split(".")[0] not in media} | media
+    return keys
+
+
 # --- a hand-made sweep (test_sweep, test_explorer) ------------------------------------------------------
 
 PROBES = {"groups": {"vowels": ["a", "e"], "marks": [".", "!"]},
-          "pairs": [["a", "e"], [".", "!"], ["a", "."], ["a", "A", "none"]]}  # up, up, down, none
+          "pairs": [{"id": "a_e", "a": "a", "b": "e"}, {"id": "period_exclamation", "a": ".", "b": "!"},
+                    {"id": "a_period", "a": "a", "b": "."},
+                    {"id": "a_A", "a": "a", "b": "A", "expect": "none"}]}  # up, up, down, none
 TINY = dict(vocab_size=65, n_layer=1, n_head=1, n_embd=8, block_size=8, dropout=0.0, bias=False)
 SMALL = {**TINY, "n_embd": 16}
 
@@ -89,7 +109,8 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status:
                                      "wandb": {"mode": "disabled", "project": "glassbox", "entity": None,
                                                "group": "toy-sweep-x", "tags": []}}),
                    run_dir / ".hydra" / "config.yaml")
-    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params(), probe_pairs=probe_pairs())
+    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params(),
+                    probe_pairs=probe_pairs())
     metrics = JsonlFile(run_dir / "metrics.jsonl")
     metrics.append({"step": 0, "loss/val": 4.2, **{f"{k}/{p}": 0.0 for k in ("cos", "z", "zf") for p in pair_names()}})
     metrics.append({"step": step, **final})
@@ -97,12 +118,13 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status:
 
 def probe_pairs() -> list[dict[str, str]]:
     """The pairs as train records them in run.json (kind and expected direction decided by ProbeSet)."""
-    chars = sorted({c for group in PROBES["groups"].values() for c in group} | {c for p in PROBES["pairs"] for c in p[:2]})
+    chars = sorted({c for group in PROBES["groups"].values() for c in group}
+                   | {c for p in PROBES["pairs"] for c in (p["a"], p["b"])})
     return ProbeSet.build(PROBES["groups"], PROBES["pairs"], {c: i for i, c in enumerate(chars)}).describe_pairs()
 
 
 def pair_names() -> list[str]:
-    return [f"{a}-{b}" for a, b, *_ in PROBES["pairs"]]
+    return [p["id"] for p in PROBES["pairs"]]
 
 
 def final_row(loss: float, zf: list[float]) -> dict[str, float]:

@@ -24,7 +24,7 @@ from glassbox.run.layout import list_snapshots
 from glassbox.run.snapshots import Snapshot, check_vocab
 from glassbox.run.tracking import STEP_KEY, JsonlFile
 from glassbox.text.tokens import TokenData
-from helpers import project_with_corpus, run_stage, run_stages, wandb_records
+from helpers import WANDB_KEY, logged_keys, project_with_corpus, run_stage, run_stages, wandb_records
 
 ITOS = list("abcdefghijklmnopqrstuvwxyz .,;!?ABCDEFGH")  # 40 characters, id = position
 STOI = {c: i for i, c in enumerate(ITOS)}
@@ -40,7 +40,8 @@ def model():
 @pytest.fixture
 def inputs():
     counts = torch.arange(len(ITOS), 0, -1) * 10  # id 0 most frequent
-    probes = ProbeSet.build({"vowels": list("aeiou"), "punct": list(".,;")}, [["a", "e"], ["a", ","]], STOI)
+    pairs = [{"id": "a_e", "a": "a", "b": "e"}, {"id": "a_comma", "a": "a", "b": ","}]
+    probes = ProbeSet.build({"vowels": list("aeiou"), "punct": list(".,;")}, pairs, STOI)
     chance = ChanceModel.build(counts, probes, n_pairs=64, top_k_frequent=40, n_bands=2, min_count=1,
                                n_permutations=32, seed=0)
     probe_batch = torch.randint(len(ITOS), (2, 12), generator=torch.Generator().manual_seed(1))
@@ -83,7 +84,7 @@ def test_attention_rows_sum_to_one_with_zeros_above_the_diagonal(model, inputs):
 def test_logit_lens_at_the_last_block_is_the_models_own_prediction(model, inputs):
     result = suites.logit_lens(model, inputs)
     for prompt in result["prompts"]:
-        assert [layer["layer"] for layer in prompt["layers"]] == ["input", "blocks.0", "blocks.1"]
+        assert [layer["layer"] for layer in prompt["layers"]] == ["embed", "L0", "L1"]
         with torch.no_grad():
             logits, _ = model(ids(prompt["prompt"]))  # the fast path, not the cache
         probs = torch.softmax(logits[0, -1] / inputs.sampling.temperature, dim=-1)
@@ -152,7 +153,7 @@ def test_embedding_map_shows_the_probes_then_the_most_frequent_characters(model,
 
 def test_matched_null_gives_the_mean_and_sd_behind_each_zf(model, inputs):
     result = suites.embeddings(model, inputs)
-    assert [row["pair"] for row in result["matched_null"]] == ["a-e", "a-,"]
+    assert [row["pair"] for row in result["matched_null"]] == ["a_e", "a_comma"]
     for row in result["matched_null"]:
         scalars = result["scalars"]
         zf = (scalars[f"cos/{row['pair']}"] - row["mean"]) / row["std"]
@@ -186,11 +187,11 @@ def test_activations_give_the_articles_per_layer_table_and_entropy_per_head(mode
     assert table["prompt"] == "to be"
     _, cache = capture_activations(model, ids("to be"))
     expected = residual_stats(cache, N_LAYER)
-    assert [row["layer"] for row in table["layers"]] == list(expected) == ["input", "blocks.0", "blocks.1", "ln_final"]
+    assert [row["layer"] for row in table["layers"]] == list(expected) == ["embed", "L0", "L1", "final"]
     for row in table["layers"]:
         assert row["shape"] == [1, 5, N_EMBD]
         assert {k: row[k] for k in ("mean", "std", "max")} == expected[row["layer"]]
-    heads = [f"attn_entropy/blocks.{i}/head{h}" for i in range(N_LAYER) for h in range(N_HEAD)]
+    heads = [f"attn_entropy/L{i}H{h}" for i in range(N_LAYER) for h in range(N_HEAD)]
     assert sorted(result["scalars"]) == heads
     uniform = sum(math.log(t + 1) for t in range(12)) / 12  # the most a causal head can spread over 12 positions
     assert all(0 <= value <= uniform + 1e-5 for value in result["scalars"].values())
@@ -201,7 +202,7 @@ def test_context_gap_is_within_minus_across_at_every_layer(model, inputs):
     assert result["senses"] == {"inside": ["the", "she"], "start": ["a e", "to e"]}
     for row in result["layers"]:
         assert row["gap"] == pytest.approx(row["within"] - row["across"])
-        assert result["scalars"][f"context/{row['layer']}/gap"] == row["gap"]
+        assert result["scalars"][f"context_gap/{row['layer']}"] == row["gap"]
     assert len(result["layers"]) == N_LAYER + 2
 
 
@@ -263,7 +264,8 @@ def test_analysis_replays_every_snapshot_to_the_numbers_training_logged(tiny_run
         shared = {k: v for k, v in logged[snapshot["step"]].items() if k in snapshot["scalars"]}
         assert len(shared) > 50  # every emergence metric, not a handful
         assert {k: snapshot["scalars"][k] for k in shared} == pytest.approx(shared, abs=1e-6)
-    assert [c["claim"] for c in analysis["claims"]][:3] == ["a-A", "e-E", "t-T"]
+    claims = [(c["claim"], c["label"]) for c in analysis["claims"]]
+    assert claims[:3] == [("a_A", "a–A"), ("e_E", "e–E"), ("t_T", "t–T")]
 
 
 @pytest.mark.e2e
@@ -275,19 +277,39 @@ def test_the_wandb_analysis_run_holds_the_tables_the_images_and_the_report(tiny_
     history = [r["history"]["item"] for r in records if r["type"] == "history"]
     final = analysis["snapshots"][-1]["step"]
     tables = {k.split(".")[0]: item for item in history for k, v in item.items() if v == "table-file"}
-    assert sorted(tables) == ["tables/logit_lens", "tables/neighbours", "tables/predictions", "tables/samples"]
+    assert sorted(tables) == ["tables/claims", "tables/logit_lens", "tables/neighbours", "tables/predictions",
+                              "tables/samples"]
     assert all(item[STEP_KEY] == final for item in tables.values())
     assert tables["tables/samples"]["tables/samples.nrows"] == len(analysis["snapshots"])
-    images = {item[STEP_KEY] for item in history if item.get("attention._type") == "image-file"}
-    assert images == {0, final}
-    scalars = [item for item in history if "cos/a-e" in item]
+    assert tables["tables/claims"]["tables/claims.nrows"] == len(analysis["claims"])
+    images = [item[STEP_KEY] for item in history if item.get("attention/patterns._type") == "image-file"]
+    assert images == [s["step"] for s in analysis["snapshots"]]  # every analysed snapshot, not only first and last
+    scalars = [item for item in history if "cos/a_e" in item]
     assert [item[STEP_KEY] for item in scalars] == [s["step"] for s in analysis["snapshots"]]
+    summary = {k: v for r in records if r["type"] == "summary" for k, v in r["summary"]["update"].items()}
+    for c in analysis["claims"]:  # each claim's verdict and zf in the run's summary
+        assert (summary[f"verdict/{c['claim']}"], summary[f"zf/{c['claim']}"]) == (c["verdict"], pytest.approx(c["zf"]))
+    assert run["display_name"] == fileio.read_json(tiny_run / "run.json")["wandb_run_name"] + "-analysis"
     (report,) = [r["artifact"] for r in records if r["type"] == "artifact" and r["artifact"]["type"] == "report"]
     assert {"report.md", "analysis.json", "cosine.png"} <= {f["path"] for f in report["manifest"]["contents"]}
     train_id = fileio.read_json(tiny_run / "run.json")["wandb_run_id"]
     inputs = [r["config"]["update"]["inputs"] for r in records if r["type"] == "config"]
     read = [f"model-{train_id}:step-{s['step']}" for s in analysis["snapshots"]]
     assert [record["artifact"] for i in inputs for record in i.values()] == read  # lineage: every snapshot it read
+
+
+@pytest.mark.e2e
+def test_every_key_logged_to_wandb_or_metrics_jsonl_follows_the_wandb_naming_rule(tiny_project, tiny_run):
+    """Shakespeare's pairs are punctuation (,-; .-!): their keys go by the pairs' ids (the 西游记 half of
+    this test is in test_wandb.py)."""
+    records = wandb_records(tiny_project / "outputs")  # prepare, train and analysis runs
+    assert {r["run"]["job_type"] for r in records if r["type"] == "run"} == {"prepare", "train", "analysis"}
+    keys = logged_keys(records)
+    assert {"cos/comma_semicolon", "zf/period_exclamation", "resid_std/L0", "attn_entropy/L1H1", "context_gap/final",
+            "emb/row_norms", "emb/projector", "attention/patterns", "verdict/within_minus_cross"} <= keys
+    assert sorted(key for key in keys if not WANDB_KEY.match(key)) == []
+    local = {key for r in JsonlFile(tiny_run / "metrics.jsonl").read() for key in r}
+    assert sorted(key for key in local if not WANDB_KEY.match(key)) == []
 
 
 @pytest.mark.e2e

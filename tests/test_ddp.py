@@ -42,6 +42,6 @@ def test_two_gloo_ranks_match_one_process_with_the_global_batch(workdir):
     assert [r["step"] for r in ddp_rows] == [r["step"] for r in single_rows] == [0, 1, 2, 4, 8, 12, 24]
     for a, b in zip(ddp_rows, single_rows):
         assert a["tokens"] == b["tokens"]  # global batch × block × accumulation, counted over both ranks
-        for key in ("loss/val", "loss/train", "cos/a-e", "emb/std", "resid/blocks.1/std"):
+        for key in ("loss/val", "loss/train", "cos/a_e", "emb/std", "resid_std/L1"):
             if key in b:
                 assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (b["step"], key)

@@ -203,7 +203,7 @@ def test_the_slider_moves_every_panel_to_the_chosen_step(opened, run_dir, analys
         assert [[w for w in row if w is not None] for row in pattern] == [
             pytest.approx(row[:q + 1], abs=1e-4) for q, row in enumerate(expected)]
         std = driver.execute_script(  # column 3 of the row of the last layer
-            "return document.querySelector('#residual-table-0 tr[data-layer=ln_final] td:nth-child(3)').textContent")
+            "return document.querySelector('#residual-table-0 tr[data-layer=final] td:nth-child(3)').textContent")
         assert float(std) == pytest.approx(snapshot["activations"]["residual"][0]["layers"][-1]["std"], rel=1e-3)
         top = driver.execute_script("return document.getElementById('next-plot-0').data[0].y[0]")
         char = snapshot["predictions"]["prompts"][0]["next"][0][0]
@@ -306,13 +306,13 @@ def test_the_sweep_page_data_holds_every_run_and_the_mean_over_seeds(toy_sweep):
     records = {n: JsonlFile(toy_sweep / str(n) / "metrics.jsonl").read() for n in range(4)}
     data = sweep_page_data(summary, records, ["model"], {"z_min": 2.0})
     assert [job["values"] for job in data["jobs"]] == [{"model": "tiny"}] * 2 + [{"model": "small"}] * 2
-    assert [job["zf"]["a-e"] for job in data["jobs"]] == [[0.0, 1.5], [0.0, -0.5], [0.0, 2.0], [0.0, 9.0]]
+    assert [job["zf"]["a_e"] for job in data["jobs"]] == [[0.0, 1.5], [0.0, -0.5], [0.0, 2.0], [0.0, 9.0]]
     tiny, small = data["configurations"]
     assert tiny["curve"]["steps"] == [0, 16]
-    assert tiny["curve"]["mean"]["a-e"] == [0.0, 0.5]
-    assert tiny["curve"]["sd"]["a-e"] == [0.0, pytest.approx(math.sqrt(2), rel=1e-3)]
-    assert small["curve"]["mean"]["a-e"] == [0.0, 2.0] and small["curve"]["sd"]["a-e"] == [None, None]  # job 3 failed
-    assert small["zf"]["a-e"] == {"mean": 2.0, "sd": None}
+    assert tiny["curve"]["mean"]["a_e"] == [0.0, 0.5]
+    assert tiny["curve"]["sd"]["a_e"] == [0.0, pytest.approx(math.sqrt(2), rel=1e-3)]
+    assert small["curve"]["mean"]["a_e"] == [0.0, 2.0] and small["curve"]["sd"]["a_e"] == [None, None]  # job 3 failed
+    assert small["zf"]["a_e"] == {"mean": 2.0, "sd": None}
 
 
 @pytest.mark.e2e
@@ -334,9 +334,12 @@ def test_the_sweep_page_puts_the_runs_side_by_side(toy_sweep_page, browser):
         return browser.execute_script("return document.getElementById('final-plot').data[0].y")
 
     tiny, small = summary["configurations"]
-    assert chosen_column() == ["a-e"] * 4
-    Select(browser.find_element("id", "pair")).select_by_value(".-!")
-    assert chosen_column() == [".-!"] * 4
-    assert final_means() == [small["pairs"][".-!"]["zf"]["mean"], tiny["pairs"][".-!"]["zf"]["mean"]]
+    assert chosen_column() == ["a_e"] * 4
+    pair = Select(browser.find_element("id", "pair"))
+    assert [option.text for option in pair.options] == ["a–e", ".–!", "a–.", "a–A"]  # by label, chosen by id
+    pair.select_by_value("period_exclamation")
+    assert chosen_column() == ["period_exclamation"] * 4
+    assert final_means() == [small["pairs"]["period_exclamation"]["zf"]["mean"],
+                             tiny["pairs"]["period_exclamation"]["zf"]["mean"]]
     Select(browser.find_element("id", "x-key")).select_by_value("parameters")
     assert browser.execute_script("return document.getElementById('final-plot').layout.xaxis.type") == "log"

@@ -291,7 +291,8 @@ def llama_config(tmp_path: Path, folder: Path, **probes):
                  "analysis.chance.n_permutations=20", "analysis.chance.n_bands=2", "analysis.chance.top_k_frequent=100")
     cfg.corpus.probes = {
         "groups": {"animals": ["cat", "dog"], "sky": ["sun", "moon"]},
-        "pairs": [["cat", "dog"], ["sun", "moon"], ["cat", "sun"]],
+        "pairs": [{"id": "cat_dog", "a": "cat", "b": "dog"}, {"id": "sun_moon", "a": "sun", "b": "moon"},
+                  {"id": "cat_sun", "a": "cat", "b": "sun"}],
         "prompts": ["the cat sat on the", "catdog"],
         "context": {"char": "sat",
                     "senses": {"cat": ["the cat sat", "a cat sat"], "dog": ["the dog sat", "a dog sat"]}},
@@ -308,12 +309,13 @@ def test_inspect_hf_runs_on_a_tiny_llama(tmp_path):
     analysis = inspect_hf(cfg, out)
     assert analysis["model"]["final_norm"] == "model.norm" and not analysis["model"]["tied_embeddings"]
     assert analysis["counts"] == "uniform"
-    assert [layer["layer"] for layer in analysis["logit_lens"][0]["layers"]] == ["input", "blocks.0", "blocks.1"]
+    assert [layer["layer"] for layer in analysis["logit_lens"][0]["layers"]] == ["embed", "L0", "L1"]
     assert len(analysis["attention"][0]["entropy"]) == 2 and len(analysis["attention"][0]["entropy"][0]) == 4
     tokenized = {t["text"]: t["tokens"] for t in analysis["tokenization"]}
     assert tokenized["catdog"] == ["cat", "dog"]
     report = (out / "report.md").read_text()
     assert "cat · dog" in report and "Logit lens" in report and "No token counts" in report
+    assert "| cat–dog | up |" in report and "| L1 | " in report  # pairs by label, layers as in metric keys
 
     # The hook-point cache is the model's own computation: the last block's residual through
     # model.norm and lm_head gives the logits.
@@ -328,7 +330,7 @@ def test_inspect_hf_runs_on_a_tiny_llama(tmp_path):
 def test_inspect_hf_says_when_a_probe_is_several_tokens(tmp_path):
     folder = tmp_path / "tiny-llama"
     tiny_llama(folder)
-    cfg = llama_config(tmp_path, folder, pairs=[["cat", "catdog"]])
+    cfg = llama_config(tmp_path, folder, pairs=[{"id": "cat_catdog", "a": "cat", "b": "catdog"}])
     with pytest.raises(GlassboxError, match="'catdog' is 2 tokens .*cat \\| dog"):
         inspect_hf(cfg, tmp_path / "out")
 
@@ -357,7 +359,7 @@ def test_load_run_reuses_the_stages_readers(tiny):
     assert "blocks.1.attn.pattern" in cache
 
     metrics = run.metrics()
-    assert {"step", "loss/val", "cos/a-e"} <= set(metrics.columns)
+    assert {"step", "loss/val", "cos/a_e"} <= set(metrics.columns)
     assert metrics["step"].tolist() == tiny["steps"]
     with pytest.raises(GlassboxError, match="no snapshot at step 3"):
         run.model(3)

@@ -35,13 +35,17 @@ def common_direction(scale: float = 0.035, seed: int = 2) -> torch.Tensor:
 
 
 def probe_set(groups: dict[str, list[int]], pairs: list[list[int]]) -> ProbeSet:
-    """A ProbeSet whose "characters" are the token ids written as strings."""
+    """A ProbeSet whose "characters" are the token ids written as strings, pair [a, b] named `t<a>_<b>`."""
     stoi = {str(i): i for i in range(V)}
     return ProbeSet.build(
         {g: [str(i) for i in ids] for g, ids in groups.items()},
-        [[str(i) for i in pair] for pair in pairs],
+        [{"id": pair_id(a, b), "a": str(a), "b": str(b)} for a, b in pairs],
         stoi,
     )
+
+
+def pair_id(a: int, b: int) -> str:
+    return f"t{a}_{b}"
 
 
 def chance(counts, probes, seed=0):
@@ -90,9 +94,9 @@ def test_planted_cluster_is_found_and_its_band_neighbours_are_not():
     metrics = embedding_metrics(W, probes, counts, chance(counts, probes))
 
     for a, b in (planted[:2], planted[2:]):
-        assert metrics[f"zf/{a}-{b}"] > 3 and metrics[f"p/{a}-{b}"] < 0.01
+        assert metrics[f"zf/{pair_id(a, b)}"] > 3 and metrics[f"p/{pair_id(a, b)}"] < 0.01
     for a, b in (plain[:2], plain[2:]):
-        assert abs(metrics[f"zf/{a}-{b}"]) < 2 and metrics[f"p/{a}-{b}"] > 0.05
+        assert abs(metrics[f"zf/{pair_id(a, b)}"]) < 2 and metrics[f"p/{pair_id(a, b)}"] > 0.05
     assert metrics["stat/within_minus_cross"] > 0.2
     assert metrics["p/within_minus_cross"] < 0.01
 
@@ -123,7 +127,7 @@ def test_matched_baseline_absorbs_drift_that_fools_the_global_one():
     W[top] += common_direction(scale=0.045)
     after = embedding_metrics(W, probes, counts, stats)
 
-    names = [f"{a}-{b}" for a, b in pairs]
+    names = [pair_id(a, b) for a, b in pairs]
     assert all(after[f"cos/{n}"] > before[f"cos/{n}"] + 0.3 for n in names)
     assert all(after[f"z/{n}"] > 3 for n in names)  # global baseline: looks like emergence
     zf = torch.tensor([after[f"zf/{n}"] for n in names])  # matched baseline: just drift
@@ -187,12 +191,12 @@ def test_a_pair_that_falls_with_its_bands_is_not_moving_apart_and_a_planted_fall
     W[planted_y] -= 0.8 * W[planted_x]  # pushed apart: its cosine goes well below zero
     metrics = embedding_metrics(W, probes, counts, stats, initial=initial)
 
-    drifted = [f"{a}-{b}" for a, b in pairs[:-1]]
+    drifted = [pair_id(a, b) for a, b in pairs[:-1]]
     assert all(metrics[f"dcos/{n}"] < -0.4 for n in drifted)  # a large fall: a naive "moved apart"
     zf = torch.tensor([metrics[f"zf_dcos/{n}"] for n in drifted])  # each a draw from its own null
     assert zf.abs().mean() < 1.2 and zf.mean().abs() < 0.75 and zf.abs().max() < 3
     assert min(metrics[f"p_dcos/{n}"] for n in drifted) > 0.01
-    planted = f"{planted_x}-{planted_y}"
+    planted = pair_id(planted_x, planted_y)
     assert metrics[f"zf_dcos/{planted}"] < -3 and metrics[f"p_dcos/{planted}"] == pytest.approx(1 / 4001)
 
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from glassbox import metric_keys as keys
 from glassbox.model import GPT, GPTConfig
 from glassbox.probes.activations import attention_entropy, capture_activations, residual_stats
 from glassbox.probes.baselines import ChanceModel
@@ -41,14 +42,14 @@ def test_capture_activations_restores_the_training_mode_and_builds_no_graph(mode
 def test_residual_stats_keys_and_values(model, batch):
     _, cache = capture_activations(model, batch)
     stats = residual_stats(cache, N_LAYER)
-    assert list(stats) == ["input", "blocks.0", "blocks.1", "ln_final"]
+    assert list(stats) == ["embed", "L0", "L1", "final"]
     embedded = model.wte(batch) + model.wpe(torch.arange(10))
-    assert stats["input"]["mean"] == pytest.approx(embedded.mean().item(), abs=1e-6)
-    assert stats["input"]["std"] == pytest.approx(embedded.std().item(), rel=1e-5)
-    assert stats["input"]["max"] == pytest.approx(embedded.abs().max().item(), rel=1e-5)
+    assert stats["embed"]["mean"] == pytest.approx(embedded.mean().item(), abs=1e-6)
+    assert stats["embed"]["std"] == pytest.approx(embedded.std().item(), rel=1e-5)
+    assert stats["embed"]["max"] == pytest.approx(embedded.abs().max().item(), rel=1e-5)
     last = cache["blocks.1.resid_post"]
-    assert stats["blocks.1"]["max"] == pytest.approx(last.abs().max().item())
-    assert stats["ln_final"]["std"] == pytest.approx(1.0, abs=0.05)  # LayerNorm output
+    assert stats["L1"]["max"] == pytest.approx(last.abs().max().item())
+    assert stats["final"]["std"] == pytest.approx(1.0, abs=0.05)  # LayerNorm output
 
 
 def test_attention_entropy_of_uniform_and_one_hot_patterns():
@@ -82,11 +83,11 @@ def test_top_k_next_reports_the_full_softmax_probabilities():
 def test_logit_lens_at_the_last_block_is_the_model_output(model, batch):
     logits, cache = capture_activations(model, batch)
     lens = logit_lens(model, cache, position=-1, k=5, temperature=0.8)
-    assert list(lens) == ["input", "blocks.0", "blocks.1"]
-    ids, probs = lens["blocks.1"]
+    assert list(lens) == ["embed", "L0", "L1"]
+    ids, probs = lens["L1"]
     expected = torch.topk(next_token_probs(logits[:, -1], 0.8), 5)
     assert torch.equal(ids, expected.indices) and torch.allclose(probs, expected.values)
-    assert not torch.allclose(lens["input"][1], probs)  # earlier layers really differ
+    assert not torch.allclose(lens["embed"][1], probs)  # earlier layers really differ
 
 
 def test_sense_similarity_separates_planted_senses():
@@ -95,23 +96,23 @@ def test_sense_similarity_separates_planted_senses():
     contexts = torch.stack([said, said, said, way, way]) + 0.3 * torch.randn(5, 32, generator=g)
     senses = ["said", "said", "said", "way", "way"]
     noise = torch.randn(5, 32, generator=g)
-    result = sense_similarity({"blocks.1": contexts, "input": noise}, senses)
-    assert result["blocks.1"]["gap"] > 0.5
-    last = result["blocks.1"]
+    result = sense_similarity({"L1": contexts, "embed": noise}, senses)
+    assert result["L1"]["gap"] > 0.5
+    last = result["L1"]
     assert last["gap"] == pytest.approx(last["within"] - last["across"])
-    assert abs(result["input"]["gap"]) < result["blocks.1"]["gap"]
+    assert abs(result["embed"]["gap"]) < result["L1"]["gap"]
     with pytest.raises(ValueError, match="two contexts of one sense"):
-        sense_similarity({"input": noise[:2]}, ["said", "way"])
+        sense_similarity({"embed": noise[:2]}, ["said", "way"])
 
 
 def test_collect_target_residuals_takes_the_last_occurrence(model):
     target = 7
     prompts = [[1, 7, 2, 7, 3], [7, 4]]
     rows = collect_target_residuals(model, prompts, target)
-    assert list(rows) == ["input", "blocks.0", "blocks.1", "ln_final"]
+    assert list(rows) == ["embed", "L0", "L1", "final"]
     assert all(r.shape == (2, 16) for r in rows.values())
     _, cache = capture_activations(model, torch.tensor([prompts[0]]))
-    assert torch.equal(rows["blocks.0"][0], cache["blocks.0.resid_post"][0, 3])
+    assert torch.equal(rows["L0"][0], cache["blocks.0.resid_post"][0, 3])
     with pytest.raises(ValueError, match="does not occur"):
         collect_target_residuals(model, [[1, 2]], target)
 
@@ -122,7 +123,8 @@ def test_snapshot_metrics_returns_every_documented_key(model, batch):
     counts = (1000 / torch.arange(1, V + 1)).round().long()
     probes = ProbeSet.build(
         {"g1": ["a", "b", "c"], "g2": ["d", "e"]},
-        [["a", "b"], ["a", "d"], ["f", "g", "up"]],
+        [{"id": "a_b", "a": "a", "b": "b"}, {"id": "a_d", "a": "a", "b": "d"},
+         {"id": "f_g", "a": "f", "b": "g", "expect": "up"}],
         stoi,
     )
     stats = ChanceModel.build(
@@ -136,13 +138,13 @@ def test_snapshot_metrics_returns_every_documented_key(model, batch):
         f"emb/{end}10/{s}" for end in ("top", "bottom") for s in ("std", "min", "max", "l2_mean")
     }
     expected |= {
-        f"{kind}/{pair}" for kind in ("cos", "z", "zf", "p") for pair in ("a-b", "a-d", "f-g")
+        f"{kind}/{pair}" for kind in ("cos", "z", "zf", "p") for pair in ("a_b", "a_d", "f_g")
     }
     expected |= {"cos/within_mean", "cos/cross_mean", "baseline/mean", "baseline/std"}
     expected |= {"stat/within_minus_cross", "zf/within_minus_cross", "p/within_minus_cross"}
-    expected |= {f"resid/{layer}/{s}" for layer in ("input", "blocks.0", "blocks.1", "ln_final")
-                 for s in ("mean", "std", "max")}
+    expected |= {f"resid_{s}/{layer}" for layer in ("embed", "L0", "L1", "final") for s in ("mean", "std", "max")}
     assert set(metrics) == expected
+    assert all(keys.is_key(key) for key in metrics)  # W&B can sort, filter and group every one
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert model.training
     assert metrics["emb/std"] == pytest.approx(model.wte.weight.std().item())

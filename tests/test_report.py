@@ -47,11 +47,11 @@ def test_verdict_follows_the_matched_z_and_p(zf, p, expect, expected):
     assert verdict(zf, p, expect, **THRESHOLDS) == expected
 
 
-def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tuple[str, str, str, str]],
+def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tuple[str, str, str, str, str]],
                        reference: dict | None = None, groups: dict[str, list[str]] | None = None) -> dict:
     """An analysis dict as analyze.describe builds it, with only the embeddings suite's scalars.
 
-    rows_by_step: step -> {f"{kind}/{a}-{b}": value}; pairs: (a, b, kind, expect).
+    rows_by_step: step -> {f"{kind}/{id}": value}; pairs: (id, a, b, kind, expect).
     """
     snapshots = [{"step": step, "scalars": {"baseline/mean": 0.0, "baseline/std": 0.1, **scalars}}
                  for step, scalars in sorted(rows_by_step.items())]
@@ -60,8 +60,8 @@ def synthetic_analysis(rows_by_step: dict[int, dict[str, float]], pairs: list[tu
         "vocab_size": 10, "suites": ["embeddings"],
         "model": {"n_layer": 1, "n_head": 1, "n_embd": 4, "block_size": 8, "n_params": 100},
         "probes": {"groups": groups or {}, "prompts": [],
-                   "pairs": [{"name": f"{a}-{b}", "a": a, "b": b, "kind": kind, "expect": expect}
-                             for a, b, kind, expect in pairs]},
+                   "pairs": [{"name": name, "label": f"{a}–{b}", "a": a, "b": b, "kind": kind, "expect": expect}
+                             for name, a, b, kind, expect in pairs]},
         "sampling": {"temperature": 0.8, "top_k": 10, "gen_tokens": 5, "seed": 0},
         "thresholds": {**THRESHOLDS, "early_drift": 0.25}, "chance": {"n_pairs": 4000, "n_permutations": 1000},
         "reference": reference or {}, "losses": [], "snapshots": snapshots,
@@ -78,8 +78,8 @@ def change_values(dcos: float, zf: float, p: float, name: str) -> dict[str, floa
     return {f"dcos/{name}": dcos, f"zf_dcos/{name}": zf, f"p_dcos/{name}": p}
 
 
-PAIRS = [("说", "道", "within", "up"), ("山", "水", "within", "up"), ("说", "山", "cross", "down"),
-         ("a", "A", "other", "none")]
+PAIRS = [("shuo_dao", "说", "道", "within", "up"), ("shan_shui", "山", "水", "within", "up"),
+         ("shuo_shan", "说", "山", "cross", "down"), ("a_A", "a", "A", "other", "none")]
 
 
 @pytest.fixture
@@ -88,33 +88,33 @@ def analysis():
     -2.7 is the drift case, no help) and under both within pairs from step 8 on, and falls further
     than its bands (p at the floor of 4000 null pairs); a-A has no expected direction."""
     return synthetic_analysis({
-        0: {**pair_values(0.01, 0.1, 0.1, 0.45, "说-道"), **pair_values(0.0, 0.0, 0.0, 0.5, "山-水"),
-            **pair_values(0.0, 0.0, 0.0, 0.5, "说-山"), **pair_values(0.0, 0.0, 0.0, 0.5, "a-A")},
-        8: {**pair_values(0.30, 2.6, 2.4, 0.01, "说-道"), **pair_values(0.30, 2.6, 2.2, 0.02, "山-水"),
-            **pair_values(-0.1, -1.0, -0.5, 0.30, "说-山"), **pair_values(0.1, 0.5, 0.4, 0.6, "a-A"),
-            **change_values(-0.1, -1.0, 0.2, "说-山")},
-        16: {**pair_values(0.35, 3.0, 3.1, 0.002, "说-道"), **pair_values(0.10, 1.1, 1.2, 0.12, "山-水"),
-             **pair_values(-0.3, -2.7, -1.1, 0.20, "说-山"), **pair_values(0.2, 0.9, 0.3, 0.7, "a-A"),
-             **change_values(-0.3, -2.5, 1 / 4001, "说-山")},
-    }, PAIRS, reference={"cosine": {"说-道": {"init": -0.003, "trained": 0.240}}, "source": "the article"},
+        0: {**pair_values(0.01, 0.1, 0.1, 0.45, "shuo_dao"), **pair_values(0.0, 0.0, 0.0, 0.5, "shan_shui"),
+            **pair_values(0.0, 0.0, 0.0, 0.5, "shuo_shan"), **pair_values(0.0, 0.0, 0.0, 0.5, "a_A")},
+        8: {**pair_values(0.30, 2.6, 2.4, 0.01, "shuo_dao"), **pair_values(0.30, 2.6, 2.2, 0.02, "shan_shui"),
+            **pair_values(-0.1, -1.0, -0.5, 0.30, "shuo_shan"), **pair_values(0.1, 0.5, 0.4, 0.6, "a_A"),
+            **change_values(-0.1, -1.0, 0.2, "shuo_shan")},
+        16: {**pair_values(0.35, 3.0, 3.1, 0.002, "shuo_dao"), **pair_values(0.10, 1.1, 1.2, 0.12, "shan_shui"),
+             **pair_values(-0.3, -2.7, -1.1, 0.20, "shuo_shan"), **pair_values(0.2, 0.9, 0.3, 0.7, "a_A"),
+             **change_values(-0.3, -2.5, 1 / 4001, "shuo_shan")},
+    }, PAIRS, reference={"cosine": {"shuo_dao": {"init": -0.003, "trained": 0.240}}, "source": "the article"},
         groups={"say": ["说", "道"], "nature": ["山", "水"]})
 
 
 def test_claims_are_judged_at_the_last_step_with_the_first_step_they_held(analysis):
     by_name = {(c["claim"], c["test"]): c for c in analysis["claims"]}
-    assert list(by_name) == [("说-道", LEVEL), ("山-水", LEVEL), ("说-山", NO_ASSOCIATION), ("说-山", MOVING_APART),
-                             ("a-A", LEVEL)]  # no group statistic was measured, so no group claim
-    held = by_name["说-道", LEVEL]
+    assert list(by_name) == [("shuo_dao", LEVEL), ("shan_shui", LEVEL), ("shuo_shan", NO_ASSOCIATION), ("shuo_shan", MOVING_APART),
+                             ("a_A", LEVEL)]  # no group statistic was measured, so no group claim
+    held = by_name["shuo_dao", LEVEL]
     assert (held["verdict"], held["first_held"], held["stayed"], held["step"]) == (HELD, 8, True, 16)
-    faded = by_name["山-水", LEVEL]
+    faded = by_name["shan_shui", LEVEL]
     assert (faded["verdict"], faded["first_held"], faded["stayed"]) == (NOT_YET, 8, False)
-    apart = by_name["说-山", NO_ASSOCIATION]  # step 0 (cos 0.0, not under 山-水's 0.0) lies in the early drift
+    apart = by_name["shuo_shan", NO_ASSOCIATION]  # step 0 (cos 0.0, not under 山-水's 0.0) lies in the early drift
     assert (apart["verdict"], apart["judged_from"], apart["first_held"]) == (HELD, 8, 8)
-    assert apart["below"] == ["说-道", "山-水"]  # the within pairs of its groups
-    moving = by_name["说-山", MOVING_APART]
+    assert apart["below"] == ["shuo_dao", "shan_shui"]  # the within pairs of its groups
+    moving = by_name["shuo_shan", MOVING_APART]
     assert (moving["verdict"], moving["change"], moving["zf"], moving["initial"], moving["value"]) == (
         HELD, -0.3, -2.5, 0.0, -0.3)
-    assert by_name["a-A", LEVEL]["verdict"] == NO_DIRECTION and by_name["a-A", LEVEL]["differs"] is False
+    assert by_name["a_A", LEVEL]["verdict"] == NO_DIRECTION and by_name["a_A", LEVEL]["differs"] is False
     assert held["zf"] == 3.1 and held["p"] == 0.002 and held["z"] == 3.0 and held["p_floor"] == 1 / 4001
 
 
@@ -123,16 +123,16 @@ def test_no_association_fails_at_the_first_snapshot_after_the_drift_where_the_cr
              40: (0.5, -2.5, 0.3),   # outside chance (|zf| ≥ 2), though under the within pair
              80: (0.05, 0.2, 0.1),   # above the within pair, though within chance
              100: (0.5, -0.1, 0.3)}  # fine again at the end: the verdict still says it did not hold
-    rows = {step: {**pair_values(within, 3.0, 3.0, 0.001, "a-b"), **pair_values(cross, 0.0, zf, 0.5, "a-c")}
+    rows = {step: {**pair_values(within, 3.0, 3.0, 0.001, "a_b"), **pair_values(cross, 0.0, zf, 0.5, "a_c")}
             for step, (within, zf, cross) in steps.items()}
-    analysis = synthetic_analysis(rows, [("a", "b", "within", "up"), ("a", "c", "cross", "down")],
+    analysis = synthetic_analysis(rows, [("a_b", "a", "b", "within", "up"), ("a_c", "a", "c", "cross", "down")],
                                   groups={"one": ["a", "b"], "two": ["c"]})
     (claim,) = [c for c in analysis["claims"] if c["test"] == NO_ASSOCIATION]
     assert (claim["verdict"], claim["judged_from"]) == (DID_NOT, 40)
     assert claim["broke"] == {"step": 40, "zf": -2.5, "cos": 0.3, "above": {}}
     analysis["thresholds"]["early_drift"] = 0.5  # from step 50 on: step 80 is the first to fail, and why
     (claim,) = [c for c in claims(analysis) if c["test"] == NO_ASSOCIATION]
-    assert claim["broke"] == {"step": 80, "zf": None, "cos": 0.1, "above": {"a-b": 0.05}}
+    assert claim["broke"] == {"step": 80, "zf": None, "cos": 0.1, "above": {"a_b": 0.05}}
     line = claim_line(render({**analysis, "claims": claims(analysis)}, []), "a – c", "no association")
     assert "**did not** hold over steps 80 … 100" in line
     assert "at step 80 its cosine +0.100 is not below a – b (+0.050)" in line
@@ -164,9 +164,9 @@ def test_the_report_words_each_claim_by_its_numbers(analysis):
 
 
 def test_a_claim_against_its_expected_direction_did_not_hold():
-    analysis = synthetic_analysis({0: pair_values(0.0, 0.0, 0.0, 0.5, "x-y"),
-                                   5: pair_values(-0.4, -3.0, -3.0, 0.001, "x-y")},
-                                  [("x", "y", "within", "up")])
+    analysis = synthetic_analysis({0: pair_values(0.0, 0.0, 0.0, 0.5, "x_y"),
+                                   5: pair_values(-0.4, -3.0, -3.0, 0.001, "x_y")},
+                                  [("x_y", "x", "y", "within", "up")])
     line = claim_line(render(analysis, []), "x – y")
     assert "**did not** hold at step 5" in line and "against the expected direction (up)" in line
 
@@ -259,7 +259,7 @@ def test_figures_are_png_images_for_the_suites_that_ran(analysis):
     analysis["losses"] = [{"step": 0, "loss/val": 4.0}, {"step": 16, "loss/val": 3.0, "loss/train": 3.1}]
     for snapshot in analysis["snapshots"]:
         snapshot["scalars"] |= {"emb/std": 0.02, "emb/min": -0.1, "emb/max": 0.1, "emb/l2_mean": 0.3,
-                                "resid/input/std": 0.1}
+                                "resid_std/embed": 0.1}
         snapshot["embeddings"] = {"neighbours": [], "pca": {"chars": ["说", "道"], "groups": ["say", "say"],
                                                           "coords": [[0.0, 1.0], [1.0, 0.0]], "explained": [0.6, 0.4]}}
     pngs = figures(analysis, CharLabels(plotted_chars(analysis), font_names=()))

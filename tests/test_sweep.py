@@ -28,15 +28,16 @@ def test_jobs_that_differ_only_by_seed_are_one_configuration_with_mean_and_sd(to
     assert small["n_params"] == GPT(GPTConfig(**SMALL)).num_params() > tiny["n_params"]
     assert tiny["seeds"] == [1, 2] and tiny["incomplete_jobs"] == []
     assert tiny["loss_val"] == {"mean": pytest.approx(2.1), "sd": pytest.approx(statistics.stdev([2.0, 2.2])), "n": 2}
-    a_e = tiny["pairs"]["a-e"]
+    a_e = tiny["pairs"]["a_e"]
     assert a_e["zf"] == {"mean": pytest.approx(0.5), "sd": pytest.approx(statistics.stdev([1.5, -0.5])), "n": 2}
     assert a_e["z"]["mean"] == pytest.approx(1.5) and a_e["cos"]["mean"] == pytest.approx(0.05)
     # direction: the share of seeds whose zf has the expected sign
     assert {name: (p["expect"], p["direction"]) for name, p in tiny["pairs"].items()} == {
-        "a-e": ("up", 0.5), ".-!": ("up", 1.0), "a-.": ("down", 1.0), "a-A": ("none", None)}
+        "a_e": ("up", 0.5), "period_exclamation": ("up", 1.0), "a_period": ("down", 1.0), "a_A": ("none", None)}
+    assert [p["label"] for p in tiny["pairs"].values()] == ["a–e", ".–!", "a–.", "a–A"]
     assert small["incomplete_jobs"] == [3] and small["seeds"] == [1]
     assert small["loss_val"] == {"mean": pytest.approx(1.8), "sd": None, "n": 1}  # the failed 0.1 is left out
-    assert small["pairs"]["a-."]["direction"] == 0.0
+    assert small["pairs"]["a_period"]["direction"] == 0.0
     failed = summary["jobs"][3]
     assert (failed["status"], failed["step"], failed["loss_val"]) == ("failed", 8, 0.1)
 
@@ -48,7 +49,7 @@ def test_summary_files_hold_the_same_numbers(toy_sweep):
     markdown = (toy_sweep / "summary.md").read_text(encoding="utf-8")
     assert f"| model=tiny | {summary['configurations'][0]['n_params']:,} | 1, 2 | 2.100 ± 0.141 |" in markdown
     assert "| model=small | " in markdown and "1 (not complete: job 3) | 1.800 |" in markdown
-    assert "| a-e | up | 0.05 ± 0.14 | 1.50 ± 1.41 | 0.50 ± 1.41 | 1/2 |" in markdown
+    assert "| a–e | up | 0.05 ± 0.14 | 1.50 ± 1.41 | 0.50 ± 1.41 | 1/2 |" in markdown  # pairs by their label
     assert "| 3 | model=small | 2 | failed |" in markdown
     for plot in ("val_loss.png", "pair_z.png", "pair_zf_steps.png"):
         assert (toy_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -129,12 +130,13 @@ def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(wor
     run_dirs = [sweep_dir / "0", sweep_dir / "1"]
     assert done.stdout.splitlines()[-1].startswith(f"2/2 jobs complete; sweep summary: {sweep_dir / 'summary.md'}")
     group = f"tiny-sweep-{sweep_dir.name}"
-    for run_dir, seed in zip(run_dirs, (1, 2)):
+    for job, (run_dir, seed) in enumerate(zip(run_dirs, (1, 2))):
         state = read_run_state(run_dir)
         assert state["status"] == "complete"
         [run] = [r["run"] for r in wandb_records(run_dir) if r["type"] == "run"]  # its own run, only one
         assert (run["run_id"], run["run_group"], run["job_type"]) == (state["wandb_run_id"], group, "train")
         assert run["config"]["update"]["seed"] == seed
+        assert run["display_name"] == state["wandb_run_name"] == f"tiny-tiny-s{seed}-job{job}"  # told apart by name
     records = wandb_records(sweep_dir / "wandb")
     [summary_run] = [r["run"] for r in records if r["type"] == "run"]
     assert (summary_run["run_group"], summary_run["job_type"]) == (group, "sweep-summary")
@@ -149,5 +151,5 @@ def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(wor
     assert configuration["loss_val"] == {"mean": pytest.approx(statistics.fmean(losses)),
                                          "sd": pytest.approx(statistics.stdev(losses)), "n": 2}
     probe_pairs = make_cfg("train", ["experiment=tiny"]).corpus.probes.pairs
-    assert set(configuration["pairs"]) == {f"{a}-{b}" for a, b, *_ in probe_pairs}
+    assert set(configuration["pairs"]) == {pair.id for pair in probe_pairs}
     assert all((sweep_dir / name).stat().st_size > 0 for name in ("summary.md", "val_loss.png", "pair_z.png"))

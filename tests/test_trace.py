@@ -93,10 +93,10 @@ def test_every_stage_on_the_last_snapshot(tiny_run, capsys):
     assert list(emb["sum"].shape) == [1, 3, TINY.n_embd]
 
     layers = stages["transformer"]["layers"]
-    assert list(layers) == ["input", "blocks.0", "blocks.1", "ln_final"]
+    assert list(layers) == ["embed", "L0", "L1", "final"]
     assert all(layer["shape"] == [1, 3, TINY.n_embd] for layer in layers.values())
-    assert layers["input"]["std"] == pytest.approx(emb["sum"].std().item())
-    assert layers["input"]["max"] == pytest.approx(emb["sum"].abs().max().item())
+    assert layers["embed"]["std"] == pytest.approx(emb["sum"].std().item())
+    assert layers["embed"]["max"] == pytest.approx(emb["sum"].abs().max().item())
 
 
 def test_step_0_is_the_untrained_model(tiny_run, capsys):

@@ -153,11 +153,11 @@ def emergence_keys(cfg) -> set[str]:
     vocab_size = Vocab.load(Path(cfg.paths.processed_dir) / "vocab.json").size
     n = min(cfg.analysis.embedding.n_frequent, vocab_size // 2)  # the two ends never overlap
     keys = {f"emb/{s}" for s in stats} | {f"emb/{part}{n}/{s}" for part in ("top", "bottom") for s in stats}
-    pairs = [f"{pair[0]}-{pair[1]}" for pair in cfg.corpus.probes.pairs]
+    pairs = [pair.id for pair in cfg.corpus.probes.pairs]
     keys |= {f"{kind}/{pair}" for kind in ("cos", "z", "zf") for pair in pairs}
     keys |= {"cos/within_mean", "cos/cross_mean", "baseline/mean", "baseline/std"}
-    layers = ["input", *(f"blocks.{i}" for i in range(cfg.model.n_layer)), "ln_final"]
-    keys |= {f"resid/{layer}/{s}" for layer in layers for s in ("mean", "std", "max")}
+    layers = ["embed", *(f"L{i}" for i in range(cfg.model.n_layer)), "final"]
+    keys |= {f"resid_{s}/{layer}" for layer in layers for s in ("mean", "std", "max")}
     return keys | {"loss/val", "lr", "tokens"}
 
 
@@ -197,7 +197,7 @@ def test_wandb_history_holds_the_same_values_as_metrics_jsonl(tiny_run):
 
 
 @pytest.mark.e2e
-def test_every_snapshot_is_a_wandb_model_artifact(tiny_run):
+def test_every_snapshot_is_a_weights_only_wandb_model_artifact(tiny_run):
     cfg = run_config(tiny_run)
     run_id = fileio.read_json(tiny_run / "run.json")["wandb_run_id"]
     records = wandb_records(tiny_run)
@@ -206,8 +206,18 @@ def test_every_snapshot_is_a_wandb_model_artifact(tiny_run):
     for artifact in artifacts:
         assert artifact["name"] == f"model-{run_id}" and "latest" in artifact["aliases"]
         (alias,) = [a for a in artifact["aliases"] if a.startswith("step-")]
-        by_step[int(alias.removeprefix("step-"))] = [f["path"] for f in artifact["manifest"]["contents"]]
-    assert by_step == {step: [f"step_{step:07d}.pt"] for step in schedule(cfg)}
+        by_step[int(alias.removeprefix("step-"))] = artifact["manifest"]["contents"]
+    assert sorted(by_step) == schedule(cfg)
+    for step, contents in by_step.items():
+        (entry,) = contents
+        assert entry["path"] == f"step_{step:07d}.weights.pt"
+        weights = torch.load(entry["local_path"], weights_only=True)
+        assert set(weights) == {"step", "model", "model_args", "vocab_hash", "config", "wandb_run_id"}  # no optimizer
+        snapshot = Snapshot.from_payload(Path(entry["local_path"]), weights)
+        full = torch.load(tiny_run / "checkpoints" / f"step_{step:07d}.pt", weights_only=True)
+        assert snapshot.step == step and all(torch.equal(full["model"][k], v) for k, v in snapshot.weights.items())
+        if step > 0:  # AdamW's two moments per weight stay in the local snapshot
+            assert int(entry["size"]) < 0.5 * (tiny_run / "checkpoints" / f"step_{step:07d}.pt").stat().st_size
     # Lineage: the run names the prepare stage's dataset artifact, down to its vocabulary.
     inputs = [i for r in records if r["type"] == "config" for i in r["config"]["update"]["inputs"].values()]
     vocab_hash = fileio.read_json(Path(cfg.paths.processed_dir) / "meta.json")["vocab_hash"]
@@ -219,7 +229,8 @@ def test_every_snapshot_is_a_wandb_model_artifact(tiny_run):
 def test_snapshots_are_plain_data_and_hold_what_resuming_needs(tiny_run):
     cfg = run_config(tiny_run)
     folder = tiny_run / "checkpoints"
-    assert sorted(p.name for p in folder.iterdir()) == [f"step_{s:07d}.pt" for s in schedule(cfg)]  # no temporaries
+    files = [f"step_{s:07d}{kind}.pt" for s in schedule(cfg) for kind in ("", ".weights")]
+    assert sorted(p.name for p in folder.iterdir()) == files  # snapshots and their W&B copies, no temporaries
     vocab_hash = fileio.read_json(Path(cfg.paths.processed_dir) / "meta.json")["vocab_hash"]
     for step in schedule(cfg):
         snapshot = torch.load(folder / f"step_{step:07d}.pt", weights_only=True)

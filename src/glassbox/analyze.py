@@ -9,6 +9,10 @@ Writes <run>/analysis/<time>/ (its scalars on the training-step axis, its W&B ru
 A snapshot that cannot be used (damaged, cut short, or holding non-finite weights) is skipped with
 a warning and the others are analysed; a run still training is analysed as far as its snapshots
 go, and the console and the report say so and which steps that was.
+
+The W&B run, named after the training run's (`<name>-analysis`), holds every scalar, the tables,
+the attention patterns of every snapshot, the report as an artifact, and in its summary each
+claim's verdict and zf.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import matplotlib
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm import tqdm
@@ -30,7 +35,7 @@ from glassbox.model import GPT
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.report import explorer
 from glassbox.report.claims import check_settings, claims
-from glassbox.report.figures import figures, plotted_chars
+from glassbox.report.figures import attention_figure, figures, plotted_chars
 from glassbox.report.plotting import CharLabels, missing_font_notice
 from glassbox.report.replicate import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.report.sections import render
@@ -95,12 +100,15 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     suites = select_suites(list(cfg.analysis.suites), inputs)
     train_run_id = first.wandb_run_id
     train_config = first.config
+    n_params = first.model().num_params()
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
         cfg.wandb.group = first.config["wandb"]["group"]
     del first
     report_dir = Path(analysis_dir) / REPORT_DIR
+    train_name = read_run_state(run_dir).get("wandb_run_name", run_dir.name)  # runs before names: their folder
 
-    with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{run_dir.name}-analysis") as tracker:
+    with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{train_name}-analysis",
+                 facts={"n_params": n_params}) as tracker:
         records = []
         for step, path in tqdm(snapshots, desc=f"analyze {run_dir.name}", unit="snapshot", dynamic_ncols=True):
             snapshot = usable_snapshot(step, path, skipped)
@@ -124,7 +132,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             log.warning("%s", missing_font_notice(labels.as_code_points))
         analysis["plot_labels"] = {"font": labels.family, "as_code_points": labels.as_code_points}
         write_report(analysis, labels, report_dir)
-        log_to_wandb(tracker, analysis, report_dir, f"report-{train_run_id}")
+        log_to_wandb(tracker, analysis, labels, report_dir, f"report-{train_run_id}")
 
     point_report(run_dir, report_dir)
     log.info(f"report: {run_dir / REPORT_DIR / 'report.md'} (wrote {analysis_dir}: this log, the W&B run and "
@@ -216,37 +224,42 @@ def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path)
     fileio.write_text(report_dir / explorer.FILE_NAME, explorer.explorer_html(analysis))
 
 
-def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], report_dir: Path, artifact: str) -> None:
-    """Tables of every snapshot at the last step, attention heatmaps at the first and last, and
-    the report folder as an artifact."""
+def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], labels: CharLabels, report_dir: Path,
+                 artifact: str) -> None:
+    """Tables of every snapshot and the claims at the last step, every snapshot's attention patterns
+    at its step, each claim's verdict and zf in the summary, and the report folder as an artifact."""
     if tracker.wandb_run is None:
         return
-    import wandb
-
-    snapshots = analysis["snapshots"]
-    tables = {f"tables/{name}": wandb.Table(columns=columns, data=rows)
-              for name, (columns, rows) in table_rows(snapshots).items()}
-    tracker.log_media(tables, snapshots[-1]["step"])
-    for which, snapshot in (("first", snapshots[0]), ("final", snapshots[-1])):
-        heatmap = report_dir / f"attention_{which}.png"
-        if heatmap.exists():
-            tracker.log_media({"attention": wandb.Image(str(heatmap), caption=f"step {snapshot['step']}")},
-                              snapshot["step"])
+    snapshots, final = analysis["snapshots"], analysis["snapshots"][-1]["step"]
+    for name, (columns, rows) in table_rows(analysis).items():
+        tracker.log_table(keys.table(name), columns, rows, final)
+    with matplotlib.rc_context({"font.family": labels.families}):
+        for snapshot in snapshots:
+            if snapshot.get("attention", {}).get("prompts"):
+                prompt = snapshot["attention"]["prompts"][0]["prompt"]
+                tracker.log_image(keys.ATTENTION_PATTERNS, attention_figure(snapshot, labels),
+                                  f"step {snapshot['step']}, prompt {prompt}", snapshot["step"])
+    verdicts = {}
+    for c in analysis["claims"]:
+        verdicts |= {keys.verdict(c["claim"]): c["verdict"], keys.pair("zf", c["claim"]): c["zf"]}
+    tracker.summary(verdicts)
     tracker.log_artifact(artifact, "report", sorted(p for p in report_dir.iterdir() if p.is_file()),
                          metadata={"experiment": analysis["experiment"], "run_dir": analysis["run_dir"],
                                    "steps": [s["step"] for s in snapshots]})
 
 
-def table_rows(snapshots: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[list]]]:
+def table_rows(analysis: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
     """(columns, rows) of the neighbours, predictions, samples and logit-lens tables, every
-    snapshot in one table with a step column (W&B filters and groups by it)."""
+    snapshot in one table with a step column (W&B filters and groups by it), and of the claims."""
+    claim_columns = ["claim", "label", "kind", "expect", "value", "z", "zf", "p", "verdict", "first_held"]
     tables = {
         "neighbours": (["step", "char", "rank", "neighbour", "cosine"], []),
         "predictions": (["step", "prompt", "rank", "next_char", "probability"], []),
         "samples": (["step", "prompt", "sample"], []),
         "logit_lens": (["step", "prompt", "layer", "rank", "char", "probability"], []),
+        "claims": (claim_columns, [[c[column] for column in claim_columns] for c in analysis["claims"]]),
     }
-    for snapshot in snapshots:
+    for snapshot in analysis["snapshots"]:
         step = snapshot["step"]
         for row in snapshot.get("embeddings", {}).get("neighbours", []):
             tables["neighbours"][1].extend([step, row["char"], rank, char, cos]

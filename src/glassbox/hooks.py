@@ -18,6 +18,9 @@ POS_EMBED = "pos_embed"
 LN_FINAL = "ln_final"
 LOGITS = "logits"
 
+STREAM_EMBED = "embed"  # the residual stream's first row, entering block 0 (its label, not a hook point)
+STREAM_FINAL = "final"  # its last row, after the final LayerNorm
+
 _IN_ATTENTION = {"pattern"}  # per-block names that live under blocks.{i}.attn
 
 
@@ -36,13 +39,19 @@ def act_name(name: str, layer: int | None = None) -> str:
     return f"{block(layer)}.attn.{name}" if name in _IN_ATTENTION else f"{block(layer)}.{name}"
 
 
+def layer_label(layer: int) -> str:
+    """`L0`, `L1`, ...: how block `layer` is named in metric keys, tables and plots."""
+    return f"L{layer}"
+
+
 def residual_stream(n_layer: int) -> dict[str, str]:
     """Layer label -> hook point of the residual stream, from the input to the final LayerNorm.
 
-    "input" is blocks.0.resid_pre (token + position embedding), "blocks.i" the stream after
-    block i, "ln_final" after the final LayerNorm: the rows of the reference article's table.
+    "embed" is blocks.0.resid_pre (token + position embedding), "L<i>" the stream after block i,
+    "final" after the final LayerNorm: the rows of the reference article's table. The labels
+    follow W&B's key rule, as they are fragments of metric keys (glassbox.metric_keys).
     """
-    names = {"input": act_name("resid_pre", 0)}
-    names |= {block(i): act_name("resid_post", i) for i in range(n_layer)}
-    names[LN_FINAL] = LN_FINAL
+    names = {STREAM_EMBED: act_name("resid_pre", 0)}
+    names |= {layer_label(i): act_name("resid_post", i) for i in range(n_layer)}
+    names[STREAM_FINAL] = LN_FINAL
     return names

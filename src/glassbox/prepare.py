@@ -23,7 +23,7 @@ from glassbox import command_line, fileio
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.fileio import sha256_of
 from glassbox.paths import CONF_DIR
-from glassbox.run.tracking import Tracker, dataset_artifact_name
+from glassbox.run.tracking import Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.corpus import decode, fetch, local_file, mojibake_warning, normalize
 from glassbox.text.vocab import Vocab
 
@@ -88,6 +88,7 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     """Build (or confirm up to date) the processed corpus; `run_dir` holds this stage's W&B run."""
     corpus = cfg.corpus
     out_dir = Path(cfg.paths.processed_dir)
+    wandb_mode(cfg.wandb.mode)  # a bad W&B mode fails before anything is downloaded or written
     raw_path, sha256 = source_text(corpus, Path(cfg.paths.raw_dir))
     inputs = prepare_inputs(cfg, sha256)
     if is_up_to_date(out_dir, inputs):
@@ -134,7 +135,7 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     log_summary(corpus.name, meta, vocab)
 
     run_dir = run_dir or Path(cfg.paths.output_dir) / "prepare" / corpus.name  # W&B files stay out of data/
-    with Tracker(cfg, run_dir, job_type="prepare") as tracker:
+    with Tracker(cfg, run_dir, job_type="prepare", name=f"prepare-{corpus.name}") as tracker:
         tracker.log_artifact(
             dataset_artifact_name(corpus.name), "dataset",
             [raw_path, *(out_dir / name for name in (*OUTPUT_FILES, "meta.json"))],

@@ -83,9 +83,9 @@ def log_summary(job_cfg: DictConfig, sweep_dir: Path, summary: dict[str, Any]) -
                 data=[[c["label"], c["n_params"], ", ".join(map(str, c["seeds"])), c["loss_val"]["mean"],
                        c["loss_val"]["sd"]] for c in configs]),
             "sweep/pairs": wandb.Table(
-                columns=["configuration", "parameters", "pair", "expect",
+                columns=["configuration", "parameters", "pair", "pair_id", "expect",
                          *[f"{stat}_{part}" for stat in PAIR_STATS for part in ("mean", "sd")], "direction"],
-                data=[[c["label"], c["n_params"], name, p["expect"],
+                data=[[c["label"], c["n_params"], p["label"], name, p["expect"],
                        *[p[stat][part] for stat in PAIR_STATS for part in ("mean", "sd")], p["direction"]]
                       for c in configs for name, p in c["pairs"].items()]),
             "sweep/jobs": wandb.Table(

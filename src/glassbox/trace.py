@@ -263,7 +263,7 @@ def format_transformer(trace: dict) -> str:
 
 
 def format_output(trace: dict) -> str:
-    out, d = trace["output"], trace["transformer"]["layers"]["ln_final"]["shape"]
+    out, d = trace["output"], trace["transformer"]["layers"][hooks.STREAM_FINAL]["shape"]
     rows = [[str(rank), visible(c["char"]), str(c["id"]), f"{c['logit']:+.3f}", f"{c['scaled']:+.3f}",
              percent(c["softmax"]), percent(c["prob"]) if c["prob"] else "—", bar(c["prob"])]
             for rank, c in enumerate(out["top"], start=1)]

@@ -28,7 +28,7 @@ from glassbox.errors import GlassboxError
 from glassbox.probes import lens
 from glassbox.probes.activations import attention_entropy, capture_activations, residual_table
 from glassbox.probes.context import collect_target_residuals, sense_similarity
-from glassbox.probes.embeddings import nearest_neighbours, pca_2d
+from glassbox.probes.embeddings import nearest_neighbours, pca_2d, with_most_frequent
 from glassbox.probes.predictions import top_k_next
 from glassbox.text.tokens import TokenData
 
@@ -81,13 +81,7 @@ class SuiteInputs:
                     initial_embedding: Tensor | None = None) -> SuiteInputs:
         measurements = Measurements.from_config(cfg, data, block_size)
         probes = measurements.probes
-        group_of = {}
-        for group, chars in probes.groups.items():
-            for char in chars:
-                group_of.setdefault(char, group)
-        for pair in probes.pairs:
-            group_of.setdefault(pair.a, "")
-            group_of.setdefault(pair.b, "")
+        group_of = probes.char_groups()
 
         spec = cfg.corpus.probes
         where = f"corpus.probes of '{cfg.corpus.name}' (conf/corpus/{cfg.corpus.name}.yaml)"
@@ -138,13 +132,6 @@ def _chars_with(itos: list[str], ids: Tensor, values: Tensor) -> list[list]:
     return [[itos[i], v] for i, v in zip(ids.tolist(), values.tolist())]
 
 
-def _map_ids(probe_ids: Tensor, counts: Tensor, n_frequent: int) -> Tensor:
-    """The probe characters, then the n_frequent most frequent other characters."""
-    by_frequency = torch.argsort(counts, descending=True, stable=True)
-    others = by_frequency[~torch.isin(by_frequency, probe_ids.cpu())][:n_frequent]
-    return torch.cat([probe_ids.cpu(), others])
-
-
 def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     """The training-time metrics, plus each probe character's nearest neighbours, a 2-D PCA of
     the probe characters (when the corpus config names any), the embedding map (a 2-D PCA of the
@@ -159,7 +146,7 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
 
     ids = inputs.probe_ids.to(W.device)
     neighbour_ids, cosines = nearest_neighbours(W, ids, inputs.neighbours_k)
-    map_ids = _map_ids(inputs.probe_ids, measurements.counts, inputs.map_n_frequent)
+    map_ids = with_most_frequent(inputs.probe_ids, measurements.counts, inputs.map_n_frequent)
     map_rows = W[map_ids.to(W.device)].float()
     map_coords, map_explained = pca_2d(map_rows)
     matched_null = measurements.chance.matched_null(W)
@@ -194,7 +181,8 @@ def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     n_layer = model.config.n_layer
     device = next(model.parameters()).device
     _, cache = capture_activations(model, inputs.measurements.probe_batch.to(device))
-    entropy = {hooks.block(i): attention_entropy(cache[hooks.act_name("pattern", i)]).tolist() for i in range(n_layer)}
+    entropy = {hooks.layer_label(i): attention_entropy(cache[hooks.act_name("pattern", i)]).tolist()
+               for i in range(n_layer)}
 
     tables = []
     for prompt in inputs.prompts:

@@ -24,7 +24,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from glassbox import fileio
+from glassbox import fileio, hooks
+from glassbox import metric_keys as keys
 from glassbox.analysis import suites
 from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
 from glassbox.errors import GlassboxError
@@ -40,7 +41,7 @@ from glassbox.probes.activations import attention_entropy
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.embeddings import nearest_neighbours
 from glassbox.probes.emergence import embedding_metrics
-from glassbox.probes.probe_set import ProbeSet
+from glassbox.probes.probe_set import ProbeSet, check_pairs
 from glassbox.report.markdown import escape, num, quoted, table, visible_char
 from glassbox.run.tracking import JsonlFile
 
@@ -86,13 +87,17 @@ def suite_inputs(cfg: DictConfig, tokens: Tokens, block_size: int | None) -> tup
     """
     spec = {"groups": {}, "pairs": [], "prompts": [], **OmegaConf.to_container(cfg.corpus.probes)}
     spec["groups"] = spec["groups"] or {}  # null: none yet (conf/corpus/local.yaml)
+    try:
+        check_pairs(spec["pairs"])
+    except ValueError as err:
+        raise GlassboxError(f"corpus.probes: {err}") from err
     group_of: dict[str, str] = {}
     for group, texts in spec["groups"].items():
         for text in texts:
             group_of.setdefault(text, group)
     for pair in spec["pairs"]:
-        group_of.setdefault(pair[0], "")
-        group_of.setdefault(pair[1], "")
+        group_of.setdefault(pair["a"], "")
+        group_of.setdefault(pair["b"], "")
     stoi = {text: tokens.single(text, "probe token") for text in group_of}
     try:
         probes = ProbeSet.build(spec["groups"], spec["pairs"], stoi)
@@ -225,7 +230,8 @@ def inspect_hf(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         },
         "counts": counts_source,
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
-        "probes": {"groups": probes.groups, "pairs": [{"name": p.name, "expect": p.expect} for p in probes.pairs]},
+        "probes": {"groups": probes.groups, "pairs": [{"name": p.name, "label": p.label, "expect": p.expect}
+                                                          for p in probes.pairs]},
         **run_suites(model, inputs, probes, chance, counts, n_frequent),
         "tokenization": [{"text": text, "ids": ids, "tokens": [tokens.itos[i] for i in ids]}
                          for text, ids in tokens.seen.items()],
@@ -269,9 +275,9 @@ def _tokenization(a: dict[str, Any]) -> str:
 
 
 def _pair_rows(metrics: dict[str, float], pairs: list[dict[str, str]]) -> list[list[str]]:
-    return [[escape(p["name"]), p["expect"], num(metrics.get(f"cos/{p['name']}")),
-             num(metrics.get(f"z/{p['name']}"), "+.2f"), num(metrics.get(f"zf/{p['name']}"), "+.2f"),
-             num(metrics.get(f"p/{p['name']}"), ".3f")]
+    return [[escape(p["label"]), p["expect"], num(metrics.get(keys.pair("cos", p["name"]))),
+             num(metrics.get(keys.pair("z", p["name"])), "+.2f"), num(metrics.get(keys.pair("zf", p["name"])), "+.2f"),
+             num(metrics.get(keys.pair("p", p["name"])), ".3f")]
             for p in pairs]
 
 
@@ -281,17 +287,18 @@ def _emergence(a: dict[str, Any]) -> str | None:
         return None
     e = a["emergence"]
     return ("## Probe pairs in the input embedding\n\nCosine, z against random frequent pairs, zf and p against "
-            f"frequency-matched pairs (baseline mean {num(e['baseline/mean'])} ± {num(e['baseline/std'], '.3f')}).\n\n"
+            f"frequency-matched pairs (baseline mean {num(e[keys.BASELINE_MEAN])} ± "
+            f"{num(e[keys.BASELINE_STD], '.3f')}).\n\n"
             + table(["pair", "expect", "cosine", "z", "zf", "p"], _pair_rows(e, pairs)))
 
 
 def _series(a: dict[str, Any]) -> str | None:
     if not a["series"] or not a["probes"]["pairs"]:
         return None
-    names = [p["name"] for p in a["probes"]["pairs"]]
-    rows = [[row["step"], *(num(row.get(f"cos/{name}")) for name in names)] for row in a["series"]]
+    pairs = a["probes"]["pairs"]
+    rows = [[row["step"], *(num(row.get(keys.pair("cos", p["name"]))) for p in pairs)] for row in a["series"]]
     return ("## Pair cosines over the checkpoints\n\nEvery metric of every checkpoint is in metrics.jsonl.\n\n"
-            + table(["step", *map(escape, names)], rows))
+            + table(["step", *(escape(p["label"]) for p in pairs)], rows))
 
 
 def _neighbours(a: dict[str, Any]) -> str:
@@ -328,7 +335,7 @@ def _attention(a: dict[str, Any]) -> str:
               "every pattern [layer][head][query][key] is in analysis.json.")]
     for prompt in a["attention"]:
         n_heads = len(prompt["entropy"][0])
-        rows = [[f"blocks.{i}", *(f"{h:.2f}" for h in heads)] for i, heads in enumerate(prompt["entropy"])]
+        rows = [[hooks.layer_label(i), *(f"{h:.2f}" for h in heads)] for i, heads in enumerate(prompt["entropy"])]
         header = ["layer", *(f"head {h}" for h in range(n_heads))]
         parts.append(f"{quoted(prompt['prompt'])}:\n\n" + table(header, rows))
     return "\n\n".join(parts)

@@ -42,7 +42,7 @@ def collect_target_residuals(
 ) -> dict[str, Tensor]:
     """Run each prompt and keep the residual vector at the target's last occurrence.
 
-    Returns layer -> [n_prompts, d] for "input", "blocks.0", ..., "ln_final".
+    Returns layer -> [n_prompts, d] for "embed", "L0", ..., "final".
     """
     device = next(model.parameters()).device
     layers = residual_stream(model.config.n_layer)

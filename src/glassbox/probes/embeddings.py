@@ -29,6 +29,18 @@ def embedding_stats(W: Tensor) -> dict[str, float]:
     }
 
 
+def row_norms(W: Tensor) -> Tensor:
+    """The L2 norm of every row [V]: how far each character's vector has grown."""
+    return W.detach().float().norm(dim=-1)
+
+
+def with_most_frequent(ids: Tensor, counts: Sequence[int] | Tensor, n: int) -> Tensor:
+    """`ids`, then the n most frequent other ids (ties by id): probe characters and their company."""
+    by_frequency = torch.argsort(torch.as_tensor(counts), descending=True, stable=True)
+    ids = torch.as_tensor(ids).cpu()
+    return torch.cat([ids, by_frequency[~torch.isin(by_frequency, ids)][:n]])
+
+
 def embedding_stats_by_frequency(
     W: Tensor, counts: Sequence[int] | Tensor, n: int = 100
 ) -> dict[str, dict[str, float]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from glassbox.hooks import LN_FINAL, residual_stream
+from glassbox.hooks import STREAM_FINAL, residual_stream
 from glassbox.probes.predictions import top_k_next
 
 
@@ -21,14 +21,14 @@ def logit_lens(
     k: int = 5,
     temperature: float = 1.0,
 ) -> dict[str, tuple[Tensor, Tensor]]:
-    """Top-k (ids [B, k], probs [B, k]) at `position` for "input", "blocks.0", ... "blocks.{n-1}".
+    """Top-k (ids [B, k], probs [B, k]) at `position` for "embed", "L0", ... "L{n-1}".
 
-    ln_final is not a layer here: model.unembed applies ln_f itself.
+    "final" (after ln_f) is not a layer here: model.unembed applies ln_f itself.
     """
     layers = residual_stream(model.config.n_layer)
     with torch.no_grad():
         return {
             name: top_k_next(model.unembed(cache[hook][:, position]), temperature, k)
             for name, hook in layers.items()
-            if name != LN_FINAL
+            if name != STREAM_FINAL
         }

@@ -1,9 +1,11 @@
 """The probe characters of a corpus, resolved to token ids once.
 
 A corpus config names groups of characters that should end up close (说 道 言 曰 all mean "say")
-and pairs to watch. Every analysis works on token ids, so this module turns the names into ids,
-decides what each pair is expected to do, and fails loudly when a probe character is not in
-the vocabulary (a typo in the config would otherwise silently measure nothing).
+and pairs to watch, each under a stable ASCII id (`{id: shuo_dao, a: 说, b: 道}`): the id names
+the pair's metric keys (glassbox.metric_keys), its characters label it for people. Every analysis
+works on token ids, so this module turns the characters into ids, decides what each pair is
+expected to do, and fails loudly when an id is unusable or a probe character is not in the
+vocabulary (a typo in the config would otherwise silently measure nothing).
 """
 
 from __future__ import annotations
@@ -14,19 +16,24 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from glassbox import metric_keys as keys
+
 EXPECTATIONS = ("up", "down", "none")
 DEFAULT_EXPECT = {"within": "up", "cross": "down", "other": "none"}
 
 
 @dataclass(frozen=True)
 class ProbePair:
-    """Two probe characters, their ids, how they relate through the groups and what we expect.
+    """Two probe characters, their token ids, how they relate through the groups and what we expect.
 
-    kind: "within" (some group holds both), "cross" (both in groups, never the same one) or
-    "other" (at least one is in no group). expect: the direction the cosine should move while
-    training, "up", "down" or "none"; it picks the side of the pair's permutation test.
+    name: the pair's id from the config (`shuo_dao`), the fragment every metric key of the pair is
+    built from; label (`说–道`) is how people read it. kind: "within" (some group holds both),
+    "cross" (both in groups, never the same one) or "other" (at least one is in no group).
+    expect: the direction the cosine should move while training, "up", "down" or "none"; it picks
+    the side of the pair's permutation test.
     """
 
+    name: str
     a: str
     b: str
     a_id: int
@@ -35,9 +42,9 @@ class ProbePair:
     expect: str
 
     @property
-    def name(self) -> str:
-        """`a-b`, e.g. `说-道`: the fragment every metric key of this pair is built from."""
-        return f"{self.a}-{self.b}"
+    def label(self) -> str:
+        """`说–道`: the pair in chart titles, legends, tables and the report."""
+        return f"{self.a}–{self.b}"
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,10 @@ class ProbeSet:
 
     @classmethod
     def build(
-        cls, groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]
+        cls, groups: dict[str, list[str]], pairs: list[dict[str, str]], stoi: dict[str, int]
     ) -> ProbeSet:
-        """Resolve `groups` {name: [chars]} and `pairs` [[a, b] or [a, b, expect]] through stoi."""
-        for entry in pairs:
-            if len(entry) not in (2, 3):
-                raise ValueError(f"a probe pair is [a, b] or [a, b, expect], got {entry!r}")
+        """Resolve `groups` {name: [chars]} and `pairs` [{id, a, b, expect (optional)}] through stoi."""
+        check_pairs(pairs)
         _check_all_in_vocab(groups, pairs, stoi)
         groups_of: dict[str, set[str]] = {}
         for group, chars in groups.items():
@@ -78,14 +83,14 @@ class ProbeSet:
 
         probe_pairs = []
         for entry in pairs:
-            a, b = entry[0], entry[1]
+            a, b = entry["a"], entry["b"]
             pair_kind = kind(a, b)
-            expect = entry[2] if len(entry) == 3 else DEFAULT_EXPECT[pair_kind]
+            expect = entry.get("expect", DEFAULT_EXPECT[pair_kind])
             if expect not in EXPECTATIONS:
                 raise ValueError(
-                    f"pair {a}-{b}: expect must be one of {EXPECTATIONS}, got {expect!r}"
+                    f"pair {entry['id']}: expect must be one of {EXPECTATIONS}, got {expect!r}"
                 )
-            probe_pairs.append(ProbePair(a, b, stoi[a], stoi[b], pair_kind, expect))
+            probe_pairs.append(ProbePair(entry["id"], a, b, stoi[a], stoi[b], pair_kind, expect))
 
         group_chars = list(groups_of)
         combinations = list(itertools.combinations(range(len(group_chars)), 2))
@@ -102,8 +107,21 @@ class ProbeSet:
         )
 
     def describe_pairs(self) -> list[dict[str, str]]:
-        """Each pair as plain data (name, characters, kind, expected direction), for run.json and reports."""
-        return [{"name": p.name, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect} for p in self.pairs]
+        """Each pair as plain data (name = id, label, characters, kind, expected direction), for run.json and
+        reports."""
+        return [{"name": p.name, "label": p.label, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect}
+                for p in self.pairs]
+
+    def char_groups(self) -> dict[str, str]:
+        """Every probe character -> its (first) group, "" for one only in pairs; group characters first."""
+        group_of: dict[str, str] = {}
+        for group, chars in self.groups.items():
+            for char in chars:
+                group_of.setdefault(char, group)
+        for pair in self.pairs:
+            group_of.setdefault(pair.a, "")
+            group_of.setdefault(pair.b, "")
+        return group_of
 
     @property
     def pair_ids(self) -> Tensor:
@@ -117,8 +135,30 @@ class ProbeSet:
         return torch.tensor(sorted(ids | set(self.group_char_ids.tolist())), dtype=torch.long)
 
 
+PAIR_FIELDS = ("id", "a", "b", "expect")
+PAIR_FORM = "{id: shuo_dao, a: 说, b: 道} (expect: up|down|none optional)"
+
+
+def check_pairs(pairs: list) -> None:
+    """Raise a ValueError for a pair that is not {id, a, b[, expect]}, or whose id W&B cannot sort by."""
+    seen: set[str] = set()
+    for entry in pairs:
+        if not isinstance(entry, dict) or not {"id", "a", "b"} <= entry.keys() or entry.keys() - set(PAIR_FIELDS):
+            raise ValueError(f"a probe pair is a mapping {PAIR_FORM}, got {entry!r}")
+        pair_id = entry["id"]
+        if not isinstance(pair_id, str) or not keys.is_fragment(pair_id):
+            raise ValueError(f"probe pair id {pair_id!r} ({entry['a']}–{entry['b']}) must be ASCII letters, "
+                             "digits and _, not starting with a digit (it names the pair's metric keys, e.g. "
+                             "cos/shuo_dao)")
+        if pair_id in keys.RESERVED_IDS:
+            raise ValueError(f"probe pair id {pair_id!r} is taken by a group statistic; choose another")
+        if pair_id in seen:
+            raise ValueError(f"probe pair id {pair_id!r} is used twice; every pair needs its own")
+        seen.add(pair_id)
+
+
 def _check_all_in_vocab(
-    groups: dict[str, list[str]], pairs: list[list[str]], stoi: dict[str, int]
+    groups: dict[str, list[str]], pairs: list[dict[str, str]], stoi: dict[str, int]
 ) -> None:
     """Raise one ValueError that names every missing character and where the config uses it."""
     used_in: dict[str, list[str]] = {}
@@ -126,8 +166,8 @@ def _check_all_in_vocab(
         for char in chars:
             used_in.setdefault(char, []).append(f"group {group}")
     for entry in pairs:
-        for char in entry[:2]:
-            used_in.setdefault(char, []).append(f"pair {entry[0]}-{entry[1]}")
+        for char in (entry["a"], entry["b"]):
+            used_in.setdefault(char, []).append(f"pair {entry['id']}")
     missing = [
         f"{char!r} ({', '.join(places)})" for char, places in used_in.items() if char not in stoi
     ]

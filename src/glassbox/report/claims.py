@@ -31,7 +31,7 @@ from glassbox.errors import GlassboxError
 from glassbox.report.markdown import p_text
 
 HELD, NOT_YET, DID_NOT, NO_DIRECTION = "held", "not yet", "did not", "no direction expected"
-GROUP_CLAIM = "within − cross"  # the group statistic: mean within-group minus mean cross-group cosine
+GROUP_CLAIM = "within − cross"  # the group statistic's label: mean within-group minus mean cross-group cosine
 LEVEL, NO_ASSOCIATION, MOVING_APART = "level", "no association", "moving apart"  # the tests
 
 
@@ -67,7 +67,7 @@ def differs_from_chance(zf: float, p: float, z_min: float, p_max: float) -> bool
 class Claim:
     """One claim and the metric keys that decide it.
 
-    name: the pair's key fragment (ProbePair.name), or GROUP_CLAIM; below: for "no association",
+    name: the pair's key fragment (ProbePair.name), or metric_keys.GROUP_ID; below: for "no association",
     the within pairs whose cosine the cross pair must stay under.
     """
 
@@ -121,7 +121,7 @@ def claim_list(pairs: list[dict[str, Any]], groups: dict[str, list[str]],
                             below=below, **common))
         result.append(Claim(test=MOVING_APART, zf_key=keys.pair("zf_dcos", name),
                             p_key=keys.pair("p_dcos", name), **common))
-    result.append(Claim(GROUP_CLAIM, LEVEL, None, None, "groups", "up", keys.GROUP_STAT, keys.GROUP_ZF,
+    result.append(Claim(keys.GROUP_ID, LEVEL, None, None, "groups", "up", keys.GROUP_STAT, keys.GROUP_ZF,
                         keys.GROUP_P))
     return [claim for claim in result if claim.value_key in measured and claim.measured_in(measured)]
 
@@ -142,7 +142,8 @@ def judge(claim: Claim, rows: list[dict[str, Any]], settings: dict[str, float],
     final = measured[-1]
     first_held = next((step for step, v in judged if v == HELD), None)
     result = {
-        "claim": claim.name, "test": claim.test, "a": claim.a, "b": claim.b, "kind": claim.kind,
+        "claim": claim.name, "label": GROUP_CLAIM if claim.a is None else f"{claim.a}–{claim.b}",
+        "test": claim.test, "a": claim.a, "b": claim.b, "kind": claim.kind,
         "expect": claim.expect, "step": final["step"], "initial": rows[0].get(claim.value_key),
         "value": final[claim.value_key], "z": final[claim.z_key] if claim.z_key else None,
         "zf": final[claim.zf_key], "p": final[claim.p_key],

@@ -33,24 +33,12 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from glassbox import metric_keys as keys
 from glassbox.report.claims import GROUP_CLAIM, LEVEL, Claim, claim_list
 from glassbox.report.markdown import WHITESPACE
 
 FILE_NAME = "explorer.html"
 SIGNIFICANT_DIGITS = 4
-
-
-# ---------------------------------------------------------------- metric keys
-# Every metric key the page reads is spelled here and nowhere else (see probes/emergence.py).
-
-def _pair_id(pair: dict[str, Any]) -> str:
-    """The pair's fragment of its metric keys, and its key in reference.cosine and matched_null."""
-    return pair["name"]
-
-
-def _key(family: str, name: str) -> str:
-    """The scalar key of one metric: ("cos", pair id) -> "cos/说-道", ("emb", "std") -> "emb/std"."""
-    return f"{family}/{name}"
 
 
 # ---------------------------------------------------------------- plain-data helpers
@@ -95,13 +83,16 @@ def aligned_maps(coords: list[list[list[float]]]) -> list[np.ndarray]:
 # ---------------------------------------------------------------- the page's data
 
 def _losses(analysis: dict[str, Any], steps: list[int]) -> list[float | None]:
-    val = {r["step"]: r.get(_key("loss", "val")) for r in analysis["losses"]}
+    val = {r["step"]: r.get(keys.LOSS_VAL) for r in analysis["losses"]}
     return _nums([val.get(step) for step in steps])
 
 
 def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     """Per probe pair: cos, z, zf, p, the verdict at every step (a cross pair's: no association, as the
-    report ticks it), the matched null and the reference article's values."""
+    report ticks it), the matched null and the reference article's values.
+
+    A pair is named by its id (the fragment of its metric keys, and its key in reference.cosine and
+    matched_null) and shown by its characters."""
     snapshots, t = analysis["snapshots"], analysis["thresholds"]
     references = analysis["reference"].get("cosine", {})
     judged_by: dict[str, Claim] = {}  # per pair its first test: its level, or a cross pair's "no association"
@@ -109,20 +100,20 @@ def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         judged_by.setdefault(claim.name, claim)
     pairs = []
     for pair in analysis["probes"]["pairs"]:
-        claim = judged_by[_pair_id(pair)]
-        series = {family: [s["scalars"][_key(family, _pair_id(pair))] for s in snapshots]
-                  for family in ("cos", "z", "zf", "p")}
-        nulls = [{row["pair"]: row for row in s["embeddings"].get("matched_null", [])}.get(_pair_id(pair))
+        claim = judged_by[pair["name"]]
+        series = {family: [s["scalars"][keys.pair(family, pair["name"])] for s in snapshots]
+                  for family in keys.PAIR_STATS}
+        nulls = [{row["pair"]: row for row in s["embeddings"].get("matched_null", [])}.get(pair["name"])
                  for s in snapshots]
         pairs.append({
-            "id": _pair_id(pair), "label": f"{_shown(pair['a'])} – {_shown(pair['b'])}",
+            "id": pair["name"], "label": f"{_shown(pair['a'])} – {_shown(pair['b'])}",
             "kind": pair["kind"], "expect": pair["expect"],
             **{family: _nums(values) for family, values in series.items()},
             "verdict": [claim.at(s["scalars"], t["z_min"], t["p_max"]) for s in snapshots],
             "p_floor": _p_floor(analysis, "n_pairs"),
             "null_mean": _nums([n["mean"] if n else None for n in nulls]),
             "null_sd": _nums([n["std"] if n else None for n in nulls]),
-            "ref": {k: _num(v) for k, v in references.get(_pair_id(pair), {}).items()},
+            "ref": {k: _num(v) for k, v in references.get(pair["name"], {}).items()},
         })
     return pairs
 
@@ -131,8 +122,7 @@ def _embedding(analysis: dict[str, Any]) -> dict[str, Any]:
     snapshots = analysis["snapshots"]
     reference = analysis["reference"].get("embedding", {})
     return {
-        **{stat: _nums([s["scalars"][_key("emb", stat)] for s in snapshots])
-           for stat in ("std", "min", "max", "l2_mean")},
+        **{stat: _nums([s["scalars"][keys.emb(stat)] for s in snapshots]) for stat in keys.EMBEDDING_STATS},
         "ref": {when: {stat: _num(v) for stat, v in values.items()} for when, values in reference.items()},
     }
 
@@ -248,8 +238,8 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
         if "map" in final["embeddings"]:  # analyses made before the explorer have no map
             data["map"] = _embedding_map(analysis)
         if analysis["probes"]["pairs"]:
-            data["baseline"] = {"mean": _nums([s["scalars"][_key("baseline", "mean")] for s in snapshots]),
-                                "sd": _nums([s["scalars"][_key("baseline", "std")] for s in snapshots])}
+            data["baseline"] = {"mean": _nums([s["scalars"][keys.BASELINE_MEAN] for s in snapshots]),
+                                "sd": _nums([s["scalars"][keys.BASELINE_STD] for s in snapshots])}
             data["pairs"] = _pairs(analysis)
     train_config = analysis.get("provenance", {}).get("train_config")
     if train_config:
@@ -284,15 +274,16 @@ def sweep_page_data(summary: dict[str, Any], records: dict[int, list[dict[str, A
     number; `axes` the swept keys a plot may put on its x-axis (all but the seed); `thresholds` the
     claims' (analysis.claims: z_min, p_max).
     """
-    expect = {name: pair["expect"] for c in summary["configurations"] for name, pair in c["pairs"].items()}
+    described = {name: pair for c in summary["configurations"] for name, pair in c["pairs"].items()}
+    expect = {name: pair["expect"] for name, pair in described.items()}
     jobs = []
     for job in summary["jobs"]:
-        rows = [r for r in records.get(job["job"], []) if any(_key("zf", name) in r for name in expect)]
+        rows = [r for r in records.get(job["job"], []) if any(keys.pair("zf", name) in r for name in expect)]
         jobs.append({
             "job": job["job"], "configuration": job["configuration"], "seed": job["seed"], "status": job["status"],
             "n_params": job["n_params"], "step": job["step"], "loss": _num(job["loss_val"]),
             "values": _axis_values(job["overrides"], axes), "steps": [r["step"] for r in rows],
-            "zf": {name: _nums([r.get(_key("zf", name)) for r in rows]) for name in expect},
+            "zf": {name: _nums([r.get(keys.pair("zf", name)) for r in rows]) for name in expect},
         })
     configurations = []
     for c in summary["configurations"]:
@@ -303,7 +294,8 @@ def sweep_page_data(summary: dict[str, Any], records: dict[int, list[dict[str, A
             "zf": {name: {k: _num(pair["zf"][k]) for k in ("mean", "sd")} for name, pair in c["pairs"].items()},
             "curve": _mean_curve([job for job in members if job["status"] == "complete"], list(c["pairs"])),
         })
-    return {"axes": axes, "pairs": [{"id": name, "expect": e} for name, e in expect.items()],
+    return {"axes": axes, "pairs": [{"id": name, "label": _shown(pair["label"]), "expect": pair["expect"]}
+                                    for name, pair in described.items()],
             "thresholds": thresholds, "n_jobs": summary["n_jobs"], "n_complete": summary["n_complete"],
             "configurations": configurations, "jobs": jobs}
 

@@ -5,6 +5,7 @@
 const S = JSON.parse(document.getElementById("glassbox-data").textContent);
 const PARAMETERS = "parameters";  // the x-axis choice that is no swept key: the model's size
 const state = {pair: S.pairs.length ? S.pairs[0].id : null, x: S.axes[0] ?? PARAMETERS};
+const pairLabel = Object.fromEntries(S.pairs.map((p) => [p.id, p.label]));  // id (as in the metric keys) -> 说 – 道
 
 /** The x value of a configuration or a job on the chosen axis: a number where the key's values are numbers. */
 function xValue(item) {
@@ -55,7 +56,8 @@ function drawFinal() {
   if (!state.pair) return;
   const z = S.thresholds.z_min;
   Plotly.react("final-plot", finalTraces((c) => c.zf[state.pair], finalZf), layout({
-    height: 340, xaxis: xAxis(), yaxis: {title: {text: `zf of ${state.pair}`}}, legend: {orientation: "h", y: -0.25},
+    height: 340, xaxis: xAxis(), yaxis: {title: {text: `zf of ${esc(pairLabel[state.pair])}`}},
+    legend: {orientation: "h", y: -0.25},
     shapes: z === undefined ? [] : [hline(z), hline(-z)],
   }), CONFIG);
 }
@@ -96,14 +98,14 @@ function drawCurves() {
   const z = S.thresholds.z_min;
   Plotly.react("curves-plot", traces, layout({
     height: 360, xaxis: stepAxis(lastStep, {title: {text: "training step (log scale)"}}),
-    yaxis: {title: {text: `zf of ${state.pair}`}}, shapes: z === undefined ? [] : [hline(z), hline(-z)],
+    yaxis: {title: {text: `zf of ${esc(pairLabel[state.pair])}`}}, shapes: z === undefined ? [] : [hline(z), hline(-z)],
   }), CONFIG);
 }
 
 function drawJobs() {
   const pairs = S.pairs.map((p) => p.id);
   const head = headerRow(["job", "configuration", "seed", "status", "parameters", "step", "val loss",
-                          ...pairs.map((id) => `zf ${id}`)], 2);
+                          ...pairs.map((id) => `zf ${pairLabel[id]}`)], 2);
   const rows = S.jobs.map((job) => el("tr", {"data-job": job.job},
     el("td", {class: "text"}, String(job.job)), el("td", {class: "text"}, job.configuration),
     el("td", {}, String(job.seed)),
@@ -122,13 +124,13 @@ function drawAll() {
 }
 
 function setupControls() {
-  const fill = (id, options, chosen, key) => {
+  const fill = (id, options, chosen, key, text = (o) => o) => {
     const select = document.getElementById(id);
-    select.replaceChildren(...options.map((o) => el("option", {value: o}, o)));
+    select.replaceChildren(...options.map((o) => el("option", {value: o}, text(o))));
     select.value = chosen;
     select.addEventListener("change", () => { state[key] = select.value; drawAll(); });
   };
-  fill("pair", S.pairs.map((p) => p.id), state.pair, "pair");
+  fill("pair", S.pairs.map((p) => p.id), state.pair, "pair", (id) => pairLabel[id]);
   fill("x-key", [...S.axes, PARAMETERS], state.x, "x");
   document.getElementById("sweep-label").textContent = `${S.n_jobs} runs, ${S.n_complete} complete`;
 }

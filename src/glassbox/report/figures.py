@@ -132,7 +132,7 @@ def _loss_figure(a: dict[str, Any]) -> bytes:
     return png(fig)
 
 
-def _attention_figure(snapshot: dict[str, Any], labels: CharLabels) -> bytes:
+def attention_figure(snapshot: dict[str, Any], labels: CharLabels) -> bytes:
     prompt = snapshot["attention"]["prompts"][0]
     pattern = np.array(prompt["pattern"])  # [layer, head, query, key]
     n_layer, n_head, T, _ = pattern.shape
@@ -204,8 +204,8 @@ def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:
             if "pca" in final["embeddings"]:
                 out["pca.png"] = _pca_figure(a, labels)
         if "attention" in final and final["attention"]["prompts"]:
-            out["attention_first.png"] = _attention_figure(first, labels)
-            out["attention_final.png"] = _attention_figure(final, labels)
+            out["attention_first.png"] = attention_figure(first, labels)
+            out["attention_final.png"] = attention_figure(final, labels)
         if "context" in final:
             out["context.png"] = _context_figure(a, labels)
     return out

@@ -74,7 +74,7 @@ def read_job(run_dir: Path) -> Job:
         n_params=state.get("n_params"),
         rows=records,
         expect={pair["name"]: pair["expect"] for pair in state.get("probe_pairs", [])},
-        pair_labels={pair["name"]: f"{pair['a']}–{pair['b']}" for pair in state.get("probe_pairs", [])},
+        pair_labels={pair["name"]: pair["label"] for pair in state.get("probe_pairs", [])},
     )
 
 
@@ -199,7 +199,7 @@ def plotted(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def plot_labels(summary: dict[str, Any]) -> CharLabels:
-    """How the plots write configurations and probe pairs: 说-道, or by code point without a CJK font."""
+    """How the plots write configurations and probe pairs: 说–道, or by code point without a CJK font."""
     configs = summary["configurations"]
     texts = [text for config in configs for text in (config["label"], *(p["label"] for p in config["pairs"].values()))]
     return CharLabels({c for text in texts for c in text})
@@ -405,9 +405,9 @@ def summary_markdown(summary: dict[str, Any], title: str) -> str:
     for c in summary["configurations"]:
         if not c["pairs"]:
             continue
-        rows = [[escape(name), p["expect"], mean_sd_cell(p["cos"]), mean_sd_cell(p["z"]), mean_sd_cell(p["zf"]),
+        rows = [[escape(p["label"]), p["expect"], mean_sd_cell(p["cos"]), mean_sd_cell(p["z"]), mean_sd_cell(p["zf"]),
                  "—" if p["direction"] is None else f"{round(p['direction'] * p['zf']['n'])}/{p['zf']['n']}"]
-                for name, p in c["pairs"].items()]
+                for p in c["pairs"].values()]
         parts += [f"### {escape(c['label'])} (seeds {', '.join(map(str, c['seeds']))})",
                   table(["pair", "expect", "cos", "z", "zf", "direction"], rows)]
     rows = [[j["job"], escape(j["configuration"]), j["seed"], j["status"], num(j["n_params"], ","),

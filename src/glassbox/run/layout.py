@@ -29,6 +29,11 @@ def snapshot_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:07d}.pt"
 
 
+def weights_path(run_dir: str | Path, step: int) -> Path:
+    """The weights-only copy of a snapshot (run/snapshots.py, `weights_only`), beside it."""
+    return snapshot_path(run_dir, step).with_suffix(".weights.pt")
+
+
 def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
     """(step, path) of every snapshot file of a run, in step order."""
     folder = Path(run_dir) / CHECKPOINT_DIR

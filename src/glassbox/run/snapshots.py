@@ -3,7 +3,9 @@
 A snapshot is one file, `<run>/checkpoints/step_<7 digits>.pt` (run/layout.py), holding the
 model and optimizer state, the RNG states, the step, the resolved config and the vocabulary
 hash: everything needed to resume training or to replay the analysis at that step. Its keys are
-declared once, in `TrainingState.payload` (writing) and `Snapshot` (reading). Files are written
+declared once, in `TrainingState.payload` (writing) and `Snapshot` (reading). `weights_only`
+keeps what the model needs without the resuming state (about a third of the bytes with AdamW):
+the copy W&B gets as a model artifact, read back by `Snapshot.from_payload` as well. Files are written
 atomically and read with `torch.load(weights_only=True)` only: no pickled code runs.
 
 Once a snapshot is complete, its sha256 is recorded in the run's run.json (`snapshot_sha256`).
@@ -31,13 +33,22 @@ from torch import Tensor
 from glassbox.errors import GlassboxError
 from glassbox.fileio import atomic_path, explain_write_errors, read_json, sha256_of
 from glassbox.model import GPT, GPTConfig
-from glassbox.run.layout import CHECKPOINT_DIR, list_snapshots, read_run_state, run_of_snapshot, write_run_state
+from glassbox.run.layout import (
+    CHECKPOINT_DIR,
+    list_snapshots,
+    read_run_state,
+    run_of_snapshot,
+    weights_path,
+    write_run_state,
+)
 from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
 # The model_args that decide the shape of the weights (dropout does not).
 SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias")
+# The payload keys a model needs; the rest (optimizer, rng, recent_losses) only resuming does.
+WEIGHTS_KEYS = ("step", "model", "model_args", "vocab_hash", "config", "wandb_run_id")
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, Tensor]:
@@ -184,6 +195,18 @@ def save_snapshot(path: str | Path, payload: dict[str, Any]) -> None:
     write_run_state(run_dir, snapshot_sha256={**checksums, path.name: sha256_of(path)})
 
 
+def weights_only(payload: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot payload without the optimizer and RNG state: the model, its config and identity."""
+    return {key: payload[key] for key in WEIGHTS_KEYS}
+
+
+def save_weights(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write `weights_only(payload)` atomically (a model artifact never sees half a file)."""
+    path = Path(path)
+    with atomic_path(path) as tmp, explain_write_errors(path), open(tmp, "wb") as f:
+        torch.save(weights_only(payload), f)
+
+
 def verify_snapshot(path: str | Path) -> None:
     """Raise a GlassboxError unless `path` is a complete snapshot whose bytes match its checksum."""
     path = Path(path)
@@ -232,10 +255,12 @@ def newest_valid_snapshot(run_dir: str | Path, map_location: str | torch.device 
 
 
 def remove_snapshots_after(run_dir: str | Path, step: int) -> None:
-    """Delete the snapshots past `step` and the temporary files of interrupted saves."""
+    """Delete the snapshots past `step` (and their weights-only copies) and the temporary files of
+    interrupted saves."""
     for later_step, path in list_snapshots(run_dir):
         if later_step > step:
             path.unlink()
+            weights_path(run_dir, later_step).unlink(missing_ok=True)
     for leftover in (Path(run_dir) / CHECKPOINT_DIR).glob(".*.tmp-*"):
         leftover.unlink()
 

@@ -6,27 +6,94 @@ network, a bug), the run logs one warning and carries on with the local file alo
 online run that cannot reach the server within wandb.init_timeout seconds logs offline
 instead (`wandb sync` uploads it later), saying so before it waits and when it gives up.
 
+The W&B mode is the user's as W&B users expect it: `wandb.mode=` on the command line, else the
+WANDB_MODE environment variable, else what `wandb offline` / `wandb disabled` wrote into W&B's
+settings files, else offline (`wandb_mode`). A run is named and tagged after how its stage was
+launched (`Launch`: the Hydra choices and overrides, which its config records too), so runs in one
+workspace can be told apart and filtered.
+
 Offline runs (the default) cannot call `use_artifact` (W&B refuses without a server), so
 lineage is recorded in the run's config under `inputs` instead, and with `use_artifact`
 once the mode is online.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
 from glassbox import fileio
+from glassbox import metric_keys as keys
 from glassbox.errors import GlassboxError
 
 log = logging.getLogger(__name__)
 
 STEP_KEY = "train/step"  # the x-axis of every metric, so analysis curves line up with training
+WANDB_MODES = ("online", "offline", "disabled", "shared", "dryrun", "run")  # what wandb.init accepts
+TAG_GROUPS = ("experiment", "corpus", "model", "train", "analysis")  # config groups a run is tagged with
+
+
+def wandb_mode(configured: str | None) -> str:
+    """The W&B mode a stage runs in: `configured` (wandb.mode) when set, else WANDB_MODE, else the mode in
+    W&B's settings files (`wandb offline`, `wandb disabled`), else offline.
+
+    The mode is always passed to wandb.init explicitly, which would override WANDB_MODE: hence it is
+    resolved here, in W&B's own order. `wandb online` only clears the settings files' mode, so it
+    leaves glassbox offline; WANDB_MODE=online or wandb.mode=online goes online.
+    """
+    mode = configured or os.environ.get("WANDB_MODE") or _settings_file_mode() or "offline"
+    if mode not in WANDB_MODES:
+        source = ("wandb.mode" if configured else "WANDB_MODE" if os.environ.get("WANDB_MODE")
+                  else "the mode in W&B's settings (`wandb online` clears it)")
+        raise GlassboxError(f"{source} is {mode!r}; use online, offline or disabled")
+    return mode
+
+
+def _settings_file_mode() -> str | None:
+    """The mode `wandb offline` / `wandb disabled` wrote into the project's or the user's W&B settings."""
+    from wandb.sdk import wandb_setup
+
+    return wandb_setup.singleton().settings.read_system_settings().all().get("mode")
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the running stage was started, as Hydra saw it; empty outside a Hydra app (a notebook, a test)."""
+
+    choices: dict[str, str] = field(default_factory=dict)  # config group -> option, e.g. model -> seed
+    overrides: list[str] = field(default_factory=list)  # from the command line, e.g. experiment=tiny seed=2
+    job: int | None = None  # the job number within a multirun
+
+    @classmethod
+    def current(cls) -> Launch:
+        if not HydraConfig.initialized():
+            return cls()
+        hydra_cfg = HydraConfig.get()
+        choices = {group: option for group, option in hydra_cfg.runtime.choices.items()
+                   if option is not None and group.split("/")[0] != "hydra"}
+        job = hydra_cfg.job.get("num") if hydra_cfg.mode == RunMode.MULTIRUN else None
+        return cls(choices, list(hydra_cfg.overrides.task), job)
+
+    @property
+    def tags(self) -> list[str]:
+        """`model=seed`, `corpus=xiyouji`, ...: one W&B tag per chosen config group of TAG_GROUPS."""
+        return [f"{group}={self.choices[group]}" for group in TAG_GROUPS if group in self.choices]
+
+    def run_name(self, cfg: DictConfig) -> str:
+        """A training run's W&B name: experiment, model choice and seed (`xiyouji-seed-s1337`), and the
+        job number in a sweep (`tiny-tiny-s1-job3`)."""
+        parts = [cfg.name, self.choices.get("model"), f"s{cfg.seed}", None if self.job is None else f"job{self.job}"]
+        return "-".join(str(part) for part in parts if part is not None)
 
 
 def dataset_artifact_name(corpus_name: str) -> str:
@@ -80,7 +147,11 @@ class JsonlFile:
 
 
 class Tracker:
-    """One stage's W&B run plus its local metrics file. Use as a context manager."""
+    """One stage's W&B run plus its local metrics file. Use as a context manager.
+
+    The run's config is the stage's resolved config plus `choices` and `overrides` (how it was
+    launched, `Launch`) and `facts` (e.g. n_params); its tags add the Hydra choices to wandb.tags.
+    """
 
     def __init__(
         self,
@@ -91,27 +162,31 @@ class Tracker:
         metrics_path: str | os.PathLike | None = None,
         name: str | None = None,
         run_id: str | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.metrics = JsonlFile(metrics_path or self.run_dir / "metrics.jsonl")
         self._run = None
         self._warned = False
         wb = cfg.wandb
-        if wb.mode == "disabled":
+        mode = wandb_mode(wb.mode)
+        if mode == "disabled":
             return
+        launch = Launch.current()
         self._call(
             "init",
             self._init,
             init_timeout=wb.get("init_timeout", 90),  # 90 s, W&B's own default, for configs saved without it
-            mode=wb.mode,
+            mode=mode,
             project=wb.project,
             entity=wb.entity,
             group=wb.group,
-            tags=list(wb.tags),
+            tags=list(dict.fromkeys([*wb.tags, *launch.tags])),
             job_type=job_type,
             name=name,
             id=run_id,
-            config=OmegaConf.to_container(cfg, resolve=True),
+            config={**OmegaConf.to_container(cfg, resolve=True), "choices": launch.choices,
+                    "overrides": launch.overrides, **(facts or {})},
         )
 
     def _init(self, init_timeout: float, **kwargs) -> None:
@@ -134,6 +209,7 @@ class Tracker:
                 self._run = wandb.init(**start, **{**kwargs, "mode": "offline"})
         self._run.define_metric(STEP_KEY)
         self._run.define_metric("*", step_metric=STEP_KEY)
+        self._run.define_metric(keys.LOSS_VAL, step_metric=STEP_KEY, summary="min")  # the best val loss
 
     def stream(self, name: str) -> JsonlFile:
         """Another local JSONL file beside metrics.jsonl (e.g. per-step progress), local only."""
@@ -169,6 +245,30 @@ class Tracker:
         """Anything W&B can show (tables, images, numbers) at `step`; W&B only."""
         if self._run is not None:
             self._call("log", self._run.log, {**payload, STEP_KEY: step})
+
+    def log_histogram(self, key: str, values: Sequence[float], step: int) -> None:
+        """A histogram of `values` at `step`; W&B only."""
+        self._log_built(key, lambda wandb: wandb.Histogram(values), step)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]], step: int) -> None:
+        """A table at `step`; W&B only."""
+        self._log_built(key, lambda wandb: wandb.Table(columns=columns, data=rows), step)
+
+    def log_image(self, key: str, png: bytes, caption: str, step: int) -> None:
+        """A PNG image at `step`; W&B only."""
+        self._log_built(key, lambda wandb: wandb.Image(Image.open(io.BytesIO(png)), caption=caption), step)
+
+    def _log_built(self, key: str, build, step: int) -> None:
+        """Log what `build(wandb)` makes (a wandb.Table, wandb.Image, ...) at `step`, isolated like every W&B call."""
+        if self._run is None:
+            return
+
+        def _log() -> None:
+            import wandb
+
+            self._run.log({key: build(wandb), STEP_KEY: step})
+
+        self._call("log", _log)
 
     def summary(self, values: dict[str, Any]) -> None:
         if self._run is not None:

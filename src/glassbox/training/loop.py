@@ -2,8 +2,10 @@
 
 `Trainer` trains a new run at `run_dir`, or continues an interrupted one (train.resume; see
 run/resume.py). At every snapshot step rank 0 evaluates, measures the emergence metrics
-(analysis/measurements.py), logs them and saves a snapshot (run/snapshots.py); every
-train.log_every steps it logs the batch loss, learning rate and tokens/s.
+(analysis/measurements.py), logs them and saves a snapshot (run/snapshots.py); W&B also gets a
+histogram of the embedding's row norms, at wandb.projector.steps the embedding as a table for its
+Embedding Projector, and the snapshot's weights as a model artifact. Every train.log_every steps
+it logs the batch loss, learning rate and tokens/s.
 
 Under `torchrun --nproc_per_node=N -m glassbox.train ...` the same loop runs data-parallel
 (run/distributed.py): the global batch is batch_size × N × grad_accum_steps sequences, every rank
@@ -27,17 +29,12 @@ from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig
+from glassbox.probes.embeddings import row_norms, with_most_frequent
 from glassbox.run import distributed, lock
-from glassbox.run.layout import (
-    latest_link,
-    point_latest,
-    read_run_state,
-    snapshot_path,
-    write_run_state,
-)
+from glassbox.run.layout import latest_link, point_latest, read_run_state, snapshot_path, weights_path, write_run_state
 from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resume, start_run
-from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot
-from glassbox.run.tracking import Tracker, dataset_artifact_name
+from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot, save_weights
+from glassbox.run.tracking import Launch, Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.tokens import TokenData
 from glassbox.training.schedule import autocast_for, lr_at, pick_device, snapshot_steps
 
@@ -91,6 +88,8 @@ class Trainer:
         # Built before the run exists, so a bad probe set fails without leaving a run behind.
         self.measurements = (Measurements.from_config(cfg, self.data, cfg.model.block_size)
                              if cfg.analysis.at_snapshots else None)
+        mode = wandb_mode(cfg.wandb.mode) if self.ranks.is_main else "disabled"  # a bad mode fails here too
+        self.wandb_name = Launch.current().run_name(cfg)
         self.val_batches = self.data.fixed_batches(  # the global batch size, so any world size evaluates alike
             "val", self.tc.eval_iters, self.tc.batch_size * self.ranks.world_size, cfg.model.block_size,
             seed=cfg.seed + 1)
@@ -101,9 +100,11 @@ class Trainer:
                                             self.tc.snapshots.every))
         tokens_per_step = self.tc.batch_size * cfg.model.block_size * self.tc.grad_accum_steps * self.ranks.world_size
         self.throughput = Throughput(tokens_per_step, self.device)
-        wandb_cfg = cfg if self.ranks.is_main else OmegaConf.merge(cfg, {"wandb": {"mode": "disabled"}})
-        self.tracker = Tracker(wandb_cfg, self.run.dir, job_type="train", run_id=self.run.wandb_id,
-                               metrics_path=None if self.ranks.is_main else Path(os.devnull))
+        self.projector_steps = {*cfg.wandb.projector.steps, self.tc.max_iters}
+        self.tracker = Tracker(OmegaConf.merge(cfg, {"wandb": {"mode": mode}}), self.run.dir, job_type="train",
+                               run_id=self.run.wandb_id, name=self.wandb_name,
+                               metrics_path=None if self.ranks.is_main else Path(os.devnull),
+                               facts={"n_params": self.state.model.num_params()})
         self.progress_log = self.tracker.stream("progress")
 
     def _new_state(self) -> TrainingState:
@@ -121,7 +122,7 @@ class Trainer:
     def _begin(self, run_dir: Path) -> RunStart:
         """Start or resume the run on rank 0 (run/resume.py), then give every other rank the same state."""
         if self.ranks.is_main:
-            run_facts = {"n_params": self.state.model.num_params()}
+            run_facts = {"n_params": self.state.model.num_params(), "wandb_run_name": self.wandb_name}
             if self.measurements is not None:
                 run_facts["probe_pairs"] = self.measurements.probes.describe_pairs()
             run = start_run(self.cfg, run_dir, self.state, self.data.vocab.hash, run_facts)
@@ -260,15 +261,38 @@ class Trainer:
         self.tracker.log(record, step)
         train_loss = f"train loss {record[keys.LOSS_TRAIN]:.4f}, " if keys.LOSS_TRAIN in record else ""
         log.info(f"step {step}: {train_loss}val loss {record[keys.LOSS_VAL]:.4f}")  # as nanoGPT prints its evals
+        self._log_embedding_views(step)
+
+    def _log_embedding_views(self, step: int) -> None:
+        """W&B's own views of the token embedding: a histogram of its row norms, and at the projector steps
+        a table (char, count, group, vector) of the probe and most frequent characters."""
+        if self.tracker.wandb_run is None:
+            return
+        W = self.state.model.wte.weight.detach()
+        self.tracker.log_histogram(keys.ROW_NORMS, row_norms(W).cpu().numpy(), step)
+        if step not in self.projector_steps:
+            return
+        vocab = self.data.vocab
+        groups = self.measurements.probes.char_groups() if self.measurements is not None else {}
+        probe_ids = torch.tensor([vocab.stoi[char] for char in groups], dtype=torch.long)
+        ids = with_most_frequent(probe_ids, vocab.counts, self.cfg.wandb.projector.n_frequent).tolist()
+        vectors = W[ids].float().cpu().round(decimals=4).tolist()
+        group = {char: name or "pairs only" for char, name in groups.items()}  # "": a probe in no group
+        rows = [[vocab.itos[i], vocab.counts[i], group.get(vocab.itos[i], "other"), vector]
+                for i, vector in zip(ids, vectors)]
+        self.tracker.log_table(keys.PROJECTOR, ["char", "count", "group", "vector"], rows, step)
 
     def _save(self, step: int) -> None:
         """A snapshot: everything a resumed run needs to go on exactly as this one would."""
-        path = snapshot_path(self.run.dir, step)
         config = OmegaConf.to_container(self.cfg, resolve=True)
-        save_snapshot(path, self.state.payload(step, config, self.data.vocab.hash, self.run.wandb_id))
+        payload = self.state.payload(step, config, self.data.vocab.hash, self.run.wandb_id)
+        save_snapshot(snapshot_path(self.run.dir, step), payload)
         write_run_state(self.run.dir, last_snapshot=step)
-        self.tracker.log_artifact(f"model-{self.run.wandb_id}", "model", [path], aliases=[f"step-{step}"],
-                                  metadata={"step": step, "experiment": self.cfg.name})
+        if self.tracker.wandb_run is not None:  # W&B gets the weights and config; optimizer and RNG stay local
+            weights = weights_path(self.run.dir, step)
+            save_weights(weights, payload)
+            self.tracker.log_artifact(f"model-{self.run.wandb_id}", "model", [weights], aliases=[f"step-{step}"],
+                                      metadata={"step": step, "experiment": self.cfg.name})
 
     def _log_progress(self, step: int, loss: float, lr: float, bar: tqdm) -> None:
         tokens_per_sec = self.throughput.read()
@@ -281,7 +305,7 @@ class Trainer:
         """Mark the run complete, with the wall-clock seconds of this process's loop (since its resume, if resumed)."""
         final = self.tracker.metrics.read()[-1]
         write_run_state(self.run.dir, status="complete", train_seconds=round(seconds, 1))
-        self.tracker.summary({"final/loss_val": final[keys.LOSS_VAL], "final/step": self.tc.max_iters})
+        self.tracker.summary({keys.FINAL_LOSS_VAL: final[keys.LOSS_VAL], keys.FINAL_STEP: self.tc.max_iters})
         latest = latest_link(self.cfg.paths.output_dir, self.cfg.name)
         log.info(f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
                  f"(snapshots, metrics, W&B run, log); {latest} points at it")
