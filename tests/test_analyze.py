@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from glassbox import fileio
+from glassbox import metric_keys as keys
 from glassbox.analysis import suites
 from glassbox.analysis.measurements import Measurements
 from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
@@ -169,15 +170,15 @@ def test_embeddings_scalars_are_the_training_time_metrics(model, inputs):
 
 def test_with_the_step_0_embedding_the_suite_measures_each_pairs_change_since_then(model, inputs):
     initial = model.wte.weight.detach().clone()
-    assert "dcos/a-e" not in suites.embeddings(model, replace(inputs, initial_embedding=initial))["scalars"]
+    assert "dcos/a_e" not in suites.embeddings(model, replace(inputs, initial_embedding=initial))["scalars"]
     with torch.no_grad():  # a's row turned toward e's: a-e's cosine rises, a-,'s changes too
         model.wte.weight[STOI["a"]] += 2 * model.wte.weight[STOI["e"]]
     scalars = suites.embeddings(model, replace(inputs, initial_embedding=initial))["scalars"]
     W0 = initial[[STOI["a"], STOI["a"]]], initial[[STOI["e"], STOI[","]]]
     before = torch.nn.functional.cosine_similarity(*W0)
-    assert scalars["dcos/a-e"] == pytest.approx(scalars["cos/a-e"] - before[0].item(), abs=1e-6)
-    assert scalars["dcos/a-,"] == pytest.approx(scalars["cos/a-,"] - before[1].item(), abs=1e-6)
-    assert scalars["dcos/a-e"] > 0.3 and scalars["zf_dcos/a-e"] > 2  # far beyond how its bands' pairs moved
+    assert scalars["dcos/a_e"] == pytest.approx(scalars["cos/a_e"] - before[0].item(), abs=1e-6)
+    assert scalars["dcos/a_comma"] == pytest.approx(scalars["cos/a_comma"] - before[1].item(), abs=1e-6)
+    assert scalars["dcos/a_e"] > 0.3 and scalars["zf_dcos/a_e"] > 2  # far beyond how its bands' pairs moved
     assert scalars == inputs.measurements.of(model, initial)
 
 
@@ -288,7 +289,8 @@ def test_the_wandb_analysis_run_holds_the_tables_the_images_and_the_report(tiny_
     assert [item[STEP_KEY] for item in scalars] == [s["step"] for s in analysis["snapshots"]]
     summary = {k: v for r in records if r["type"] == "summary" for k, v in r["summary"]["update"].items()}
     for c in analysis["claims"]:  # each claim's verdict and zf in the run's summary
-        assert (summary[f"verdict/{c['claim']}"], summary[f"zf/{c['claim']}"]) == (c["verdict"], pytest.approx(c["zf"]))
+        claim = keys.claim_id(c["claim"], c["test"])
+        assert (summary[f"verdict/{claim}"], summary[f"zf/{claim}"]) == (c["verdict"], pytest.approx(c["zf"]))
     assert run["display_name"] == fileio.read_json(tiny_run / "run.json")["wandb_run_name"] + "-analysis"
     (report,) = [r["artifact"] for r in records if r["type"] == "artifact" and r["artifact"]["type"] == "report"]
     assert {"report.md", "analysis.json", "cosine.png"} <= {f["path"] for f in report["manifest"]["contents"]}

@@ -263,7 +263,7 @@ def test_analyze_drops_a_last_metrics_line_cut_short_with_a_warning(analysed):
 
 def test_analysing_a_run_still_training_says_so_and_which_steps(analysed):
     pid, steps = analysed["pid"], "0, 4, 8, 16, 32, 40"
-    assert f"the run is still training (pid {pid}): the report covers steps {steps}" in analysed["stdout"]
+    assert f"the run is still training (pid {pid}): the report covers steps {steps}" in analysed["log"]
     assert f"still training (pid {pid}): analysing the snapshots it has saved so far" in analysed["log"]
     assert f"(status: still training, pid {pid})" in analysed["report"]
     assert f"this analysis covers the snapshots it had saved, steps {steps}" in analysed["report"]

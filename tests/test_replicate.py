@@ -99,7 +99,7 @@ def test_every_claims_count_of_seeds_is_what_the_seeds_metrics_say(project, swee
     cross = [p["name"] for p in pairs if p["kind"] == "cross"]
     assert set(by_test) == ({(p["name"], "level") for p in pairs if p["kind"] != "cross"}
                             | {(name, test) for name in cross for test in ("no association", "moving apart")}
-                            | {("within − cross", "level")})
+                            | {("within_minus_cross", "level")})
     markdown = (sweep_dir / "replicate.md").read_text(encoding="utf-8")
     per_seed = [0, 0]
     for c in data["claims"]:
@@ -120,7 +120,7 @@ def test_every_claims_count_of_seeds_is_what_the_seeds_metrics_say(project, swee
     assert f"| **directional claims held** |  | {counts} |" in markdown
     seconds = [fileio.read_json(sweep_dir / job / "run.json")["train_seconds"] for job in ("0", "1")]
     assert all(s > 0 for s in seconds) and data["seed_minutes"] == pytest.approx([s / 60 for s in seconds])
-    group = by_test["within − cross", "level"]  # the group claim is judged from training's own zf now
+    group = by_test["within_minus_cross", "level"]  # the group claim is judged from training's own zf now
     finals = [seed_rows[-1]["zf/within_minus_cross"] for seed_rows in rows]
     assert group["zf"]["mean"] == pytest.approx(statistics.fmean(finals))
     assert group["zf"]["sd"] == pytest.approx(statistics.stdev(finals))

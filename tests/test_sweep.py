@@ -54,7 +54,7 @@ def test_summary_files_hold_the_same_numbers(toy_sweep):
     for plot in ("val_loss.png", "pair_z.png", "pair_zf_steps.png"):
         assert (toy_sweep / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## By model" in markdown and "| model=tiny | 2.100 ± 0.141 | 0.50 ± 1.41 |" in markdown
-    curve = summary["configurations"][0]["pairs"]["a-e"]["zf_curve"]  # zf against step, over seeds 1 and 2
+    curve = summary["configurations"][0]["pairs"]["a_e"]["zf_curve"]  # zf against step, over seeds 1 and 2
     assert (curve["steps"], curve["mean"], curve["per_seed"]) == ([0, 16], [0.0, 0.5], [[0.0, 1.5], [0.0, -0.5]])
 
 

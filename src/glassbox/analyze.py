@@ -241,7 +241,8 @@ def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], labels: CharLabels,
                                   f"step {snapshot['step']}, prompt {prompt}", snapshot["step"])
     verdicts = {}
     for c in analysis["claims"]:
-        verdicts |= {keys.verdict(c["claim"]): c["verdict"], keys.pair("zf", c["claim"]): c["zf"]}
+        claim = keys.claim_id(c["claim"], c["test"])
+        verdicts |= {keys.verdict(claim): c["verdict"], keys.pair("zf", claim): c["zf"]}
     tracker.summary(verdicts)
     tracker.log_artifact(artifact, "report", sorted(p for p in report_dir.iterdir() if p.is_file()),
                          metadata={"experiment": analysis["experiment"], "run_dir": analysis["run_dir"],
@@ -251,7 +252,7 @@ def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], labels: CharLabels,
 def table_rows(analysis: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
     """(columns, rows) of the neighbours, predictions, samples and logit-lens tables, every
     snapshot in one table with a step column (W&B filters and groups by it), and of the claims."""
-    claim_columns = ["claim", "label", "kind", "expect", "value", "z", "zf", "p", "verdict", "first_held"]
+    claim_columns = ["claim", "label", "test", "kind", "expect", "value", "z", "zf", "p", "verdict", "first_held"]
     tables = {
         "neighbours": (["step", "char", "rank", "neighbour", "cosine"], []),
         "predictions": (["step", "prompt", "rank", "next_char", "probability"], []),

@@ -70,8 +70,11 @@ class Normalize(Group):
 
 
 class Corpus(Group):
+    """A shipped corpus names its cache `file` (and a url and sha256); a text of your own names its `path`."""
+
     name: str
-    file: str
+    file: str | None = None
+    path: str | None = None
     encoding: str
     normalize: Normalize
     val_fraction: OpenFraction
@@ -180,7 +183,7 @@ class Analysis(Group):
 
 
 class Wandb(Group):
-    mode: Literal["online", "offline", "disabled"]
+    mode: Literal["online", "offline", "disabled"] | None  # None: WANDB_MODE, W&B's settings, else offline
     project: str
     entity: str | None
     group: str

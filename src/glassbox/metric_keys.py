@@ -43,7 +43,7 @@ W&B alone also gets, all on the x-axis `train/step` (run/tracking.py):
                                                 logit_lens, claims)
 
 and in the run summary loss/val's minimum (best validation loss), final/loss_val and final/step,
-and on the analysis run verdict/<claim> and zf/<claim> for every claim (a pair's id, or
+and on the analysis run verdict/<claim> and zf/<claim> for every claim (`claim_id`: a pair's id, or
 within_minus_cross for the groups).
 """
 
@@ -122,6 +122,12 @@ def context_gap(layer: str) -> str:
 def verdict(claim: str) -> str:
     """`verdict/<claim>`: a claim's verdict in the analysis run's summary."""
     return f"verdict/{claim}"
+
+
+def claim_id(name: str, test: str) -> str:
+    """A claim's key fragment: its pair's id (or the group statistic's) for the level test; a cross pair's
+    other tests add theirs, `shuo_shan_no_association`, `shuo_shan_moving_apart`."""
+    return name if test == "level" else f"{name}_{test.replace(' ', '_')}"
 
 
 def table(name: str) -> str:
