@@ -32,8 +32,9 @@ from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-# The model_args that decide the shape of the weights (dropout does not).
-SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias")
+# The model_args that decide the weights' shapes or what the weights compute (dropout does neither):
+# a learned wpe means nothing to a rope model, a LayerNorm gain read as an RMSNorm one computes something else.
+SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias", "pos_encoding", "norm", "mlp")
 
 
 def plain_state_dict(model: torch.nn.Module) -> dict[str, Tensor]:
@@ -50,6 +51,15 @@ def plain_model(model: torch.nn.Module) -> torch.nn.Module:
 def model_args(model: GPT) -> dict[str, Any]:
     """The GPTConfig a model was built from, as plain data."""
     return dataclasses.asdict(model.config)
+
+
+def complete_model_args(saved: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot's model_args with every GPTConfig field: a snapshot saved before an option
+    existed (pos_encoding, norm, mlp) was trained with its default, which is what it reads as."""
+    try:
+        return dataclasses.asdict(GPTConfig(**saved))
+    except ValueError as err:  # an option this version of glassbox does not know
+        raise GlassboxError(f"the snapshot's model cannot be built here: {err}") from err
 
 
 @dataclass
@@ -109,8 +119,8 @@ class Snapshot:
     @classmethod
     def from_payload(cls, path: Path, payload: dict[str, Any]) -> Snapshot:
         training = {key: payload[key] for key in ("optimizer", "rng", "recent_losses") if key in payload}
-        return cls(path, payload["step"], payload["model"], payload["model_args"], payload["vocab_hash"],
-                   payload["config"], payload.get("wandb_run_id", ""), training)
+        return cls(path, payload["step"], payload["model"], complete_model_args(payload["model_args"]),
+                   payload["vocab_hash"], payload["config"], payload.get("wandb_run_id", ""), training)
 
     def vocab(self) -> Vocab:
         """The vocabulary the snapshot was trained with, checked: any other maps ids to the wrong characters.
