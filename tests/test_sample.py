@@ -147,3 +147,9 @@ def test_the_command_exits_2_with_the_message(root, override, message):
 def test_prompt_lists_and_files_pass_hydra_literally(root, arg, value):
     key = arg.partition("=")[0]
     assert sample_cfg(root, arg)[key] == value
+
+
+def test_zero_new_tokens_gives_the_prompts_back(root, tmp_path, capsys):
+    written = sample(sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=0", "num_samples=2"), tmp_path)
+    assert written["prompts"][0]["samples"] == ["ROMEO:", "ROMEO:"]
+    assert "max_new_tokens=0: the model did not run" in capsys.readouterr().out

@@ -186,6 +186,8 @@ def draw(model: GPT, ids: list[int], settings: Settings, generator: torch.Genera
 
 
 def format_speed(speed: Throughput, settings: Settings, block_size: int) -> str:
+    if not speed.prefill_tokens:
+        return "max_new_tokens=0: the model did not run"
     lines = [f"prefill: {speed.prefill_tokens:,} prompt tokens in {speed.prefill_seconds * 1000:.1f} ms = "
              f"{rate(speed.prefill_tokens, speed.prefill_seconds):,.0f} tokens/s"]
     if speed.decode_steps:

@@ -53,13 +53,13 @@ def model_args(model: GPT) -> dict[str, Any]:
     return dataclasses.asdict(model.config)
 
 
-def complete_model_args(saved: dict[str, Any]) -> dict[str, Any]:
+def complete_model_args(saved: dict[str, Any], path: Path) -> dict[str, Any]:
     """A snapshot's model_args with every GPTConfig field: a snapshot saved before an option
     existed (pos_encoding, norm, mlp) was trained with its default, which is what it reads as."""
     try:
         return dataclasses.asdict(GPTConfig(**saved))
     except ValueError as err:  # an option this version of glassbox does not know
-        raise GlassboxError(f"the snapshot's model cannot be built here: {err}") from err
+        raise GlassboxError(f"snapshot {path}: its model cannot be built by this version of glassbox ({err})") from err
 
 
 @dataclass
@@ -119,7 +119,7 @@ class Snapshot:
     @classmethod
     def from_payload(cls, path: Path, payload: dict[str, Any]) -> Snapshot:
         training = {key: payload[key] for key in ("optimizer", "rng", "recent_losses") if key in payload}
-        return cls(path, payload["step"], payload["model"], complete_model_args(payload["model_args"]),
+        return cls(path, payload["step"], payload["model"], complete_model_args(payload["model_args"], path),
                    payload["vocab_hash"], payload["config"], payload.get("wandb_run_id", ""), training)
 
     def vocab(self) -> Vocab:
