@@ -192,8 +192,9 @@ def format_speed(speed: Throughput, settings: Settings, block_size: int) -> str:
              f"{rate(speed.prefill_tokens, speed.prefill_seconds):,.0f} tokens/s"]
     if speed.decode_steps:
         per_sec = rate(speed.decode_tokens, speed.decode_seconds)
-        lines.append(f"decode:  {speed.decode_tokens:,} tokens ({speed.decode_steps:,} steps × {settings.num_samples} "
-                     f"samples) in {speed.decode_seconds:.3f} s = {per_sec:,.0f} tokens/s")
+        batch = f"{settings.num_samples} sample{'s' if settings.num_samples > 1 else ''}"
+        lines.append(f"decode:  {speed.decode_tokens:,} tokens ({speed.decode_steps:,} steps × {batch}) "
+                     f"in {speed.decode_seconds:.3f} s = {per_sec:,.0f} tokens/s")
     if speed.re_encoded_steps:
         lines.append(f"         {speed.re_encoded_steps:,} of the decode steps were past block_size {block_size}: "
                      f"they re-encode the last {block_size} tokens (a new prefill), as without the cache")
