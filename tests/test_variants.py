@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from glassbox import hooks
 from glassbox.analyze import analyze
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig, apply_rope, position_angles, sinusoidal_table, swiglu_hidden_size
@@ -162,6 +163,7 @@ def test_hook_points_of_each_variant(variant):
     for i in range(BASE.n_layer):
         assert all(f"blocks.{i}.{point}" in cache for point in ("resid_pre", "resid_mid", "resid_post", "attn.pattern"))
         assert (f"blocks.{i}.attn.q_rot" in cache) == (f"blocks.{i}.attn.k_rot" in cache) == rope
+        assert (hooks.act_name("q_rot", i) in cache) == (hooks.act_name("k_rot", i) in cache) == rope  # one spelling
     assert "ln_final" in cache and "logits" in cache
     if not adds_position:
         assert torch.equal(cache["blocks.0.resid_pre"], cache["embed"])  # nothing added to the input
