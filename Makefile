@@ -2,6 +2,7 @@
 #   make prepare train analyze                  the default experiment (西游记, the article's model)
 #   make prepare train analyze EXPERIMENT=tiny  the whole pipeline in under a minute on a CPU
 #   make explore                                the run explorer: <run>/report/explorer.html, open it from disk
+#   make sample ARGS="prompt=悟空道"            text from the latest run, with prefill/decode tokens/s
 #   make train ARGS="model=tiny train.max_iters=50"   any Hydra override goes in ARGS
 #   make prepare train analyze CORPUS=local ARGS="corpus.path=notes.txt"   a text file of your own
 #   make help                                   every target in one line
@@ -20,7 +21,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace export inspect-hf sweep replicate test lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace sample export inspect-hf sweep replicate test lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -53,6 +54,11 @@ explore: install  ## redraw <run>/report/explorer.html, the interactive page of 
 
 trace: install  ## one prediction of a snapshot, stage by stage (ARGS="prompt=悟空道 step=0")
 	$(PY) -m glassbox.trace $(STAGE_ARGS)
+
+# Text from the latest run's last snapshot, then prefill and decode tokens/s (nanoGPT's sample.py):
+#   make sample ARGS="prompt=悟空道 num_samples=5 top_p=0.9"     (step=, run=, checkpoint=, sampler=greedy, ...)
+sample: install
+	$(PY) -m glassbox.sample $(STAGE_ARGS)
 
 # A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
 export: install  ## a snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/

@@ -1,7 +1,9 @@
-"""How fast the train stage is on this machine, and what the emergence metrics cost it.
+"""How fast the train stage is on this machine, what the emergence metrics cost it, and how
+much the KV cache speeds up generation.
 
     python scripts/benchmark.py                         the seed model on 西游记, 50 steps per run
     python scripts/benchmark.py --iters 300 model=big train.device=cuda    any train-stage override
+    python scripts/benchmark.py --only generation       the KV cache's decode speed-up alone
     make benchmark ARGS="--iters 40 experiment=shakespeare"
 
 It runs the real `train()` twice on the experiment's schedule scaled down to --iters steps:
@@ -11,6 +13,11 @@ tokens/s, the model FLOP utilisation (MFU) against a matmul peak measured here (
 peak says nothing about a shared 2-core VM), and the metrics' overhead. A scaled-down schedule
 has more snapshots per step than the full one, so its own overhead overstates the full run's;
 the verdict uses the full schedule, projected from the per-call times.
+
+Generation: decode tokens/s (new tokens after the first, per second; batch 1, greedy, float32, random
+weights) with and without the KV cache, for the experiment's model at 128 new tokens and for the same
+model with block_size 512 at 512 new tokens, each from a one-character prompt so that the whole
+generation fits the block (no re-encoding); the median of --repeats runs.
 """
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ from glassbox.training import loop
 from glassbox.training.schedule import autocast_for, pick_device, snapshot_steps
 
 OVERHEAD_TARGET = 0.03
+# (label, extra overrides, new tokens) of each generation measurement
+GENERATION_CASES = [("its own block", [], 128), ("block_size 512", ["model.block_size=512"], 512)]
 # Functions train() calls at snapshots, by where it looks them up; each is timed on every call.
 WATCHED = {
     "eval": (loop, "mean_loss"),
@@ -161,6 +170,37 @@ def time_measurements_of_seed(overrides: list[str], device: torch.device, repeat
     return statistics.median(time_calls(lambda: measurements.of(model), device, repeats))
 
 
+def decode_rate(model: GPT, new_tokens: int, use_cache: bool, device: torch.device) -> float:
+    """Decode tokens/s of one greedy generation from a one-token prompt: the tokens after the first over
+    their seconds (the first step is the prefill, which is not decoding)."""
+    steps = model.generation_steps(torch.zeros(1, 1, dtype=torch.long, device=device), new_tokens, 0.0,
+                                   use_cache=use_cache)
+    next(steps)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in steps:
+        pass
+    synchronize(device)
+    return (new_tokens - 1) / (time.perf_counter() - start)
+
+
+def generation_benchmark(overrides: list[str], vocab_size: int, device: torch.device, repeats: int) -> None:
+    """Print decode tokens/s with and without the KV cache, and their ratio, for each GENERATION_CASES entry."""
+    print(f"\n--- generation: decode tokens/s, batch 1, greedy, float32, median of {repeats}")
+    for label, extra, new_tokens in GENERATION_CASES:
+        mc = compose_train_config([*overrides, *extra]).model
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=vocab_size, **mc)).to(device).eval()
+        decode_rate(model, 8, True, device)  # warm-up: lazy initialisation, kernel selection
+        rates = {use_cache: statistics.median(decode_rate(model, new_tokens, use_cache, device)
+                                              for _ in range(repeats))
+                 for use_cache in (True, False)}
+        past_block = " (past block_size both re-encode the window each step)" if new_tokens > mc.block_size else ""
+        print(f"{model.num_params() / 1e6:.2f}M parameters, block_size {mc.block_size} ({label}), "
+              f"{new_tokens} new tokens: {rates[True]:,.0f} tokens/s with the cache, {rates[False]:,.0f} without "
+              f"-> {rates[True] / rates[False]:.1f}x{past_block}")
+
+
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
@@ -174,6 +214,8 @@ def percent(x: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=50, help="training steps of each run (default 50)")
+    parser.add_argument("--only", choices=("train", "generation"), help="run one part of the benchmark (default: both)")
+    parser.add_argument("--repeats", type=int, default=3, help="generations timed per measurement (default 3)")
     parser.add_argument("overrides", nargs="*",
                         help="Hydra overrides of the train stage, e.g. model=big train.device=cuda")
     args = parser.parse_args()
@@ -181,7 +223,6 @@ def main() -> None:
     # Always fresh runs; W&B off unless asked for (its background process adds noise on 2 cores).
     base = ["train.resume=never", "wandb.mode=disabled", *args.overrides]
     full = compose_train_config(base)
-    scaled = scaled_schedule(full.train, args.iters)
     device = pick_device(full.train.device, distributed.current())
     data = TokenData(full.paths.processed_dir)
     model = GPT(GPTConfig(vocab_size=data.vocab.size, **full.model))
@@ -192,6 +233,17 @@ def main() -> None:
     print(f"benchmark: {full.name}, model {model.num_params() / 1e6:.2f}M parameters, {device}{threads}, {dtype_name}")
     print(f"load average {load_average()}: whatever else runs here slows every timing below")
 
+    if args.only != "generation":
+        train_benchmark(full, base, args.iters, model, device, dtype)
+    if args.only != "train":
+        generation_benchmark(base, data.vocab.size, device, args.repeats)
+
+
+def train_benchmark(full: DictConfig, base: list[str], iters: int, model: GPT, device: torch.device,
+                    dtype: torch.dtype) -> None:
+    """The train stage's throughput and MFU, and the emergence metrics' overhead (see the module docstring)."""
+    scaled = scaled_schedule(full.train, iters)
+    dtype_name = str(dtype).removeprefix("torch.")
     peak, n = matmul_peak(device, dtype)
     print(f"matmul peak: {n}x{n} {dtype_name}, {peak / 1e9:,.1f} GFLOP/s (best of 5)")
     seed_of = time_measurements_of_seed(base, device)
@@ -207,7 +259,7 @@ def main() -> None:
         for at_snapshots in (False, True):
             cfg = compose_train_config([*base, *scaled, f"paths.output_dir={out}",
                                         f"analysis.at_snapshots={at_snapshots}"])
-            print(f"\n--- analysis.at_snapshots={at_snapshots}: {args.iters} steps, "
+            print(f"\n--- analysis.at_snapshots={at_snapshots}: {iters} steps, "
                   f"snapshots at {schedule_of(cfg.train)}")
             runs[at_snapshots] = timed_train(cfg, Path(out) / cfg.name / f"at_snapshots-{at_snapshots}", device)
     report(full, cfg, model, peak, runs[True], runs[False])

@@ -27,7 +27,7 @@ from glassbox.interop.hf_suites import inspect_hf
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import list_snapshots, snapshot_path
-from glassbox.run.snapshots import Snapshot, load_snapshot, save_snapshot
+from glassbox.run.snapshots import Snapshot, load_snapshot, model_args, save_snapshot
 from glassbox.run.tracking import JsonlFile
 from glassbox.text.corpus import decode, normalize
 from glassbox.text.tokens import TokenData
@@ -209,6 +209,9 @@ def test_export_refuses_other_architectures():
         check_exportable({"pos_encoding": "rope"})
     with pytest.raises(GlassboxError, match="model.norm=rmsnorm.*model.norm=layernorm"):
         check_exportable({"norm": "rmsnorm"})
+    with pytest.raises(GlassboxError, match="model.mlp=swiglu.*model.mlp=gelu"):
+        check_exportable({"mlp": "swiglu"})
+    check_exportable(model_args(GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4))))
     model = GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4))
     args = {"n_layer": 1, "bias": False}
     with pytest.raises(GlassboxError, match="unknown"):

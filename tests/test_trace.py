@@ -1,6 +1,7 @@
 """The trace walkthrough on a tiny checkpoint built here: each stage's data, its text, and its errors."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -11,15 +12,19 @@ from omegaconf import OmegaConf
 
 from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
-from glassbox.model import GPT, GPTConfig
+from glassbox.model import GPT, GPTConfig, position_angles, sinusoidal_table
 from glassbox.run.layout import point_latest, snapshot_path
 from glassbox.run.snapshots import load_snapshot, model_args, save_snapshot
 from glassbox.sampling import next_token_probs
 from glassbox.text.vocab import Vocab
 from glassbox.trace import (
+    STAGES,
     build_trace,
     bytes_stage,
     format_bytes,
+    format_embedding,
+    format_generation,
+    format_output,
     format_transformer,
     show,
     trace,
@@ -144,6 +149,77 @@ def test_same_seed_same_text_as_generate(tiny_run):
     assert first["generation"]["text"] == vocab.decode(generated[0])  # longer than block_size: crops too
     assert first["generation"]["steps"][0]["id"] == first["sample"]["id"]
     assert first["sample"]["text"] == "悟空道" + first["sample"]["char"]
+
+
+def test_generation_is_a_prefill_then_decode_steps_through_the_kv_cache(tiny_run):
+    model, vocab = tiny_model(tiny_run), tiny_run["vocab"]
+    stages = build_trace(model, vocab, "悟空道", **trace_kwargs(gen_tokens=10))
+    gen = stages["generation"]
+    # block_size 8: the 3-token prompt, decode steps until the cache holds 8, then the window is re-encoded
+    assert [s["phase"] for s in gen["steps"]] == ["prefill"] + ["decode"] * 5 + ["re-encode"] * 4
+    assert [s["n_in"] for s in gen["steps"]] == [3, 1, 1, 1, 1, 1, 8, 8, 8, 8]
+    assert [s["n_keys"] for s in gen["steps"]] == [3, 4, 5, 6, 7, 8, 8, 8, 8, 8]
+    assert all(s["seconds"] > 0 for s in gen["steps"])
+    head_size = TINY.n_embd // TINY.n_head
+    assert gen["prefill_kv"] == [[[1, TINY.n_head, 3, head_size]] * 2] * TINY.n_layer  # K and V of each layer
+    # Attention scores per layer and head: queries × keys at each step, with the cache and without it
+    # (without, every step scores its whole context, at most block_size tokens, against itself).
+    assert gen["scores"] == {"cached": 3 * 3 + 4 + 5 + 6 + 7 + 8 + 4 * 8 * 8,
+                             "uncached": sum(min(3 + i, 8) ** 2 for i in range(10))}
+    assert gen["positions"] == {"cached": 3 + 5 + 4 * 8, "uncached": sum(min(3 + i, 8) for i in range(10))}
+    assert gen["uncached_same_text"]
+    text = format_generation(stages)
+    assert "Prefill: the prompt's 3 tokens" in text and "[1, 2, 3, 8]" in text
+    assert "295 attention scores (query × key) computed with it,\n455 without it" in text
+    assert "re-encodes the last block_size" in text and text.count(" decode ") == 5
+
+
+@pytest.mark.parametrize("pos_encoding", ["learned", "sinusoidal", "rope", "none"])
+def test_the_position_step_is_shown_as_the_variant_does_it(tiny_run, pos_encoding):
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, pos_encoding=pos_encoding)).eval()
+    stages = build_trace(model, tiny_run["vocab"], "悟空道", **trace_kwargs(gen_tokens=3))
+    emb, text = stages["embedding"], format_embedding(stages)
+    assert ("position" in emb) == (pos_encoding in ("learned", "sinusoidal"))
+    assert ("angles" in emb) == (pos_encoding == "rope")
+    if pos_encoding == "learned":
+        assert torch.equal(emb["position"][0], model.wpe.weight[:3].detach())
+        assert "a table learned in training" in text
+    if pos_encoding == "sinusoidal":
+        assert torch.allclose(emb["position"][0], sinusoidal_table(TINY.block_size, TINY.n_embd)[:3])
+        assert "PE(pos, 2i) = sin(pos / 10000^(2i/d))" in text
+    if pos_encoding == "rope":
+        assert torch.equal(emb["angles"], position_angles(torch.arange(3), TINY.n_embd // TINY.n_head))
+        assert "pos_encoding=rope: nothing is added to the input" in text
+        assert "turns by pos / 10000^(2i/8) radians" in text and "2.0000" in text  # pair 0 at position 2
+    if pos_encoding == "none":
+        assert "pos_encoding=none: nothing tells the model where a token is" in text
+    if pos_encoding in ("rope", "none"):
+        assert torch.equal(emb["sum"], emb["token"]) and "+ position" not in text
+    for _, fmt in STAGES:  # every stage's text, for every variant
+        fmt(stages)
+
+
+def test_norm_and_mlp_are_named_as_the_model_has_them(tiny_run):
+    torch.manual_seed(0)
+    model = GPT(dataclasses.replace(TINY, norm="rmsnorm", mlp="swiglu")).eval()
+    stages = build_trace(model, tiny_run["vocab"], "悟空道", **trace_kwargs(gen_tokens=1))
+    assert "final RMSNorm's output" in format_output(stages)
+    assert "normalised by RMSNorm" in format_transformer(stages) and "SwiGLU" in format_transformer(stages)
+    default = build_trace(tiny_model(tiny_run), tiny_run["vocab"], "悟空道", **trace_kwargs(gen_tokens=1))
+    assert "final LayerNorm's output" in format_output(default) and "GELU" in format_transformer(default)
+
+
+def test_top_p_is_part_of_the_distribution_drawn_from(tiny_run):
+    model, vocab = tiny_model(tiny_run), tiny_run["vocab"]
+    stages = build_trace(model, vocab, "悟空道", **trace_kwargs(top_k=None, top_p=0.5))
+    logits, _ = model(torch.tensor([vocab.encode("悟空道")]))
+    expected = next_token_probs(logits[0, -1], 0.8, None, 0.5)
+    assert torch.allclose(stages["output"]["probs"], expected)
+    assert "top_p keeps the fewest whose probability reaches 0.5" in format_output(stages)
+    generated = model.generate(torch.tensor([vocab.encode("悟空道")]), 10, 0.8, None,
+                               generator=torch.Generator().manual_seed(1337), top_p=0.5)
+    assert stages["generation"]["text"] == vocab.decode(generated[0])
 
 
 def test_long_prompt_is_cropped_with_a_notice(tiny_run, capsys):

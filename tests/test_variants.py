@@ -1,14 +1,27 @@
 """The model variants: position encodings (learned, sinusoidal, rope, none), RMSNorm and SwiGLU."""
 
 import dataclasses
+import json
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from glassbox import hooks
+from glassbox.analyze import analyze
+from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig, apply_rope, position_angles, sinusoidal_table, swiglu_hidden_size
 from glassbox.paths import CONF_DIR
+from glassbox.prepare import prepare
+from glassbox.run.layout import read_run_state, snapshot_path
+from glassbox.run.snapshots import Snapshot, check_fits, load_payload, load_snapshot, model_args
+from glassbox.train import train
+from helpers import project_with_corpus
 
 BASE = GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=32)
 VARIANTS = {
@@ -150,6 +163,7 @@ def test_hook_points_of_each_variant(variant):
     for i in range(BASE.n_layer):
         assert all(f"blocks.{i}.{point}" in cache for point in ("resid_pre", "resid_mid", "resid_post", "attn.pattern"))
         assert (f"blocks.{i}.attn.q_rot" in cache) == (f"blocks.{i}.attn.k_rot" in cache) == rope
+        assert (hooks.act_name("q_rot", i) in cache) == (hooks.act_name("k_rot", i) in cache) == rope  # one spelling
     assert "ln_final" in cache and "logits" in cache
     if not adds_position:
         assert torch.equal(cache["blocks.0.resid_pre"], cache["embed"])  # nothing added to the input
@@ -298,3 +312,78 @@ def test_swiglu_mlp_is_gated():
         expected = mlp.c_proj(torch.nn.functional.silu(mlp.c_gate(x)) * mlp.c_fc(x))
         assert torch.allclose(mlp(x), expected)
     assert mlp.c_proj.weight.std().item() < 0.02 / math.sqrt(2 * BASE.n_layer) * 1.2  # residual-scaled init
+
+
+# ---------------------------------------------------------------- snapshots of each variant, end to end
+
+E2E_VARIANTS = {
+    "sinusoidal": ["model.pos_encoding=sinusoidal"],
+    "none": ["model.pos_encoding=none"],
+    "llama-style": ["model.pos_encoding=rope", "model.norm=rmsnorm", "model.mlp=swiglu"],
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory) -> Path:
+    """A project with the tiny experiment's corpus prepared, shared by the tests below."""
+    root = project_with_corpus(tmp_path_factory.mktemp("variants"))
+    prepare(tiny_cfg("prepare", root))
+    return root
+
+
+def tiny_cfg(config_name: str, root: Path, *overrides: str):
+    """`make <stage> EXPERIMENT=tiny` cut to 16 steps (snapshots 0, 1, 2, 4, 8, 16), W&B off."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name, overrides=[f"paths.root_dir={root}", "wandb.mode=disabled", "experiment=tiny",
+                                               "train.device=cpu", "train.max_iters=16", *overrides])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("variant", E2E_VARIANTS)
+def test_a_snapshot_of_each_variant_resumes_and_analyses(tiny_root, variant):
+    overrides = E2E_VARIANTS[variant]
+    run_dir = train(tiny_cfg("train", tiny_root, *overrides), tiny_root / "outputs" / "tiny" / variant)
+    final = load_snapshot(snapshot_path(run_dir, 16))
+    assert f"model.pos_encoding={final.model_args['pos_encoding']}" in overrides  # the variant was trained
+
+    # Continue from the step-8 snapshot: the run is rewound to 8 and trained again to the same end.
+    resumed = train(tiny_cfg("train", tiny_root, *overrides, f"train.resume={snapshot_path(run_dir, 8)}"),
+                    tiny_root / "outputs" / "tiny" / f"{variant}-resume")
+    assert resumed == run_dir and read_run_state(run_dir)["resumed_at"] == [8]
+    again = load_snapshot(snapshot_path(run_dir, 16))
+    assert all(torch.equal(again.weights[k], final.weights[k]) for k in final.weights)
+
+    report_dir = analyze(tiny_cfg("analyze", tiny_root, *overrides, f"run={run_dir}"), run_dir / "analysis" / "a")
+    analysis = json.loads((report_dir / "analysis.json").read_text())
+    assert [s["step"] for s in analysis["snapshots"]] == [0, 1, 2, 4, 8, 16]
+    assert set(analysis["suites"]) <= set(analysis["snapshots"][-1])  # every suite ran on every variant
+    report = (report_dir / "report.md").read_text()
+    norm = "RMSNorm" if "model.norm=rmsnorm" in overrides else "LayerNorm"
+    assert f"through the final {norm} and lm_head" in report
+    assert f"pos_encoding={final.model_args['pos_encoding']}" in report
+
+
+def test_a_snapshot_is_refused_by_a_model_of_another_variant(tiny_root):
+    run_dir = train(tiny_cfg("train", tiny_root, "model.pos_encoding=rope", "train.max_iters=2"),
+                    tiny_root / "outputs" / "tiny" / "rope-2")
+    snapshot = snapshot_path(run_dir, 2)
+    for wrong, message in [("model.pos_encoding=learned", "model.pos_encoding: snapshot 'rope', now 'learned'"),
+                           ("model.mlp=swiglu", "model.mlp: snapshot 'gelu', now 'swiglu'")]:
+        cfg = tiny_cfg("train", tiny_root, "model.pos_encoding=rope", wrong, "train.max_iters=2",
+                       f"train.resume={snapshot}")
+        with pytest.raises(GlassboxError, match=re.escape(message)):
+            train(cfg, tiny_root / "outputs" / "tiny" / "never-made")
+    assert not (tiny_root / "outputs" / "tiny" / "never-made").exists()
+
+
+def test_a_snapshot_from_before_the_variants_reads_as_the_default_model(tiny_root):
+    run_dir = train(tiny_cfg("train", tiny_root, "train.max_iters=2"), tiny_root / "outputs" / "tiny" / "old")
+    path = snapshot_path(run_dir, 2)
+    payload = load_payload(path)
+    for key in ("pos_encoding", "norm", "mlp"):
+        del payload["model_args"][key]  # as snapshots were saved before the options existed
+    old = Snapshot.from_payload(path, payload)
+    assert (old.model_args["pos_encoding"], old.model_args["norm"], old.model_args["mlp"]) == (
+        "learned", "layernorm", "gelu")
+    check_fits(old, model_args(old.model()), old.vocab_hash)  # resumable by today's default model

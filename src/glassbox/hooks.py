@@ -2,12 +2,14 @@
 
 `GPT.run_with_cache` records every activation under one of these names:
 
-    embed, pos_embed                      token and position embedding [B, T, d]
+    embed, pos_embed                      token and position embedding [B, T, d] (pos_embed: only
+                                          pos_encoding learned or sinusoidal add one to the input)
     blocks.{i}.resid_pre                  the residual stream entering block i [B, T, d]
+    blocks.{i}.attn.q_rot, k_rot          queries and keys after RoPE's rotation [B, H, T, hd] (rope only)
     blocks.{i}.attn.pattern               attention weights after the causal mask [B, H, T, T]
     blocks.{i}.resid_mid                  after block i's attention, before its MLP
     blocks.{i}.resid_post                 leaving block i
-    ln_final                              the final LayerNorm's output
+    ln_final                              the final norm's output (LayerNorm or RMSNorm)
     logits                                [B, T, V]
 """
 
@@ -21,7 +23,7 @@ LOGITS = "logits"
 STREAM_EMBED = "embed"  # the residual stream's first row, entering block 0 (its label, not a hook point)
 STREAM_FINAL = "final"  # its last row, after the final LayerNorm
 
-_IN_ATTENTION = {"pattern"}  # per-block names that live under blocks.{i}.attn
+_IN_ATTENTION = {"pattern", "q_rot", "k_rot"}  # per-block names that live under blocks.{i}.attn
 
 
 def block(layer: int) -> str:
@@ -45,10 +47,10 @@ def layer_label(layer: int) -> str:
 
 
 def residual_stream(n_layer: int) -> dict[str, str]:
-    """Layer label -> hook point of the residual stream, from the input to the final LayerNorm.
+    """Layer label -> hook point of the residual stream, from the input to the final norm.
 
     "embed" is blocks.0.resid_pre (token + position embedding), "L<i>" the stream after block i,
-    "final" after the final LayerNorm: the rows of the reference article's table. The labels
+    "final" after the final norm: the rows of the reference article's table. The labels
     follow W&B's key rule, as they are fragments of metric keys (glassbox.metric_keys).
     """
     names = {STREAM_EMBED: act_name("resid_pre", 0)}

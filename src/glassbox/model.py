@@ -12,6 +12,7 @@ together (conf/model/llama-style.yaml), so their effect on what the model learns
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +26,7 @@ Cache = dict[str, Tensor]
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
+NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}  # as papers and torch spell them
 MLPS = ("gelu", "swiglu")
 
 
@@ -286,6 +288,17 @@ def make_norm(config: GPTConfig) -> nn.Module:
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
+@dataclass(frozen=True)
+class GenerationStep:
+    """What one step of `GPT.generation_steps` ran and drew: one new token per sequence."""
+
+    n_in: int  # tokens the model ran this step: the prompt (prefill), 1 (decode) or the whole context (no cache)
+    n_keys: int  # tokens each new query attended to (the cache's length after the step, with a cache)
+    kv_cache: list[KVCache] | None  # the cache after the step (None without one); later steps extend it
+    probs: Tensor  # [B, V] the distribution the token was drawn from
+    token: Tensor  # [B, 1] the drawn token ids
+
+
 # ---------------------------------------------------------------- the model
 
 class Block(nn.Module):
@@ -473,6 +486,8 @@ class GPT(nn.Module):
 
         Each token is drawn from `next_token_probs(logits, temperature, top_k, top_p)`
         (temperature 0 = greedy) with `generator`. Call `model.eval()` first if the model has dropout.
+        `generation_steps` takes the same arguments and yields each step, for callers that watch
+        (the trace) or time (`make sample`) the prefill and the decode steps.
 
         With `use_cache` the prompt is run once (prefill), filling a KV cache, and each later step
         runs only the newest token (decode). `use_cache=False` re-runs the whole context at every
@@ -486,19 +501,49 @@ class GPT(nn.Module):
         block_size every step re-encodes the last block_size tokens (a new prefill): the same
         tokens as without the cache, at the same cost.
         """
+        steps = self.generation_steps(idx, max_new_tokens, temperature, top_k, generator,
+                                      top_p=top_p, use_cache=use_cache)
+        return torch.cat([idx, *(step.token for step in steps)], dim=1)
+
+    def generation_steps(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+        *,
+        top_p: float | None = None,
+        use_cache: bool = True,
+    ) -> Iterator[GenerationStep]:
+        """`generate`, one `GenerationStep` at a time (see `generate` for the arguments and the cache).
+
+        The settings are checked when this is called, before the first step runs. The work of a
+        step happens when the caller asks for it, so timing each `next()` times that step.
+        """
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0 (got {max_new_tokens})")
         check_sampling(temperature, top_k, top_p)
+        return self._steps(idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+
+    @torch.no_grad()  # torch re-enters no_grad each time a generator resumes, and leaves it at each yield
+    def _steps(self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
+               top_p: float | None, generator: torch.Generator | None, use_cache: bool) -> Iterator[GenerationStep]:
         block_size = self.config.block_size
         kv_cache = None
         for _ in range(max_new_tokens):
             if not use_cache:
-                logits, _ = self(idx[:, -block_size:])
+                context = idx[:, -block_size:]
+                logits, _ = self(context)
             elif kv_cache is not None and len(kv_cache[0]) < block_size:  # decode: the newest token only
-                logits, _ = self(idx[:, -1:], kv_cache=kv_cache)
+                context = idx[:, -1:]
+                logits, _ = self(context, kv_cache=kv_cache)
             else:  # prefill: the prompt, or the window once it is full
                 kv_cache = self.new_kv_cache()
-                logits, _ = self(idx[:, -block_size:], kv_cache=kv_cache)
+                context = idx[:, -block_size:]
+                logits, _ = self(context, kv_cache=kv_cache)
             probs = next_token_probs(logits[:, -1, :], temperature, top_k, top_p)
-            idx = torch.cat([idx, sample_next(probs, generator)], dim=1)
-        return idx
+            token = sample_next(probs, generator)
+            idx = torch.cat([idx, token], dim=1)
+            n_keys = len(kv_cache[0]) if use_cache else context.size(1)
+            yield GenerationStep(context.size(1), n_keys, kv_cache if use_cache else None, probs, token)

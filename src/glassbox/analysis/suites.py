@@ -227,7 +227,7 @@ def predictions(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
 
 def logit_lens(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     """For each prompt and layer, the top-k next characters read off that layer's residual
-    through the final LayerNorm and lm_head, at the sampling temperature (so the last block's
+    through the final norm and lm_head, at the sampling temperature (so the last block's
     row is exactly the predictions suite's)."""
     prompts = []
     for prompt in inputs.prompts:

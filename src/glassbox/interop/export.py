@@ -47,7 +47,7 @@ from glassbox.text.vocab import Vocab
 EXPORT_DIR = "export"
 # Model options that change the architecture, with the value GPT-2 (and so this export) has.
 # They are read with these defaults, so snapshots from before an option existed export as before.
-GPT2_VARIANT = {"pos_encoding": "learned", "norm": "layernorm", "mlp": "gelu", "activation": "gelu"}
+GPT2_VARIANT = {"pos_encoding": "learned", "norm": "layernorm", "mlp": "gelu"}
 LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 NORMS = ("ln_1", "ln_2")
 

@@ -1,6 +1,6 @@
 """Logit lens: what the model would predict if it stopped after each layer.
 
-The residual stream at any layer can be pushed through the model's own final LayerNorm and
+The residual stream at any layer can be pushed through the model's own final norm (LayerNorm or RMSNorm) and
 unembedding; watching the top guesses sharpen layer by layer shows where the prediction forms.
 At the last block this is exactly the model's output.
 """

@@ -440,7 +440,7 @@ RUN_BODY = """
   <section id="next-section">
     <h2>Next character</h2>
     <p class="note">The model's top characters after each prompt, and the logit lens: what each layer's residual
-      would predict through the final LayerNorm and lm_head.</p>
+      would predict through the final norm (LayerNorm or RMSNorm) and lm_head.</p>
     <div id="next"></div>
   </section>
   <section class="wide" id="attention-section">

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from glassbox import metric_keys as keys
+from glassbox.model import NORM_NAMES, GPTConfig
 from glassbox.report.claims import (
     GROUP_CLAIM,
     HELD,
@@ -30,6 +31,11 @@ def _pair_label(pair: dict[str, Any]) -> str:
     return GROUP_CLAIM if pair["a"] is None else f"{visible_char(pair['a'])} – {visible_char(pair['b'])}"
 
 
+def _variant(model: dict[str, Any], key: str) -> str:
+    """An architecture option of the analysed model; an analysis from before the option existed had its default."""
+    return model.get(key, getattr(GPTConfig, key))
+
+
 def _header(a: dict[str, Any]) -> str:
     snapshots, model, reference = a["snapshots"], a["model"], a["reference"]
     t = a["thresholds"]
@@ -39,7 +45,8 @@ def _header(a: dict[str, Any]) -> str:
         ["run", f"`{a['run_dir']}` (status: {status})"],
         ["snapshots", f"{len(snapshots)}, steps {snapshots[0]['step']} … {snapshots[-1]['step']}"],
         ["model", f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
-                  f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters"],
+                  f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters; "
+                  + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp"))],
         ["corpus", f"{a['corpus']}, {a['vocab_size']} characters"
                    + (f" (article: {reference['vocab_size']})" if "vocab_size" in reference else "")],
         ["suites", ", ".join(a["suites"])],
@@ -262,8 +269,9 @@ def _lens_section(a: dict[str, Any]) -> str | None:
     final = a["snapshots"][-1]
     if "logit_lens" not in final:
         return None
+    norm = NORM_NAMES[_variant(a["model"], "norm")]
     parts = [f"## Logit lens, step {final['step']}\n\nEach layer's residual read out through the final "
-             f"LayerNorm and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
+             f"{norm} and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
              "model's own prediction."]
     for prompt in final["logit_lens"]["prompts"]:
         rows = [[layer["layer"], ", ".join(f"{visible_char(char)} {prob:.0%}" for char, prob in layer["top"])]

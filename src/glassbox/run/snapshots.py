@@ -45,8 +45,9 @@ from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-# The model_args that decide the shape of the weights (dropout does not).
-SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias")
+# The model_args that decide the weights' shapes or what the weights compute (dropout does neither):
+# a learned wpe means nothing to a rope model, a LayerNorm gain read as an RMSNorm one computes something else.
+SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias", "pos_encoding", "norm", "mlp")
 # The payload keys a model needs; the rest (optimizer, rng, recent_losses) only resuming does.
 WEIGHTS_KEYS = ("step", "model", "model_args", "vocab_hash", "config", "wandb_run_id")
 
@@ -76,6 +77,15 @@ def _optimizer_tensors(optimizer_state: dict[str, Any]) -> list[tuple[str, Any]]
     """("optimizer state <i>.<key>", tensor) of an optimizer's state_dict: Adam's moments, by parameter index."""
     return [(f"optimizer state {i}.{key}", value) for i, per_param in optimizer_state["state"].items()
             for key, value in per_param.items()]
+
+
+def complete_model_args(saved: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A snapshot's model_args with every GPTConfig field: a snapshot saved before an option
+    existed (pos_encoding, norm, mlp) was trained with its default, which is what it reads as."""
+    try:
+        return dataclasses.asdict(GPTConfig(**saved))
+    except ValueError as err:  # an option this version of glassbox does not know
+        raise GlassboxError(f"snapshot {path}: its model cannot be built by this version of glassbox ({err})") from err
 
 
 @dataclass
@@ -139,8 +149,8 @@ class Snapshot:
     @classmethod
     def from_payload(cls, path: Path, payload: dict[str, Any]) -> Snapshot:
         training = {key: payload[key] for key in ("optimizer", "rng", "recent_losses") if key in payload}
-        return cls(path, payload["step"], payload["model"], payload["model_args"], payload["vocab_hash"],
-                   payload["config"], payload.get("wandb_run_id", ""), training)
+        return cls(path, payload["step"], payload["model"], complete_model_args(payload["model_args"], path),
+                   payload["vocab_hash"], payload["config"], payload.get("wandb_run_id", ""), training)
 
     def vocab(self) -> Vocab:
         """The vocabulary the snapshot was trained with, checked: any other maps ids to the wrong characters.
