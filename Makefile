@@ -15,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: install prepare train analyze explore trace export inspect-hf sweep test benchmark clean
+.PHONY: install prepare train analyze explore trace steer patch ablate export inspect-hf sweep test benchmark clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,20 @@ explore: install
 
 trace: install
 	$(PY) -m glassbox.trace $(STAGE_ARGS)
+
+# Interventions on a snapshot (ARGS: run=, step=, or step=all for every snapshot), written to
+# <run>/interventions/<steer|patch|ablate>/<time>/ (report.md, results.json, metrics.jsonl, W&B):
+#   make steer                                    a "speech follows" direction (corpus.steering) against random ones
+#   make patch ARGS="source=悟空道 target=大道 layer=all position=-1"
+#   make ablate ARGS="mode=zero"                  every attention head knocked out in turn
+steer: install
+	$(PY) -m glassbox.steer $(STAGE_ARGS)
+
+patch: install
+	$(PY) -m glassbox.patch $(STAGE_ARGS)
+
+ablate: install
+	$(PY) -m glassbox.ablate $(STAGE_ARGS)
 
 # A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
 export: install

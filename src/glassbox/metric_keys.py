@@ -15,6 +15,14 @@ key is spelled here and nowhere else. One row of metrics.jsonl per snapshot step
     resid/<layer>/<mean|std|max>                the residual stream on the probe batch, per layer
 
 and the analysis adds zf/within_minus_cross, attn_entropy/<layer>/head<h> and context/<layer>/gap.
+The intervention stages write their own metrics.jsonl (<run>/interventions/<kind>/<time>/), one row per
+snapshot step:
+
+    steer/<layer>/alpha=<α>/<dp|z>              change of P(targets) on the held-out prompts when α · direction
+                                                is added at that layer, and its z against random directions
+    patch/<layer>/moved                         how far patching the source's state moved the target's
+                                                prediction toward the source's (1 = all the way)
+    ablate/<layer>/head<h>/dloss                validation loss with that head ablated minus without
 progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.
 """
 
@@ -73,3 +81,16 @@ def embedding_subsets(keys: Iterable[str]) -> list[str]:
 def residual_layers(keys: Iterable[str]) -> list[str]:
     """The layers that `keys` hold residual statistics for, in logged order."""
     return list(dict.fromkeys(m.group(1) for key in keys if (m := re.fullmatch(r"resid/(.+)/std", key))))
+
+
+def steer(layer: str, alpha: float, stat: str) -> str:
+    """`steer/blocks.2/alpha=4/dp` (stat: dp or z)."""
+    return f"steer/{layer}/alpha={alpha:g}/{stat}"
+
+
+def patch_moved(layer: str) -> str:
+    return f"patch/{layer}/moved"
+
+
+def ablation_dloss(layer: str, head: int) -> str:
+    return f"ablate/{layer}/head{head}/dloss"

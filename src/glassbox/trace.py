@@ -12,7 +12,6 @@ function turns the trace into the text of one stage (what the terminal shows).
 """
 from __future__ import annotations
 
-import re
 import sys
 import unicodedata
 from pathlib import Path
@@ -24,6 +23,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from glassbox import hooks
+from glassbox.cli import quote_prompt_override
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT, Cache
 from glassbox.paths import CONF_DIR
@@ -347,20 +347,6 @@ def show(sections: list[tuple[str, str]], interactive: bool) -> None:
 
 
 # ---------------------------------------------------------------- entry point
-
-def quote_prompt_override(arg: str) -> str:
-    """`prompt=悟空道` → `prompt='悟空道'`, so any prompt can be typed as it is.
-
-    Hydra's override grammar accepts only ASCII in unquoted values and gives meaning to
-    commas, brackets and `${`; a quoted value is taken literally (after escaping its quotes
-    and the backslashes before them). Values the user quoted already are left alone.
-    """
-    key, equals, value = arg.partition("=")
-    if key != "prompt" or not equals or (len(value) > 1 and value[0] == value[-1] and value[0] in "'\""):
-        return arg
-    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
-    return "prompt='" + escaped.replace("${", "\\${") + "'"
-
 
 def trace(cfg: DictConfig) -> dict[str, Any]:
     """Load the snapshot, compute every stage, show them; return the stages' data."""

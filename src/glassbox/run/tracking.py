@@ -143,6 +143,14 @@ class Tracker:
         if self._run is not None:
             self._call("log", self._run.log, {**payload, STEP_KEY: step})
 
+    def log_tables(self, tables: dict[str, tuple[list[str], list[list]]], step: int) -> None:
+        """{name: (columns, rows)} as W&B tables `tables/<name>` at `step`; W&B only (the stage keeps them in JSON)."""
+        if self._run is not None:
+            import wandb
+
+            self.log_media({f"tables/{name}": wandb.Table(columns=columns, data=rows)
+                            for name, (columns, rows) in tables.items()}, step)
+
     def summary(self, values: dict[str, Any]) -> None:
         if self._run is not None:
             self._call("summary", self._run.summary.update, values)
