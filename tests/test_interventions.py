@@ -169,8 +169,9 @@ def test_a_planted_direction_steers_the_model_toward_its_target():
     best = result["best"]
     assert (best["layer"], best["alpha"]) == (0, 1.0) and best["exceeds"] and best["z"] > 2
     assert best["dp"] > best["random_dp_mean"] + 2 * best["random_dp_sd"]
-    first = result["continuations"][0]
-    assert first["plus"].startswith("T") and not first["none"].startswith("T") and not first["minus"].startswith("T")
+    texts = dict(result["continuations"][0]["texts"])
+    assert sorted(texts) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert texts[1.0].startswith("T") and not texts[0.0].startswith("T") and not texts[-1.0].startswith("T")
     assert result["scalars"][keys.steer("blocks.0", 1.0, "dp")] == dp[1.0]
 
 

@@ -230,8 +230,8 @@ def steering(model: GPT, spec: SteeringSpec, itos: list[str]) -> dict[str, Any]:
     For every layer and α: P(targets) on the held-out prompts, its mean change dp, the KL from the
     unsteered distribution, the same for `n_random` random directions of the direction's norm
     (mean ± sd), and z = (dp - their mean) / their sd. "best" is the layer and α whose dp moves
-    furthest the way α points (up for α > 0, down for α < 0); its continuations are generated
-    with -α, without steering and with +α.
+    furthest the way α points (up for α > 0, down for α < 0); at its layer, each held-out prompt
+    is continued without steering and with every α.
     """
     base = next_logits(model, spec.held_out)
     layers, directions, scalars = [], {}, {}
@@ -257,7 +257,7 @@ def steering(model: GPT, spec: SteeringSpec, itos: list[str]) -> dict[str, Any]:
 
     cells = [(layer, row) for layer in layers for row in layer["alphas"]]
     best_layer, best = max(cells, key=lambda cell: math.copysign(1, cell[1]["alpha"]) * cell[1]["dp"])
-    hook, strength = best_layer["hook"], abs(best["alpha"])
+    hook = best_layer["hook"]
     return {
         "base": {"p_targets": target_probability(base, spec.target_ids).tolist(),
                  "top": [_chars(itos, *top_k_next(row, 1.0, SHOW_TOP)) for row in base]},
@@ -265,26 +265,26 @@ def steering(model: GPT, spec: SteeringSpec, itos: list[str]) -> dict[str, Any]:
         "best": {"layer": best_layer["layer"], "alpha": best["alpha"], "dp": best["dp"], "z": best["z"],
                  "exceeds": best["exceeds"], "random_dp_mean": best["random"]["dp_mean"],
                  "random_dp_sd": best["random"]["dp_sd"]},
-        "continuations": continuations(model, spec, itos, hook, directions[hook], strength),
+        "continuations": continuations(model, spec, itos, hook, directions[hook]),
         "scalars": scalars,
     }
 
 
-def continuations(model: GPT, spec: SteeringSpec, itos: list[str], hook: str, direction: Tensor,
-                  strength: float) -> list[dict[str, Any]]:
-    """Each held-out prompt continued with -strength · direction, without steering and with +strength ·
-    direction added at `hook`, drawn with the same seed (greedy at temperature 0)."""
+def continuations(model: GPT, spec: SteeringSpec, itos: list[str], hook: str,
+                  direction: Tensor) -> list[dict[str, Any]]:
+    """Each held-out prompt continued with α · direction added at `hook`, for α = 0 (unsteered) and
+    every α of the spec, each drawn with the same seed (greedy at temperature 0): [[α, text], ...]."""
     device = model.lm_head.weight.device
     rows = []
     for prompt in spec.held_out:
-        texts = {}
-        for label, alpha in (("minus", -strength), ("none", 0.0), ("plus", strength)):
+        texts = []
+        for alpha in sorted({0.0, *spec.alphas}):
             generator = torch.Generator(device=device).manual_seed(spec.seed)
             interventions = {hook: add(alpha * direction)} if alpha else None
             out = model.generate(torch.tensor([prompt.ids], device=device), spec.gen_tokens, spec.temperature,
                                  generator=generator, interventions=interventions)
-            texts[label] = "".join(itos[i] for i in out[0, len(prompt.ids):].tolist())
-        rows.append({"prompt": prompt.text, "alpha": strength, **texts})
+            texts.append([alpha, "".join(itos[i] for i in out[0, len(prompt.ids):].tolist())])
+        rows.append({"prompt": prompt.text, "texts": texts})
     return rows
 
 

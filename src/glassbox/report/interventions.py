@@ -100,12 +100,11 @@ def render_steering(results: dict[str, Any]) -> str:
                  f"{best['random_dp_mean']:+.3f} ± {best['random_dp_sd']:.3f} for random directions (z = "
                  f"{best['z']:+.1f}): the steering direction "
                  f"{'does' if best['exceeds'] else 'does not'} move P(targets) more than a random vector of its size.")
-    strength = best["alpha"]
-    parts += [f"\n## Continuations, layer {best['layer']}, α = ∓{abs(strength):g}, {settings['gen_tokens']} characters "
-              f"(temperature {settings['temperature']:g})\n",
-              table(["prompt", f"α = −{abs(strength):g}", "unsteered", f"α = +{abs(strength):g}"],
-                    [[quoted(c["prompt"]), quoted(c["minus"]), quoted(c["none"]), quoted(c["plus"])]
-                     for c in last["continuations"]])]
+    alphas = [alpha for alpha, _ in last["continuations"][0]["texts"]]
+    parts += [f"\n## Continuations at layer {best['layer']}, {settings['gen_tokens']} characters (temperature "
+              f"{settings['temperature']:g}), α · direction added at every position\n",
+              table(["prompt", *(f"α = {alpha:+g}" if alpha else "unsteered" for alpha in alphas)],
+                    [[quoted(c["prompt"]), *(quoted(text) for _, text in c["texts"])] for c in last["continuations"]])]
     return "\n".join(parts) + "\n"
 
 
@@ -114,11 +113,11 @@ def steering_summary(results: dict[str, Any]) -> str:
     lines = [f"steering toward {' or '.join(map(repr, settings['targets']))}, the best layer and α "
              f"(ΔP = change of P(targets) on the held-out prompts; random: {settings['n_random']} directions of the "
              "same norm)", table(BEST_HEADER, map(_best_row, results["steps"]))]
-    best = last["best"]
-    continuation = last["continuations"][0]
-    lines.append(f"\n{continuation['prompt']!r} at layer {best['layer']}: −{abs(best['alpha']):g}: "
-                 f"{continuation['minus']!r} | unsteered: {continuation['none']!r} | "
-                 f"+{abs(best['alpha']):g}: {continuation['plus']!r}")
+    p_base = last["base"]["p_targets"]
+    continuation = last["continuations"][p_base.index(min(p_base))]  # the prompt least likely to open a speech
+    lines.append(f"\n{continuation['prompt']!r} continued with α · the direction of layer {last['best']['layer']}:")
+    lines += [f"  {f'α = {alpha:+g}' if alpha else 'unsteered':>10}  {text!r}"
+              for alpha, text in continuation["texts"]]
     return "\n".join(lines)
 
 
@@ -132,8 +131,7 @@ def steering_tables(results: dict[str, Any]) -> Tables:
                               for row in layer["alphas"])
         layer = step["best"]["layer"]
         for c in step["continuations"]:
-            texts[1].extend([step["step"], layer, c["prompt"], alpha, c[label]]
-                            for label, alpha in (("minus", -c["alpha"]), ("none", 0.0), ("plus", c["alpha"])))
+            texts[1].extend([step["step"], layer, c["prompt"], alpha, text] for alpha, text in c["texts"])
     return {"steer": effects, "steer_continuations": texts}
 
 
