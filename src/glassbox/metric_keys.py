@@ -15,6 +15,8 @@ key is spelled here and nowhere else. One row of metrics.jsonl per snapshot step
     resid/<layer>/<mean|std|max>                the residual stream on the probe batch, per layer
 
 and the analysis adds zf/within_minus_cross, attn_entropy/<layer>/head<h> and context/<layer>/gap.
+progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.
+
 The intervention stages write their own metrics.jsonl (<run>/interventions/<kind>/<time>/), one row per
 snapshot step:
 
@@ -23,7 +25,6 @@ snapshot step:
     patch/<layer>/moved                         how far patching the source's state moved the target's
                                                 prediction toward the source's (1 = all the way)
     ablate/<layer>/head<h>/dloss                validation loss with that head ablated minus without
-progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.
 """
 
 from __future__ import annotations

@@ -321,7 +321,7 @@ def patching(model: GPT, spec: PatchSpec, itos: list[str]) -> dict[str, Any]:
 
     "char" is the source's most likely next character; per layer: its probability after the patch,
     how far that moved from the target's own probability toward the source's ("moved": 0 = not at
-    all, 1 = all the way; None when the two already agree), the KL from the target's own
+    all, 1 = all the way; None when the two agree within 0.01), the KL from the target's own
     distribution and the patched top characters.
     """
     device = model.lm_head.weight.device

@@ -40,8 +40,9 @@ def kl_divergence(base: Tensor, changed: Tensor) -> Tensor:
 def moved_fraction(before: float, after: float, source: float) -> float | None:
     """How far a patch moved a probability from the target's value toward the source's: 0 = not at all, 1 = all the way.
 
-    None when source and target already agree (nothing to move), to three decimals.
+    None when source and target already agree to within 0.01: the ratio of two nearly equal
+    differences would be noise.
     """
-    if abs(source - before) < 1e-3:
+    if abs(source - before) < 0.01:
         return None
     return (after - before) / (source - before)

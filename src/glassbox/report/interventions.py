@@ -149,7 +149,7 @@ def render_patching(results: dict[str, Any]) -> str:
         f"The target prompt {quoted(settings['target'])} runs with the source prompt {quoted(settings['source'])}'s "
         f"hidden state (`{settings['point']}`) at position {settings['position']}, one block at a time. Watched: the "
         f"source's most likely next character and how far its probability moves from the target's own value toward "
-        "the source's (moved: 0 = not at all, 1 = all the way; — when the two already agree). KL in nats from the "
+        "the source's (moved: 0 = not at all, 1 = all the way; — when the two agree within 0.01). KL in nats from the "
         "target's own distribution.\n",
     ]
     layers = settings["layers"]
