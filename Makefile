@@ -46,7 +46,7 @@ trace: install
 # Interventions on a snapshot (ARGS: run=, step=, or step=all for every snapshot), written to
 # <run>/interventions/<steer|patch|ablate>/<time>/ (report.md, results.json, metrics.jsonl, W&B):
 #   make steer                                    a "speech follows" direction (corpus.steering) against random ones
-#   make patch ARGS="source=悟空道 target=大道 layer=all position=-1"
+#   make patch ARGS="source=悟空道 target=修道 layer=all position=-1"
 #   make ablate ARGS="mode=zero"                  every attention head knocked out in turn
 steer: install
 	$(PY) -m glassbox.steer $(STAGE_ARGS)

@@ -1,7 +1,7 @@
 """`make patch`: run the target prompt with the source prompt's hidden state, block by block.
 
-Patching the 道 of 悟空道 ("said") into 大道 ("the great Way") and watching whether the model now
-expects "：" shows in which blocks the "said" meaning sits at that position. The experiment is in
+Patching the 道 of 悟空道 ("said") into 修道 ("to cultivate the Way") and watching whether the model
+now expects "：" shows in which blocks the "said" meaning sits at that position. The experiment is in
 glassbox/analysis/interventions.py.
 
 Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
@@ -9,7 +9,7 @@ Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; ste
 Writes <run>/interventions/patch/<time>/: report.md, results.json, metrics.jsonl (one row per step),
        config.yaml and the W&B run (job_type patch: tables/patch).
 
-    python -m glassbox.patch experiment=xiyouji source=悟空道 target=大道 layer=all position=-1
+    python -m glassbox.patch experiment=xiyouji source=悟空道 target=修道 layer=all position=-1
 """
 from __future__ import annotations
 
