@@ -21,7 +21,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace sample export inspect-hf sweep replicate test lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace sample steer patch ablate export inspect-hf sweep replicate test lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -57,8 +57,22 @@ trace: install  ## one prediction of a snapshot, stage by stage (ARGS="prompt=�
 
 # Text from the latest run's last snapshot, then prefill and decode tokens/s (nanoGPT's sample.py):
 #   make sample ARGS="prompt=悟空道 num_samples=5 top_p=0.9"     (step=, run=, checkpoint=, sampler=greedy, ...)
-sample: install
+sample: install  ## text from a snapshot (nanoGPT's sample.py), with prefill and decode tokens/s
 	$(PY) -m glassbox.sample $(STAGE_ARGS)
+
+# Interventions on a snapshot (ARGS: run=, step=, or step=all for every snapshot), written to
+# <run>/interventions/<steer|patch|ablate>/<time>/ (report.md, results.json, metrics.jsonl, W&B):
+#   make steer                                    a "speech follows" direction (corpus.steering) against random ones
+#   make patch ARGS="source=悟空道 target=修道 layer=all position=-1"
+#   make ablate ARGS="mode=zero"                  every attention head knocked out in turn
+steer: install  ## a steering direction, its effect against random directions of the same norm
+	$(PY) -m glassbox.steer $(STAGE_ARGS)
+
+patch: install  ## one prompt's hidden state patched into another's run, layer by layer
+	$(PY) -m glassbox.patch $(STAGE_ARGS)
+
+ablate: install  ## every attention head ablated in turn: which heads the loss needs
+	$(PY) -m glassbox.ablate $(STAGE_ARGS)
 
 # A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
 export: install  ## a snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/

@@ -12,7 +12,7 @@ import pytest
 
 from glassbox.paths import PROJECT_ROOT
 
-STAGES = ["prepare", "train", "analyze", "trace", "explore", "export", "inspect_hf"]
+STAGES = ["prepare", "train", "analyze", "trace", "explore", "export", "inspect_hf", "sample", "steer", "patch", "ablate"]
 
 
 def command(stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -37,7 +37,7 @@ def test_pyproject_installs_one_command_per_stage():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     expected = {f"glassbox-{stage.replace('_', '-')}": f"glassbox.{stage}:cli" for stage in STAGES}
-    assert scripts == {**expected, "glassbox-sweep": "glassbox.sweep:main"}
+    assert scripts == {**expected, "glassbox-sweep": "glassbox.sweep:main", "glassbox-replicate": "glassbox.replicate:main"}
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function))

@@ -33,10 +33,12 @@ def test_hook_point_shapes():
     _, cache = model.run_with_cache(random_tokens(B, T))
     expected = {"embed": (B, T, d), "pos_embed": (B, T, d), "ln_final": (B, T, d), "logits": (B, T, V)}
     for i in range(TINY.n_layer):
-        for point in ("resid_pre", "resid_mid", "resid_post"):
+        for point in ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post"):
             expected[f"blocks.{i}.{point}"] = (B, T, d)
         expected[f"blocks.{i}.attn.pattern"] = (B, H, T, T)
+        expected[f"blocks.{i}.attn.head_out"] = (B, T, H, d // H)
     assert {name: tuple(t.shape) for name, t in cache.items()} == expected
+    assert list(cache) == model.hook_points()  # the same names, in forward order
 
 
 def test_cache_is_detached_even_with_grad_enabled():

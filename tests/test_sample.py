@@ -10,8 +10,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
-from glassbox.overrides import quote_prompt_override
 from glassbox.paths import CONF_DIR
 from glassbox.prepare import prepare
 from glassbox.run.layout import snapshot_path
@@ -37,7 +37,7 @@ def stage_cfg(config_name: str, root: Path, *overrides: str):
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name, overrides=[f"paths.root_dir={root}", "wandb.mode=disabled", *TINY,
-                                               *(quote_prompt_override(arg) for arg in overrides)])
+                                               *(quote_literal(arg) for arg in overrides)])
 
 
 def sample_cfg(root: Path, *overrides: str):

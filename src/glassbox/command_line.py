@@ -4,26 +4,47 @@ Some values are text a person types as it is: a prompt (悟空道), a file of th
 "my notes.txt"). Hydra's override grammar accepts only ASCII in unquoted values and gives meaning
 to commas, brackets and `${`, so such values are quoted before Hydra reads the command line.
 """
+
 from __future__ import annotations
 
 import re
 import sys
 from collections.abc import Callable
 
-LITERAL_KEYS = ("prompt", "corpus.path")  # overrides whose value is taken exactly as typed
+# Overrides whose value is taken exactly as typed: prompts (trace, sample), the source and target
+# prompts of `make patch`, a prompt file and a text file of your own.
+LITERAL_KEYS = ("prompt", "prompt_file", "source", "target", "corpus.path")
+LIST_KEYS = ("prompts",)  # [a,b,c]: each element one literal string, split at the commas
+
+
+def quote(value: str) -> str:
+    """`value` as a single-quoted Hydra string: its quotes, the backslashes before them and `${` escaped."""
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return "'" + escaped.replace("${", "\\${") + "'"
+
+
+def is_quoted(value: str) -> bool:
+    return len(value) > 1 and value[0] == value[-1] and value[0] in "'\""
 
 
 def quote_literal(arg: str) -> str:
-    """`prompt=悟空道` → `prompt='悟空道'` for the keys in LITERAL_KEYS; any other argument as it is.
+    """`prompt=悟空道` → `prompt='悟空道'`, `prompts=[悟空道,行者]` → `prompts=['悟空道','行者']`.
 
-    A quoted value is taken literally by Hydra once its quotes and the backslashes before them
-    are escaped, and `${` too. Values the user quoted already are left alone.
+    Only the keys above are touched. Values the user quoted already are left alone, and so is a
+    list with any quoted element (a prompt holding a comma must be quoted:
+    prompts="['to be, or not',ROMEO:]"). A list key given one value is quoted whole, so the stage
+    can explain that a list was expected.
     """
     key, equals, value = arg.partition("=")
-    if key not in LITERAL_KEYS or not equals or (len(value) > 1 and value[0] == value[-1] and value[0] in "'\""):
+    if not equals or is_quoted(value):
         return arg
-    escaped = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
-    return f"{key}='" + escaped.replace("${", "\\${") + "'"
+    is_list = value.startswith("[") and value.endswith("]")
+    if key in LITERAL_KEYS or (key in LIST_KEYS and not is_list):
+        return f"{key}={quote(value)}"
+    if key in LIST_KEYS and not re.search(r"['\"]", value):
+        inner = value[1:-1]
+        return f"{key}=[{','.join(quote(item) for item in inner.split(','))}]" if inner else arg
+    return arg
 
 
 def run(main: Callable[[], None]) -> None:

@@ -16,32 +16,19 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.errors import exits_cleanly
 from glassbox.interop.export import export_dir, export_snapshot
 from glassbox.paths import CONF_DIR
-from glassbox.run.layout import list_snapshots, pick_snapshot, resolve_run_dir, run_of_snapshot
+from glassbox.run.layout import pick_snapshots, run_of_snapshot
 from glassbox.run.snapshots import load_snapshot
 
 log = logging.getLogger(__name__)
 
 
-def snapshots_to_export(cfg: DictConfig) -> list[Path]:
-    """step=all: every snapshot of the run; otherwise the one trace would pick."""
-    if cfg.step != "all":
-        return [pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)[0]]
-    if cfg.checkpoint:
-        raise GlassboxError("step=all exports every snapshot of a run: give run=, not checkpoint=")
-    run_dir = resolve_run_dir(cfg.paths.output_dir, cfg.name, cfg.run)
-    paths = [path for _, path in list_snapshots(run_dir)]
-    if not paths:
-        raise GlassboxError(f"run {run_dir} has no snapshots: train it first")
-    return paths
-
-
 def export(cfg: DictConfig) -> list[Path]:
     """Export the chosen snapshot(s); return the folders written."""
     written = []
-    for path in snapshots_to_export(cfg):
+    for path in pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint):
         snapshot = load_snapshot(path)
         dst = export_dir(run_of_snapshot(path), snapshot.step)
         written.append(export_snapshot(snapshot, snapshot.vocab(), dst))

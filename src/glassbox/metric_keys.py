@@ -45,6 +45,15 @@ W&B alone also gets, all on the x-axis `train/step` (run/tracking.py):
 and in the run summary loss/val's minimum (best validation loss), final/loss_val and final/step,
 and on the analysis run verdict/<claim> and zf/<claim> for every claim (`claim_id`: a pair's id, or
 within_minus_cross for the groups).
+
+The intervention stages write their own metrics.jsonl (<run>/interventions/<kind>/<time>/), one row per
+snapshot step:
+
+    steer_<dp|z>/<layer>_alpha_<α>             change of P(targets) on the held-out prompts when α · direction
+                                                is added at that layer, and its z against random directions
+    patch_moved/<layer>                         how far patching the source's state moved the target's
+                                                prediction toward the source's (1 = all the way)
+    ablate_dloss/<layer>H<h>                    validation loss with that head ablated minus without
 """
 
 from __future__ import annotations
@@ -143,3 +152,16 @@ def embedding_subsets(keys: Iterable[str]) -> list[str]:
 def residual_layers(keys: Iterable[str]) -> list[str]:
     """The layers that `keys` hold residual statistics for, in logged order."""
     return list(dict.fromkeys(m.group(1) for key in keys if (m := re.fullmatch(r"resid_std/(\w+)", key))))
+
+
+def steer(layer: str, alpha: float, stat: str) -> str:
+    """`steer_dp/L2_alpha_0p5`, `steer_z/L2_alpha_m1` (stat: dp or z; the sign and point of α spelled out)."""
+    return f"steer_{stat}/{layer}_alpha_{f'{alpha:g}'.replace('-', 'm').replace('.', 'p')}"
+
+
+def patch_moved(layer: str) -> str:
+    return f"patch_moved/{layer}"
+
+
+def ablation_dloss(layer: str, head: int) -> str:
+    return f"ablate_dloss/{layer}H{head}"

@@ -3,6 +3,9 @@
 One model, two ways to run it: `forward` for training and generation (fast fused attention),
 and `run_with_cache` for analysis, which runs the very same modules and also hands back every
 intermediate activation under a readable name (hook points in the spirit of TransformerLens).
+The same hook points are where an experiment can intervene: `interventions` maps a hook name to
+a function that edits the activation there (add a steering vector, patch in another prompt's
+state, ablate a head; glassbox/edits.py builds them), in a forward pass and during generation.
 
 The defaults are GPT-2's recipe (learned positions, LayerNorm, GELU MLP); `pos_encoding`, `norm`
 and `mlp` swap in the parts modern LLMs use instead (RoPE, RMSNorm, SwiGLU), one at a time or all
@@ -12,7 +15,7 @@ together (conf/model/llama-style.yaml), so their effect on what the model learns
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -20,9 +23,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from glassbox import hooks
 from glassbox.sampling import check_sampling, next_token_probs, sample_next
 
 Cache = dict[str, Tensor]
+# Hook name -> a function of the activation there that returns what the model carries on with.
+Interventions = Mapping[str, Callable[[Tensor], Tensor]]
 
 POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
@@ -60,10 +66,17 @@ class GPTConfig:
             )
 
 
-def _record(cache: Cache | None, name: str, tensor: Tensor) -> None:
-    """Store a detached copy of an activation when the caller asked for a cache."""
+def _hook(x: Tensor, name: str, cache: Cache | None, interventions: Interventions | None) -> Tensor:
+    """One hook point: the caller's edit of the activation `name`, if any, then its copy in the cache.
+
+    Editing before recording means the cache holds what the rest of the model actually read.
+    Without a cache and interventions (training, plain generation) nothing happens here.
+    """
+    if interventions is not None and name in interventions:
+        x = interventions[name](x)
     if cache is not None:
-        cache[name] = tensor.detach()
+        cache[name] = x.detach()
+    return x
 
 
 # ---------------------------------------------------------------- positions
@@ -171,6 +184,7 @@ class CausalSelfAttention(nn.Module):
         cache: Cache | None = None,
         name: str = "attn",
         kv_cache: KVCache | None = None,
+        interventions: Interventions | None = None,
     ) -> Tensor:
         """Multi-head causal self-attention of x [B, T, d] at absolute positions [T], two ways.
 
@@ -181,7 +195,8 @@ class CausalSelfAttention(nn.Module):
         `{name}.pattern`. Both use the same weights and agree to float precision (tested).
 
         With a `kv_cache` (generation), x holds only the new tokens: their keys and values are
-        appended to the cache and their queries attend to every token so far.
+        appended to the cache and their queries attend to every token so far. An intervention on
+        `{name}.pattern` needs the matrix too, so it takes the explicit way.
         """
         B, T, C = x.shape
         head_dim = C // self.n_head
@@ -190,23 +205,22 @@ class CausalSelfAttention(nn.Module):
         if self.rope:
             # Keys are rotated at their own absolute position before they are cached, so a cached
             # key never needs touching again.
-            q, k = apply_rope(q, positions), apply_rope(k, positions)
-            _record(cache, f"{name}.q_rot", q)
-            _record(cache, f"{name}.k_rot", k)
+            q = _hook(apply_rope(q, positions), f"{name}.q_rot", cache, interventions)
+            k = _hook(apply_rope(k, positions), f"{name}.k_rot", cache, interventions)
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)  # [B, H, T_cached + T, hd]
 
-        if cache is None:
+        if cache is None and (interventions is None or f"{name}.pattern" not in interventions):
             y = self._fused_attention(q, k, v)
         else:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
             future = key_is_future(T, k.size(2), x.device)
             pattern = scores.masked_fill(future, float("-inf")).softmax(dim=-1)  # exact 0 on the future
-            _record(cache, f"{name}.pattern", pattern)
+            pattern = _hook(pattern, f"{name}.pattern", cache, interventions)
             y = self.attn_dropout(pattern) @ v
 
-        y = y.transpose(1, 2).contiguous().view(B, T, C)  # put the heads side by side again
-        return self.resid_dropout(self.c_proj(y))
+        y = _hook(y.transpose(1, 2), f"{name}.head_out", cache, interventions)  # [B, T, H, hd]: one vector per head
+        return self.resid_dropout(self.c_proj(y.reshape(B, T, C)))  # the heads side by side, then mixed
 
     def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """softmax(q·kᵀ/√d_head) v with the fused kernel, masking whatever each query must not see."""
@@ -318,13 +332,14 @@ class Block(nn.Module):
         cache: Cache | None = None,
         name: str = "block",
         kv_cache: KVCache | None = None,
+        interventions: Interventions | None = None,
     ) -> Tensor:
-        _record(cache, f"{name}.resid_pre", x)
-        x = x + self.attn(self.ln_1(x), positions, cache, f"{name}.attn", kv_cache)
-        _record(cache, f"{name}.resid_mid", x)
-        x = x + self.mlp(self.ln_2(x))
-        _record(cache, f"{name}.resid_post", x)
-        return x
+        x = _hook(x, f"{name}.resid_pre", cache, interventions)
+        attn_out = self.attn(self.ln_1(x), positions, cache, f"{name}.attn", kv_cache, interventions)
+        x = x + _hook(attn_out, f"{name}.attn_out", cache, interventions)
+        x = _hook(x, f"{name}.resid_mid", cache, interventions)
+        x = x + _hook(self.mlp(self.ln_2(x)), f"{name}.mlp_out", cache, interventions)
+        return _hook(x, f"{name}.resid_post", cache, interventions)
 
 
 class GPT(nn.Module):
@@ -370,6 +385,7 @@ class GPT(nn.Module):
         targets: Tensor | None = None,
         cache: Cache | None = None,
         kv_cache: list[KVCache] | None = None,
+        interventions: Interventions | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """idx [B, T] token ids -> (logits [B, T, V] for every position, loss or None).
 
@@ -377,6 +393,11 @@ class GPT(nn.Module):
         `run_with_cache`); leave it None for the fast path. `kv_cache` (one `KVCache` per layer,
         from `new_kv_cache`) is for generation: idx then holds only the tokens after the cached
         ones, and they sit at the absolute positions that follow them.
+
+        `interventions` maps hook names (`hook_points`) to edits: each is called on the
+        activation at its hook point, for the tokens of this call (with a `kv_cache`, the new
+        ones only), and the model carries on with what it returns. The loss is that of the
+        edited model.
         """
         B, T = idx.shape
         start = 0 if kv_cache is None else len(kv_cache[0])
@@ -385,33 +406,30 @@ class GPT(nn.Module):
                 f"sequence length {start + T} exceeds block_size {self.config.block_size}: "
                 f"crop the context to its last {self.config.block_size} tokens"
             )
+        if interventions:
+            self.check_hook_points(interventions)
         positions = torch.arange(start, start + T, device=idx.device)
-        x = self.wte(idx)  # [B, T, d]
-        _record(cache, "embed", x)
+        x = _hook(self.wte(idx), "embed", cache, interventions)  # [B, T, d]
         if self.wpe is not None:
-            pos_emb = self.wpe(positions)  # [T, d], shared by the batch
-            _record(cache, "pos_embed", pos_emb.expand(B, T, -1))
-            x = x + pos_emb
+            # [T, d], shared by the batch: expanded (a view, no copy) so that it is one per sequence like x
+            x = x + _hook(self.wpe(positions).expand(B, T, -1), "pos_embed", cache, interventions)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, positions, cache, f"blocks.{i}", None if kv_cache is None else kv_cache[i])
-        logits = self.unembed(x, cache)
-        _record(cache, "logits", logits)
+            x = block(x, positions, cache, f"blocks.{i}", None if kv_cache is None else kv_cache[i], interventions)
+        logits = _hook(self.unembed(x, cache, interventions), "logits", cache, interventions)
 
         loss = None
         if targets is not None:
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
 
-    def unembed(self, resid: Tensor, cache: Cache | None = None) -> Tensor:
+    def unembed(self, resid: Tensor, cache: Cache | None = None, interventions: Interventions | None = None) -> Tensor:
         """Final norm then the (tied) output matrix: residual [..., d] -> logits [..., V].
 
         The forward pass ends here, and the logit lens applies it to earlier layers' residuals,
         so "what would the model say if it stopped here" uses exactly the model's own readout.
         """
-        normed = self.ln_f(resid)
-        _record(cache, "ln_final", normed)
-        return self.lm_head(normed)
+        return self.lm_head(_hook(self.ln_f(resid), "ln_final", cache, interventions))
 
     def run_with_cache(self, idx: Tensor) -> tuple[Tensor, Cache]:
         """Run the model and return (logits, cache of every hook point, all detached).
@@ -419,13 +437,30 @@ class GPT(nn.Module):
         Hook points: `embed`, `pos_embed` (learned and sinusoidal only: rope and none add no
         position vector to the input), `blocks.{i}.resid_pre`, `blocks.{i}.attn.q_rot` and
         `blocks.{i}.attn.k_rot` [B, H, T, hd] (rope only: q and k after rotation),
-        `blocks.{i}.attn.pattern` [B, H, T, T], `blocks.{i}.resid_mid`, `blocks.{i}.resid_post`,
-        `ln_final`, `logits`. Gradients are left to the caller: wrap the call in `torch.no_grad()`
-        for analysis.
+        `blocks.{i}.attn.pattern` [B, H, T, T], `blocks.{i}.attn.head_out` [B, T, H, hd],
+        `blocks.{i}.attn_out`, `blocks.{i}.resid_mid`, `blocks.{i}.mlp_out`, `blocks.{i}.resid_post`,
+        `ln_final`, `logits` (glassbox/hooks.py). Gradients are left to the caller: wrap the call
+        in `torch.no_grad()` for analysis.
         """
         cache: Cache = {}
         logits, _ = self(idx, cache=cache)
         return logits, cache
+
+    def hook_points(self) -> list[str]:
+        """This model's hook points in forward order: what `run_with_cache` records and `interventions` may edit."""
+        adds_position = self.config.pos_encoding in ("learned", "sinusoidal")
+        return hooks.hook_points(self.config.n_layer, adds_position, self.config.pos_encoding == "rope")
+
+    def check_hook_points(self, interventions: Interventions) -> None:
+        """Raise a ValueError naming any intervention whose hook point this model does not have.
+
+        Otherwise a misspelt name would silently change nothing.
+        """
+        points = self.hook_points()
+        unknown = [name for name in interventions if name not in points]
+        if unknown:
+            raise ValueError(f"no hook point {', '.join(map(repr, unknown))} in this model; "
+                             f"its hook points are {', '.join(points)}")
 
     def new_kv_cache(self) -> list[KVCache]:
         """An empty KV cache, one `KVCache` per layer, for `forward(..., kv_cache=)`."""
@@ -481,6 +516,7 @@ class GPT(nn.Module):
         *,
         top_p: float | None = None,
         use_cache: bool = True,
+        interventions: Interventions | None = None,
     ) -> Tensor:
         """Extend idx [B, T] by max_new_tokens drawn tokens -> [B, T + max_new_tokens].
 
@@ -493,6 +529,10 @@ class GPT(nn.Module):
         runs only the newest token (decode). `use_cache=False` re-runs the whole context at every
         step: the same logits up to float rounding, and slower; it is kept for comparison.
 
+        `interventions` (see `forward`) are applied at every step. With the cache a step edits only
+        the new token's activations (the prompt's at prefill); the earlier tokens' keys and values
+        were edited when they were new, so an edit of every token gives the same text either way.
+
         The model reads at most block_size tokens. Once the sequence is longer, each step reads
         its last block_size tokens at positions 0 to block_size - 1, so every token's position
         moves by one per step: learned and sinusoidal embeddings then differ for every token, and
@@ -502,7 +542,7 @@ class GPT(nn.Module):
         tokens as without the cache, at the same cost.
         """
         steps = self.generation_steps(idx, max_new_tokens, temperature, top_k, generator,
-                                      top_p=top_p, use_cache=use_cache)
+                                      top_p=top_p, use_cache=use_cache, interventions=interventions)
         return torch.cat([idx, *(step.token for step in steps)], dim=1)
 
     def generation_steps(
@@ -515,6 +555,7 @@ class GPT(nn.Module):
         *,
         top_p: float | None = None,
         use_cache: bool = True,
+        interventions: Interventions | None = None,
     ) -> Iterator[GenerationStep]:
         """`generate`, one `GenerationStep` at a time (see `generate` for the arguments and the cache).
 
@@ -524,25 +565,27 @@ class GPT(nn.Module):
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be >= 0 (got {max_new_tokens})")
         check_sampling(temperature, top_k, top_p)
-        return self._steps(idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+        return self._steps(idx, max_new_tokens, (temperature, top_k, top_p), generator, use_cache, interventions)
 
     @torch.no_grad()  # torch re-enters no_grad each time a generator resumes, and leaves it at each yield
-    def _steps(self, idx: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-               top_p: float | None, generator: torch.Generator | None, use_cache: bool) -> Iterator[GenerationStep]:
+    def _steps(self, idx: Tensor, max_new_tokens: int, sampling: tuple[float, int | None, float | None],
+               generator: torch.Generator | None, use_cache: bool,
+               interventions: Interventions | None) -> Iterator[GenerationStep]:
+        """The steps of `generation_steps`; sampling is (temperature, top_k, top_p), already checked."""
         block_size = self.config.block_size
         kv_cache = None
         for _ in range(max_new_tokens):
             if not use_cache:
                 context = idx[:, -block_size:]
-                logits, _ = self(context)
+                logits, _ = self(context, interventions=interventions)
             elif kv_cache is not None and len(kv_cache[0]) < block_size:  # decode: the newest token only
                 context = idx[:, -1:]
-                logits, _ = self(context, kv_cache=kv_cache)
+                logits, _ = self(context, kv_cache=kv_cache, interventions=interventions)
             else:  # prefill: the prompt, or the window once it is full
                 kv_cache = self.new_kv_cache()
                 context = idx[:, -block_size:]
-                logits, _ = self(context, kv_cache=kv_cache)
-            probs = next_token_probs(logits[:, -1, :], temperature, top_k, top_p)
+                logits, _ = self(context, kv_cache=kv_cache, interventions=interventions)
+            probs = next_token_probs(logits[:, -1, :], *sampling)
             token = sample_next(probs, generator)
             idx = torch.cat([idx, token], dim=1)
             n_keys = len(kv_cache[0]) if use_cache else context.size(1)

@@ -15,7 +15,6 @@ command's own folder, outputs/<experiment>/samples/<time>/.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,9 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig
 
-from glassbox import fileio
+from glassbox import command_line, fileio
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT
-from glassbox.overrides import quote_prompt_override
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed
 from glassbox.run.layout import pick_snapshot
@@ -241,6 +239,10 @@ def main(cfg: DictConfig) -> None:
     sample(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
+def cli() -> None:
+    """The `glassbox-sample` command, as `python -m glassbox.sample` runs it."""
+    command_line.run(main)
+
+
 if __name__ == "__main__":
-    sys.argv = [quote_prompt_override(arg) for arg in sys.argv]
-    main()
+    cli()

@@ -7,6 +7,7 @@ latest, sweeps/); every other module asks this one for a path instead of spellin
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ LOCK = "train.lock"
 CHECKPOINT_DIR = "checkpoints"
 ANALYSIS_DIR = "analysis"
 REPORT_DIR = "report"
+INTERVENTIONS_DIR = "interventions"
 LATEST = "latest"
 REPLICATE_DIR = "replicate"
 _SNAPSHOT_NAME = re.compile(r"^step_(\d{7})\.pt$")
@@ -128,3 +130,22 @@ def pick_snapshot(output_dir: str | Path, name: str, run: str | None, step: int 
             f"run {run_dir} has no snapshot at step {step}; the steps it has: {', '.join(map(str, snapshots))}"
         )
     return snapshots[step], list(snapshots)
+
+
+def pick_snapshots(output_dir: str | Path, name: str, run: str | None, step: int | str | None,
+                   checkpoint: str | None) -> list[Path]:
+    """`pick_snapshot`'s one snapshot, or with step=all every snapshot of the run, in step order."""
+    if step != "all":
+        return [pick_snapshot(output_dir, name, run, step, checkpoint)[0]]
+    if checkpoint:
+        raise GlassboxError("step=all reads every snapshot of a run: give run=, not checkpoint=")
+    run_dir = resolve_run_dir(output_dir, name, run)
+    paths = [path for _, path in list_snapshots(run_dir)]
+    if not paths:
+        raise GlassboxError(f"run {run_dir} has no snapshots: train it first (make prepare train EXPERIMENT={name})")
+    return paths
+
+
+def interventions_dir(run_dir: str | Path, kind: str) -> Path:
+    """A new folder for one intervention command on the run: `<run>/interventions/<kind>/<time>`."""
+    return Path(run_dir) / INTERVENTIONS_DIR / kind / datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")

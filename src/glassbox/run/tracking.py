@@ -254,6 +254,11 @@ class Tracker:
         """A table at `step`; W&B only."""
         self._log_built(key, lambda wandb: wandb.Table(columns=columns, data=rows), step)
 
+    def log_tables(self, tables: dict[str, tuple[list[str], list[list]]], step: int) -> None:
+        """{name: (columns, rows)} as W&B tables `tables/<name>` at `step`; W&B only (the stage keeps them in JSON)."""
+        for name, (columns, rows) in tables.items():
+            self.log_table(f"tables/{name}", columns, rows, step)
+
     def log_image(self, key: str, png: bytes, caption: str, step: int) -> None:
         """A PNG image at `step`; W&B only."""
         self._log_built(key, lambda wandb: wandb.Image(Image.open(io.BytesIO(png)), caption=caption), step)

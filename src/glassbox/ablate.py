@@ -1,0 +1,72 @@
+"""`make ablate`: knock out each attention head in turn and see what the model loses.
+
+A head's output is replaced by its mean over validation windows (or by zeros) while the rest of the
+model runs as trained; the loss on those windows and the probe prompts' next-character probability
+say which heads matter. The experiment is in glassbox/analysis/interventions.py.
+
+Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
+       the run) and the experiment's prepared corpus (its validation split; the vocabulary must be the
+       one the run was trained on).
+Writes <run>/interventions/ablate/<time>/: report.md, results.json, metrics.jsonl (one row per step),
+       config.yaml and the W&B run (job_type ablate: tables/ablate).
+
+    python -m glassbox.ablate experiment=xiyouji step=all
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from glassbox import command_line, fileio
+from glassbox.analysis.interventions import AblationSpec, head_ablation, over_snapshots
+from glassbox.errors import exits_cleanly
+from glassbox.paths import CONF_DIR
+from glassbox.report import interventions as report
+from glassbox.run.layout import METRICS, interventions_dir, pick_snapshots, run_of_snapshot
+from glassbox.run.snapshots import check_vocab, load_snapshot
+from glassbox.run.tracking import Tracker
+from glassbox.text.tokens import TokenData
+
+KIND = "ablate"
+
+
+def ablate(cfg: DictConfig) -> Path:
+    """Ablate every head of every chosen snapshot; write the report; return its folder."""
+    paths = pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    last = load_snapshot(paths[-1])
+    data = TokenData(cfg.paths.processed_dir)
+    check_vocab(last, data.vocab.hash, data.dir)
+    vocab = data.vocab
+    spec = AblationSpec.from_config(cfg, data, last.model_args)  # every input checked before anything is written
+    run_dir = run_of_snapshot(paths[-1])
+    out_dir = interventions_dir(run_dir, KIND)
+    with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
+        cfg.wandb.group = last.config["wandb"]["group"]
+
+    with Tracker(cfg, out_dir, job_type=KIND, name=f"{run_dir.name}-{KIND}", metrics_path=out_dir / METRICS) as tracker:
+        steps = over_snapshots(paths, vocab, lambda model: head_ablation(model, spec, vocab.itos), tracker)
+        results = {"kind": KIND, "run_dir": str(run_dir), "settings": spec.describe(), "steps": steps}
+        fileio.write_json(out_dir / "results.json", results)
+        fileio.write_text(out_dir / "report.md", report.render(results))
+        fileio.write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_tables(report.tables(results), steps[-1]["step"])
+    print(report.summary(results))
+    print(f"\nreport: {out_dir / 'report.md'}")
+    return out_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="ablate")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    ablate(cfg)
+
+
+def cli() -> None:
+    """The `glassbox-ablate` command, as `python -m glassbox.ablate` runs it."""
+    command_line.run(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,69 @@
+"""`make patch`: run the target prompt with the source prompt's hidden state, block by block.
+
+Patching the 道 of 悟空道 ("said") into 修道 ("to cultivate the Way") and watching whether the model
+now expects "：" shows in which blocks the "said" meaning sits at that position. The experiment is in
+glassbox/analysis/interventions.py.
+
+Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
+       the run) and the vocabulary it was trained on.
+Writes <run>/interventions/patch/<time>/: report.md, results.json, metrics.jsonl (one row per step),
+       config.yaml and the W&B run (job_type patch: tables/patch).
+
+    python -m glassbox.patch experiment=xiyouji source=悟空道 target=修道 layer=all position=-1
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from glassbox import command_line, fileio
+from glassbox.analysis.interventions import PatchSpec, over_snapshots, patching
+from glassbox.errors import exits_cleanly
+from glassbox.paths import CONF_DIR
+from glassbox.report import interventions as report
+from glassbox.run.layout import METRICS, interventions_dir, pick_snapshots, run_of_snapshot
+from glassbox.run.snapshots import load_snapshot
+from glassbox.run.tracking import Tracker
+
+KIND = "patch"
+# Prompt-valued keys, quoted for Hydra before it parses them, so 悟空道 can be typed as it is.
+
+
+def patch(cfg: DictConfig) -> Path:
+    """Patch on every chosen snapshot; write the report; return its folder."""
+    paths = pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    last = load_snapshot(paths[-1])
+    vocab = last.vocab()
+    spec = PatchSpec.from_config(cfg, vocab, last.model_args)  # every input checked before anything is written
+    run_dir = run_of_snapshot(paths[-1])
+    out_dir = interventions_dir(run_dir, KIND)
+    with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
+        cfg.wandb.group = last.config["wandb"]["group"]
+
+    with Tracker(cfg, out_dir, job_type=KIND, name=f"{run_dir.name}-{KIND}", metrics_path=out_dir / METRICS) as tracker:
+        steps = over_snapshots(paths, vocab, lambda model: patching(model, spec, vocab.itos), tracker)
+        results = {"kind": KIND, "run_dir": str(run_dir), "settings": spec.describe(), "steps": steps}
+        fileio.write_json(out_dir / "results.json", results)
+        fileio.write_text(out_dir / "report.md", report.render(results))
+        fileio.write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_tables(report.tables(results), steps[-1]["step"])
+    print(report.summary(results))
+    print(f"\nreport: {out_dir / 'report.md'}")
+    return out_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="patch")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    patch(cfg)
+
+
+def cli() -> None:
+    """The `glassbox-patch` command, as `python -m glassbox.patch` runs it."""
+    command_line.run(main)
+
+
+if __name__ == "__main__":
+    cli()

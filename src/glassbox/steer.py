@@ -1,0 +1,69 @@
+"""`make steer`: add a "speech follows" direction to the residual stream and watch the next character move.
+
+The direction at a layer is the mean hidden state of the prompts with a property (corpus.steering.positive)
+minus that of the prompts without it (negative); α · direction is added while the model reads the held-out
+prompts, and the report says how P(targets) moves, against random directions of the same norm.
+glassbox/analysis/interventions.py holds the experiment.
+
+Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
+       the run) and the vocabulary it was trained on.
+Writes <run>/interventions/steer/<time>/: report.md, results.json, metrics.jsonl (one row per step),
+       config.yaml and the W&B run (job_type steer: tables/steer, tables/steer_continuations).
+
+    python -m glassbox.steer experiment=xiyouji step=all
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from glassbox import command_line, fileio
+from glassbox.analysis.interventions import SteeringSpec, over_snapshots, steering
+from glassbox.errors import exits_cleanly
+from glassbox.paths import CONF_DIR
+from glassbox.report import interventions as report
+from glassbox.run.layout import METRICS, interventions_dir, pick_snapshots, run_of_snapshot
+from glassbox.run.snapshots import load_snapshot
+from glassbox.run.tracking import Tracker
+
+KIND = "steer"
+
+
+def steer(cfg: DictConfig) -> Path:
+    """Steer every chosen snapshot; write the report; return its folder."""
+    paths = pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    last = load_snapshot(paths[-1])
+    vocab = last.vocab()
+    spec = SteeringSpec.from_config(cfg, vocab, last.model_args)  # every input checked before anything is written
+    run_dir = run_of_snapshot(paths[-1])
+    out_dir = interventions_dir(run_dir, KIND)
+    with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
+        cfg.wandb.group = last.config["wandb"]["group"]
+
+    with Tracker(cfg, out_dir, job_type=KIND, name=f"{run_dir.name}-{KIND}", metrics_path=out_dir / METRICS) as tracker:
+        steps = over_snapshots(paths, vocab, lambda model: steering(model, spec, vocab.itos), tracker)
+        results = {"kind": KIND, "run_dir": str(run_dir), "settings": spec.describe(), "steps": steps}
+        fileio.write_json(out_dir / "results.json", results)
+        fileio.write_text(out_dir / "report.md", report.render(results))
+        fileio.write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        tracker.log_tables(report.tables(results), steps[-1]["step"])
+    print(report.summary(results))
+    print(f"\nreport: {out_dir / 'report.md'}")
+    return out_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="steer")
+@exits_cleanly
+def main(cfg: DictConfig) -> None:
+    steer(cfg)
+
+
+def cli() -> None:
+    """The `glassbox-steer` command, as `python -m glassbox.steer` runs it."""
+    command_line.run(main)
+
+
+if __name__ == "__main__":
+    cli()
