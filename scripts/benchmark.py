@@ -19,6 +19,7 @@ weights) with and without the KV cache, for the experiment's model at 128 new to
 model with block_size 512 at 512 new tokens, each from a one-character prompt so that the whole
 generation fits the block (no re-encoding); the median of --repeats runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -173,8 +174,9 @@ def time_measurements_of_seed(overrides: list[str], device: torch.device, repeat
 def decode_rate(model: GPT, new_tokens: int, use_cache: bool, device: torch.device) -> float:
     """Decode tokens/s of one greedy generation from a one-token prompt: the tokens after the first over
     their seconds (the first step is the prefill, which is not decoding)."""
-    steps = model.generation_steps(torch.zeros(1, 1, dtype=torch.long, device=device), new_tokens, 0.0,
-                                   use_cache=use_cache)
+    steps = model.generation_steps(
+        torch.zeros(1, 1, dtype=torch.long, device=device), new_tokens, 0.0, use_cache=use_cache
+    )
     next(steps)
     synchronize(device)
     start = time.perf_counter()
@@ -192,13 +194,16 @@ def generation_benchmark(overrides: list[str], vocab_size: int, device: torch.de
         torch.manual_seed(0)
         model = GPT(GPTConfig(vocab_size=vocab_size, **mc)).to(device).eval()
         decode_rate(model, 8, True, device)  # warm-up: lazy initialisation, kernel selection
-        rates = {use_cache: statistics.median(decode_rate(model, new_tokens, use_cache, device)
-                                              for _ in range(repeats))
-                 for use_cache in (True, False)}
+        rates = {
+            use_cache: statistics.median(decode_rate(model, new_tokens, use_cache, device) for _ in range(repeats))
+            for use_cache in (True, False)
+        }
         past_block = " (past block_size both re-encode the window each step)" if new_tokens > mc.block_size else ""
-        print(f"{model.num_params() / 1e6:.2f}M parameters, block_size {mc.block_size} ({label}), "
-              f"{new_tokens} new tokens: {rates[True]:,.0f} tokens/s with the cache, {rates[False]:,.0f} without "
-              f"-> {rates[True] / rates[False]:.1f}x{past_block}")
+        print(
+            f"{model.num_params() / 1e6:.2f}M parameters, block_size {mc.block_size} ({label}), "
+            f"{new_tokens} new tokens: {rates[True]:,.0f} tokens/s with the cache, {rates[False]:,.0f} without "
+            f"-> {rates[True] / rates[False]:.1f}x{past_block}"
+        )
 
 
 def load_average() -> str:
@@ -216,8 +221,9 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=50, help="training steps of each run (default 50)")
     parser.add_argument("--only", choices=("train", "generation"), help="run one part of the benchmark (default: both)")
     parser.add_argument("--repeats", type=int, default=3, help="generations timed per measurement (default 3)")
-    parser.add_argument("overrides", nargs="*",
-                        help="Hydra overrides of the train stage, e.g. model=big train.device=cuda")
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides of the train stage, e.g. model=big train.device=cuda"
+    )
     args = parser.parse_args()
 
     # Always fresh runs; W&B off unless asked for (its background process adds noise on 2 cores).
@@ -239,8 +245,9 @@ def main() -> None:
         generation_benchmark(base, data.vocab.size, device, args.repeats)
 
 
-def train_benchmark(full: DictConfig, base: list[str], iters: int, model: GPT, device: torch.device,
-                    dtype: torch.dtype) -> None:
+def train_benchmark(
+    full: DictConfig, base: list[str], iters: int, model: GPT, device: torch.device, dtype: torch.dtype
+) -> None:
     """The train stage's throughput and MFU, and the emergence metrics' overhead (see the module docstring)."""
     scaled = scaled_schedule(full.train, iters)
     dtype_name = str(dtype).removeprefix("torch.")
@@ -257,10 +264,10 @@ def train_benchmark(full: DictConfig, base: list[str], iters: int, model: GPT, d
         train(compose_train_config([*base, *warm_up]), Path(out) / full.name / "warm-up")
         runs = {}
         for at_snapshots in (False, True):
-            cfg = compose_train_config([*base, *scaled, f"paths.output_dir={out}",
-                                        f"analysis.at_snapshots={at_snapshots}"])
-            print(f"\n--- analysis.at_snapshots={at_snapshots}: {iters} steps, "
-                  f"snapshots at {schedule_of(cfg.train)}")
+            cfg = compose_train_config(
+                [*base, *scaled, f"paths.output_dir={out}", f"analysis.at_snapshots={at_snapshots}"]
+            )
+            print(f"\n--- analysis.at_snapshots={at_snapshots}: {iters} steps, snapshots at {schedule_of(cfg.train)}")
             runs[at_snapshots] = timed_train(cfg, Path(out) / cfg.name / f"at_snapshots-{at_snapshots}", device)
     report(full, cfg, model, peak, runs[True], runs[False])
 
@@ -274,20 +281,26 @@ def report(full: DictConfig, short: DictConfig, model: GPT, peak: float, on: Tim
     step_seconds = training / iters
     tokens_per_sec = tokens_per_step / step_seconds
     achieved = model.flops_per_token() * tokens_per_sec
-    print(f"\ntraining: {tokens_per_sec:,.0f} tokens/s ({step_seconds:.3f} s per step of {tokens_per_step:,} tokens), "
-          f"{achieved / 1e9:,.2f} GFLOP/s of model FLOPs = MFU {percent(achieved / peak)} of the measured peak")
+    print(
+        f"\ntraining: {tokens_per_sec:,.0f} tokens/s ({step_seconds:.3f} s per step of {tokens_per_step:,} tokens), "
+        f"{achieved / 1e9:,.2f} GFLOP/s of model FLOPs = MFU {percent(achieved / peak)} of the measured peak"
+    )
 
     metrics_each, metrics_setup = on.calls.mean("metrics"), on.calls.total("metrics setup")
     eval_each = off.calls.mean("eval") / short.train.eval_iters * tc.eval_iters  # its cost is per batch
-    print(f"one snapshot: metrics {metrics_each:.3f} s, save {off.calls.mean('save'):.3f} s "
-          f"(take_snapshot in all {off.calls.mean('snapshot'):.3f} s), val loss on {tc.eval_iters} "
-          f"batches {eval_each:.3f} s; metrics setup {metrics_setup:.3f} s once per run")
+    print(
+        f"one snapshot: metrics {metrics_each:.3f} s, save {off.calls.mean('save'):.3f} s "
+        f"(take_snapshot in all {off.calls.mean('snapshot'):.3f} s), val loss on {tc.eval_iters} "
+        f"batches {eval_each:.3f} s; metrics setup {metrics_setup:.3f} s once per run"
+    )
 
     n_short = len(on.calls.seconds["metrics"])
     in_metrics = metrics_setup + on.calls.total("metrics")
-    print(f"metrics overhead, this run ({iters} steps, {n_short} snapshots): wall {on.wall:.1f} s with, "
-          f"{off.wall:.1f} s without = {percent(on.wall / off.wall - 1)}; time inside the metrics "
-          f"{in_metrics:.2f} s = {percent(in_metrics / (on.wall - in_metrics))}")
+    print(
+        f"metrics overhead, this run ({iters} steps, {n_short} snapshots): wall {on.wall:.1f} s with, "
+        f"{off.wall:.1f} s without = {percent(on.wall / off.wall - 1)}; time inside the metrics "
+        f"{in_metrics:.2f} s = {percent(in_metrics / (on.wall - in_metrics))}"
+    )
 
     n_full = len(schedule_of(tc))
     full_without = tc.max_iters * step_seconds + n_full * (eval_each + off.calls.mean("snapshot"))
@@ -296,9 +309,11 @@ def report(full: DictConfig, short: DictConfig, model: GPT, peak: float, on: Tim
     denser = (n_short / iters) / (n_full / tc.max_iters)
     print(f"load average now {load_average()}")
     verdict = "meets" if projected <= OVERHEAD_TARGET else "MISSES"
-    print(f"metrics overhead, full schedule ({tc.max_iters} steps, {n_full} snapshots; this run had {denser:.1f}x "
-          f"as many snapshots per step), projected from the times above: {full_metrics:.1f} s on {full_without:.0f} s "
-          f"= {percent(projected)} -> {verdict} the <= {percent(OVERHEAD_TARGET)} target")
+    print(
+        f"metrics overhead, full schedule ({tc.max_iters} steps, {n_full} snapshots; this run had {denser:.1f}x "
+        f"as many snapshots per step), projected from the times above: {full_metrics:.1f} s on {full_without:.0f} s "
+        f"= {percent(projected)} -> {verdict} the <= {percent(OVERHEAD_TARGET)} target"
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What many tests share: a project directory with a real corpus, stages run as a user runs them,
 offline W&B runs read back. Corpora come from the cache (CI copies ../shared/corpora into data/raw)."""
+
 from __future__ import annotations
 
 import os
@@ -48,12 +49,19 @@ def path_overrides(root: Path) -> list[str]:
     return [f"paths.root_dir={root}", "wandb.mode=offline"]
 
 
-def run_stage(stage: str, overrides: list[str], root: Path, timeout: int = 600, **kwargs) -> subprocess.CompletedProcess:
+def run_stage(
+    stage: str, overrides: list[str], root: Path, timeout: int = 600, **kwargs
+) -> subprocess.CompletedProcess:
     """Run `python -m glassbox.<stage>` as a user would, outputs under `root`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     return subprocess.run(
         [sys.executable, "-m", f"glassbox.{stage}", *path_overrides(root), *overrides],
-        cwd=root, env=env, capture_output=True, text=True, timeout=timeout, **kwargs,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
     )
 
 
@@ -64,8 +72,17 @@ def wandb_records(run_dir: Path) -> list[dict]:
     records = []
     for run_file in sorted(run_dir.rglob("run-*.wandb")):
         out = subprocess.run(
-            [shutil.which("wandb", path=os.path.dirname(sys.executable)) or "wandb", "leet", "inspect", "--json", str(run_file)],
-            capture_output=True, text=True, check=True, timeout=120,
+            [
+                shutil.which("wandb", path=os.path.dirname(sys.executable)) or "wandb",
+                "leet",
+                "inspect",
+                "--json",
+                str(run_file),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         records += [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     return records
@@ -90,27 +107,54 @@ def logged_keys(records: list[dict]) -> set[str]:
 
 # --- a hand-made sweep (test_sweep, test_explorer) ------------------------------------------------------
 
-PROBES = {"groups": {"vowels": ["a", "e"], "marks": [".", "!"]},
-          "pairs": [{"id": "a_e", "a": "a", "b": "e"}, {"id": "period_exclamation", "a": ".", "b": "!"},
-                    {"id": "a_period", "a": "a", "b": "."},
-                    {"id": "a_A", "a": "a", "b": "A", "expect": "none"}]}  # up, up, down, none
+PROBES = {
+    "groups": {"vowels": ["a", "e"], "marks": [".", "!"]},
+    "pairs": [
+        {"id": "a_e", "a": "a", "b": "e"},
+        {"id": "period_exclamation", "a": ".", "b": "!"},
+        {"id": "a_period", "a": "a", "b": "."},
+        {"id": "a_A", "a": "a", "b": "A", "expect": "none"},
+    ],
+}  # up, up, down, none
 TINY = dict(vocab_size=65, n_layer=1, n_head=1, n_embd=8, block_size=8, dropout=0.0, bias=False)
 SMALL = {**TINY, "n_embd": 16}
 
 
-def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status: str, model_args: dict,
-             final: dict[str, float], step: int = 16) -> None:
+def fake_job(
+    sweep_dir: Path,
+    num: int,
+    overrides: list[str],
+    seed: int,
+    status: str,
+    model_args: dict,
+    final: dict[str, float],
+    step: int = 16,
+) -> None:
     """A job directory as Hydra and train leave it, with `final` as the last metrics.jsonl row."""
     run_dir = sweep_dir / str(num)
     (run_dir / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
     OmegaConf.save(OmegaConf.create({"hydra": {"job": {"num": num}}}), run_dir / ".hydra" / "hydra.yaml")
-    OmegaConf.save(OmegaConf.create({"name": "toy", "seed": seed, "corpus": {"probes": PROBES},
-                                     "wandb": {"mode": "disabled", "project": "glassbox", "entity": None,
-                                               "group": "toy-sweep-x", "tags": []}}),
-                   run_dir / ".hydra" / "config.yaml")
-    write_run_state(run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params(),
-                    probe_pairs=probe_pairs())
+    OmegaConf.save(
+        OmegaConf.create(
+            {
+                "name": "toy",
+                "seed": seed,
+                "corpus": {"probes": PROBES},
+                "wandb": {
+                    "mode": "disabled",
+                    "project": "glassbox",
+                    "entity": None,
+                    "group": "toy-sweep-x",
+                    "tags": [],
+                },
+            }
+        ),
+        run_dir / ".hydra" / "config.yaml",
+    )
+    write_run_state(
+        run_dir, status=status, n_params=GPT(GPTConfig(**model_args)).num_params(), probe_pairs=probe_pairs()
+    )
     metrics = JsonlFile(run_dir / "metrics.jsonl")
     metrics.append({"step": 0, "loss/val": 4.2, **{f"{k}/{p}": 0.0 for k in ("cos", "z", "zf") for p in pair_names()}})
     metrics.append({"step": step, **final})
@@ -118,8 +162,10 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], seed: int, status:
 
 def probe_pairs() -> list[dict[str, str]]:
     """The pairs as train records them in run.json (kind and expected direction decided by ProbeSet)."""
-    chars = sorted({c for group in PROBES["groups"].values() for c in group}
-                   | {c for p in PROBES["pairs"] for c in (p["a"], p["b"])})
+    chars = sorted(
+        {c for group in PROBES["groups"].values() for c in group}
+        | {c for p in PROBES["pairs"] for c in (p["a"], p["b"])}
+    )
     return ProbeSet.build(PROBES["groups"], PROBES["pairs"], {c: i for i, c in enumerate(chars)}).describe_pairs()
 
 

@@ -1,6 +1,7 @@
 """The analysis suites on a tiny model with hand-checkable expectations, and `analyze` end to end:
 prepare + train + analyze of the tiny experiment as a user runs them, read back from the report
 folder, analysis.json and the offline W&B analysis run."""
+
 from __future__ import annotations
 
 import math
@@ -43,22 +44,33 @@ def inputs():
     counts = torch.arange(len(ITOS), 0, -1) * 10  # id 0 most frequent
     pairs = [{"id": "a_e", "a": "a", "b": "e"}, {"id": "a_comma", "a": "a", "b": ","}]
     probes = ProbeSet.build({"vowels": list("aeiou"), "punct": list(".,;")}, pairs, STOI)
-    chance = ChanceModel.build(counts, probes, n_pairs=64, top_k_frequent=40, n_bands=2, min_count=1,
-                               n_permutations=32, seed=0)
+    chance = ChanceModel.build(
+        counts, probes, n_pairs=64, top_k_frequent=40, n_bands=2, min_count=1, n_permutations=32, seed=0
+    )
     probe_batch = torch.randint(len(ITOS), (2, 12), generator=torch.Generator().manual_seed(1))
     measurements = Measurements(probes, chance, counts, probe_batch, n_frequent=5)
 
     def prompt(text):
         return Prompt(text, [STOI[c] for c in text])
 
-    context = ContextProbe("e", STOI["e"], [prompt("the"), prompt("she"), prompt("a e"), prompt("to e")],
-                           ["inside", "inside", "start", "start"])
+    context = ContextProbe(
+        "e",
+        STOI["e"],
+        [prompt("the"), prompt("she"), prompt("a e"), prompt("to e")],
+        ["inside", "inside", "start", "start"],
+    )
     probe_chars = list("aeiou.,;")
     return SuiteInputs(
-        measurements=measurements, itos=ITOS, probe_chars=probe_chars,
-        probe_groups=["vowels"] * 5 + ["punct"] * 3, probe_ids=torch.tensor([STOI[c] for c in probe_chars]),
-        prompts=[prompt("hello"), prompt("to be")], context=context,
-        sampling=Sampling(temperature=0.8, top_k=6, gen_tokens=7, seed=3), neighbours_k=4, lens_k=5,
+        measurements=measurements,
+        itos=ITOS,
+        probe_chars=probe_chars,
+        probe_groups=["vowels"] * 5 + ["punct"] * 3,
+        probe_ids=torch.tensor([STOI[c] for c in probe_chars]),
+        prompts=[prompt("hello"), prompt("to be")],
+        context=context,
+        sampling=Sampling(temperature=0.8, top_k=6, gen_tokens=7, seed=3),
+        neighbours_k=4,
+        lens_k=5,
         map_n_frequent=20,
     )
 
@@ -68,6 +80,7 @@ def ids(text: str) -> torch.Tensor:
 
 
 # --- the suites ------------------------------------------------------------------------------------
+
 
 def test_attention_rows_sum_to_one_with_zeros_above_the_diagonal(model, inputs):
     result = suites.attention(model, inputs)
@@ -220,6 +233,7 @@ def test_an_unknown_suite_is_a_clear_error_and_one_without_its_probes_is_skipped
 
 # --- the tiny experiment end to end ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory) -> Path:
     """`make prepare train analyze EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
@@ -243,13 +257,21 @@ def test_the_report_folder_holds_every_plot_and_the_report(tiny_run):
     report = tiny_run / "report"
     (analysis_dir,) = (tiny_run / "analysis").iterdir()
     assert report.is_symlink() and report.resolve() == analysis_dir / "report"
-    assert sorted(p.name for p in report.iterdir()) == sorted([*FIGURE_CAPTIONS, "report.md", "analysis.json",
-                                                                "explorer.html"])
+    assert sorted(p.name for p in report.iterdir()) == sorted(
+        [*FIGURE_CAPTIONS, "report.md", "analysis.json", "explorer.html"]
+    )
     assert all((report / name).read_bytes().startswith(b"\x89PNG") for name in FIGURE_CAPTIONS)
     markdown = (report / "report.md").read_text(encoding="utf-8")
     assert all(f"![{name}]({name})" in markdown for name in FIGURE_CAPTIONS)
-    for section in ("## Claims at step 64", "## Cosine similarity", "## Residual stream", "## Logit lens",
-                    "## Next character", "## The same character in different contexts", "## Nearest neighbours"):
+    for section in (
+        "## Claims at step 64",
+        "## Cosine similarity",
+        "## Residual stream",
+        "## Logit lens",
+        "## Next character",
+        "## The same character in different contexts",
+        "## Nearest neighbours",
+    ):
         assert section in markdown
     assert (analysis_dir / ".hydra" / "config.yaml").exists() and (analysis_dir / "wandb").is_dir()
 
@@ -278,8 +300,13 @@ def test_the_wandb_analysis_run_holds_the_tables_the_images_and_the_report(tiny_
     history = [r["history"]["item"] for r in records if r["type"] == "history"]
     final = analysis["snapshots"][-1]["step"]
     tables = {k.split(".")[0]: item for item in history for k, v in item.items() if v == "table-file"}
-    assert sorted(tables) == ["tables/claims", "tables/logit_lens", "tables/neighbours", "tables/predictions",
-                              "tables/samples"]
+    assert sorted(tables) == [
+        "tables/claims",
+        "tables/logit_lens",
+        "tables/neighbours",
+        "tables/predictions",
+        "tables/samples",
+    ]
     assert all(item[STEP_KEY] == final for item in tables.values())
     assert tables["tables/samples"]["tables/samples.nrows"] == len(analysis["snapshots"])
     assert tables["tables/claims"]["tables/claims.nrows"] == len(analysis["claims"])
@@ -307,8 +334,17 @@ def test_every_key_logged_to_wandb_or_metrics_jsonl_follows_the_wandb_naming_rul
     records = wandb_records(tiny_project / "outputs")  # prepare, train and analysis runs
     assert {r["run"]["job_type"] for r in records if r["type"] == "run"} == {"prepare", "train", "analysis"}
     keys = logged_keys(records)
-    assert {"cos/comma_semicolon", "zf/period_exclamation", "resid_std/L0", "attn_entropy/L1H1", "context_gap/final",
-            "emb/row_norms", "emb/projector", "attention/patterns", "verdict/within_minus_cross"} <= keys
+    assert {
+        "cos/comma_semicolon",
+        "zf/period_exclamation",
+        "resid_std/L0",
+        "attn_entropy/L1H1",
+        "context_gap/final",
+        "emb/row_norms",
+        "emb/projector",
+        "attention/patterns",
+        "verdict/within_minus_cross",
+    } <= keys
     assert sorted(key for key in keys if not WANDB_KEY.match(key)) == []
     local = {key for r in JsonlFile(tiny_run / "metrics.jsonl").read() for key in r}
     assert sorted(key for key in local if not WANDB_KEY.match(key)) == []
@@ -317,8 +353,16 @@ def test_every_key_logged_to_wandb_or_metrics_jsonl_follows_the_wandb_naming_rul
 @pytest.mark.e2e
 def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, tiny_run):
     data = TokenData(tiny_project / "data" / "processed" / "shakespeare")
-    snapshot = Snapshot(tiny_run / "checkpoints" / "step_0000000.pt", 0, {}, {}, "f" * 64,
-                        {"name": "xiyouji", "corpus": {"name": "xiyouji"}}, "", {})
+    snapshot = Snapshot(
+        tiny_run / "checkpoints" / "step_0000000.pt",
+        0,
+        {},
+        {},
+        "f" * 64,
+        {"name": "xiyouji", "corpus": {"name": "xiyouji"}},
+        "",
+        {},
+    )
     with pytest.raises(GlassboxError) as error:
         check_vocab(snapshot, data.vocab.hash, data.dir)
     message = str(error.value)

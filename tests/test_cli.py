@@ -1,5 +1,6 @@
 """The command line as a user meets it: `make help`, the glassbox-* commands pyproject.toml installs,
 each stage's --help and Hydra's tab completion on them."""
+
 from __future__ import annotations
 
 import importlib
@@ -12,15 +13,32 @@ import pytest
 
 from glassbox.paths import PROJECT_ROOT
 
-STAGES = ["prepare", "train", "analyze", "trace", "explore", "export", "inspect_hf", "sample", "steer", "patch", "ablate"]
+STAGES = [
+    "prepare",
+    "train",
+    "analyze",
+    "trace",
+    "explore",
+    "export",
+    "inspect_hf",
+    "sample",
+    "steer",
+    "patch",
+    "ablate",
+]
 
 
 def command(stage: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """What the installed `glassbox-<stage>` script does: import the stage's cli and call it, argv[0] its name."""
     name = "glassbox-" + stage.replace("_", "-")
     script = f"import sys; from glassbox.{stage} import cli; sys.argv[0] = {name!r}; sys.exit(cli())"
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 def test_make_help_lists_every_target_with_what_it_does():
@@ -37,18 +55,41 @@ def test_pyproject_installs_one_command_per_stage():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     expected = {f"glassbox-{stage.replace('_', '-')}": f"glassbox.{stage}:cli" for stage in STAGES}
-    assert scripts == {**expected, "glassbox-sweep": "glassbox.sweep:main", "glassbox-replicate": "glassbox.replicate:main"}
+    assert scripts == {
+        **expected,
+        "glassbox-sweep": "glassbox.sweep:main",
+        "glassbox-replicate": "glassbox.replicate:main",
+    }
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function))
 
 
-@pytest.mark.parametrize("stage, says", [
-    ("train", ["glassbox-train (make train; python -m glassbox.train): train the character-level GPT",
-               "Main options:", "train.max_iters=N", "train.resume=auto", "glassbox-train -m experiment=tiny"]),
-    ("analyze", ["glassbox-analyze (make analyze; python -m glassbox.analyze): replay the analysis suites",
-                 "Main options:", "run=DIR", "analysis.suites=[...]", "report.md"]),
-])
+@pytest.mark.parametrize(
+    "stage, says",
+    [
+        (
+            "train",
+            [
+                "glassbox-train (make train; python -m glassbox.train): train the character-level GPT",
+                "Main options:",
+                "train.max_iters=N",
+                "train.resume=auto",
+                "glassbox-train -m experiment=tiny",
+            ],
+        ),
+        (
+            "analyze",
+            [
+                "glassbox-analyze (make analyze; python -m glassbox.analyze): replay the analysis suites",
+                "Main options:",
+                "run=DIR",
+                "analysis.suites=[...]",
+                "report.md",
+            ],
+        ),
+    ],
+)
 def test_help_says_what_the_stage_does_and_names_its_main_options(stage, says):
     done = command(stage, "--help")
     assert done.returncode == 0, done.stderr

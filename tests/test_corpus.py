@@ -1,4 +1,5 @@
 """corpus.py: fetch (cache, download, hash check), decode and normalize."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +16,7 @@ UNREACHABLE = "http://127.0.0.1:9/corpus.txt"  # the discard port: refused at on
 
 
 # --- decode ----------------------------------------------------------------------------------
+
 
 def test_auto_decodes_gb18030_and_records_it():
     raw = TEXT.encode("gb18030")
@@ -57,6 +59,7 @@ def test_undecodable_bytes_name_the_byte_offset():
 
 # --- normalize -------------------------------------------------------------------------------
 
+
 def test_newlines_become_lf():
     assert normalize("a\r\nb\rc\nd\r\n") == "a\nb\nc\nd\n"
 
@@ -86,6 +89,7 @@ def test_nfkc_folds_full_width_forms():
 
 
 # --- fetch -----------------------------------------------------------------------------------
+
 
 def write(path: Path, data: bytes) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """Data-parallel training: two CPU processes under torchrun (gloo) train exactly like one process
 with the same global batch, and write one run with one set of snapshots."""
+
 from __future__ import annotations
 
 import os
@@ -13,15 +14,30 @@ from glassbox.run.layout import list_snapshots
 from glassbox.run.tracking import JsonlFile
 from helpers import path_overrides, run_stage
 
-TINY = ["experiment=tiny", "train.max_iters=24", "train.snapshots.log_spaced_until=8", "train.snapshots.every=12",
-        "train.log_every=4", "train.grad_accum_steps=2"]
+TINY = [
+    "experiment=tiny",
+    "train.max_iters=24",
+    "train.snapshots.log_spaced_until=8",
+    "train.snapshots.every=12",
+    "train.log_every=4",
+    "train.grad_accum_steps=2",
+]
 
 
 def torchrun(root: Path, overrides: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
     env.pop("GLASSBOX_RUN_STAMP", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "glassbox.train", *path_overrides(root), *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "glassbox.train",
+        *path_overrides(root),
+        *overrides,
+    ]
     return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
 
 

@@ -1,6 +1,7 @@
 """The explorer pages: the alignment of the embedding map; the page of a real tiny run on 西游记 (4 layers ×
 4 heads, 17 snapshots: the default run's shape) read as a file and in a real headless Chromium, as a user
 opens it from disk; and the page of a hand-made sweep."""
+
 from __future__ import annotations
 
 import base64
@@ -25,11 +26,17 @@ from helpers import project_with_corpus, run_stage, run_stages
 
 SCREENSHOT_COPY = Path("/tmp/explorer-screenshot.png")
 N_LAYER, N_HEAD = 4, 4
-RUN = ["experiment=tiny", "corpus=xiyouji", f"model.n_layer={N_LAYER}", f"model.n_head={N_HEAD}",
-       "train.snapshots.every=6"]  # snapshots 0, 1, 2, 4, 6, 8, 12, 16, 18, 24, ..., 60, 64: 17 of them
+RUN = [
+    "experiment=tiny",
+    "corpus=xiyouji",
+    f"model.n_layer={N_LAYER}",
+    f"model.n_head={N_HEAD}",
+    "train.snapshots.every=6",
+]  # snapshots 0, 1, 2, 4, 6, 8, 12, 16, 18, 24, ..., 60, 64: 17 of them
 
 
 # --- the alignment of the embedding map ------------------------------------------------------------
+
 
 def rotation(angle: float) -> np.ndarray:
     return np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
@@ -60,6 +67,7 @@ def test_every_snapshot_is_turned_to_match_the_last():
 
 
 # --- the page of a real run -------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
@@ -105,6 +113,7 @@ def test_make_explore_redraws_the_page_analyze_wrote(run_dir, page):
 
 # --- the page in a real browser ---------------------------------------------------------------------
 
+
 def browser_or_skip():
     """Chromium and its driver on PATH and selenium installed, or a skip that says which is missing."""
     try:
@@ -127,9 +136,18 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     profile = tempfile.mkdtemp(prefix="explorer-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--window-size=1366,768"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1366,768",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
@@ -144,8 +162,9 @@ def opened(browser, page, tmp_path_factory):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(page.as_uri())
-    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
-        "return document.querySelectorAll('#attention g.hm').length > 0"))
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.querySelectorAll('#attention g.hm').length > 0")
+    )
     log = browser.get_log("browser")
     screenshot = tmp_path_factory.mktemp("screenshot") / "explorer.png"
     browser.save_screenshot(str(screenshot))
@@ -161,7 +180,8 @@ def shown_pair_values(driver) -> dict[tuple[str, str], float]:
     """{(pair id, cos | z | zf | p): value} as the pair table holds them now."""
     cells = driver.execute_script(
         "return [...document.querySelectorAll('#pairs-table tr[data-pair] td[data-key]')]"
-        ".map(td => [td.parentElement.dataset.pair, td.dataset.key, td.dataset.value])")
+        ".map(td => [td.parentElement.dataset.pair, td.dataset.key, td.dataset.value])"
+    )
     return {(pair, key): float(value) for pair, key, value in cells}
 
 
@@ -201,9 +221,11 @@ def test_the_slider_moves_every_panel_to_the_chosen_step(opened, run_dir, analys
         pattern = driver.execute_script("return document.getElementById('attention-plot-0').data[5].z")
         expected = snapshot["attention"]["prompts"][0]["pattern"][1][1]  # trace 5 = layer 1, head 1
         assert [[w for w in row if w is not None] for row in pattern] == [
-            pytest.approx(row[:q + 1], abs=1e-4) for q, row in enumerate(expected)]
+            pytest.approx(row[: q + 1], abs=1e-4) for q, row in enumerate(expected)
+        ]
         std = driver.execute_script(  # column 3 of the row of the last layer
-            "return document.querySelector('#residual-table-0 tr[data-layer=final] td:nth-child(3)').textContent")
+            "return document.querySelector('#residual-table-0 tr[data-layer=final] td:nth-child(3)').textContent"
+        )
         assert float(std) == pytest.approx(snapshot["activations"]["residual"][0]["layers"][-1]["std"], rel=1e-3)
         top = driver.execute_script("return document.getElementById('next-plot-0').data[0].y[0]")
         char = snapshot["predictions"]["prompts"][0]["next"][0][0]
@@ -214,7 +236,8 @@ def test_the_slider_moves_every_panel_to_the_chosen_step(opened, run_dir, analys
 def test_attention_has_a_heatmap_per_layer_and_head_with_the_future_masked(opened, analysis):
     driver, _ = opened
     heatmaps = driver.execute_script(
-        "return document.getElementById('attention-plot-0').data.filter(t => t.type === 'heatmap').map(t => t.z)")
+        "return document.getElementById('attention-plot-0').data.filter(t => t.type === 'heatmap').map(t => t.z)"
+    )
     assert len(heatmaps) == N_LAYER * N_HEAD
     drawn = driver.execute_script("return document.querySelectorAll('#attention-plot-0 g.hm').length")
     assert drawn == N_LAYER * N_HEAD
@@ -228,10 +251,12 @@ def test_characters_are_shown_as_characters(opened, analysis):
     driver, _ = opened
     prompt = analysis["probes"]["prompts"][0]  # 悟空道
     ticks = driver.execute_script(
-        "return [...document.querySelectorAll('#attention-plot-0 .xtick text')].map(t => t.textContent)")
-    assert ticks[:len(prompt)] == list(prompt)
+        "return [...document.querySelectorAll('#attention-plot-0 .xtick text')].map(t => t.textContent)"
+    )
+    assert ticks[: len(prompt)] == list(prompt)
     labels = driver.execute_script(
-        "return [...document.querySelectorAll('#pairs-table td.pair')].map(td => td.textContent)")
+        "return [...document.querySelectorAll('#pairs-table td.pair')].map(td => td.textContent)"
+    )
     assert labels[0] == "说 – 道"
     map_text = driver.execute_script("return [...document.querySelectorAll('#map-plot text')].map(t => t.textContent)")
     assert {"说", "道", "山", "水"} <= set(map_text)
@@ -243,11 +268,20 @@ def test_p_values_are_shown_at_their_resolution_as_the_report_prints_them(opened
     from glassbox.report.markdown import p_text
 
     driver, _ = opened
-    cases = [[1 / 4001, 1 / 4001], [1 / 1001, 1 / 1001], [1 / 201, 1 / 201], [0.01, 0.01], [0.042, 1 / 1001],
-             [0.05, None]]
+    cases = [
+        [1 / 4001, 1 / 4001],
+        [1 / 1001, 1 / 1001],
+        [1 / 201, 1 / 201],
+        [0.01, 0.01],
+        [0.042, 1 / 1001],
+        [0.05, None],
+    ]
     shown = driver.execute_script("return arguments[0].map(([p, floor]) => fmtP(p, floor))", cases)
-    assert shown == [p_text(p, floor) for p, floor in cases] == ["< 0.001", "< 0.001", "< 0.005", "≤ 0.010",
-                                                                  "0.042", "0.050"]
+    assert (
+        shown
+        == [p_text(p, floor) for p, floor in cases]
+        == ["< 0.001", "< 0.001", "< 0.005", "≤ 0.010", "0.042", "0.050"]
+    )
     cells = driver.execute_script("return [...document.querySelectorAll('#claims-table td')].map(td => td.textContent)")
     assert "0.000" not in cells
 
@@ -282,16 +316,20 @@ def test_an_analysis_without_some_suites_still_opens_and_says_what_is_missing(br
     page = tmp_path / FILE_NAME
     page.write_text(explorer_html(analysis), encoding="utf-8")
     browser.get(page.as_uri())
-    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
-        "return document.querySelectorAll('#pairs-plot .scatterlayer').length > 0"))
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.querySelectorAll('#pairs-plot .scatterlayer').length > 0")
+    )
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
     notes = [p.text for p in browser.find_elements("css selector", "p.missing")]
-    assert notes == ["No embedding map in this analysis: analyse the run again (make analyze) to add one.",
-                     "The attention suite did not run."]
+    assert notes == [
+        "No embedding map in this analysis: analyse the run again (make analyze) to add one.",
+        "The attention suite did not run.",
+    ]
     assert browser.find_elements("css selector", "#next-plot-0 .barlayer")  # predictions ran: its bars are there
 
 
 # --- the sweep page -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def toy_sweep_page(toy_sweep) -> tuple[Path, dict]:
@@ -321,14 +359,16 @@ def test_the_sweep_page_puts_the_runs_side_by_side(toy_sweep_page, browser):
 
     page, summary = toy_sweep_page
     browser.get(page.as_uri())
-    WebDriverWait(browser, 60).until(lambda d: d.execute_script(
-        "return document.querySelectorAll('#curves-plot .scatterlayer').length > 0"))
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.querySelectorAll('#curves-plot .scatterlayer').length > 0")
+    )
     assert [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"] == []
     assert browser.execute_script("return [...document.querySelectorAll('#jobs-table tr[data-job]')].length") == 4
 
     def chosen_column():
         return browser.execute_script(
-            "return [...document.querySelectorAll('#jobs-table td.chosen')].map(td => td.dataset.pair)")
+            "return [...document.querySelectorAll('#jobs-table td.chosen')].map(td => td.dataset.pair)"
+        )
 
     def final_means():  # the line through the configurations' means, in order of x (small before tiny)
         return browser.execute_script("return document.getElementById('final-plot').data[0].y")
@@ -339,7 +379,9 @@ def test_the_sweep_page_puts_the_runs_side_by_side(toy_sweep_page, browser):
     assert [option.text for option in pair.options] == ["a–e", ".–!", "a–.", "a–A"]  # by label, chosen by id
     pair.select_by_value("period_exclamation")
     assert chosen_column() == ["period_exclamation"] * 4
-    assert final_means() == [small["pairs"]["period_exclamation"]["zf"]["mean"],
-                             tiny["pairs"]["period_exclamation"]["zf"]["mean"]]
+    assert final_means() == [
+        small["pairs"]["period_exclamation"]["zf"]["mean"],
+        tiny["pairs"]["period_exclamation"]["zf"]["mean"],
+    ]
     Select(browser.find_element("id", "x-key")).select_by_value("parameters")
     assert browser.execute_script("return document.getElementById('final-plot').layout.xaxis.type") == "log"

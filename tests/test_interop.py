@@ -2,6 +2,7 @@
 character ids), the nanoGPT layout, inspect-hf on the export (the native suites' numbers) and on a
 tiny Llama, an exported checkpoint series (the run's own emergence metrics), and load_run.
 Nothing is downloaded: every model is trained or built here."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -84,6 +85,7 @@ def load_gpt2(folder: Path):
 
 # ---------------------------------------------------------------- export → transformers
 
+
 def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
     model, info, warnings = load_gpt2(tiny["last"])
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
@@ -152,16 +154,28 @@ def test_nanogpt_layout_has_nanogpt_names_and_loads_back(tiny):
     cfg = json.loads((tiny["last"] / "nanogpt_config.json").read_text())
     n = cfg["n_layer"]
     # The names nanoGPT's GPT.state_dict() has without biases, which TransformerLens' converter reads.
-    per_layer = ["ln_1.weight", "attn.c_attn.weight", "attn.c_proj.weight", "ln_2.weight", "mlp.c_fc.weight",
-                 "mlp.c_proj.weight"]
-    assert set(weights) == {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f.weight",
-                            "lm_head.weight", *(f"transformer.h.{i}.{p}" for i in range(n) for p in per_layer)}
+    per_layer = [
+        "ln_1.weight",
+        "attn.c_attn.weight",
+        "attn.c_proj.weight",
+        "ln_2.weight",
+        "mlp.c_fc.weight",
+        "mlp.c_proj.weight",
+    ]
+    assert set(weights) == {
+        "transformer.wte.weight",
+        "transformer.wpe.weight",
+        "transformer.ln_f.weight",
+        "lm_head.weight",
+        *(f"transformer.h.{i}.{p}" for i in range(n) for p in per_layer),
+    }
     assert torch.equal(weights["lm_head.weight"], weights["transformer.wte.weight"])
 
     # Same modules, same layouts: back under glassbox's names it loads strictly and computes the same.
     model = GPT(GPTConfig(**cfg))
-    model.load_state_dict({k.replace("transformer.h.", "blocks.").replace("transformer.", ""): v
-                           for k, v in weights.items()})
+    model.load_state_dict(
+        {k.replace("transformer.h.", "blocks.").replace("transformer.", ""): v for k, v in weights.items()}
+    )
     original = snapshot_of(tiny, tiny["steps"][-1]).model()
     idx = torch.arange(cfg["block_size"])[None] % cfg["vocab_size"]
     with torch.no_grad():
@@ -188,9 +202,16 @@ def test_export_of_a_model_with_biases_keeps_them(tmp_path):
     with torch.no_grad():
         for param in model.parameters():
             param.add_(0.1 * torch.randn_like(param))
-    snapshot = Snapshot.from_payload(tmp_path / "checkpoints" / "step_0000005.pt", {
-        "step": 5, "model": model.state_dict(), "model_args": dataclasses.asdict(model.config),
-        "vocab_hash": vocab.hash, "config": {"name": "synthetic", "corpus": {"name": "hamlet"}}})
+    snapshot = Snapshot.from_payload(
+        tmp_path / "checkpoints" / "step_0000005.pt",
+        {
+            "step": 5,
+            "model": model.state_dict(),
+            "model_args": dataclasses.asdict(model.config),
+            "vocab_hash": vocab.hash,
+            "config": {"name": "synthetic", "corpus": {"name": "hamlet"}},
+        },
+    )
     folder = export_snapshot(snapshot, vocab, tmp_path / "export")
 
     hf_model, info, warnings = load_gpt2(folder)
@@ -225,6 +246,7 @@ def test_export_of_a_missing_step_exits_cleanly(tiny):
 
 
 # ---------------------------------------------------------------- inspect-hf
+
 
 def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=0, abs_tol=TOL)
@@ -282,23 +304,41 @@ def tiny_llama(folder: Path) -> None:
     bpe.train_from_iterator(text, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"]))
     transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>").save_pretrained(folder)
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(vocab_size=bpe.get_vocab_size(), hidden_size=32, intermediate_size=64,
-                                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                      max_position_embeddings=64)
+    config = transformers.LlamaConfig(
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     transformers.LlamaForCausalLM(config).save_pretrained(folder)
 
 
 def llama_config(tmp_path: Path, folder: Path, **probes):
     """inspect_hf's config for the tiny Llama: probes in its tokens, baselines sized to its 100-odd tokens."""
-    cfg = config(tmp_path, "inspect_hf", f"hf.path={folder}", "analysis.chance.n_pairs=50",
-                 "analysis.chance.n_permutations=20", "analysis.chance.n_bands=2", "analysis.chance.top_k_frequent=100")
+    cfg = config(
+        tmp_path,
+        "inspect_hf",
+        f"hf.path={folder}",
+        "analysis.chance.n_pairs=50",
+        "analysis.chance.n_permutations=20",
+        "analysis.chance.n_bands=2",
+        "analysis.chance.top_k_frequent=100",
+    )
     cfg.corpus.probes = {
         "groups": {"animals": ["cat", "dog"], "sky": ["sun", "moon"]},
-        "pairs": [{"id": "cat_dog", "a": "cat", "b": "dog"}, {"id": "sun_moon", "a": "sun", "b": "moon"},
-                  {"id": "cat_sun", "a": "cat", "b": "sun"}],
+        "pairs": [
+            {"id": "cat_dog", "a": "cat", "b": "dog"},
+            {"id": "sun_moon", "a": "sun", "b": "moon"},
+            {"id": "cat_sun", "a": "cat", "b": "sun"},
+        ],
         "prompts": ["the cat sat on the", "catdog"],
-        "context": {"char": "sat",
-                    "senses": {"cat": ["the cat sat", "a cat sat"], "dog": ["the dog sat", "a dog sat"]}},
+        "context": {
+            "char": "sat",
+            "senses": {"cat": ["the cat sat", "a cat sat"], "dog": ["the dog sat", "a dog sat"]},
+        },
         **probes,
     }
     return cfg
@@ -346,6 +386,7 @@ def test_inspect_hf_on_a_missing_folder_exits_cleanly(tmp_path):
 
 # ---------------------------------------------------------------- load_run
 
+
 def test_load_run_reuses_the_stages_readers(tiny):
     run = glassbox.load_run(tiny["root"] / "outputs" / "tiny")  # the experiment's folder: its latest run
     assert run.path == tiny["run_dir"] and run.steps == tiny["steps"]
@@ -375,8 +416,16 @@ def test_load_run_finds_the_vocabulary_of_a_run_trained_with_relative_paths(tmp_
     run_dir = tmp_path / "project" / "outputs" / "hello" / "2024-01-01_00-00-00-000000"
     model = GPT(GPTConfig(vocab_size=vocab.size, block_size=4, n_layer=1, n_head=1, n_embd=8))
     config = {"name": "hello", "corpus": {"name": "hello"}, "paths": {"processed_dir": "./data/processed/hello"}}
-    save_snapshot(snapshot_path(run_dir, 0), {"step": 0, "model": model.state_dict(), "vocab_hash": vocab.hash,
-                                              "model_args": dataclasses.asdict(model.config), "config": config})
+    save_snapshot(
+        snapshot_path(run_dir, 0),
+        {
+            "step": 0,
+            "model": model.state_dict(),
+            "vocab_hash": vocab.hash,
+            "model_args": dataclasses.asdict(model.config),
+            "config": config,
+        },
+    )
     monkeypatch.chdir(tmp_path)  # not the project: the vocabulary is found from the run's folders
     run = glassbox.load_run(run_dir)
     assert run.vocab == vocab and run.steps == [0] and run.config.paths.processed_dir == "./data/processed/hello"

@@ -1,6 +1,7 @@
 """Interventions: the one mechanism in the model (edits at hook points, also under the KV cache), the
 steering / patching / ablation experiments on models whose answer is known, their bad inputs, and the
 three stages end to end on the tiny experiment."""
+
 from __future__ import annotations
 
 import math
@@ -44,12 +45,19 @@ def tokens(batch: int, length: int, seed: int = 1) -> torch.Tensor:
 
 # ---------------------------------------------------------------- the mechanism
 
+
 @torch.no_grad()
 def test_adding_a_zero_vector_changes_nothing():
     model, idx = small_model(), tokens(3, 7)
     plain, _ = model(idx)
-    for name in ("embed", "blocks.0.resid_pre", "blocks.1.attn_out", "blocks.1.resid_mid", "blocks.0.mlp_out",
-                 "blocks.1.resid_post"):
+    for name in (
+        "embed",
+        "blocks.0.resid_pre",
+        "blocks.1.attn_out",
+        "blocks.1.resid_mid",
+        "blocks.0.mlp_out",
+        "blocks.1.resid_post",
+    ):
         edited, _ = model(idx, interventions={name: add(torch.zeros(SMALL.n_embd))})
         assert torch.equal(edited, plain), name
 
@@ -100,11 +108,15 @@ def test_an_unknown_hook_point_is_refused_by_name():
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("interventions", [
-    {"blocks.0.resid_post": add(torch.linspace(-3, 3, 16))},
-    {"blocks.1.attn.head_out": zero(heads=[0]), "blocks.0.mlp_out": zero()},
-    {"blocks.1.attn.pattern": lambda p: p.roll(1, dims=1)},  # heads swap patterns: the explicit attention path
-], ids=["steer", "ablate", "pattern"])
+@pytest.mark.parametrize(
+    "interventions",
+    [
+        {"blocks.0.resid_post": add(torch.linspace(-3, 3, 16))},
+        {"blocks.1.attn.head_out": zero(heads=[0]), "blocks.0.mlp_out": zero()},
+        {"blocks.1.attn.pattern": lambda p: p.roll(1, dims=1)},  # heads swap patterns: the explicit attention path
+    ],
+    ids=["steer", "ablate", "pattern"],
+)
 def test_cached_and_uncached_generation_agree_under_an_intervention(interventions):
     model, prompt = small_model(), tokens(2, 4)
     for param in model.parameters():
@@ -114,8 +126,9 @@ def test_cached_and_uncached_generation_agree_under_an_intervention(intervention
     full, _ = model(cached, interventions=interventions)
     assert not torch.allclose(full, model(cached)[0], atol=1e-3)  # and the intervention did something
     kv_cache = model.new_kv_cache()
-    chunks = [model(cached[:, a:b], kv_cache=kv_cache, interventions=interventions)[0] for a, b in ((0, 4), (4, 5),
-                                                                                                    (5, 12))]
+    chunks = [
+        model(cached[:, a:b], kv_cache=kv_cache, interventions=interventions)[0] for a, b in ((0, 4), (4, 5), (5, 12))
+    ]
     assert torch.allclose(torch.cat(chunks, dim=1), full, atol=1e-5)
 
 
@@ -136,7 +149,7 @@ def planted_model() -> GPT:
     d = model.config.n_embd
     u = torch.zeros(d // 2, d)
     for k in range(d // 2):
-        u[k, 2 * k], u[k, 2 * k + 1] = 2 ** -0.5, -(2 ** -0.5)
+        u[k, 2 * k], u[k, 2 * k + 1] = 2**-0.5, -(2**-0.5)
     rows = {"a": 3 * u[3], "b": 3 * u[4], "P": u[1] + 2 * u[0], "N": u[1] - 2 * u[0], "Q": 3 * u[2], "T": 5 * u[0]}
     with torch.no_grad():
         model.wte.weight.copy_(torch.stack([rows[c] for c in PLANTED_ITOS]))
@@ -151,10 +164,21 @@ def planted_prompts(*texts: str) -> list[Prompt]:
 
 
 def planted_spec(**changes) -> SteeringSpec:
-    spec = dict(positive=planted_prompts("aP", "bP"), negative=planted_prompts("aN", "bN"),
-                held_out=planted_prompts("aQ", "bQ"), targets=["T"], target_ids=[PLANTED.stoi["T"]],
-                point="resid_post", layers=[0], alphas=[-1.0, -0.5, 0.5, 1.0], n_random=8, seed=0, gen_tokens=3,
-                temperature=0.0, z_min=2.0)
+    spec = dict(
+        positive=planted_prompts("aP", "bP"),
+        negative=planted_prompts("aN", "bN"),
+        held_out=planted_prompts("aQ", "bQ"),
+        targets=["T"],
+        target_ids=[PLANTED.stoi["T"]],
+        point="resid_post",
+        layers=[0],
+        alphas=[-1.0, -0.5, 0.5, 1.0],
+        n_random=8,
+        seed=0,
+        gen_tokens=3,
+        temperature=0.0,
+        z_min=2.0,
+    )
     return SteeringSpec(**{**spec, **changes})
 
 
@@ -188,6 +212,7 @@ def test_the_random_control_uses_directions_of_the_steering_vectors_norm():
 
 # ---------------------------------------------------------------- patching
 
+
 def small_vocab() -> Vocab:
     itos = list("abcdefghijk")
     return Vocab(itos=itos, counts=[1] * len(itos))
@@ -218,6 +243,7 @@ def test_patching_the_last_position_of_a_one_layer_model_gives_the_sources_predi
 
 
 # ---------------------------------------------------------------- head ablation
+
 
 @pytest.fixture(scope="module")
 def copy_model() -> tuple[GPT, torch.Tensor, torch.Tensor]:
@@ -258,6 +284,7 @@ def test_ablating_the_head_a_model_relies_on_raises_the_loss(copy_model, mode):
 
 # ---------------------------------------------------------------- bad input, in process
 
+
 @pytest.fixture
 def shakespeare_vocab() -> Vocab:
     return Vocab.from_text(find_corpus("tinyshakespeare.txt").read_text(encoding="utf-8"))
@@ -266,29 +293,36 @@ def shakespeare_vocab() -> Vocab:
 MODEL_ARGS = {"block_size": 32, "n_layer": 2}
 
 
-@pytest.mark.parametrize("override, message", [
-    ("point=resid_foo", "point='resid_foo' is not a hook point"),
-    ("layer=2", "layer=2 does not exist: the model has 2 blocks"),
-    ("layer=[0,x]", "give all, a block index or a list"),
-    ("alphas=[1,a]", "every strength α must be a number"),
-    ("alphas=[]", "every strength α must be a number"),
-    ("corpus.steering.positive=[]", "corpus.steering.positive is empty"),
-    ("corpus.steering.negative=['']", "corpus.steering.negative holds an empty prompt"),
-    ("corpus.steering.held_out=[ROMEO,'悟空道']", "'悟' (U+609F)"),
-    ("corpus.steering.targets=[ab]", "single characters"),
-    ("n_random=1", "n_random=1"),
-], ids=["point", "layer", "layer-type", "alpha", "no-alpha", "empty-set", "empty-prompt", "oov", "target", "random"])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("point=resid_foo", "point='resid_foo' is not a hook point"),
+        ("layer=2", "layer=2 does not exist: the model has 2 blocks"),
+        ("layer=[0,x]", "give all, a block index or a list"),
+        ("alphas=[1,a]", "every strength α must be a number"),
+        ("alphas=[]", "every strength α must be a number"),
+        ("corpus.steering.positive=[]", "corpus.steering.positive is empty"),
+        ("corpus.steering.negative=['']", "corpus.steering.negative holds an empty prompt"),
+        ("corpus.steering.held_out=[ROMEO,'悟空道']", "'悟' (U+609F)"),
+        ("corpus.steering.targets=[ab]", "single characters"),
+        ("n_random=1", "n_random=1"),
+    ],
+    ids=["point", "layer", "layer-type", "alpha", "no-alpha", "empty-set", "empty-prompt", "oov", "target", "random"],
+)
 def test_bad_steering_input_says_what_was_wrong(make_cfg, shakespeare_vocab, override, message):
     cfg = make_cfg("steer", ["experiment=tiny", override])
     with pytest.raises(GlassboxError, match=re.escape(message)):
         SteeringSpec.from_config(cfg, shakespeare_vocab, MODEL_ARGS)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("position=5", "position=5: give a position both prompts have"),
-    ("target=''", "target holds an empty prompt"),
-    ("source=Zounds%", "'%' (U+0025)"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("position=5", "position=5: give a position both prompts have"),
+        ("target=''", "target holds an empty prompt"),
+        ("source=Zounds%", "'%' (U+0025)"),
+    ],
+)
 def test_bad_patching_input_says_what_was_wrong(make_cfg, shakespeare_vocab, override, message):
     cfg = make_cfg("patch", ["experiment=tiny", "target=abc", override])
     with pytest.raises(GlassboxError, match=re.escape(message)):
@@ -296,6 +330,7 @@ def test_bad_patching_input_says_what_was_wrong(make_cfg, shakespeare_vocab, ove
 
 
 # ---------------------------------------------------------------- the stages on the tiny experiment
+
 
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory) -> Path:
@@ -331,14 +366,18 @@ def test_steer_writes_its_report_metrics_and_wandb_tables(tiny_project):
     tables = {k.split(".")[0]: item for item in history for k, v in item.items() if v == "table-file"}
     assert sorted(tables) == ["tables/steer", "tables/steer_continuations"]
     assert tables["tables/steer"]["tables/steer.nrows"] == 4  # 2 layers x 2 strengths
-    assert [item[keys.steer("L0", -2.0, "z")] for item in history if keys.steer("L0", -2.0, "z") in item] \
-        == [step["layers"][0]["alphas"][0]["z"]]
+    assert [item[keys.steer("L0", -2.0, "z")] for item in history if keys.steer("L0", -2.0, "z") in item] == [
+        step["layers"][0]["alphas"][0]["z"]
+    ]
 
 
 @pytest.mark.e2e
 def test_patch_runs_over_every_snapshot_of_the_run(tiny_project):
-    done = run_stage("patch", ["experiment=tiny", "step=all", "source=KING", "target=the king", "layer=[1]",
-                               "wandb.mode=disabled"], tiny_project)
+    done = run_stage(
+        "patch",
+        ["experiment=tiny", "step=all", "source=KING", "target=the king", "layer=[1]", "wandb.mode=disabled"],
+        tiny_project,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     (out,) = interventions_of(tiny_project, "patch")
     results = fileio.read_json(out / "results.json")
@@ -360,10 +399,17 @@ def test_ablate_ranks_every_head(tiny_project):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("stage, override, message", [
-    ("patch", "source=悟空道", "source: prompt '悟空道': 3 character(s) are not in the vocabulary"),  # quoted for Hydra
-    ("ablate", "mode=half", "mode='half': choose mean"),
-])
+@pytest.mark.parametrize(
+    "stage, override, message",
+    [
+        (
+            "patch",
+            "source=悟空道",
+            "source: prompt '悟空道': 3 character(s) are not in the vocabulary",
+        ),  # quoted for Hydra
+        ("ablate", "mode=half", "mode='half': choose mean"),
+    ],
+)
 def test_a_bad_command_line_fails_before_writing_anything(tiny_project, stage, override, message):
     before = interventions_of(tiny_project, stage)
     done = run_stage(stage, ["experiment=tiny", override, "wandb.mode=disabled"], tiny_project)

@@ -1,6 +1,7 @@
 """A text of your own (corpus=local): named after its file, its sha256 trusted on first use, bad paths
 refused clearly, and prepare → train → analyze → trace end to end with no probes, then with probes
 given on the command line; on the way, what the console and train.log show of the run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -23,9 +24,19 @@ from helpers import find_corpus, run_stage
 FILE = "西游记 excerpt.txt"  # a space and CJK: passed to Hydra as typed
 NAME = "excerpt"
 # The tiny model for 8 steps, snapshots at 0, 1, 2, 4, 8; the file's path as a user types it.
-OWN = ["experiment=local", f"corpus.path=texts/{FILE}", "wandb.mode=disabled", "model=tiny", "train.max_iters=8",
-       "train.batch_size=4", "train.eval_iters=1", "train.snapshots.log_spaced_until=4", "train.snapshots.every=8",
-       "analysis.chance.n_permutations=50", "analysis.chance.n_pairs=200"]
+OWN = [
+    "experiment=local",
+    f"corpus.path=texts/{FILE}",
+    "wandb.mode=disabled",
+    "model=tiny",
+    "train.max_iters=8",
+    "train.batch_size=4",
+    "train.eval_iters=1",
+    "train.snapshots.log_spaced_until=4",
+    "train.snapshots.every=8",
+    "analysis.chance.n_permutations=50",
+    "analysis.chance.n_pairs=200",
+]
 SNAPSHOTS = [0, 1, 2, 4, 8]
 
 
@@ -54,12 +65,15 @@ def own_run(tmp_path_factory) -> dict:
     return {"root": root, "run_dir": (root / "outputs" / NAME / "latest").resolve(), **stages}
 
 
-@pytest.mark.parametrize("path, name", [
-    ("texts/Hong Lou Meng.txt", "hong-lou-meng"),
-    ("my notes (v2).TXT", "my-notes-v2"),
-    ("红楼梦.txt", f"local-{hashlib.sha256('红楼梦'.encode()).hexdigest()[:8]}"),  # no ASCII: stable, W&B-safe
-    (None, "local"),
-])
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        ("texts/Hong Lou Meng.txt", "hong-lou-meng"),
+        ("my notes (v2).TXT", "my-notes-v2"),
+        ("红楼梦.txt", f"local-{hashlib.sha256('红楼梦'.encode()).hexdigest()[:8]}"),  # no ASCII: stable, W&B-safe
+        (None, "local"),
+    ],
+)
 def test_the_corpus_is_named_after_its_file(path, name):
     assert corpus_name(path) == name
 
@@ -81,11 +95,14 @@ def test_prepare_records_the_files_sha256_and_checks_a_pinned_one(own_text, make
     assert fileio.read_json(out_dir / "meta.json")["n_chars"] == 5900
 
 
-@pytest.mark.parametrize("path, message", [
-    (None, "has neither a file nor a URL: give your text file with corpus.path=<file>"),
-    ("nope.txt", "corpus.path=.*nope.txt does not exist"),
-    ("texts", "corpus.path=.*texts is a folder"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        (None, "has neither a file nor a URL: give your text file with corpus.path=<file>"),
+        ("nope.txt", "corpus.path=.*nope.txt does not exist"),
+        ("texts", "corpus.path=.*texts is a folder"),
+    ],
+)
 def test_a_missing_file_is_a_clear_error_before_anything_is_written(own_text, workdir, make_cfg, path, message):
     overrides = ["experiment=local", "wandb.mode=disabled", *([f"corpus.path={workdir / path}"] if path else [])]
     with pytest.raises(GlassboxError, match=message):

@@ -145,9 +145,7 @@ def test_tiny_model_overfits_a_repeated_sequence():
     data = pattern.repeat(4)
     idx = torch.stack([data[i : i + 8] for i in range(0, 16, 2)])
     targets = torch.stack([data[i + 1 : i + 9] for i in range(0, 16, 2)])
-    optimizer = model.configure_optimizer(
-        weight_decay=0.1, learning_rate=1e-2, betas=(0.9, 0.95), device_type="cpu"
-    )
+    optimizer = model.configure_optimizer(weight_decay=0.1, learning_rate=1e-2, betas=(0.9, 0.95), device_type="cpu")
     _, first_loss = model(idx, targets)
     for _ in range(100):
         _, loss = model(idx, targets)
@@ -160,9 +158,7 @@ def test_tiny_model_overfits_a_repeated_sequence():
 
 def test_weight_decay_groups():
     model = tiny_model(bias=True)
-    optimizer = model.configure_optimizer(
-        weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.95), device_type="cpu"
-    )
+    optimizer = model.configure_optimizer(weight_decay=0.1, learning_rate=1e-3, betas=(0.9, 0.95), device_type="cpu")
     decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
     not_decayed = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
     params = list(model.parameters())

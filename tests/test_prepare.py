@@ -1,5 +1,6 @@
 """prepare.py: the stage in-process on synthetic corpora, its bad inputs as a user meets them
 (subprocess: real exit code and stderr), its W&B run, and end to end on the real corpora."""
+
 from __future__ import annotations
 
 import errno
@@ -61,6 +62,7 @@ def prepare_synthetic(workdir, make_cfg):
 
 # --- split -----------------------------------------------------------------------------------
 
+
 def test_split_is_first_90_and_last_10_percent():
     ids = np.arange(1000)
     train, val = split_ids(ids, 0.1)
@@ -76,6 +78,7 @@ def test_split_rejects_fractions_outside_0_1(fraction):
 
 
 # --- prepare in-process ----------------------------------------------------------------------
+
 
 def test_prepare_writes_splits_that_decode_to_the_normalized_text(prepare_synthetic, caplog):
     caplog.set_level(logging.INFO)
@@ -170,6 +173,7 @@ def test_interrupted_rebuild_leaves_nothing_to_trust(prepare_synthetic, monkeypa
 
 # --- bad input, as the user meets it -----------------------------------------------------------
 
+
 def assert_fails(result, *snippets: str) -> None:
     assert result.returncode != 0, result.stdout
     for snippet in snippets:
@@ -241,6 +245,7 @@ def test_unwritable_output_directory(workdir):
 
 # --- W&B -------------------------------------------------------------------------------------
 
+
 def test_prepare_logs_the_dataset_artifact_offline(workdir):
     overrides = place_corpus(workdir, TEXT.encode())
     result = run_stage("prepare", overrides, workdir)
@@ -265,6 +270,7 @@ def test_prepare_logs_the_dataset_artifact_offline(workdir):
 
 
 # --- end to end on the real corpora ----------------------------------------------------------
+
 
 @pytest.mark.e2e
 @pytest.mark.parametrize(

@@ -49,8 +49,9 @@ def pair_id(a: int, b: int) -> str:
 
 
 def chance(counts, probes, seed=0):
-    return ChanceModel.build(counts, probes, n_pairs=4000, top_k_frequent=500, n_bands=N_BANDS,
-                             min_count=5, n_permutations=1000, seed=seed)
+    return ChanceModel.build(
+        counts, probes, n_pairs=4000, top_k_frequent=500, n_bands=N_BANDS, min_count=5, n_permutations=1000, seed=seed
+    )
 
 
 def test_frequency_bands_are_equal_rank_slices():

@@ -32,8 +32,9 @@ def test_stats_by_frequency_pick_the_right_rows():
 
 def test_cosines_ignore_length():
     W = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [-1.0, 1.0]])
-    assert torch.allclose(pair_cosines(W, torch.tensor([[0, 1], [0, 2], [0, 3]])),
-                          torch.tensor([1.0, 0.0, -1 / math.sqrt(2)]))
+    assert torch.allclose(
+        pair_cosines(W, torch.tensor([[0, 1], [0, 2], [0, 3]])), torch.tensor([1.0, 0.0, -1 / math.sqrt(2)])
+    )
     matrix = cosine_matrix(W, torch.tensor([0, 2]))
     assert torch.allclose(matrix, torch.eye(2))
 
@@ -57,6 +58,7 @@ def test_pca_recovers_a_rank_two_point_set():
     coords, ratio = pca_2d(X)
     assert coords.shape == (40, 2) and math.isclose(ratio.sum().item(), 1.0, abs_tol=1e-4)
     assert ratio[0] > ratio[1]
+
     def distances(points):
         return (points[:, None] - points[None]).norm(dim=-1)
 

@@ -123,23 +123,20 @@ def test_snapshot_metrics_returns_every_documented_key(model, batch):
     counts = (1000 / torch.arange(1, V + 1)).round().long()
     probes = ProbeSet.build(
         {"g1": ["a", "b", "c"], "g2": ["d", "e"]},
-        [{"id": "a_b", "a": "a", "b": "b"}, {"id": "a_d", "a": "a", "b": "d"},
-         {"id": "f_g", "a": "f", "b": "g", "expect": "up"}],
+        [
+            {"id": "a_b", "a": "a", "b": "b"},
+            {"id": "a_d", "a": "a", "b": "d"},
+            {"id": "f_g", "a": "f", "b": "g", "expect": "up"},
+        ],
         stoi,
     )
-    stats = ChanceModel.build(
-        counts, probes, n_pairs=200, n_bands=4, min_count=5, n_permutations=50
-    )
+    stats = ChanceModel.build(counts, probes, n_pairs=200, n_bands=4, min_count=5, n_permutations=50)
     model.train()
     metrics = snapshot_metrics(model, probes, counts, batch, stats, n_frequent=10)
 
     expected = {f"emb/{s}" for s in ("std", "min", "max", "l2_mean")}
-    expected |= {
-        f"emb/{end}10/{s}" for end in ("top", "bottom") for s in ("std", "min", "max", "l2_mean")
-    }
-    expected |= {
-        f"{kind}/{pair}" for kind in ("cos", "z", "zf", "p") for pair in ("a_b", "a_d", "f_g")
-    }
+    expected |= {f"emb/{end}10/{s}" for end in ("top", "bottom") for s in ("std", "min", "max", "l2_mean")}
+    expected |= {f"{kind}/{pair}" for kind in ("cos", "z", "zf", "p") for pair in ("a_b", "a_d", "f_g")}
     expected |= {"cos/within_mean", "cos/cross_mean", "baseline/mean", "baseline/std"}
     expected |= {"stat/within_minus_cross", "zf/within_minus_cross", "p/within_minus_cross"}
     expected |= {f"resid_{s}/{layer}" for layer in ("embed", "L0", "L1", "final") for s in ("mean", "std", "max")}

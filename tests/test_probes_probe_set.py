@@ -11,8 +11,12 @@ def pair(pair_id, a, b, expect=None):
 
 
 def test_kinds_and_default_expectations():
-    pairs = [pair("shuo_dao", "说", "道"), pair("shuo_shan", "说", "山"), pair("shuo_ren", "说", "人"),
-             pair("comma_semicolon", ",", ";")]
+    pairs = [
+        pair("shuo_dao", "说", "道"),
+        pair("shuo_shan", "说", "山"),
+        pair("shuo_ren", "说", "人"),
+        pair("comma_semicolon", ",", ";"),
+    ]
     probes = ProbeSet.build(GROUPS, pairs, STOI)
     got = {p.name: (p.label, p.kind, p.expect) for p in probes.pairs}
     assert got == {
@@ -37,13 +41,16 @@ def test_bad_expectation_and_bad_entry_are_rejected():
             ProbeSet.build(GROUPS, [old_form], STOI)
 
 
-@pytest.mark.parametrize("pair_id, complaint", [
-    ("说道", "must be ASCII letters, digits and _"),
-    ("shuo-dao", "must be ASCII letters, digits and _"),
-    ("2nd", "not starting with a digit"),
-    ("within_minus_cross", "taken by a group statistic"),
-    ("cross_mean", "taken by a group statistic"),
-])
+@pytest.mark.parametrize(
+    "pair_id, complaint",
+    [
+        ("说道", "must be ASCII letters, digits and _"),
+        ("shuo-dao", "must be ASCII letters, digits and _"),
+        ("2nd", "not starting with a digit"),
+        ("within_minus_cross", "taken by a group statistic"),
+        ("cross_mean", "taken by a group statistic"),
+    ],
+)
 def test_pair_ids_that_cannot_name_a_wandb_key_are_rejected(pair_id, complaint):
     with pytest.raises(ValueError, match=complaint) as error:
         ProbeSet.build(GROUPS, [pair(pair_id, "说", "道")], STOI)
@@ -58,6 +65,7 @@ def test_a_pair_id_used_twice_is_rejected():
 def test_group_combinations_cover_all_group_characters():
     probes = ProbeSet.build(GROUPS, [], STOI)
     assert probes.group_chars == ["说", "道", "言", "曰", "山", "水", "天"]
+
     def named(positions):
         chars = probes.group_chars
         return {frozenset((chars[i], chars[j])) for i, j in positions.tolist()}

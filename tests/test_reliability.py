@@ -2,6 +2,7 @@
 SIGTERM, corrupt or truncated snapshots, a config that no longer fits, a NaN loss, W&B failing,
 a full disk, and snapshot files crafted to run code. A resumed run must reproduce the
 uninterrupted one exactly (CPU, same seed and config): every metric at every snapshot step."""
+
 from __future__ import annotations
 
 import errno
@@ -53,8 +54,16 @@ def tiny_cfg(root: Path, output_dir: Path, *overrides: str):
     """The train config as `make train EXPERIMENT=tiny` composes it, W&B off, outputs in output_dir."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose("train", overrides=[f"paths.root_dir={root}", f"paths.output_dir={output_dir}",
-                                           "wandb.mode=disabled", *TINY, *overrides])
+        return compose(
+            "train",
+            overrides=[
+                f"paths.root_dir={root}",
+                f"paths.output_dir={output_dir}",
+                "wandb.mode=disabled",
+                *TINY,
+                *overrides,
+            ],
+        )
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,9 @@ def outputs(tmp_path) -> Path:
 
 def history(run_dir: Path) -> tuple[list[dict], list[dict]]:
     """metrics.jsonl and progress.jsonl, without the one wall-clock number (tokens/s)."""
-    progress = [{k: v for k, v in row.items() if k != "tokens_per_sec"}
-                for row in JsonlFile(run_dir / "progress.jsonl").read()]
+    progress = [
+        {k: v for k, v in row.items() if k != "tokens_per_sec"} for row in JsonlFile(run_dir / "progress.jsonl").read()
+    ]
     return JsonlFile(run_dir / "metrics.jsonl").read(), progress
 
 
@@ -100,6 +110,7 @@ def interrupted_run(root: Path, outputs: Path) -> Path:
 
 # --- kill -9 and signals, as a user runs it ---------------------------------------------------------
 
+
 @pytest.mark.e2e
 def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(root, reference, tmp_path):
     out = tmp_path / "outputs"
@@ -110,8 +121,13 @@ def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     runner = Path(__file__).with_name("pausing_train.py")
     with open(log, "w") as stdout:
-        killed = subprocess.Popen([sys.executable, str(runner), "step_0000032.pt", f"paths.root_dir={root}", *args,
-                                   "wandb.mode=offline"], cwd=root, env=env, stdout=stdout, stderr=subprocess.STDOUT)
+        killed = subprocess.Popen(
+            [sys.executable, str(runner), "step_0000032.pt", f"paths.root_dir={root}", *args, "wandb.mode=offline"],
+            cwd=root,
+            env=env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 120
         while "paused while saving" not in log.read_text() and killed.poll() is None and time.monotonic() < deadline:
@@ -144,8 +160,17 @@ def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(
 @pytest.mark.e2e
 def test_ctrl_c_saves_a_snapshot_finishes_wandb_and_exits_130(root, tmp_path):
     out = tmp_path / "outputs"
-    command = [sys.executable, "-m", "glassbox.train", f"paths.root_dir={root}", f"paths.output_dir={out}",
-               "experiment=tiny", "train.device=cpu", "train.max_iters=100000", "wandb.mode=offline"]
+    command = [
+        sys.executable,
+        "-m",
+        "glassbox.train",
+        f"paths.root_dir={root}",
+        f"paths.output_dir={out}",
+        "experiment=tiny",
+        "train.device=cpu",
+        "train.max_iters=100000",
+        "wandb.mode=offline",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     training = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -168,8 +193,9 @@ def test_ctrl_c_saves_a_snapshot_finishes_wandb_and_exits_130(root, tmp_path):
     assert exits == [1]  # the W&B run was finished, as failed, not left dangling
 
 
-def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matches(root, reference, outputs, monkeypatch,
-                                                                                   caplog):
+def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matches(
+    root, reference, outputs, monkeypatch, caplog
+):
     cfg = tiny_cfg(root, outputs)
     lr_at = loop.lr_at
 
@@ -201,10 +227,12 @@ def test_resuming_with_changed_settings_names_them(caplog):
     now = {"seed": 1, "train": {"max_iters": 64, "resume": "x.pt"}, "paths": {"root_dir": "/elsewhere"}}
     warn_about_changed_settings(saved, now)
     assert [r.getMessage() for r in caplog.records] == [
-        "resuming with settings that differ from the snapshot's: train.max_iters: 40 -> 64"]
+        "resuming with settings that differ from the snapshot's: train.max_iters: 40 -> 64"
+    ]
 
 
 # --- which snapshot a run resumes from ----------------------------------------------------------------
+
 
 def flip_a_byte_of_the_embedding(path: Path) -> None:
     """Damage the stored token embedding, well inside its tensor data, as a bad disk would."""
@@ -290,6 +318,7 @@ def test_rewinding_a_jsonl_file_drops_later_rows_and_a_line_cut_short(tmp_path):
 
 # --- a snapshot that does not fit ---------------------------------------------------------------------
 
+
 def test_check_fits_names_every_mismatched_key_with_both_values(reference):
     snapshot = load_snapshot(snapshot_path(reference, 8))
     fitting = dict(snapshot.model_args)
@@ -314,6 +343,7 @@ def test_resuming_with_a_different_model_is_refused_before_anything_changes(root
 
 # --- failures while training ----------------------------------------------------------------------------
 
+
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, outputs, monkeypatch):
     lr_at, forward = loop.lr_at, GPT.forward
     step_now = [0]
@@ -329,8 +359,11 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, output
     monkeypatch.setattr(loop, "lr_at", lr_noting_the_step)
     monkeypatch.setattr(GPT, "forward", forward_with_a_nan_loss_from_step_10)
     run_dir = outputs / "tiny" / "run"
-    with pytest.raises(GlassboxError, match=r"the training loss became nan at step 10; the last good snapshot is "
-                                            rf"{re.escape(str(snapshot_path(run_dir, 8)))} \(step 8\)"):
+    with pytest.raises(
+        GlassboxError,
+        match=r"the training loss became nan at step 10; the last good snapshot is "
+        rf"{re.escape(str(snapshot_path(run_dir, 8)))} \(step 8\)",
+    ):
         train(tiny_cfg(root, outputs), run_dir)
     monkeypatch.undo()
     assert read_run_state(run_dir)["status"] == "failed"
@@ -350,7 +383,8 @@ def test_wandb_init_failing_warns_once_and_training_goes_on(root, outputs, monke
     run_dir = train(tiny_cfg(root, outputs, "wandb.mode=offline"), outputs / "tiny" / "run")
     assert [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()] == [
         f"W&B init failed (OSError: [Errno 28] No space left on device); continuing without W&B, "
-        f"{run_dir / 'metrics.jsonl'} stays complete"]
+        f"{run_dir / 'metrics.jsonl'} stays complete"
+    ]
     assert [row["step"] for row in JsonlFile(run_dir / "metrics.jsonl").read()] == SCHEDULE
     assert read_run_state(run_dir)["status"] == "complete"
 
@@ -404,6 +438,7 @@ def test_a_full_disk_during_training_fails_the_run_and_keeps_earlier_snapshots(r
 
 
 # --- loading never runs code ---------------------------------------------------------------------------
+
 
 class RunsCode:
     """Unpickling this calls Path.touch: what a malicious .pt file could do with os.system instead."""

@@ -5,6 +5,7 @@ token file, analysing a run still training, forced encodings, the resume advice,
 valid, a full disk, an unwritable output folder, a damaged run.json or metrics.jsonl, a damaged old
 snapshot, W&B online without a network, a short corpus, a vocabulary mismatch and paths with spaces
 and CJK characters."""
+
 from __future__ import annotations
 
 import contextlib
@@ -61,8 +62,14 @@ def compose_cfg(config_name: str, *overrides: str, hydra_node: bool = False):
 
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str, config_name: str = "train"):
     """The tiny experiment's config as its stage composes it, W&B off, outputs in output_dir."""
-    return compose_cfg(config_name, f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled",
-                       *TINY, *overrides)
+    return compose_cfg(
+        config_name,
+        f"paths.root_dir={root}",
+        f"paths.output_dir={output_dir}",
+        "wandb.mode=disabled",
+        *TINY,
+        *overrides,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +113,11 @@ def wait_for(condition, timeout: float = 120) -> None:
 
 # --- 1. one writer per run ---------------------------------------------------------------------------------
 
+
 @pytest.mark.e2e
-def test_two_trains_at_once_on_one_interrupted_run_one_resumes_the_other_names_its_pid(root, reference, outputs,
-                                                                                      tmp_path):
+def test_two_trains_at_once_on_one_interrupted_run_one_resumes_the_other_names_its_pid(
+    root, reference, outputs, tmp_path
+):
     run_dir = copy_run(reference, outputs)
     rewind_run(run_dir, 16)  # interrupted after the snapshot at step 16
     write_run_state(run_dir, status="interrupted", last_snapshot=16)
@@ -121,11 +130,22 @@ def test_two_trains_at_once_on_one_interrupted_run_one_resumes_the_other_names_i
     procs = []
     for log in logs:
         with open(log, "w") as out:
-            procs.append(subprocess.Popen([sys.executable, str(runner), "step_0000032.pt", *args], cwd=root, env=ENV,
-                                          stdout=out, stderr=subprocess.STDOUT))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, str(runner), "step_0000032.pt", *args],
+                    cwd=root,
+                    env=ENV,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     try:
-        wait_for(lambda: any(p.poll() is not None for p in procs)
-                 and any("paused while saving" in log.read_text() for log in logs))
+        wait_for(
+            lambda: (
+                any(p.poll() is not None for p in procs)
+                and any("paused while saving" in log.read_text() for log in logs)
+            )
+        )
         (loser,) = [i for i, p in enumerate(procs) if p.poll() is not None]
         winner = 1 - loser
         assert "paused while saving" in logs[winner].read_text()
@@ -149,9 +169,17 @@ def test_two_trains_at_once_on_one_interrupted_run_one_resumes_the_other_names_i
 def test_a_run_held_by_a_live_process_is_refused_and_a_dead_ones_lock_never_blocks(reference, outputs):
     run_dir = copy_run(reference, outputs)
     write_run_state(run_dir, status="interrupted")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from glassbox.run import lock; "
-                               f"lock.claim({str(run_dir)!r}); print('held', flush=True); time.sleep(120)"],
-                              env=ENV, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from glassbox.run import lock; "
+            f"lock.claim({str(run_dir)!r}); print('held', flush=True); time.sleep(120)",
+        ],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline() == "held\n"
         for setting in ("auto", str(snapshot_path(run_dir, 8))):
@@ -167,6 +195,7 @@ def test_a_run_held_by_a_live_process_is_refused_and_a_dead_ones_lock_never_bloc
 
 
 # --- 2. NaN ------------------------------------------------------------------------------------------------
+
 
 def test_a_diverging_run_saves_no_non_finite_snapshot_and_its_advice_trains(root, outputs):
     with pytest.raises(GlassboxError) as error:
@@ -211,6 +240,7 @@ def test_trace_refuses_a_snapshot_with_non_finite_weights(root, reference, outpu
 
 # --- analysis of a damaged run that is still training ------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def analysed(root, reference, tmp_path_factory) -> dict:
     """One analysis of a copy of the reference run with: a damaged old snapshot (step 1 cut short), one
@@ -229,15 +259,21 @@ def analysed(root, reference, tmp_path_factory) -> dict:
     logging.getLogger().addHandler(handler)
     try:
         with contextlib.redirect_stdout(printed):
-            cfg = tiny_cfg(root, outputs, f"run={run_dir}", "analysis.suites=[embeddings,predictions]",
-                           config_name="analyze")
+            cfg = tiny_cfg(
+                root, outputs, f"run={run_dir}", "analysis.suites=[embeddings,predictions]", config_name="analyze"
+            )
             report_dir = analyze(cfg, run_dir / "analysis" / "now")
     finally:
         logging.getLogger().removeHandler(handler)
         alive.kill()
         alive.wait()
-    return {"pid": alive.pid, "analysis": fileio.read_json(report_dir / "analysis.json"), "log": logged.getvalue(),
-            "stdout": printed.getvalue(), "report": (report_dir / "report.md").read_text(encoding="utf-8")}
+    return {
+        "pid": alive.pid,
+        "analysis": fileio.read_json(report_dir / "analysis.json"),
+        "log": logged.getvalue(),
+        "stdout": printed.getvalue(),
+        "report": (report_dir / "report.md").read_text(encoding="utf-8"),
+    }
 
 
 def analysed_steps(analysed: dict) -> list[int]:
@@ -281,6 +317,7 @@ def test_a_jsonl_file_damaged_before_its_last_line_is_explained(tmp_path):
 
 # --- 3. token files ------------------------------------------------------------------------------------------
 
+
 def test_a_changed_or_out_of_range_token_file_is_refused_until_prepared_again(tmp_path):
     project = project_with_corpus(tmp_path / "project")
     prepare_cfg = tiny_cfg(project, tmp_path / "outputs", config_name="prepare")
@@ -309,6 +346,7 @@ def test_a_changed_or_out_of_range_token_file_is_refused_until_prepared_again(tm
 
 # --- 5. forced encodings ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be", "utf-32-le"])
 def test_a_byte_order_mark_is_never_a_character_of_the_text(encoding):
     assert decode("\ufeff悟空道".encode(encoding), encoding)[0] == "悟空道"
@@ -328,9 +366,15 @@ def test_gb18030_forced_through_latin_1_is_flagged_loudly(workdir, make_cfg, cap
 
 # --- 6. the resume advice --------------------------------------------------------------------------------------
 
+
 def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root, reference, outputs, monkeypatch):
-    overrides = [f"paths.root_dir={root}", f"paths.output_dir={outputs}", "wandb.mode=disabled", *TINY,
-                 "train.resume=never"]
+    overrides = [
+        f"paths.root_dir={root}",
+        f"paths.output_dir={outputs}",
+        "wandb.mode=disabled",
+        *TINY,
+        "train.resume=never",
+    ]
     HydraConfig.instance().set_config(compose_cfg("train", *overrides, hydra_node=True))  # what the command was
     lr_at = loop.lr_at
 
@@ -361,21 +405,25 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
 
 # --- the config is validated before anything exists ------------------------------------------------------------
 
-@pytest.mark.parametrize("override, problem", [
-    ("train.batch_size=0", "train.batch_size=0: Input should be greater than 0"),
-    ("train.eval_iters=0", "train.eval_iters=0: Input should be greater than 0"),
-    ("train.log_every=0", "train.log_every=0: Input should be greater than 0"),
-    ("train.grad_accum_steps=0", "train.grad_accum_steps=0: Input should be greater than 0"),
-    ("train.max_iters=-5", "train.max_iters=-5: Input should be greater than or equal to 0"),
-    ("train.max_iters=abc", "train.max_iters='abc': Input should be a valid integer"),
-    ("model.n_head=0", "model.n_head=0: Input should be greater than 0"),
-    ("model.n_layer=-1", "model.n_layer=-1: Input should be greater than 0"),
-    ("model.block_size=0", "model.block_size=0: Input should be greater than 0"),
-    ("model.n_embd=33", "model: n_embd (33) must be divisible by n_head (2)"),
-    ("train.dtype=float16", "train.dtype='float16': float16 is not supported"),
-    ("train.device=gpu", "train.device='gpu': expected auto, cpu, cuda, cuda:<index> or mps"),
-    ("wandb.mode=onlin", "wandb.mode='onlin': Input should be 'online', 'offline' or 'disabled'"),
-])
+
+@pytest.mark.parametrize(
+    "override, problem",
+    [
+        ("train.batch_size=0", "train.batch_size=0: Input should be greater than 0"),
+        ("train.eval_iters=0", "train.eval_iters=0: Input should be greater than 0"),
+        ("train.log_every=0", "train.log_every=0: Input should be greater than 0"),
+        ("train.grad_accum_steps=0", "train.grad_accum_steps=0: Input should be greater than 0"),
+        ("train.max_iters=-5", "train.max_iters=-5: Input should be greater than or equal to 0"),
+        ("train.max_iters=abc", "train.max_iters='abc': Input should be a valid integer"),
+        ("model.n_head=0", "model.n_head=0: Input should be greater than 0"),
+        ("model.n_layer=-1", "model.n_layer=-1: Input should be greater than 0"),
+        ("model.block_size=0", "model.block_size=0: Input should be greater than 0"),
+        ("model.n_embd=33", "model: n_embd (33) must be divisible by n_head (2)"),
+        ("train.dtype=float16", "train.dtype='float16': float16 is not supported"),
+        ("train.device=gpu", "train.device='gpu': expected auto, cpu, cuda, cuda:<index> or mps"),
+        ("wandb.mode=onlin", "wandb.mode='onlin': Input should be 'online', 'offline' or 'disabled'"),
+    ],
+)
 def test_an_invalid_config_is_named_key_by_key(override, problem):
     with pytest.raises(GlassboxError) as error:
         validate(compose_cfg("train", "experiment=tiny", override))
@@ -401,14 +449,24 @@ def test_cuda_without_a_gpu_is_refused_when_training():
 def test_an_invalid_config_leaves_no_run_directory_and_does_not_move_latest(reference, outputs):
     copy_run(reference, outputs)
     before = sorted((outputs / "tiny").iterdir()), (outputs / "tiny" / "latest").resolve()
-    bad = run_stage("train", [f"paths.output_dir={outputs}", "experiment=tiny", "train.batch_size=0",
-                              "train.max_iters=abc", "model.n_embd=33"], outputs.parent)
+    bad = run_stage(
+        "train",
+        [
+            f"paths.output_dir={outputs}",
+            "experiment=tiny",
+            "train.batch_size=0",
+            "train.max_iters=abc",
+            "model.n_embd=33",
+        ],
+        outputs.parent,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     for problem in ("train.batch_size=0", "train.max_iters='abc'", "n_embd (33) must be divisible by n_head (2)"):
         assert problem in bad.stderr
     if not torch.cuda.is_available():  # a check of the machine, made once the stage runs: still nothing left
-        no_gpu = run_stage("train", [f"paths.output_dir={outputs}", "experiment=tiny", "train.device=cuda"],
-                           outputs.parent)
+        no_gpu = run_stage(
+            "train", [f"paths.output_dir={outputs}", "experiment=tiny", "train.device=cuda"], outputs.parent
+        )
         assert no_gpu.returncode == 2 and "no CUDA GPU" in no_gpu.stderr and "Traceback" not in no_gpu.stderr
     assert (sorted((outputs / "tiny").iterdir()), (outputs / "tiny" / "latest").resolve()) == before
 
@@ -421,6 +479,7 @@ def test_an_unwritable_output_dir_is_explained(tmp_path):
 
 
 # --- disk full, damaged files ------------------------------------------------------------------------------------
+
 
 class FullDisk:
     """A file whose disk fills up after `room` bytes: writes then fail with ENOSPC, as on a real full disk."""
@@ -467,12 +526,23 @@ def test_a_damaged_run_json_is_explained_by_train_analyze_and_trace(root, refere
 
 # --- W&B online without a network ----------------------------------------------------------------------------
 
+
 def test_wandb_online_without_a_network_says_it_waits_and_falls_back_to_offline(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # a closed port: refused at once, every retry
     caplog.set_level(logging.INFO)
-    cfg = OmegaConf.create({"wandb": {"mode": "online", "project": "glassbox", "entity": None, "group": "tiny",
-                                      "tags": [], "init_timeout": 2}})
+    cfg = OmegaConf.create(
+        {
+            "wandb": {
+                "mode": "online",
+                "project": "glassbox",
+                "entity": None,
+                "group": "tiny",
+                "tags": [],
+                "init_timeout": 2,
+            }
+        }
+    )
     started = time.monotonic()
     with Tracker(cfg, tmp_path, job_type="train", run_id="abcd1234") as tracker:
         assert tracker.offline
@@ -486,11 +556,16 @@ def test_wandb_online_without_a_network_says_it_waits_and_falls_back_to_offline(
 
 # --- the corpus, the vocabulary, paths ---------------------------------------------------------------------------
 
+
 def test_the_corpus_length_is_checked_against_the_configured_model(workdir, make_cfg):
     short = workdir / "data" / "raw" / "short.txt"
     short.write_bytes(find_corpus("tinyshakespeare.txt").read_bytes()[:2000])  # 200 characters of validation text
-    corpus = ["corpus.name=short", "corpus.file=short.txt", f"corpus.sha256={fileio.sha256_of(short)}",
-              "wandb.mode=disabled"]
+    corpus = [
+        "corpus.name=short",
+        "corpus.file=short.txt",
+        f"corpus.sha256={fileio.sha256_of(short)}",
+        "wandb.mode=disabled",
+    ]
     with pytest.raises(GlassboxError, match=r"200 characters, but the model's block_size is 256 .* at least 257"):
         prepare(make_cfg("prepare", [*corpus, "model=big"]))
     assert prepare(make_cfg("prepare", [*corpus, "model=tiny"])).is_dir()  # block 32: long enough
@@ -512,10 +587,19 @@ def test_a_vocabulary_mismatch_names_the_runs_corpus_and_the_command_that_fixes_
     assert 'make prepare EXPERIMENT=tiny ARGS="corpus.normalize.nfkc=false"' in message
     assert "Use experiment=" not in message  # not the circular advice to use the experiment already in use
 
-    elsewhere = Snapshot(snapshot.path, 0, {}, {}, snapshot.vocab_hash,
-                         {**snapshot.config, "name": "xiyouji", "corpus": {"name": "xiyouji"}}, "", {})
-    with pytest.raises(GlassboxError, match="holds corpus 'shakespeare'. Use the run's own experiment: "
-                                            "EXPERIMENT=xiyouji"):
+    elsewhere = Snapshot(
+        snapshot.path,
+        0,
+        {},
+        {},
+        snapshot.vocab_hash,
+        {**snapshot.config, "name": "xiyouji", "corpus": {"name": "xiyouji"}},
+        "",
+        {},
+    )
+    with pytest.raises(
+        GlassboxError, match="holds corpus 'shakespeare'. Use the run's own experiment: EXPERIMENT=xiyouji"
+    ):
         check_vocab(elsewhere, "f" * 64, processed)
 
 
@@ -523,11 +607,19 @@ def test_a_vocabulary_mismatch_names_the_runs_corpus_and_the_command_that_fixes_
 def test_paths_with_spaces_and_cjk_work_through_make_when_quoted_as_the_readme_says(tmp_path):
     project = project_with_corpus(tmp_path / "project")
     data_dir, output_dir = tmp_path / "my data" / "数据", tmp_path / "my runs" / "西游"
-    args = (f"paths.raw_dir={project / 'data' / 'raw'} wandb.mode=disabled "
-            f"paths.data_dir='\"{data_dir}\"' paths.output_dir='\"{output_dir}\"'")  # the README's quoting
+    args = (
+        f"paths.raw_dir={project / 'data' / 'raw'} wandb.mode=disabled "
+        f"paths.data_dir='\"{data_dir}\"' paths.output_dir='\"{output_dir}\"'"
+    )  # the README's quoting
     make = ["make", "-f", str(PROJECT_ROOT / "Makefile"), "-o", "install", f"PY={sys.executable}"]  # no venv
-    done = subprocess.run([*make, "prepare", "EXPERIMENT=tiny", f"ARGS={args}"], cwd=project, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [*make, "prepare", "EXPERIMENT=tiny", f"ARGS={args}"],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (data_dir / "processed" / "shakespeare" / "meta.json").exists()
     assert (output_dir / "prepare" / "shakespeare").is_dir()

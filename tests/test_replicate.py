@@ -2,6 +2,7 @@
 its per-claim counts checked against the seeds' own metrics.jsonl; the single-run report quoting
 it; the replicate summary of made-up seeds (wording, means, curves); the errors of
 `python -m glassbox.replicate`."""
+
 from __future__ import annotations
 
 import shlex
@@ -27,11 +28,15 @@ def make_replicate_overrides(*variables: str) -> list[str]:
     """The train overrides `make replicate` passes (read from `make -n`), so the test runs what users run."""
     if shutil.which("make") is None:
         pytest.skip("no make here")
-    done = subprocess.run(["make", "-n", "-C", str(PROJECT_ROOT), "replicate", f"PY={sys.executable}", *variables],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["make", "-n", "-C", str(PROJECT_ROOT), "replicate", f"PY={sys.executable}", *variables],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     (command,) = [line for line in done.stdout.splitlines() if "-m glassbox.train" in line]
     words = shlex.split(command)
-    return words[words.index("glassbox.train") + 1:]
+    return words[words.index("glassbox.train") + 1 :]
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,7 @@ def project(tmp_path_factory) -> Path:
     root = project_with_corpus(tmp_path_factory.mktemp("replicate"))
     run_stages(root, ["prepare"], ["experiment=tiny"])
     overrides = make_replicate_overrides("EXPERIMENT=tiny", "SEEDS=1,2", "ARGS=train.max_iters=32")
-    assert overrides == ["--multirun", "experiment=tiny", "train.max_iters=32", "hydra/callbacks=replicate",
-                         "seed=1,2"]
+    assert overrides == ["--multirun", "experiment=tiny", "train.max_iters=32", "hydra/callbacks=replicate", "seed=1,2"]
     # --multirun as an override: run_stage puts its own overrides first, where no flag may follow them
     done = run_stage("train", ["hydra.mode=MULTIRUN", *overrides[1:]], root)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -61,8 +65,14 @@ def data(sweep_dir) -> dict:
 
 @pytest.mark.e2e
 def test_make_replicate_ends_with_the_report_beside_the_sweep_summary(project, sweep_dir, data):
-    for name in ("replicate.md", "replicate.json", "replicate_zf.png", "replicate_final.png", "summary.md",
-                 "explorer.html"):
+    for name in (
+        "replicate.md",
+        "replicate.json",
+        "replicate_zf.png",
+        "replicate_final.png",
+        "summary.md",
+        "explorer.html",
+    ):
         assert (sweep_dir / name).stat().st_size > 0, name
     assert (project / "outputs" / "tiny" / "replicate" / "latest").resolve() == sweep_dir.resolve()
     assert (data["experiment"], data["seeds"], data["step"], data["not_complete"]) == ("tiny", [1, 2], 32, [])
@@ -81,8 +91,12 @@ def held_at_the_end(rows: list[dict], claim: dict, groups: dict[str, list[str]],
     """Whether a claim held in one seed, recomputed here from its metrics.jsonl rows and the rules alone."""
     name, final = ("within_minus_cross" if claim["kind"] == "groups" else claim["claim"]), rows[-1]
     if claim["test"] == "no association":  # every snapshot from a quarter of the steps on
-        within = [p["name"] for p in pairs if p["kind"] == "within" and any(
-            p["a"] in g and p["b"] in g for g in groups.values() if claim["a"] in g or claim["b"] in g)]
+        within = [
+            p["name"]
+            for p in pairs
+            if p["kind"] == "within"
+            and any(p["a"] in g and p["b"] in g for g in groups.values() if claim["a"] in g or claim["b"] in g)
+        ]
         late = [r for r in rows if r["step"] >= 0.25 * final["step"]]
         return all(abs(r[f"zf/{name}"]) < 2 and all(r[f"cos/{name}"] < r[f"cos/{w}"] for w in within) for r in late)
     zf_key, p_key = {"level": ("zf/", "p/"), "moving apart": ("zf_dcos/", "p_dcos/")}[claim["test"]]
@@ -97,9 +111,11 @@ def test_every_claims_count_of_seeds_is_what_the_seeds_metrics_say(project, swee
     groups = {name: list(chars) for name, chars in make_cfg("train", ["experiment=tiny"]).corpus.probes.groups.items()}
     by_test = {(c["claim"], c["test"]): c for c in data["claims"]}
     cross = [p["name"] for p in pairs if p["kind"] == "cross"]
-    assert set(by_test) == ({(p["name"], "level") for p in pairs if p["kind"] != "cross"}
-                            | {(name, test) for name in cross for test in ("no association", "moving apart")}
-                            | {("within_minus_cross", "level")})
+    assert set(by_test) == (
+        {(p["name"], "level") for p in pairs if p["kind"] != "cross"}
+        | {(name, test) for name in cross for test in ("no association", "moving apart")}
+        | {("within_minus_cross", "level")}
+    )
     markdown = (sweep_dir / "replicate.md").read_text(encoding="utf-8")
     per_seed = [0, 0]
     for c in data["claims"]:
@@ -112,8 +128,11 @@ def test_every_claims_count_of_seeds_is_what_the_seeds_metrics_say(project, swee
         words = f"held in {n_held} of 2" + (": not robust" if n_held == 1 else " seeds")
         assert c["over_seeds"] == words
         label = "within − cross" if c["a"] is None else f"{c['a']} – {c['b']}"
-        (line,) = [line for line in markdown.splitlines() if line.startswith(f"- {label} (")
-                   and (c["test"] == "level" or f"(cross, {c['test']})" in line)]
+        (line,) = [
+            line
+            for line in markdown.splitlines()
+            if line.startswith(f"- {label} (") and (c["test"] == "level" or f"(cross, {c['test']})" in line)
+        ]
         assert f"**{words}**" in line
     directional = sum(c["expect"] != "none" for c in data["claims"])
     counts = " | ".join(f"{n} of {directional}" for n in per_seed)
@@ -135,40 +154,70 @@ def test_the_single_run_report_says_what_the_replicate_found(project, sweep_dir,
     assert len(claim_lines) == len(data["claims"])
     for line, claim in zip(claim_lines, data["claims"]):
         assert line.endswith(f"Over seeds: {claim['over_seeds']}.")
-    assert (f"the replicate of experiment tiny in `{sweep_dir.resolve()}` (2 seeds: 1, 2; 32 steps each; "
-            "`experiment=tiny train.max_iters=32`)") in markdown
+    assert (
+        f"the replicate of experiment tiny in `{sweep_dir.resolve()}` (2 seeds: 1, 2; 32 steps each; "
+        "`experiment=tiny train.max_iters=32`)"
+    ) in markdown
 
 
 def seed_rows(zf_by_step: dict[int, float], loss: float) -> list[dict]:
     """metrics.jsonl rows of one seed with one within pair a-b: zf as given, p 0.001 where zf ≥ 2."""
-    return [{"step": step, "loss/val": loss, "cos/a-b": zf / 10, "z/a-b": zf, "zf/a-b": zf,
-             "p/a-b": 0.001 if zf >= 2 else 0.3} for step, zf in zf_by_step.items()]
+    return [
+        {
+            "step": step,
+            "loss/val": loss,
+            "cos/a-b": zf / 10,
+            "z/a-b": zf,
+            "zf/a-b": zf,
+            "p/a-b": 0.001 if zf >= 2 else 0.3,
+        }
+        for step, zf in zf_by_step.items()
+    ]
 
 
 def test_the_summary_of_three_made_up_seeds_counts_words_and_bands_them():
     pairs = [{"name": "a-b", "a": "a", "b": "b", "kind": "within", "expect": "up"}]
-    runs = [SeedRun(1, 0, "complete", seed_rows({0: 0.0, 8: 2.5, 16: 3.0}, 2.0), 60.0),
-            SeedRun(2, 1, "complete", seed_rows({0: 0.0, 8: 2.2, 16: 1.0}, 2.2), 120.0),  # held, then faded
-            SeedRun(3, 2, "complete", seed_rows({0: 0.0, 8: 1.0, 16: 1.5}, 2.4), 180.0),
-            SeedRun(4, 3, "failed", seed_rows({0: 0.0, 8: 9.0}, 0.1))]  # left out
-    data = summarize_replicate(runs, pairs, {"g": ["a", "b"]}, SETTINGS, {"n_pairs": 100, "n_permutations": 10},
-                               {"cosine": {"a-b": {"init": 0.0, "trained": 0.3}}})
+    runs = [
+        SeedRun(1, 0, "complete", seed_rows({0: 0.0, 8: 2.5, 16: 3.0}, 2.0), 60.0),
+        SeedRun(2, 1, "complete", seed_rows({0: 0.0, 8: 2.2, 16: 1.0}, 2.2), 120.0),  # held, then faded
+        SeedRun(3, 2, "complete", seed_rows({0: 0.0, 8: 1.0, 16: 1.5}, 2.4), 180.0),
+        SeedRun(4, 3, "failed", seed_rows({0: 0.0, 8: 9.0}, 0.1)),
+    ]  # left out
+    data = summarize_replicate(
+        runs,
+        pairs,
+        {"g": ["a", "b"]},
+        SETTINGS,
+        {"n_pairs": 100, "n_permutations": 10},
+        {"cosine": {"a-b": {"init": 0.0, "trained": 0.3}}},
+    )
     (claim,) = data["claims"]
     assert (claim["n_held"], claim["n_seeds"], claim["over_seeds"]) == (1, 3, "held in 1 of 3: not robust")
-    assert [(s["seed"], s["first_held"], s["stayed"]) for s in claim["seeds"]] == [(1, 8, True), (2, 8, False),
-                                                                                  (3, None, False)]
+    assert [(s["seed"], s["first_held"], s["stayed"]) for s in claim["seeds"]] == [
+        (1, 8, True),
+        (2, 8, False),
+        (3, None, False),
+    ]
     assert claim["zf"]["mean"] == pytest.approx(5.5 / 3) and claim["zf"]["sd"] == pytest.approx(
-        statistics.stdev([3.0, 1.0, 1.5]))
+        statistics.stdev([3.0, 1.0, 1.5])
+    )
     assert claim["curve"]["steps"] == [0, 8, 16] and claim["curve"]["mean"][1] == pytest.approx(5.7 / 3)
     assert claim["article"] == {"init": 0.0, "trained": 0.3}
     assert data["not_complete"] == [{"job": 3, "seed": 4, "status": "failed"}]
     assert data["loss_val"]["mean"] == pytest.approx(2.2) and data["train_minutes"]["mean"] == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("held, seeds, words", [
-    (3, 3, "held in 3 of 3 seeds"), (2, 3, "held in 2 of 3 seeds"), (1, 3, "held in 1 of 3: not robust"),
-    (0, 3, "held in 0 of 3 seeds"), (1, 2, "held in 1 of 2: not robust"), (1, 1, "held in 1 of 1 seed"),
-])
+@pytest.mark.parametrize(
+    "held, seeds, words",
+    [
+        (3, 3, "held in 3 of 3 seeds"),
+        (2, 3, "held in 2 of 3 seeds"),
+        (1, 3, "held in 1 of 3: not robust"),
+        (0, 3, "held in 0 of 3 seeds"),
+        (1, 2, "held in 1 of 2: not robust"),
+        (1, 1, "held in 1 of 1 seed"),
+    ],
+)
 def test_the_wording_follows_the_numbers(held, seeds, words):
     assert seeds_phrase(held, seeds) == words
 

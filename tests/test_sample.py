@@ -1,4 +1,5 @@
 """`make sample` on a tiny real run: prompts in every form, the samplers, the speeds, and every bad value refused."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,15 @@ def stage_cfg(config_name: str, root: Path, *overrides: str):
     """A stage's config as its command line composes it (prompts quoted as the entry point quotes them)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name, overrides=[f"paths.root_dir={root}", "wandb.mode=disabled", *TINY,
-                                               *(quote_literal(arg) for arg in overrides)])
+        return compose(
+            config_name,
+            overrides=[
+                f"paths.root_dir={root}",
+                "wandb.mode=disabled",
+                *TINY,
+                *(quote_literal(arg) for arg in overrides),
+            ],
+        )
 
 
 def sample_cfg(root: Path, *overrides: str):
@@ -50,8 +58,9 @@ def latest_model(root: Path):
 
 
 def test_make_sample_prints_samples_and_the_speeds(root):
-    done = run_stage("sample", [*TINY, "prompts=[ROMEO:,JULIET:]", "num_samples=2", "max_new_tokens=40"], root,
-                     timeout=120)
+    done = run_stage(
+        "sample", [*TINY, "prompts=[ROMEO:,JULIET:]", "num_samples=2", "max_new_tokens=40"], root, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "step_0000016.pt (step 16)" in out and "pos_encoding=learned" in out
@@ -85,8 +94,10 @@ def test_greedy_is_generate_at_temperature_zero_with_and_without_the_cache(root,
     model, vocab = latest_model(root)
     expected = vocab.decode(model.generate(torch.tensor([vocab.encode("ROMEO:")]), 50, temperature=0.0)[0])
     for how in (["sampler=greedy", "top_k=3", "top_p=0.5"], ["temperature=0"]):
-        written = sample(sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=50", "num_samples=2",
-                                    f"use_cache={use_cache}", *how), tmp_path)
+        written = sample(
+            sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=50", "num_samples=2", f"use_cache={use_cache}", *how),
+            tmp_path,
+        )
         assert written["prompts"][0]["samples"] == [expected, expected]
 
 
@@ -94,7 +105,7 @@ def test_a_prompt_file_and_a_prompt_longer_than_the_block(root, tmp_path, capsys
     long_prompt = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
     (tmp_path / "start.txt").write_text(long_prompt, encoding="utf-8")
     written = sample(sample_cfg(root, f"prompt_file={tmp_path / 'start.txt'}", "max_new_tokens=5"), tmp_path)
-    assert [s[:len(long_prompt)] for s in written["prompts"][0]["samples"]] == [long_prompt] * 3
+    assert [s[: len(long_prompt)] for s in written["prompts"][0]["samples"]] == [long_prompt] * 3
     assert written["speed"]["prefill_tokens"] == 3 * 32  # the model reads the last block_size characters
     assert f"the prompt has {len(long_prompt)} characters; the model reads its last 32" in capsys.readouterr().out
 
@@ -104,46 +115,55 @@ def test_without_a_prompt_the_experiments_probe_prompt_is_used(root, tmp_path):
     assert written["prompts"][0]["prompt"] == "ROMEO:"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["temperature=-0.5"], "temperature must be >= 0, where 0 means greedy (got -0.5)"),
-    (["top_p=0"], "top_p must be in (0, 1] or None (got 0)"),
-    (["top_p=1.5"], "top_p must be in (0, 1] or None (got 1.5)"),
-    (["top_k=0"], "top_k must be >= 1 or None (got 0)"),
-    (["max_new_tokens=-1"], "max_new_tokens=-1: must be >= 0"),
-    (["num_samples=0"], "num_samples=0: must be >= 1"),
-    (["sampler=beam"], "sampler=beam: must be one of sample, greedy"),
-    (["prompt=ROMEO\u00e9"], "the prompt ('ROMEO\u00e9'): 1 character(s) are not in the vocabulary: 'é' (U+00E9)"),
-    (["prompts=[ROMEO:,悟空]"], "prompt 2 ('悟空'): 2 character(s) are not in the vocabulary"),
-    (["prompt="], "the prompt is empty"),
-    (["prompts=[ROMEO:,'']"], "prompt 2 is empty"),
-    (["prompts=[]"], "prompts=[]: give a list of one or more prompts"),
-    (["prompt=ROMEO:", "prompt_file=x.txt"], "give the prompt one way, not prompt= and prompt_file="),
-    (["prompt_file=no-such-file.txt"], "prompt_file=no-such-file.txt: cannot read it"),
-    (["step=3"], "no snapshot at step 3; the steps it has: 0, 1, 2, 4, 8, 16"),
-    (["device=tpu"], "device=tpu: must be one of cpu, cuda, mps, auto"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["temperature=-0.5"], "temperature must be >= 0, where 0 means greedy (got -0.5)"),
+        (["top_p=0"], "top_p must be in (0, 1] or None (got 0)"),
+        (["top_p=1.5"], "top_p must be in (0, 1] or None (got 1.5)"),
+        (["top_k=0"], "top_k must be >= 1 or None (got 0)"),
+        (["max_new_tokens=-1"], "max_new_tokens=-1: must be >= 0"),
+        (["num_samples=0"], "num_samples=0: must be >= 1"),
+        (["sampler=beam"], "sampler=beam: must be one of sample, greedy"),
+        (["prompt=ROMEO\u00e9"], "the prompt ('ROMEO\u00e9'): 1 character(s) are not in the vocabulary: 'é' (U+00E9)"),
+        (["prompts=[ROMEO:,悟空]"], "prompt 2 ('悟空'): 2 character(s) are not in the vocabulary"),
+        (["prompt="], "the prompt is empty"),
+        (["prompts=[ROMEO:,'']"], "prompt 2 is empty"),
+        (["prompts=[]"], "prompts=[]: give a list of one or more prompts"),
+        (["prompt=ROMEO:", "prompt_file=x.txt"], "give the prompt one way, not prompt= and prompt_file="),
+        (["prompt_file=no-such-file.txt"], "prompt_file=no-such-file.txt: cannot read it"),
+        (["step=3"], "no snapshot at step 3; the steps it has: 0, 1, 2, 4, 8, 16"),
+        (["device=tpu"], "device=tpu: must be one of cpu, cuda, mps, auto"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_key(root, tmp_path, overrides, message):
     with pytest.raises(GlassboxError, match=re.escape(message)):
         sample(sample_cfg(root, *overrides), tmp_path)
     assert not (tmp_path / "samples.json").exists()
 
 
-@pytest.mark.parametrize("override, message", [
-    ("temperature=-1", "temperature must be >= 0"),
-    ("prompt=悟空道", "'悟' (U+609F)"),  # typed as it is: the entry point quotes it for Hydra
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("temperature=-1", "temperature must be >= 0"),
+        ("prompt=悟空道", "'悟' (U+609F)"),  # typed as it is: the entry point quotes it for Hydra
+    ],
+)
 def test_the_command_exits_2_with_the_message(root, override, message):
     done = run_stage("sample", [*TINY, override], root, timeout=120)
     assert done.returncode == EXIT_USER_ERROR
     assert message in done.stderr and "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("arg, value", [
-    ("prompts=[悟空道,行者笑道]", ["悟空道", "行者笑道"]),
-    ("prompts=['to be, or not',ROMEO:]", ["to be, or not", "ROMEO:"]),
-    ("prompts=悟空道", "悟空道"),  # not a list: sample says so, instead of Hydra's token error
-    ("prompt_file=开头.txt", "开头.txt"),
-])
+@pytest.mark.parametrize(
+    "arg, value",
+    [
+        ("prompts=[悟空道,行者笑道]", ["悟空道", "行者笑道"]),
+        ("prompts=['to be, or not',ROMEO:]", ["to be, or not", "ROMEO:"]),
+        ("prompts=悟空道", "悟空道"),  # not a list: sample says so, instead of Hydra's token error
+        ("prompt_file=开头.txt", "开头.txt"),
+    ],
+)
 def test_prompt_lists_and_files_pass_hydra_literally(root, arg, value):
     key = arg.partition("=")[0]
     assert sample_cfg(root, arg)[key] == value

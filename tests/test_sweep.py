@@ -1,6 +1,7 @@
 """sweep.py: the summary of a sweep, computed from hand-made job directories (known numbers in,
 known means and sds out), its plots against the swept key, and a real two-seed multirun of the tiny
 experiment read back from its run directories, its offline W&B runs and its summary files."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,11 @@ def test_jobs_that_differ_only_by_seed_are_one_configuration_with_mean_and_sd(to
     assert a_e["z"]["mean"] == pytest.approx(1.5) and a_e["cos"]["mean"] == pytest.approx(0.05)
     # direction: the share of seeds whose zf has the expected sign
     assert {name: (p["expect"], p["direction"]) for name, p in tiny["pairs"].items()} == {
-        "a_e": ("up", 0.5), "period_exclamation": ("up", 1.0), "a_period": ("down", 1.0), "a_A": ("none", None)}
+        "a_e": ("up", 0.5),
+        "period_exclamation": ("up", 1.0),
+        "a_period": ("down", 1.0),
+        "a_A": ("none", None),
+    }
     assert [p["label"] for p in tiny["pairs"].values()] == ["a–e", ".–!", "a–.", "a–A"]
     assert small["incomplete_jobs"] == [3] and small["seeds"] == [1]
     assert small["loss_val"] == {"mean": pytest.approx(1.8), "sd": None, "n": 1}  # the failed 0.1 is left out
@@ -78,8 +83,15 @@ def test_the_plots_put_the_swept_key_on_the_x_axis_as_categories(toy_sweep):
 def test_a_numeric_swept_key_is_a_number_line_and_a_seed_only_sweep_puts_the_seeds_there(tmp_path):
     numeric = tmp_path / "numeric"
     for num, (width, seed, loss) in enumerate([(16, 1, 1.8), (8, 1, 2.0), (8, 2, 2.2), (16, 2, 1.6)]):
-        fake_job(numeric, num, ["experiment=toy", f"model.n_embd={width}", f"seed={seed}"], seed, "complete",
-                 {**TINY, "n_embd": width}, final_row(loss, [1.0, 1.0, -1.0, 0.0]))
+        fake_job(
+            numeric,
+            num,
+            ["experiment=toy", f"model.n_embd={width}", f"seed={seed}"],
+            seed,
+            "complete",
+            {**TINY, "n_embd": width},
+            final_row(loss, [1.0, 1.0, -1.0, 0.0]),
+        )
     summary = summarize_sweep(numeric, to_wandb=False)
     assert summary["x_axis"] == {"key": "model.n_embd", "values": ["8", "16"], "numeric": True}
     ax = plot_val_loss(summary, plot_labels(summary)).axes[0]
@@ -87,8 +99,15 @@ def test_a_numeric_swept_key_is_a_number_line_and_a_seed_only_sweep_puts_the_see
 
     seeds_only = tmp_path / "seeds"
     for num, seed in enumerate((3, 1, 2)):
-        fake_job(seeds_only, num, ["experiment=toy", f"seed={seed}"], seed, "complete", TINY,
-                 final_row(2.0 + seed / 10, [1.0, 1.0, -1.0, 0.0]))
+        fake_job(
+            seeds_only,
+            num,
+            ["experiment=toy", f"seed={seed}"],
+            seed,
+            "complete",
+            TINY,
+            final_row(2.0 + seed / 10, [1.0, 1.0, -1.0, 0.0]),
+        )
     summary = summarize_sweep(seeds_only, to_wandb=False)
     assert summary["x_axis"] == {"key": "seed", "values": ["1", "2", "3"], "numeric": True}
     ax = plot_val_loss(summary, plot_labels(summary)).axes[0]
@@ -111,6 +130,7 @@ def test_summary_by_hand_and_its_errors(toy_sweep, tmp_path, capsys):
 
 # --- a real multirun --------------------------------------------------------------------------------
 
+
 def test_a_plain_run_keeps_the_experiment_name_as_its_wandb_group(make_cfg):
     assert make_cfg("train", ["experiment=tiny"]).wandb.group == "tiny"  # only a multirun's jobs get the sweep's
 
@@ -122,8 +142,18 @@ def final_losses(run_dirs: list[Path]) -> list[float]:
 @pytest.mark.e2e
 def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(workdir, make_cfg):
     prepare(make_cfg("prepare", ["experiment=tiny", "wandb.mode=disabled"]))
-    done = run_stage("train", ["hydra.mode=MULTIRUN", "experiment=tiny", "train.max_iters=16",
-                               "train.snapshots.log_spaced_until=4", "train.snapshots.every=8", "seed=1,2"], workdir)
+    done = run_stage(
+        "train",
+        [
+            "hydra.mode=MULTIRUN",
+            "experiment=tiny",
+            "train.max_iters=16",
+            "train.snapshots.log_spaced_until=4",
+            "train.snapshots.every=8",
+            "seed=1,2",
+        ],
+        workdir,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
     [sweep_dir] = (workdir / "outputs" / "tiny" / "sweeps").iterdir()
@@ -148,8 +178,11 @@ def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(wor
     [configuration] = summary["configurations"]
     losses = final_losses(run_dirs)
     assert configuration["seeds"] == [1, 2]
-    assert configuration["loss_val"] == {"mean": pytest.approx(statistics.fmean(losses)),
-                                         "sd": pytest.approx(statistics.stdev(losses)), "n": 2}
+    assert configuration["loss_val"] == {
+        "mean": pytest.approx(statistics.fmean(losses)),
+        "sd": pytest.approx(statistics.stdev(losses)),
+        "n": 2,
+    }
     probe_pairs = make_cfg("train", ["experiment=tiny"]).corpus.probes.pairs
     assert set(configuration["pairs"]) == {pair.id for pair in probe_pairs}
     assert all((sweep_dir / name).stat().st_size > 0 for name in ("summary.md", "val_loss.png", "pair_z.png"))

@@ -1,4 +1,5 @@
 """The trace walkthrough on a tiny checkpoint built here: each stage's data, its text, and its errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,13 @@ def tiny_run(make_cfg) -> dict:
     for step in STEPS:
         if step:  # "training": sharper logits, so the snapshots differ and sampling has favourites
             model.wte.weight.data.mul_(8)
-        payload = {"step": step, "model": model.state_dict(), "model_args": model_args(model),
-                   "vocab_hash": vocab.hash, "config": config}
+        payload = {
+            "step": step,
+            "model": model.state_dict(),
+            "model_args": model_args(model),
+            "vocab_hash": vocab.hash,
+            "config": config,
+        }
         save_snapshot(snapshot_path(run_dir, step), payload)
     point_latest(run_dir, Path(config["paths"]["output_dir"]), "xiyouji")
     return {"run_dir": run_dir, "vocab": vocab, "make_cfg": make_cfg}
@@ -80,8 +86,16 @@ def test_utf8_bytes_of_wukong_dao():
 def test_every_stage_on_the_last_snapshot(tiny_run, capsys):
     stages = trace_of(tiny_run, "prompt=悟空道")
     shown = capsys.readouterr().out
-    for title in ("1. Raw text", "2. Tokenization", "3. Token ids", "4. Embedding", "5. Transformer",
-                  "6. Output layer", "7. Sampling", "8. The autoregressive loop"):
+    for title in (
+        "1. Raw text",
+        "2. Tokenization",
+        "3. Token ids",
+        "4. Embedding",
+        "5. Transformer",
+        "6. Output layer",
+        "7. Sampling",
+        "8. The autoregressive loop",
+    ):
         assert title in shown
     assert f"step {STEPS[-1]}" in shown and "E7 A9 BA" in shown
 
@@ -144,8 +158,9 @@ def test_same_seed_same_text_as_generate(tiny_run):
     first, again = (build_trace(model, vocab, "悟空道", **trace_kwargs(temperature=1.5)) for _ in range(2))
     other = build_trace(model, vocab, "悟空道", **trace_kwargs(temperature=1.5, sample_seed=7))
     assert first["generation"]["text"] == again["generation"]["text"] != other["generation"]["text"]
-    generated = model.generate(torch.tensor([vocab.encode("悟空道")]), 10, 1.5, 10,
-                               generator=torch.Generator().manual_seed(1337))
+    generated = model.generate(
+        torch.tensor([vocab.encode("悟空道")]), 10, 1.5, 10, generator=torch.Generator().manual_seed(1337)
+    )
     assert first["generation"]["text"] == vocab.decode(generated[0])  # longer than block_size: crops too
     assert first["generation"]["steps"][0]["id"] == first["sample"]["id"]
     assert first["sample"]["text"] == "悟空道" + first["sample"]["char"]
@@ -164,8 +179,10 @@ def test_generation_is_a_prefill_then_decode_steps_through_the_kv_cache(tiny_run
     assert gen["prefill_kv"] == [[[1, TINY.n_head, 3, head_size]] * 2] * TINY.n_layer  # K and V of each layer
     # Attention scores per layer and head: queries × keys at each step, with the cache and without it
     # (without, every step scores its whole context, at most block_size tokens, against itself).
-    assert gen["scores"] == {"cached": 3 * 3 + 4 + 5 + 6 + 7 + 8 + 4 * 8 * 8,
-                             "uncached": sum(min(3 + i, 8) ** 2 for i in range(10))}
+    assert gen["scores"] == {
+        "cached": 3 * 3 + 4 + 5 + 6 + 7 + 8 + 4 * 8 * 8,
+        "uncached": sum(min(3 + i, 8) ** 2 for i in range(10)),
+    }
     assert gen["positions"] == {"cached": 3 + 5 + 4 * 8, "uncached": sum(min(3 + i, 8) for i in range(10))}
     assert gen["uncached_same_text"]
     text = format_generation(stages)
@@ -217,25 +234,29 @@ def test_top_p_is_part_of_the_distribution_drawn_from(tiny_run):
     expected = next_token_probs(logits[0, -1], 0.8, None, 0.5)
     assert torch.allclose(stages["output"]["probs"], expected)
     assert "top_p keeps the fewest whose probability reaches 0.5" in format_output(stages)
-    generated = model.generate(torch.tensor([vocab.encode("悟空道")]), 10, 0.8, None,
-                               generator=torch.Generator().manual_seed(1337), top_p=0.5)
+    generated = model.generate(
+        torch.tensor([vocab.encode("悟空道")]), 10, 0.8, None, generator=torch.Generator().manual_seed(1337), top_p=0.5
+    )
     assert stages["generation"]["text"] == vocab.decode(generated[0])
 
 
 def test_long_prompt_is_cropped_with_a_notice(tiny_run, capsys):
     stages = trace_of(tiny_run, "prompt=行者笑道悟空道：师父，你是我")
-    assert "".join(stages["tokens"]["chars"]) == "悟空道：师父，你是我"[-TINY.block_size:]
+    assert "".join(stages["tokens"]["chars"]) == "悟空道：师父，你是我"[-TINY.block_size :]
     assert "using its last 8" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["prompt=悟空X道Y"], "'X' (U+0058), 'Y' (U+0059)"),
-    (["prompt="], "the prompt is empty"),
-    (["step=3"], "no snapshot at step 3; the steps it has: 0, 4"),
-    (["layer=2"], "layer=2 does not exist"),
-    (["head=-1"], "head=-1 does not exist"),
-    (["temperature=-1"], "temperature must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["prompt=悟空X道Y"], "'X' (U+0058), 'Y' (U+0059)"),
+        (["prompt="], "the prompt is empty"),
+        (["step=3"], "no snapshot at step 3; the steps it has: 0, 4"),
+        (["layer=2"], "layer=2 does not exist"),
+        (["head=-1"], "head=-1 does not exist"),
+        (["temperature=-1"], "temperature must be >= 0"),
+    ],
+)
 def test_bad_input_is_explained(tiny_run, overrides, message):
     with pytest.raises(GlassboxError, match=re.escape(message)):
         trace_of(tiny_run, *overrides)

@@ -2,6 +2,7 @@
 through the real train(), atomic snapshot files, the article model's size, and the tiny
 experiment end to end as a user runs it (subprocess), read back from metrics.jsonl, the
 snapshot files and the offline W&B run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,6 +35,7 @@ OVERFIT_TEXT = "hello glassbox, a tiny text to learn by heart. " * 70
 
 
 # --- learning rate -----------------------------------------------------------------------------
+
 
 @pytest.fixture
 def default_train(make_cfg):
@@ -68,10 +70,27 @@ def test_lr_decay_ends_at_max_iters_unless_told_otherwise(make_cfg):
 
 # --- snapshot schedule ---------------------------------------------------------------------------
 
+
 def test_default_snapshot_schedule(default_train):
     tc = default_train
     assert snapshot_steps(tc.max_iters, tc.snapshots.log_spaced_until, tc.snapshots.every) == [
-        0, 1, 2, 4, 8, 16, 32, 64, 128, 200, 256, 400, 512, 600, 800, 1000, 1200,
+        0,
+        1,
+        2,
+        4,
+        8,
+        16,
+        32,
+        64,
+        128,
+        200,
+        256,
+        400,
+        512,
+        600,
+        800,
+        1000,
+        1200,
     ]
 
 
@@ -83,6 +102,7 @@ def test_log_spaced_snapshots_stop_at_max_iters_and_the_final_step_is_kept():
 
 # --- the model -------------------------------------------------------------------------------------
 
+
 def test_seed_model_on_xiyouji_has_the_articles_size(make_cfg):
     cfg = make_cfg("train")  # the default experiment: the seed model on 西游记
     model = GPT(GPTConfig(vocab_size=XIYOUJI_VOCAB_SIZE, **cfg.model))
@@ -90,6 +110,7 @@ def test_seed_model_on_xiyouji_has_the_articles_size(make_cfg):
 
 
 # --- snapshot files --------------------------------------------------------------------------------
+
 
 def test_a_failed_snapshot_write_leaves_the_old_file_and_no_temporary(tmp_path):
     path = tmp_path / "checkpoints" / "step_0000010.pt"
@@ -102,16 +123,31 @@ def test_a_failed_snapshot_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 # --- training in-process -----------------------------------------------------------------------------
 
+
 def test_tiny_model_memorises_a_tiny_text(workdir, make_cfg):
     (workdir / "data" / "raw" / "overfit.txt").write_text(OVERFIT_TEXT, encoding="utf-8")
     sha256 = hashlib.sha256(OVERFIT_TEXT.encode("utf-8")).hexdigest()
-    cfg = make_cfg("train", [
-        "name=overfit", "corpus.name=overfit", "corpus.file=overfit.txt", f"corpus.sha256={sha256}",
-        "corpus.url=http://127.0.0.1:9/unused", "wandb.mode=disabled", "model=tiny", "train.device=cpu",
-        "train.max_iters=150", "train.batch_size=8", "train.learning_rate=1e-2", "train.warmup_iters=10",
-        "train.eval_iters=2", "train.snapshots.log_spaced_until=0", "train.snapshots.every=0",
-        "analysis.at_snapshots=false",
-    ])
+    cfg = make_cfg(
+        "train",
+        [
+            "name=overfit",
+            "corpus.name=overfit",
+            "corpus.file=overfit.txt",
+            f"corpus.sha256={sha256}",
+            "corpus.url=http://127.0.0.1:9/unused",
+            "wandb.mode=disabled",
+            "model=tiny",
+            "train.device=cpu",
+            "train.max_iters=150",
+            "train.batch_size=8",
+            "train.learning_rate=1e-2",
+            "train.warmup_iters=10",
+            "train.eval_iters=2",
+            "train.snapshots.log_spaced_until=0",
+            "train.snapshots.every=0",
+            "analysis.at_snapshots=false",
+        ],
+    )
     prepare(cfg)
     run_dir = train(cfg, workdir / "outputs" / "overfit" / "run")
 
@@ -123,6 +159,7 @@ def test_tiny_model_memorises_a_tiny_text(workdir, make_cfg):
 
 
 # --- the tiny experiment end to end ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_project(tmp_path_factory) -> Path:
@@ -222,7 +259,8 @@ def test_every_snapshot_is_a_weights_only_wandb_model_artifact(tiny_run):
     inputs = [i for r in records if r["type"] == "config" for i in r["config"]["update"]["inputs"].values()]
     vocab_hash = fileio.read_json(Path(cfg.paths.processed_dir) / "meta.json")["vocab_hash"]
     assert [(i["artifact"].split(":")[0], i["type"], i["vocab_hash"]) for i in inputs] == [
-        (f"dataset-{cfg.corpus.name}", "dataset", vocab_hash)]
+        (f"dataset-{cfg.corpus.name}", "dataset", vocab_hash)
+    ]
 
 
 @pytest.mark.e2e
@@ -255,6 +293,7 @@ def test_a_snapshot_replays_to_the_metrics_logged_at_its_step(tiny_run):
 
 
 # --- bad input --------------------------------------------------------------------------------------
+
 
 def test_training_before_prepare_says_to_run_make_prepare(workdir):
     done = run_stage("train", ["experiment=tiny"], workdir)

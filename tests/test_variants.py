@@ -46,14 +46,25 @@ def tokens(batch: int, length: int, seed: int = 1) -> torch.Tensor:
 
 # ---------------------------------------------------------------- the defaults are today's model
 
+
 def test_default_model_has_todays_parameter_names():
     assert list(model_of().state_dict()) == [
-        "wte.weight", "wpe.weight",
-        "blocks.0.ln_1.weight", "blocks.0.attn.c_attn.weight", "blocks.0.attn.c_proj.weight",
-        "blocks.0.ln_2.weight", "blocks.0.mlp.c_fc.weight", "blocks.0.mlp.c_proj.weight",
-        "blocks.1.ln_1.weight", "blocks.1.attn.c_attn.weight", "blocks.1.attn.c_proj.weight",
-        "blocks.1.ln_2.weight", "blocks.1.mlp.c_fc.weight", "blocks.1.mlp.c_proj.weight",
-        "ln_f.weight", "lm_head.weight",
+        "wte.weight",
+        "wpe.weight",
+        "blocks.0.ln_1.weight",
+        "blocks.0.attn.c_attn.weight",
+        "blocks.0.attn.c_proj.weight",
+        "blocks.0.ln_2.weight",
+        "blocks.0.mlp.c_fc.weight",
+        "blocks.0.mlp.c_proj.weight",
+        "blocks.1.ln_1.weight",
+        "blocks.1.attn.c_attn.weight",
+        "blocks.1.attn.c_proj.weight",
+        "blocks.1.ln_2.weight",
+        "blocks.1.mlp.c_fc.weight",
+        "blocks.1.mlp.c_proj.weight",
+        "ln_f.weight",
+        "lm_head.weight",
     ]
 
 
@@ -112,6 +123,7 @@ def test_llama_style_config_is_the_seed_size_with_the_modern_block():
 
 
 # ---------------------------------------------------------------- every variant
+
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_hook_point_path_matches_fast_path(variant):
@@ -173,8 +185,9 @@ def test_hook_points_of_each_variant(variant):
         # The recorded q and k are the ones attention used: they give back its pattern.
         scores = (q_rot @ k_rot.transpose(-2, -1)) / math.sqrt(hd)
         future = torch.ones(T, T, dtype=torch.bool).triu(1)
-        assert torch.allclose(scores.masked_fill(future, float("-inf")).softmax(-1), cache["blocks.1.attn.pattern"],
-                              atol=1e-6)
+        assert torch.allclose(
+            scores.masked_fill(future, float("-inf")).softmax(-1), cache["blocks.1.attn.pattern"], atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -186,6 +199,7 @@ def test_flops_per_token_count_every_multiplied_matrix(variant):
 
 
 # ---------------------------------------------------------------- positions
+
 
 @pytest.mark.parametrize("d", [10, 7])  # an odd width ends with a sin column
 def test_sinusoidal_table_is_the_formula(d):
@@ -278,6 +292,7 @@ def test_nope_model_still_learns_a_repeated_pattern():
 
 # ---------------------------------------------------------------- norm and MLP
 
+
 def test_rmsnorm_scales_to_unit_root_mean_square_without_centring():
     model = model_of(norm="rmsnorm")
     assert type(model.ln_f).__name__ == "RMSNorm"
@@ -335,8 +350,17 @@ def tiny_cfg(config_name: str, root: Path, *overrides: str):
     """`make <stage> EXPERIMENT=tiny` cut to 16 steps (snapshots 0, 1, 2, 4, 8, 16), W&B off."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name, overrides=[f"paths.root_dir={root}", "wandb.mode=disabled", "experiment=tiny",
-                                               "train.device=cpu", "train.max_iters=16", *overrides])
+        return compose(
+            config_name,
+            overrides=[
+                f"paths.root_dir={root}",
+                "wandb.mode=disabled",
+                "experiment=tiny",
+                "train.device=cpu",
+                "train.max_iters=16",
+                *overrides,
+            ],
+        )
 
 
 @pytest.mark.e2e
@@ -348,8 +372,10 @@ def test_a_snapshot_of_each_variant_resumes_and_analyses(tiny_root, variant):
     assert f"model.pos_encoding={final.model_args['pos_encoding']}" in overrides  # the variant was trained
 
     # Continue from the step-8 snapshot: the run is rewound to 8 and trained again to the same end.
-    resumed = train(tiny_cfg("train", tiny_root, *overrides, f"train.resume={snapshot_path(run_dir, 8)}"),
-                    tiny_root / "outputs" / "tiny" / f"{variant}-resume")
+    resumed = train(
+        tiny_cfg("train", tiny_root, *overrides, f"train.resume={snapshot_path(run_dir, 8)}"),
+        tiny_root / "outputs" / "tiny" / f"{variant}-resume",
+    )
     assert resumed == run_dir and read_run_state(run_dir)["resumed_at"] == [8]
     again = load_snapshot(snapshot_path(run_dir, 16))
     assert all(torch.equal(again.weights[k], final.weights[k]) for k in final.weights)
@@ -365,13 +391,18 @@ def test_a_snapshot_of_each_variant_resumes_and_analyses(tiny_root, variant):
 
 
 def test_a_snapshot_is_refused_by_a_model_of_another_variant(tiny_root):
-    run_dir = train(tiny_cfg("train", tiny_root, "model.pos_encoding=rope", "train.max_iters=2"),
-                    tiny_root / "outputs" / "tiny" / "rope-2")
+    run_dir = train(
+        tiny_cfg("train", tiny_root, "model.pos_encoding=rope", "train.max_iters=2"),
+        tiny_root / "outputs" / "tiny" / "rope-2",
+    )
     snapshot = snapshot_path(run_dir, 2)
-    for wrong, message in [("model.pos_encoding=learned", "model.pos_encoding: snapshot 'rope', now 'learned'"),
-                           ("model.mlp=swiglu", "model.mlp: snapshot 'gelu', now 'swiglu'")]:
-        cfg = tiny_cfg("train", tiny_root, "model.pos_encoding=rope", wrong, "train.max_iters=2",
-                       f"train.resume={snapshot}")
+    for wrong, message in [
+        ("model.pos_encoding=learned", "model.pos_encoding: snapshot 'rope', now 'learned'"),
+        ("model.mlp=swiglu", "model.mlp: snapshot 'gelu', now 'swiglu'"),
+    ]:
+        cfg = tiny_cfg(
+            "train", tiny_root, "model.pos_encoding=rope", wrong, "train.max_iters=2", f"train.resume={snapshot}"
+        )
         with pytest.raises(GlassboxError, match=re.escape(message)):
             train(cfg, tiny_root / "outputs" / "tiny" / "never-made")
     assert not (tiny_root / "outputs" / "tiny" / "never-made").exists()
@@ -385,5 +416,8 @@ def test_a_snapshot_from_before_the_variants_reads_as_the_default_model(tiny_roo
         del payload["model_args"][key]  # as snapshots were saved before the options existed
     old = Snapshot.from_payload(path, payload)
     assert (old.model_args["pos_encoding"], old.model_args["norm"], old.model_args["mlp"]) == (
-        "learned", "layernorm", "gelu")
+        "learned",
+        "layernorm",
+        "gelu",
+    )
     check_fits(old, model_args(old.model()), old.vocab_hash)  # resumable by today's default model

@@ -1,4 +1,5 @@
 """vocab.py: the character table, encode/decode, hash, JSON round trip, id dtype."""
+
 from __future__ import annotations
 
 import json

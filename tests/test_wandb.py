@@ -3,6 +3,7 @@
 after their Hydra choices, the best val loss in the summary, the embedding views. The shakespeare
 half of the key rule, the analysis run and the model artifacts are tested in test_analyze.py and
 test_train.py."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,14 @@ from glassbox.run.tracking import STEP_KEY, JsonlFile, wandb_mode
 from helpers import WANDB_KEY, logged_keys, project_with_corpus, wandb_records
 
 # A short 西游记 run: four snapshots, small baselines; the tiny model on a 4,490-character vocabulary.
-XIYOUJI = ["experiment=tiny", "corpus=xiyouji", "train.snapshots.log_spaced_until=2", "analysis.chance.n_pairs=100",
-           "analysis.chance.n_permutations=50", "wandb.projector.steps=[0,1]"]
+XIYOUJI = [
+    "experiment=tiny",
+    "corpus=xiyouji",
+    "train.snapshots.log_spaced_until=2",
+    "analysis.chance.n_pairs=100",
+    "analysis.chance.n_permutations=50",
+    "wandb.projector.steps=[0,1]",
+]
 STEPS = ["train.max_iters=4"]
 
 
@@ -31,8 +38,14 @@ def without_wandb_mode() -> dict[str, str]:
 def run_as_user(stage: str, overrides: list[str], root: Path, **env: str) -> subprocess.CompletedProcess:
     """`python -m glassbox.<stage>` with no wandb.mode on the command line: the mode comes from `env`."""
     environment = {**without_wandb_mode(), "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", **env}
-    done = subprocess.run([sys.executable, "-m", f"glassbox.{stage}", f"paths.root_dir={root}", *overrides],
-                          cwd=root, env=environment, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", f"glassbox.{stage}", f"paths.root_dir={root}", *overrides],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -51,6 +64,7 @@ def train_records(run_dir: Path) -> list[dict]:
 
 
 # --- the mode ----------------------------------------------------------------------------------------
+
 
 def test_the_mode_is_the_override_then_wandb_mode_then_wandbs_settings_then_offline(monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
@@ -73,8 +87,9 @@ def test_wandb_disabled_in_the_project_is_read_from_wands_own_settings_file(tmp_
     subprocess.run([str(wandb), "disabled"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
     assert "mode = disabled" in (tmp_path / "wandb" / "settings").read_text()
     script = "from glassbox.run.tracking import wandb_mode; print(wandb_mode(None))"
-    read = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True,
-                          text=True, timeout=120)
+    read = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True, text=True, timeout=120
+    )
     assert read.stdout.strip() == "disabled"
 
 
@@ -82,8 +97,12 @@ def test_wandb_disabled_in_the_project_is_read_from_wands_own_settings_file(tmp_
 def test_wandb_mode_disabled_in_the_environment_writes_no_wandb_run(xiyouji, tmp_path):
     root, _ = xiyouji
     run_dir = tmp_path / "quiet"
-    run_as_user("train", [*XIYOUJI, "train.max_iters=1", "analysis.at_snapshots=false", f"hydra.run.dir={run_dir}"],
-                root, WANDB_MODE="disabled")  # what `WANDB_MODE=disabled make train` runs
+    run_as_user(
+        "train",
+        [*XIYOUJI, "train.max_iters=1", "analysis.at_snapshots=false", f"hydra.run.dir={run_dir}"],
+        root,
+        WANDB_MODE="disabled",
+    )  # what `WANDB_MODE=disabled make train` runs
     assert fileio.read_json(run_dir / "run.json")["status"] == "complete"
     assert [r["step"] for r in JsonlFile(run_dir / "metrics.jsonl").read()] == [0, 1]  # the local record stays
     assert not (run_dir / "wandb").exists() and not (root / "wandb").exists()
@@ -92,14 +111,25 @@ def test_wandb_mode_disabled_in_the_environment_writes_no_wandb_run(xiyouji, tmp
 
 # --- a 西游记 run in W&B -------------------------------------------------------------------------------------
 
+
 @pytest.mark.e2e
 def test_every_key_logged_for_xiyouji_follows_the_wandb_naming_rule(xiyouji):
     root, run_dir = xiyouji
     records = wandb_records(root / "outputs")  # prepare, train and analysis runs: offline, from WANDB_MODE alone
     assert {r["run"]["job_type"] for r in records if r["type"] == "run"} == {"prepare", "train", "analysis"}
     keys = logged_keys(records)
-    assert {"cos/shuo_dao", "z/shan_shui", "zf/shuo_shan", "p/dao_yue", "resid_std/embed", "resid_max/L1",
-            "attn_entropy/L0H1", "context_gap/L1", "verdict/shuo_dao", "tables/claims"} <= keys
+    assert {
+        "cos/shuo_dao",
+        "z/shan_shui",
+        "zf/shuo_shan",
+        "p/dao_yue",
+        "resid_std/embed",
+        "resid_max/L1",
+        "attn_entropy/L0H1",
+        "context_gap/L1",
+        "verdict/shuo_dao",
+        "tables/claims",
+    } <= keys
     assert sorted(key for key in keys if not WANDB_KEY.match(key)) == []
     local = {key for r in JsonlFile(run_dir / "metrics.jsonl").read() for key in r}
     assert "cos/shuo_dao" in local and sorted(key for key in local if not WANDB_KEY.match(key)) == []

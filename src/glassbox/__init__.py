@@ -1,4 +1,5 @@
 """glassbox: a character-level GPT you can see straight through, and the data of how meaning emerges in it."""
+
 from glassbox import paths  # noqa: F401 - registers the config resolver every stage's corpus config may use
 
 

@@ -12,6 +12,7 @@ Writes <run>/interventions/ablate/<time>/: report.md, results.json, metrics.json
 
     python -m glassbox.ablate experiment=xiyouji step=all
 """
+
 from __future__ import annotations
 
 from pathlib import Path

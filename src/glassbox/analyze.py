@@ -14,6 +14,7 @@ The W&B run, named after the training run's (`<name>-analysis`), holds every sca
 the attention patterns of every snapshot, the report as an artifact, and in its summary each
 claim's verdict and zf.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,7 +57,6 @@ from glassbox.text.tokens import TokenData
 log = logging.getLogger(__name__)
 
 
-
 def analysis_home(output_dir: str, name: str, run: str | None) -> str:
     """The run an analysis writes into (hydra.run.dir is `<this>/analysis/<time>`).
 
@@ -83,9 +83,13 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     state = read_run_state(run_dir)
     training_now = state["pid"] if is_running_elsewhere(state) else None
     if training_now:
-        log.warning("the run %s is still training (pid %s): analysing the snapshots it has saved so far, steps %s; "
-                    "analyse again when it has finished",
-                    run_dir, training_now, ", ".join(str(s) for s, _ in snapshots))
+        log.warning(
+            "the run %s is still training (pid %s): analysing the snapshots it has saved so far, steps %s; "
+            "analyse again when it has finished",
+            run_dir,
+            training_now,
+            ", ".join(str(s) for s, _ in snapshots),
+        )
     data = TokenData(cfg.paths.processed_dir)
     skipped: list[dict[str, Any]] = []
     first = None
@@ -107,8 +111,9 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     report_dir = Path(analysis_dir) / REPORT_DIR
     train_name = read_run_state(run_dir).get("wandb_run_name", run_dir.name)  # runs before names: their folder
 
-    with Tracker(cfg, analysis_dir, job_type="analysis", name=f"{train_name}-analysis",
-                 facts={"n_params": n_params}) as tracker:
+    with Tracker(
+        cfg, analysis_dir, job_type="analysis", name=f"{train_name}-analysis", facts={"n_params": n_params}
+    ) as tracker:
         records = []
         for step, path in tqdm(snapshots, desc=f"analyze {run_dir.name}", unit="snapshot", dynamic_ncols=True):
             snapshot = usable_snapshot(step, path, skipped)
@@ -124,8 +129,10 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
 
         analysis = describe(cfg, run_dir, data, model, inputs, list(suites), records, train_config)
         for claim in analysis["claims"]:
-            log.info(f"claim {claim['claim']} ({claim['kind']}, expected {claim['expect']}): {claim['verdict']} "
-                     f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {claim['p']:.3f})")
+            log.info(
+                f"claim {claim['claim']} ({claim['kind']}, expected {claim['expect']}): {claim['verdict']} "
+                f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {claim['p']:.3f})"
+            )
         analysis |= {"training_now": training_now, "skipped_snapshots": skipped}
         labels = CharLabels(plotted_chars(analysis))
         if labels.as_code_points:
@@ -135,11 +142,15 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
         log_to_wandb(tracker, analysis, labels, report_dir, f"report-{train_run_id}")
 
     point_report(run_dir, report_dir)
-    log.info(f"report: {run_dir / REPORT_DIR / 'report.md'} (wrote {analysis_dir}: this log, the W&B run and "
-             f"report/, which {run_dir / REPORT_DIR} links to)")
+    log.info(
+        f"report: {run_dir / REPORT_DIR / 'report.md'} (wrote {analysis_dir}: this log, the W&B run and "
+        f"report/, which {run_dir / REPORT_DIR} links to)"
+    )
     if training_now:
-        log.warning(f"the run is still training (pid {training_now}): the report covers steps "
-                    f"{', '.join(str(r['step']) for r in records)}; analyse again when it has finished")
+        log.warning(
+            f"the run is still training (pid {training_now}): the report covers steps "
+            f"{', '.join(str(r['step']) for r in records)}; analyse again when it has finished"
+        )
     return report_dir
 
 
@@ -155,8 +166,16 @@ def usable_snapshot(step: int, path: Path, skipped: list[dict[str, Any]]) -> Sna
         return None
 
 
-def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs: SuiteInputs, suites: list[str],
-             records: list[dict[str, Any]], train_config: dict[str, Any]) -> dict[str, Any]:
+def describe(
+    cfg: DictConfig,
+    run_dir: Path,
+    data: TokenData,
+    model: GPT,
+    inputs: SuiteInputs,
+    suites: list[str],
+    records: list[dict[str, Any]],
+    train_config: dict[str, Any],
+) -> dict[str, Any]:
     """The analysis as plain data: what report.md, the plots and analysis.json are made of.
 
     `suites` are the suites that ran: analysis.suites less those the corpus config gives no probes for."""
@@ -179,8 +198,10 @@ def describe(cfg: DictConfig, run_dir: Path, data: TokenData, model: GPT, inputs
         "chance": OmegaConf.to_container(cfg.analysis.chance),
         "replicate": replicate_found(cfg),
         "reference": OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
-        "losses": [{key: r[key] for key in ("step", keys.LOSS_VAL, keys.LOSS_TRAIN) if key in r}
-                   for r in JsonlFile(run_dir / METRICS).read()],
+        "losses": [
+            {key: r[key] for key in ("step", keys.LOSS_VAL, keys.LOSS_TRAIN) if key in r}
+            for r in JsonlFile(run_dir / METRICS).read()
+        ],
         "snapshots": records,
         "provenance": {
             "corpus_sha256": data.meta["inputs"]["sha256"],
@@ -208,8 +229,12 @@ def code_commit() -> str | None:
     need not be the code that trained them.
     """
     try:
-        done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -224,8 +249,9 @@ def write_report(analysis: dict[str, Any], labels: CharLabels, report_dir: Path)
     fileio.write_text(report_dir / explorer.FILE_NAME, explorer.explorer_html(analysis))
 
 
-def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], labels: CharLabels, report_dir: Path,
-                 artifact: str) -> None:
+def log_to_wandb(
+    tracker: Tracker, analysis: dict[str, Any], labels: CharLabels, report_dir: Path, artifact: str
+) -> None:
     """Tables of every snapshot and the claims at the last step, every snapshot's attention patterns
     at its step, each claim's verdict and zf in the summary, and the report folder as an artifact."""
     if tracker.wandb_run is None:
@@ -237,16 +263,27 @@ def log_to_wandb(tracker: Tracker, analysis: dict[str, Any], labels: CharLabels,
         for snapshot in snapshots:
             if snapshot.get("attention", {}).get("prompts"):
                 prompt = snapshot["attention"]["prompts"][0]["prompt"]
-                tracker.log_image(keys.ATTENTION_PATTERNS, attention_figure(snapshot, labels),
-                                  f"step {snapshot['step']}, prompt {prompt}", snapshot["step"])
+                tracker.log_image(
+                    keys.ATTENTION_PATTERNS,
+                    attention_figure(snapshot, labels),
+                    f"step {snapshot['step']}, prompt {prompt}",
+                    snapshot["step"],
+                )
     verdicts = {}
     for c in analysis["claims"]:
         claim = keys.claim_id(c["claim"], c["test"])
         verdicts |= {keys.verdict(claim): c["verdict"], keys.pair("zf", claim): c["zf"]}
     tracker.summary(verdicts)
-    tracker.log_artifact(artifact, "report", sorted(p for p in report_dir.iterdir() if p.is_file()),
-                         metadata={"experiment": analysis["experiment"], "run_dir": analysis["run_dir"],
-                                   "steps": [s["step"] for s in snapshots]})
+    tracker.log_artifact(
+        artifact,
+        "report",
+        sorted(p for p in report_dir.iterdir() if p.is_file()),
+        metadata={
+            "experiment": analysis["experiment"],
+            "run_dir": analysis["run_dir"],
+            "steps": [s["step"] for s in snapshots],
+        },
+    )
 
 
 def table_rows(analysis: dict[str, Any]) -> dict[str, tuple[list[str], list[list]]]:
@@ -263,18 +300,21 @@ def table_rows(analysis: dict[str, Any]) -> dict[str, tuple[list[str], list[list
     for snapshot in analysis["snapshots"]:
         step = snapshot["step"]
         for row in snapshot.get("embeddings", {}).get("neighbours", []):
-            tables["neighbours"][1].extend([step, row["char"], rank, char, cos]
-                                           for rank, (char, cos) in enumerate(row["neighbours"], 1))
+            tables["neighbours"][1].extend(
+                [step, row["char"], rank, char, cos] for rank, (char, cos) in enumerate(row["neighbours"], 1)
+            )
         for prompt in snapshot.get("predictions", {}).get("prompts", []):
-            tables["predictions"][1].extend([step, prompt["prompt"], rank, char, prob]
-                                            for rank, (char, prob) in enumerate(prompt["next"], 1))
+            tables["predictions"][1].extend(
+                [step, prompt["prompt"], rank, char, prob] for rank, (char, prob) in enumerate(prompt["next"], 1)
+            )
             tables["samples"][1].append([step, prompt["prompt"], prompt["sample"]])
         for prompt in snapshot.get("logit_lens", {}).get("prompts", []):
             for layer in prompt["layers"]:
-                tables["logit_lens"][1].extend([step, prompt["prompt"], layer["layer"], rank, char, prob]
-                                               for rank, (char, prob) in enumerate(layer["top"], 1))
+                tables["logit_lens"][1].extend(
+                    [step, prompt["prompt"], layer["layer"], rank, char, prob]
+                    for rank, (char, prob) in enumerate(layer["top"], 1)
+                )
     return {name: table for name, table in tables.items() if table[1]}
-
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="analyze")

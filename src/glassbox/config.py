@@ -15,6 +15,7 @@ Two ways in:
 - `validate(cfg, training=True)`, called by the train stage for every run (sweep jobs included), adds what
   only training needs: the device asked for exists on this machine.
 """
+
 from __future__ import annotations
 
 import re
@@ -133,8 +134,9 @@ class Train(Group):
         if not (info.context or {}).get("training"):
             return device  # other stages do not train: a config for a GPU machine is fine to analyse anywhere
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"this machine has no CUDA GPU that torch {torch.__version__} can use: "
-                             "use train.device=auto (or cpu)")
+            raise ValueError(
+                f"this machine has no CUDA GPU that torch {torch.__version__} can use: use train.device=auto (or cpu)"
+            )
         if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
             raise ValueError(f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
         if device == "mps" and not torch.backends.mps.is_available():
@@ -147,8 +149,10 @@ class Train(Group):
         # float16 would need loss scaling (a GradScaler) not to underflow; bfloat16 has float32's range and
         # needs none. Refused rather than silently trained in float32.
         if dtype == "float16":
-            raise ValueError("float16 is not supported (it needs loss scaling, which glassbox does not do): use "
-                             "bfloat16 on a GPU that has it (train.dtype=auto picks it on CUDA) or float32")
+            raise ValueError(
+                "float16 is not supported (it needs loss scaling, which glassbox does not do): use "
+                "bfloat16 on a GPU that has it (train.dtype=auto picks it on CUDA) or float32"
+            )
         return dtype
 
 
@@ -217,8 +221,10 @@ def validate(cfg: DictConfig, *, training: bool = False) -> None:
         Config.model_validate(data, context={"training": training})
     except ValidationError as err:
         problems = "\n".join(f"  {_problem(e)}" for e in err.errors())
-        raise GlassboxError(f"the config is not valid, so nothing was run:\n{problems}\n"
-                            "Fix these overrides (or the config files they come from).") from None
+        raise GlassboxError(
+            f"the config is not valid, so nothing was run:\n{problems}\n"
+            "Fix these overrides (or the config files they come from)."
+        ) from None
 
 
 def _problem(error: dict[str, Any]) -> str:

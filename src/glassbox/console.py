@@ -4,6 +4,7 @@ Stages report through `logging`, so the same lines reach the terminal and Hydra'
 the run's folder. On the terminal a line goes above the progress bar instead of through it, as
 nanoGPT's evals do, and carries no timestamp; the log file keeps those.
 """
+
 from __future__ import annotations
 
 import logging

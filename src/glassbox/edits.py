@@ -13,6 +13,7 @@ attn.pattern, attn.q_rot and attn.k_rot, which are [B, H, T, ...]) and, at `bloc
 during cached generation only the new ones, so an edit of every position (the default) is the one
 that gives the same text with and without the KV cache.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -6,6 +6,7 @@ their main function in `exits_cleanly`, so the user sees that message and exit c
 not a traceback, and a command that stopped before it wrote anything leaves no empty
 directory behind (e.g. no run directory for `make train` to mistake for a run).
 """
+
 from __future__ import annotations
 
 import functools

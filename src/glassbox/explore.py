@@ -8,6 +8,7 @@ A run's page is drawn from its <run>/report/analysis.json (`make analyze` writes
 redraws it without analysing again). A sweep's page is drawn from its jobs' run directories (the sweep
 summary writes it too). Both are self-contained: open them from disk.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -36,8 +37,10 @@ def explore(run_dir: Path) -> Path:
 def explore_sweep(sweep_dir: Path) -> Path:
     jobs = read_jobs(sweep_dir)
     if not jobs:
-        raise GlassboxError(f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
-                            "outputs/<experiment>/sweeps/<time>")
+        raise GlassboxError(
+            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
+            "outputs/<experiment>/sweeps/<time>"
+        )
     page = sweep_dir / explorer.FILE_NAME
     fileio.write_text(page, explorer_page(sweep_dir, jobs, summarize(jobs)))
     return page

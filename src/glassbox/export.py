@@ -7,6 +7,7 @@ Writes <run>/export/step-N/ (replacing an older export of that step).
 
     python -m glassbox.export experiment=tiny step=all
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ target, are flushed to disk, and only then renamed over it. An interrupted run (
 kill -9, a full disk) leaves at most a stray temporary file, never a truncated file that a
 later stage would trust.
 """
+
 from __future__ import annotations
 
 import errno

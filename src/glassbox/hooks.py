@@ -75,6 +75,7 @@ def hook_points(n_layer: int, adds_position: bool, rope: bool) -> list[str]:
     names = [EMBED] + ([POS_EMBED] if adds_position else [])
     attention = (["q_rot", "k_rot"] if rope else []) + ["pattern", "head_out"]
     for i in range(n_layer):
-        names += [act_name(point, i) for point in ("resid_pre", *attention, "attn_out", "resid_mid", "mlp_out",
-                                                   "resid_post")]
+        names += [
+            act_name(point, i) for point in ("resid_pre", *attention, "attn_out", "resid_mid", "mlp_out", "resid_post")
+        ]
     return names + [LN_FINAL, LOGITS]

@@ -7,6 +7,7 @@ Writes outputs/hf/<folder name>/<time>/{report.md, analysis.json, metrics.jsonl 
 
     python -m glassbox.inspect_hf experiment=tiny hf.path=outputs/tiny/latest/export
 """
+
 from __future__ import annotations
 
 import logging

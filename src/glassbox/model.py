@@ -81,6 +81,7 @@ def _hook(x: Tensor, name: str, cache: Cache | None, interventions: Intervention
 
 # ---------------------------------------------------------------- positions
 
+
 def position_angles(positions: Tensor, dim: int) -> Tensor:
     """The angle of each dimension pair at each position: positions [...] -> [..., ceil(dim / 2)].
 
@@ -129,6 +130,7 @@ def apply_rope(x: Tensor, positions: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------- attention and its KV cache
+
 
 class KVCache:
     """One layer's keys and values [B, H, T, hd] for every token generated so far.
@@ -239,6 +241,7 @@ class CausalSelfAttention(nn.Module):
 
 # ---------------------------------------------------------------- MLPs and norms
 
+
 class MLP(nn.Module):
     """GPT-2's MLP: widen to 4·n_embd, GELU, project back."""
 
@@ -314,6 +317,7 @@ class GenerationStep:
 
 
 # ---------------------------------------------------------------- the model
+
 
 class Block(nn.Module):
     """Pre-norm transformer block: each sublayer reads a normalised copy and adds to the residual."""
@@ -459,8 +463,9 @@ class GPT(nn.Module):
         points = self.hook_points()
         unknown = [name for name in interventions if name not in points]
         if unknown:
-            raise ValueError(f"no hook point {', '.join(map(repr, unknown))} in this model; "
-                             f"its hook points are {', '.join(points)}")
+            raise ValueError(
+                f"no hook point {', '.join(map(repr, unknown))} in this model; its hook points are {', '.join(points)}"
+            )
 
     def new_kv_cache(self) -> list[KVCache]:
         """An empty KV cache, one `KVCache` per layer, for `forward(..., kv_cache=)`."""
@@ -541,8 +546,16 @@ class GPT(nn.Module):
         block_size every step re-encodes the last block_size tokens (a new prefill): the same
         tokens as without the cache, at the same cost.
         """
-        steps = self.generation_steps(idx, max_new_tokens, temperature, top_k, generator,
-                                      top_p=top_p, use_cache=use_cache, interventions=interventions)
+        steps = self.generation_steps(
+            idx,
+            max_new_tokens,
+            temperature,
+            top_k,
+            generator,
+            top_p=top_p,
+            use_cache=use_cache,
+            interventions=interventions,
+        )
         return torch.cat([idx, *(step.token for step in steps)], dim=1)
 
     def generation_steps(
@@ -568,9 +581,15 @@ class GPT(nn.Module):
         return self._steps(idx, max_new_tokens, (temperature, top_k, top_p), generator, use_cache, interventions)
 
     @torch.no_grad()  # torch re-enters no_grad each time a generator resumes, and leaves it at each yield
-    def _steps(self, idx: Tensor, max_new_tokens: int, sampling: tuple[float, int | None, float | None],
-               generator: torch.Generator | None, use_cache: bool,
-               interventions: Interventions | None) -> Iterator[GenerationStep]:
+    def _steps(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        sampling: tuple[float, int | None, float | None],
+        generator: torch.Generator | None,
+        use_cache: bool,
+        interventions: Interventions | None,
+    ) -> Iterator[GenerationStep]:
         """The steps of `generation_steps`; sampling is (temperature, top_k, top_p), already checked."""
         block_size = self.config.block_size
         kv_cache = None

@@ -11,6 +11,7 @@ Writes <run>/interventions/patch/<time>/: report.md, results.json, metrics.jsonl
 
     python -m glassbox.patch experiment=xiyouji source=悟空道 target=修道 layer=all position=-1
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Where the project's configuration lives, found from this file so any working directory works, and
 the name a corpus of your own gets from its file (conf/corpus/local.yaml: `${glassbox.corpus_name:...}`)."""
+
 import hashlib
 import re
 from pathlib import Path
@@ -21,8 +22,10 @@ def corpus_name(path: str | None) -> str:
     if not path:
         return "local"
     stem = Path(path).stem
-    return (re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_").lower()
-            or f"local-{hashlib.sha256(stem.encode()).hexdigest()[:8]}")
+    return (
+        re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_").lower()
+        or f"local-{hashlib.sha256(stem.encode()).hexdigest()[:8]}"
+    )
 
 
 # Registered on import of any glassbox module (glassbox/__init__.py imports this one): a saved

@@ -9,6 +9,7 @@ characters): the first and last part of the text, in order. meta.json is written
 records every input and the sha256 of every output, so a rerun with the same inputs knows it
 is up to date and a half-finished run is never mistaken for a finished one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,10 @@ def source_text(corpus: DictConfig, raw_dir: Path) -> tuple[Path, str]:
     if corpus.get("path"):
         return local_file(corpus.path, corpus.sha256)
     if not corpus.url:
-        raise GlassboxError(f"corpus '{corpus.name}' has neither a file nor a URL: give your text file with "
-                            "corpus.path=<file>, e.g. make prepare CORPUS=local ARGS=\"corpus.path=notes.txt\"")
+        raise GlassboxError(
+            f"corpus '{corpus.name}' has neither a file nor a URL: give your text file with "
+            'corpus.path=<file>, e.g. make prepare CORPUS=local ARGS="corpus.path=notes.txt"'
+        )
     return fetch(corpus.url, corpus.sha256, raw_dir / corpus.file), corpus.sha256
 
 
@@ -64,8 +67,10 @@ def is_up_to_date(out_dir: Path, inputs: dict) -> bool:
     meta = fileio.read_json(meta_path)
     if meta.get("inputs") != inputs:
         return False
-    return all((out_dir / name).exists() and sha256_of(out_dir / name) == digest
-               for name, digest in meta.get("files", {}).items())
+    return all(
+        (out_dir / name).exists() and sha256_of(out_dir / name) == digest
+        for name, digest in meta.get("files", {}).items()
+    )
 
 
 def warn_if_the_text_changed(out_dir: Path, raw_path: Path, sha256: str) -> None:
@@ -73,15 +78,17 @@ def warn_if_the_text_changed(out_dir: Path, raw_path: Path, sha256: str) -> None
     meta_path = out_dir / "meta.json"
     before = fileio.read_json(meta_path)["inputs"]["sha256"] if meta_path.exists() else None
     if before and before != sha256:
-        log.warning(f"{raw_path} changed since it was prepared (sha256 {before[:12]}… → {sha256[:12]}…): "
-                    f"rebuilding {out_dir}; runs trained on the old text no longer match its vocabulary")
+        log.warning(
+            f"{raw_path} changed since it was prepared (sha256 {before[:12]}… → {sha256[:12]}…): "
+            f"rebuilding {out_dir}; runs trained on the old text no longer match its vocabulary"
+        )
 
 
 def split_ids(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
     if not 0 < val_fraction < 1:
         raise GlassboxError(f"corpus.val_fraction must be between 0 and 1, got {val_fraction}")
     n_val = int(round(len(ids) * val_fraction))
-    return ids[: len(ids) - n_val], ids[len(ids) - n_val:]
+    return ids[: len(ids) - n_val], ids[len(ids) - n_val :]
 
 
 def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
@@ -137,14 +144,21 @@ def prepare(cfg: DictConfig, run_dir: Path | None = None) -> Path:
     run_dir = run_dir or Path(cfg.paths.output_dir) / "prepare" / corpus.name  # W&B files stay out of data/
     with Tracker(cfg, run_dir, job_type="prepare", name=f"prepare-{corpus.name}") as tracker:
         tracker.log_artifact(
-            dataset_artifact_name(corpus.name), "dataset",
+            dataset_artifact_name(corpus.name),
+            "dataset",
             [raw_path, *(out_dir / name for name in (*OUTPUT_FILES, "meta.json"))],
             metadata=meta,
         )
-        tracker.summary({"n_chars": meta["n_chars"], "vocab_size": vocab.size,
-                         **{f"split/{k}": v for k, v in meta["split"].items()}})
-    log.info("wrote %s/{%s}; this stage's log and W&B run: %s", out_dir, ",".join((*OUTPUT_FILES, "meta.json")),
-             run_dir)
+        tracker.summary(
+            {
+                "n_chars": meta["n_chars"],
+                "vocab_size": vocab.size,
+                **{f"split/{k}": v for k, v in meta["split"].items()},
+            }
+        )
+    log.info(
+        "wrote %s/{%s}; this stage's log and W&B run: %s", out_dir, ",".join((*OUTPUT_FILES, "meta.json")), run_dir
+    )
     return out_dir
 
 

@@ -61,13 +61,17 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     jobs = read_jobs(sweep_dir)
     if not jobs:
-        raise GlassboxError(f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass the sweep directory of a "
-                            "replicate, outputs/<experiment>/sweeps/<time>")
+        raise GlassboxError(
+            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass the sweep directory of a "
+            "replicate, outputs/<experiment>/sweeps/<time>"
+        )
     others = [axis for axis in sweep_axes(jobs) if axis != SEED]
     if others:
-        raise GlassboxError(f"the jobs of {sweep_dir} differ by {', '.join(others)}, not only by their seed: a "
-                            "replicate is one configuration over seeds. Its summary.md compares the configurations; "
-                            "run `make replicate` once per configuration.")
+        raise GlassboxError(
+            f"the jobs of {sweep_dir} differ by {', '.join(others)}, not only by their seed: a "
+            "replicate is one configuration over seeds. Its summary.md compares the configurations; "
+            "run `make replicate` once per configuration."
+        )
     cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     settings = OmegaConf.to_container(cfg.analysis.claims)
     check_settings(settings)
@@ -75,8 +79,10 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     if not complete:
         raise GlassboxError(f"no job of {sweep_dir} has completed yet: a replicate needs at least one finished seed")
     data = summarize_replicate(
-        [SeedRun(job.seed, job.num, job.status, job.rows, read_run_state(job.run_dir).get("train_seconds"))
-         for job in jobs],
+        [
+            SeedRun(job.seed, job.num, job.status, job.rows, read_run_state(job.run_dir).get("train_seconds"))
+            for job in jobs
+        ],
         pairs=read_run_state(complete[0].run_dir).get("probe_pairs", []),
         groups=OmegaConf.to_container(cfg.corpus.probes.groups),
         settings=settings,
@@ -85,8 +91,13 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     )
     # what was trained: the overrides but the seed and the settings that change no number (paths, W&B)
     overrides = [o for o in complete[0].overrides if o.split("=", 1)[0] != SEED and not o.startswith(QUIET_SETTINGS)]
-    data = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group,
-            "overrides": overrides, **data}
+    data = {
+        "experiment": cfg.name,
+        "sweep_dir": str(sweep_dir),
+        "wandb_group": cfg.wandb.group,
+        "overrides": overrides,
+        **data,
+    }
     write_replicate_files(sweep_dir, data)
     fileio.point_link(replicate_link(cfg.paths.output_dir, cfg.name), sweep_dir)
     if to_wandb:
@@ -108,34 +119,70 @@ def write_replicate_files(sweep_dir: Path, data: dict[str, Any]) -> None:
 
 def log_replicate(job_cfg: DictConfig, sweep_dir: Path, data: dict[str, Any]) -> None:
     """The replicate as one W&B run in the jobs' group (their W&B settings): two tables, two plots, the report."""
-    cfg = OmegaConf.create({
-        "name": job_cfg.name,
-        "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True),
-        "replicate": {"dir": str(sweep_dir), "seeds": data["seeds"], "step": data["step"],
-                      "claims": data["thresholds"]},
-    })
+    cfg = OmegaConf.create(
+        {
+            "name": job_cfg.name,
+            "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True),
+            "replicate": {
+                "dir": str(sweep_dir),
+                "seeds": data["seeds"],
+                "step": data["step"],
+                "claims": data["thresholds"],
+            },
+        }
+    )
     with Tracker(cfg, sweep_dir, job_type="replicate", name=f"{cfg.wandb.group}-replicate") as tracker:
         if tracker.wandb_run is None:
             return
         import wandb
 
         claims = data["claims"]
-        tracker.log_media({
-            "replicate/claims": wandb.Table(
-                columns=["claim", "test", "expect", "held", "seeds", "over_seeds", "zf_mean", "zf_sd"],
-                data=[[claim_label(c), c["test"], c["expect"], c["n_held"], c["n_seeds"], c["over_seeds"],
-                       c["zf"]["mean"], c["zf"]["sd"]] for c in claims]),
-            "replicate/seeds": wandb.Table(
-                columns=["claim", "test", "seed", "verdict", "zf", "p", "first_held", "stayed"],
-                data=[[claim_label(c), c["test"], s["seed"], s["verdict"], s["zf"], s["p"], s["first_held"],
-                       s["stayed"]] for c in claims for s in c["seeds"]]),
-            "replicate/zf": wandb.Image(str(sweep_dir / "replicate_zf.png")),
-            "replicate/final": wandb.Image(str(sweep_dir / "replicate_final.png")),
-        }, step=0)
-        tracker.log_artifact(f"{cfg.wandb.group}-replicate", "report",
-                             [sweep_dir / name for name in ("replicate.md", REPLICATE_JSON, "replicate_zf.png",
-                                                            "replicate_final.png")],
-                             metadata={"experiment": data["experiment"], "seeds": data["seeds"]})
+        tracker.log_media(
+            {
+                "replicate/claims": wandb.Table(
+                    columns=["claim", "test", "expect", "held", "seeds", "over_seeds", "zf_mean", "zf_sd"],
+                    data=[
+                        [
+                            claim_label(c),
+                            c["test"],
+                            c["expect"],
+                            c["n_held"],
+                            c["n_seeds"],
+                            c["over_seeds"],
+                            c["zf"]["mean"],
+                            c["zf"]["sd"],
+                        ]
+                        for c in claims
+                    ],
+                ),
+                "replicate/seeds": wandb.Table(
+                    columns=["claim", "test", "seed", "verdict", "zf", "p", "first_held", "stayed"],
+                    data=[
+                        [
+                            claim_label(c),
+                            c["test"],
+                            s["seed"],
+                            s["verdict"],
+                            s["zf"],
+                            s["p"],
+                            s["first_held"],
+                            s["stayed"],
+                        ]
+                        for c in claims
+                        for s in c["seeds"]
+                    ],
+                ),
+                "replicate/zf": wandb.Image(str(sweep_dir / "replicate_zf.png")),
+                "replicate/final": wandb.Image(str(sweep_dir / "replicate_final.png")),
+            },
+            step=0,
+        )
+        tracker.log_artifact(
+            f"{cfg.wandb.group}-replicate",
+            "report",
+            [sweep_dir / name for name in ("replicate.md", REPLICATE_JSON, "replicate_zf.png", "replicate_final.png")],
+            metadata={"experiment": data["experiment"], "seeds": data["seeds"]},
+        )
 
 
 class ReplicateReport(Callback):
@@ -159,21 +206,25 @@ class ReplicateReport(Callback):
         except GlassboxError as err:
             log.error("no replicate report: %s", err)
         except Exception:  # noqa: BLE001 - a broken report must not stop the training jobs
-            log.exception("could not write the replicate report; retry with: python -m glassbox.replicate %s",
-                          sweep_dir)
+            log.exception(
+                "could not write the replicate report; retry with: python -m glassbox.replicate %s", sweep_dir
+            )
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m glassbox.replicate",
-                                     description="Write (again) the replicate report of a sweep over seeds.")
+    parser = argparse.ArgumentParser(
+        prog="python -m glassbox.replicate", description="Write (again) the replicate report of a sweep over seeds."
+    )
     parser.add_argument("sweep_dir", type=Path, help="outputs/<experiment>/sweeps/<time>")
     sweep_dir = parser.parse_args(argv).sweep_dir
     data = replicate(sweep_dir)
     held = sum(c["n_held"] == c["n_seeds"] for c in data["claims"] if c["expect"] != "none")
     directional = sum(c["expect"] != "none" for c in data["claims"])
-    print(f"{data['n_seeds']} seeds; {held} of {directional} directional claims held in every seed; "
-          f"report: {sweep_dir / 'replicate.md'}")
+    print(
+        f"{data['n_seeds']} seeds; {held} of {directional} directional claims held in every seed; "
+        f"report: {sweep_dir / 'replicate.md'}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ second) and decode tokens/s (new tokens per second after the first). Seeded: the
 draws the same text. The samples and the speeds are also written to samples.json in the
 command's own folder, outputs/<experiment>/samples/<time>/.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,8 +56,10 @@ class Settings:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Settings:
         if cfg.sampler not in SAMPLERS:
-            raise GlassboxError(f"sampler={cfg.sampler}: must be one of {', '.join(SAMPLERS)} "
-                                "(greedy = always the most likely character, the same as temperature=0)")
+            raise GlassboxError(
+                f"sampler={cfg.sampler}: must be one of {', '.join(SAMPLERS)} "
+                "(greedy = always the most likely character, the same as temperature=0)"
+            )
         if cfg.num_samples < 1:
             raise GlassboxError(f"num_samples={cfg.num_samples}: must be >= 1")
         if cfg.max_new_tokens < 0:
@@ -66,15 +69,16 @@ class Settings:
             check_sampling(temperature, cfg.top_k, cfg.top_p)
         except ValueError as err:
             raise GlassboxError(str(err)) from None
-        return cls(cfg.num_samples, cfg.max_new_tokens, temperature, cfg.top_k, cfg.top_p, cfg.seed,
-                   cfg.use_cache)
+        return cls(cfg.num_samples, cfg.max_new_tokens, temperature, cfg.top_k, cfg.top_p, cfg.seed, cfg.use_cache)
 
     def describe(self) -> str:
         if self.temperature == 0:
             how = "greedy (the most likely character every step)"
         else:
-            how = (f"temperature {self.temperature:g}, top_k {self.top_k or 'off'}, top_p {self.top_p or 'off'}, "
-                   f"seed {self.seed}")
+            how = (
+                f"temperature {self.temperature:g}, top_k {self.top_k or 'off'}, top_p {self.top_p or 'off'}, "
+                f"seed {self.seed}"
+            )
         return f"{how}; KV cache {'on' if self.use_cache else 'off'}"
 
 
@@ -87,8 +91,9 @@ def prompt_texts(cfg: DictConfig) -> list[str]:
     if "prompts" in given:
         prompts = cfg.prompts
         if not isinstance(prompts, ListConfig) or not prompts:
-            raise GlassboxError(f"prompts={prompts}: give a list of one or more prompts, "
-                                "e.g. prompts=[悟空道,行者笑道]")
+            raise GlassboxError(
+                f"prompts={prompts}: give a list of one or more prompts, e.g. prompts=[悟空道,行者笑道]"
+            )
         texts = [str(p) for p in prompts]
     elif "prompt_file" in given:
         path = Path(cfg.prompt_file)
@@ -138,11 +143,16 @@ class Throughput:
     re_encoded_steps: int = 0  # decode steps past block_size, which re-encode the window
 
     def as_dict(self) -> dict[str, float]:
-        return {"prefill_tokens": self.prefill_tokens, "prefill_seconds": self.prefill_seconds,
-                "prefill_tokens_per_sec": rate(self.prefill_tokens, self.prefill_seconds),
-                "decode_tokens": self.decode_tokens, "decode_seconds": self.decode_seconds,
-                "decode_tokens_per_sec": rate(self.decode_tokens, self.decode_seconds),
-                "decode_steps": self.decode_steps, "re_encoded_steps": self.re_encoded_steps}
+        return {
+            "prefill_tokens": self.prefill_tokens,
+            "prefill_seconds": self.prefill_seconds,
+            "prefill_tokens_per_sec": rate(self.prefill_tokens, self.prefill_seconds),
+            "decode_tokens": self.decode_tokens,
+            "decode_seconds": self.decode_seconds,
+            "decode_tokens_per_sec": rate(self.decode_tokens, self.decode_seconds),
+            "decode_steps": self.decode_steps,
+            "re_encoded_steps": self.re_encoded_steps,
+        }
 
 
 def rate(tokens: int, seconds: float) -> float:
@@ -155,13 +165,21 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def draw(model: GPT, ids: list[int], settings: Settings, generator: torch.Generator, speed: Throughput
-         ) -> list[list[int]]:
+def draw(
+    model: GPT, ids: list[int], settings: Settings, generator: torch.Generator, speed: Throughput
+) -> list[list[int]]:
     """num_samples continuations of one prompt, as one batch, each step timed into `speed`."""
     device = generator.device
     idx = torch.tensor([ids] * settings.num_samples, device=device)
-    steps = model.generation_steps(idx, settings.max_new_tokens, settings.temperature, settings.top_k, generator,
-                                   top_p=settings.top_p, use_cache=settings.use_cache)
+    steps = model.generation_steps(
+        idx,
+        settings.max_new_tokens,
+        settings.temperature,
+        settings.top_k,
+        generator,
+        top_p=settings.top_p,
+        use_cache=settings.use_cache,
+    )
     tokens = []
     for number in range(settings.max_new_tokens):
         synchronize(device)
@@ -186,16 +204,22 @@ def draw(model: GPT, ids: list[int], settings: Settings, generator: torch.Genera
 def format_speed(speed: Throughput, settings: Settings, block_size: int) -> str:
     if not speed.prefill_tokens:
         return "max_new_tokens=0: the model did not run"
-    lines = [f"prefill: {speed.prefill_tokens:,} prompt tokens in {speed.prefill_seconds * 1000:.1f} ms = "
-             f"{rate(speed.prefill_tokens, speed.prefill_seconds):,.0f} tokens/s"]
+    lines = [
+        f"prefill: {speed.prefill_tokens:,} prompt tokens in {speed.prefill_seconds * 1000:.1f} ms = "
+        f"{rate(speed.prefill_tokens, speed.prefill_seconds):,.0f} tokens/s"
+    ]
     if speed.decode_steps:
         per_sec = rate(speed.decode_tokens, speed.decode_seconds)
         batch = f"{settings.num_samples} sample{'s' if settings.num_samples > 1 else ''}"
-        lines.append(f"decode:  {speed.decode_tokens:,} tokens ({speed.decode_steps:,} steps × {batch}) "
-                     f"in {speed.decode_seconds:.3f} s = {per_sec:,.0f} tokens/s")
+        lines.append(
+            f"decode:  {speed.decode_tokens:,} tokens ({speed.decode_steps:,} steps × {batch}) "
+            f"in {speed.decode_seconds:.3f} s = {per_sec:,.0f} tokens/s"
+        )
     if speed.re_encoded_steps:
-        lines.append(f"         {speed.re_encoded_steps:,} of the decode steps were past block_size {block_size}: "
-                     f"they re-encode the last {block_size} tokens (a new prefill), as without the cache")
+        lines.append(
+            f"         {speed.re_encoded_steps:,} of the decode steps were past block_size {block_size}: "
+            f"they re-encode the last {block_size} tokens (a new prefill), as without the cache"
+        )
     return "\n".join(lines)
 
 
@@ -210,9 +234,11 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     encoded = encode_prompts(texts, vocab)
     model = snapshot.model().to(device)
     c = model.config
-    print(f"snapshot {path} (step {snapshot.step}): {c.n_layer} layers × {c.n_head} heads, n_embd {c.n_embd}, "
-          f"block_size {c.block_size}, pos_encoding={c.pos_encoding}, norm={c.norm}, mlp={c.mlp}, "
-          f"{model.num_params() / 1e6:.2f}M parameters, on {device}")
+    print(
+        f"snapshot {path} (step {snapshot.step}): {c.n_layer} layers × {c.n_head} heads, n_embd {c.n_embd}, "
+        f"block_size {c.block_size}, pos_encoding={c.pos_encoding}, norm={c.norm}, mlp={c.mlp}, "
+        f"{model.num_params() / 1e6:.2f}M parameters, on {device}"
+    )
     print(f"sampling: {settings.describe()}\n{SEPARATOR}", flush=True)
 
     # One generator for the whole command, seeded once: each prompt continues the same random stream.
@@ -227,8 +253,14 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         results.append({"prompt": text, "samples": samples})
     print(format_speed(speed, settings, c.block_size))
 
-    written = {"snapshot": str(path), "step": snapshot.step, "device": str(device),
-               "settings": {**vars(settings), "sampler": cfg.sampler}, "prompts": results, "speed": speed.as_dict()}
+    written = {
+        "snapshot": str(path),
+        "step": snapshot.step,
+        "device": str(device),
+        "settings": {**vars(settings), "sampler": cfg.sampler},
+        "prompts": results,
+        "speed": speed.as_dict(),
+    }
     fileio.write_json(out_dir / "samples.json", written)
     return written
 

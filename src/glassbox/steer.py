@@ -12,6 +12,7 @@ Writes <run>/interventions/steer/<time>/: report.md, results.json, metrics.jsonl
 
     python -m glassbox.steer experiment=xiyouji step=all
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -62,40 +62,78 @@ def write_summary_files(sweep_dir: Path, summary: dict[str, Any], z_min: float |
         fileio.write_bytes(sweep_dir / "pair_zf_steps.png", png(plot_pair_curves(summary, labels, z_min)))
 
 
-
 def log_summary(job_cfg: DictConfig, sweep_dir: Path, summary: dict[str, Any]) -> None:
     """The summary as one W&B run in the jobs' group (their W&B settings): three tables, two plots."""
-    cfg = OmegaConf.create({
-        "name": job_cfg.name,
-        "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True),
-        "sweep": {"dir": str(sweep_dir), "axes": summary["axes"], "n_jobs": summary["n_jobs"],
-                  "n_complete": summary["n_complete"]},
-    })
+    cfg = OmegaConf.create(
+        {
+            "name": job_cfg.name,
+            "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True),
+            "sweep": {
+                "dir": str(sweep_dir),
+                "axes": summary["axes"],
+                "n_jobs": summary["n_jobs"],
+                "n_complete": summary["n_complete"],
+            },
+        }
+    )
     with Tracker(cfg, sweep_dir, job_type="sweep-summary", name=f"{cfg.wandb.group}-summary") as tracker:
         if tracker.wandb_run is None:
             return
         import wandb
 
         configs = summary["configurations"]
-        tracker.log_media({
-            "sweep/configurations": wandb.Table(
-                columns=["configuration", "parameters", "seeds", "val_loss_mean", "val_loss_sd"],
-                data=[[c["label"], c["n_params"], ", ".join(map(str, c["seeds"])), c["loss_val"]["mean"],
-                       c["loss_val"]["sd"]] for c in configs]),
-            "sweep/pairs": wandb.Table(
-                columns=["configuration", "parameters", "pair", "pair_id", "expect",
-                         *[f"{stat}_{part}" for stat in PAIR_STATS for part in ("mean", "sd")], "direction"],
-                data=[[c["label"], c["n_params"], p["label"], name, p["expect"],
-                       *[p[stat][part] for stat in PAIR_STATS for part in ("mean", "sd")], p["direction"]]
-                      for c in configs for name, p in c["pairs"].items()]),
-            "sweep/jobs": wandb.Table(
-                columns=["job", "configuration", "seed", "status", "parameters", "step", "val_loss"],
-                data=[[j["job"], j["configuration"], j["seed"], j["status"], j["n_params"], j["step"],
-                       j["loss_val"]] for j in summary["jobs"]]),
-            "sweep/val_loss": wandb.Image(str(sweep_dir / "val_loss.png")),
-            "sweep/pair_z": wandb.Image(str(sweep_dir / "pair_z.png")),
-            "sweep/pair_zf_steps": wandb.Image(str(sweep_dir / "pair_zf_steps.png")),
-        }, step=0)
+        tracker.log_media(
+            {
+                "sweep/configurations": wandb.Table(
+                    columns=["configuration", "parameters", "seeds", "val_loss_mean", "val_loss_sd"],
+                    data=[
+                        [
+                            c["label"],
+                            c["n_params"],
+                            ", ".join(map(str, c["seeds"])),
+                            c["loss_val"]["mean"],
+                            c["loss_val"]["sd"],
+                        ]
+                        for c in configs
+                    ],
+                ),
+                "sweep/pairs": wandb.Table(
+                    columns=[
+                        "configuration",
+                        "parameters",
+                        "pair",
+                        "pair_id",
+                        "expect",
+                        *[f"{stat}_{part}" for stat in PAIR_STATS for part in ("mean", "sd")],
+                        "direction",
+                    ],
+                    data=[
+                        [
+                            c["label"],
+                            c["n_params"],
+                            p["label"],
+                            name,
+                            p["expect"],
+                            *[p[stat][part] for stat in PAIR_STATS for part in ("mean", "sd")],
+                            p["direction"],
+                        ]
+                        for c in configs
+                        for name, p in c["pairs"].items()
+                    ],
+                ),
+                "sweep/jobs": wandb.Table(
+                    columns=["job", "configuration", "seed", "status", "parameters", "step", "val_loss"],
+                    data=[
+                        [j["job"], j["configuration"], j["seed"], j["status"], j["n_params"], j["step"], j["loss_val"]]
+                        for j in summary["jobs"]
+                    ],
+                ),
+                "sweep/val_loss": wandb.Image(str(sweep_dir / "val_loss.png")),
+                "sweep/pair_z": wandb.Image(str(sweep_dir / "pair_z.png")),
+                "sweep/pair_zf_steps": wandb.Image(str(sweep_dir / "pair_zf_steps.png")),
+            },
+            step=0,
+        )
 
 
 def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
@@ -103,8 +141,10 @@ def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, A
     sweep_dir = Path(sweep_dir)
     jobs = read_jobs(sweep_dir)
     if not jobs:
-        raise GlassboxError(f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
-                            "outputs/<experiment>/sweeps/<time>")
+        raise GlassboxError(
+            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
+            "outputs/<experiment>/sweeps/<time>"
+        )
     job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}
     write_summary_files(sweep_dir, summary, OmegaConf.select(job_cfg, "analysis.claims.z_min"))
@@ -144,14 +184,17 @@ class SweepSummary(Callback):
 
 def where(summary: dict[str, Any], sweep_dir: Path) -> str:
     """The line a sweep ends with: how many jobs completed and where their summary is."""
-    return (f"{summary['n_complete']}/{summary['n_jobs']} jobs complete; sweep summary: {sweep_dir / 'summary.md'} "
-            f"(plots and explorer.html beside it)")
+    return (
+        f"{summary['n_complete']}/{summary['n_jobs']} jobs complete; sweep summary: {sweep_dir / 'summary.md'} "
+        f"(plots and explorer.html beside it)"
+    )
 
 
 @exits_cleanly
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m glassbox.sweep",
-                                     description="Write (again) the summary of a sweep and log it to W&B.")
+    parser = argparse.ArgumentParser(
+        prog="python -m glassbox.sweep", description="Write (again) the summary of a sweep and log it to W&B."
+    )
     parser.add_argument("sweep_dir", type=Path, help="outputs/<experiment>/sweeps/<time>")
     sweep_dir = parser.parse_args(argv).sweep_dir
     print(where(summarize_sweep(sweep_dir), sweep_dir))

@@ -14,6 +14,7 @@ or any file is written. Every change goes through the model's own hook points
                   layer by layer: where does the source's meaning travel?
     head_ablation each attention head zeroed or replaced by its mean in turn: which heads matter?
 """
+
 from __future__ import annotations
 
 import math
@@ -52,6 +53,7 @@ ABLATION_MODES = ("mean", "zero")
 
 # ---------------------------------------------------------------- checking what the user typed
 
+
 def _as_list(value: Any) -> list:
     """A config value as a list: lists stay lists, a single value becomes a list of one."""
     if isinstance(value, (ListConfig, list, tuple)):
@@ -68,15 +70,17 @@ def encode_prompts(texts: Any, vocab: Vocab, block_size: int, key: str) -> list[
         if not text:
             raise GlassboxError(f"{key} holds an empty prompt: every prompt needs at least one character")
         if len(text) > block_size:
-            raise GlassboxError(f"{key}: prompt {text!r} has {len(text)} characters, more than the model's "
-                                f"block_size {block_size}")
+            raise GlassboxError(
+                f"{key}: prompt {text!r} has {len(text)} characters, more than the model's block_size {block_size}"
+            )
         try:
             prompts.append(Prompt(text, vocab.encode(text)))
         except GlassboxError as err:
             raise GlassboxError(f"{key}: prompt {text!r}: {err}") from None
     if not prompts:
-        raise GlassboxError(f"{key} is empty: give at least one prompt, e.g. {key}=[...] or edit "
-                            "the corpus config's steering block")
+        raise GlassboxError(
+            f"{key} is empty: give at least one prompt, e.g. {key}=[...] or edit the corpus config's steering block"
+        )
     return prompts
 
 
@@ -87,8 +91,9 @@ def pick_layers(value: Any, n_layer: int) -> list[int]:
     layers = _as_list(value)
     for layer in layers:
         if isinstance(layer, bool) or not isinstance(layer, int):
-            raise GlassboxError(f"layer={value!r}: give all, a block index or a list of them, "
-                                f"e.g. layer=[0,{n_layer - 1}]")
+            raise GlassboxError(
+                f"layer={value!r}: give all, a block index or a list of them, e.g. layer=[0,{n_layer - 1}]"
+            )
         if not 0 <= layer < n_layer:
             raise GlassboxError(f"layer={layer} does not exist: the model has {n_layer} blocks (0 to {n_layer - 1})")
     if not layers:
@@ -99,8 +104,10 @@ def pick_layers(value: Any, n_layer: int) -> list[int]:
 def check_point(point: Any) -> str:
     """The per-block hook point a direction is added at or a hidden state patched into."""
     if point not in hooks.RESIDUAL_WIDTH:
-        raise GlassboxError(f"point={point!r} is not a hook point a vector can be added to or patched into; "
-                            f"choose one of {', '.join(hooks.RESIDUAL_WIDTH)} (each block's [batch, position, n_embd])")
+        raise GlassboxError(
+            f"point={point!r} is not a hook point a vector can be added to or patched into; "
+            f"choose one of {', '.join(hooks.RESIDUAL_WIDTH)} (each block's [batch, position, n_embd])"
+        )
     return point
 
 
@@ -109,8 +116,10 @@ def check_alphas(value: Any) -> list[float]:
     alphas = _as_list(value)
     bad = [a for a in alphas if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a)]
     if bad or not alphas:
-        raise GlassboxError(f"alphas={value!r}: every strength α must be a number (the multiple of the direction "
-                            "added), e.g. alphas=[-4,-2,2,4]")
+        raise GlassboxError(
+            f"alphas={value!r}: every strength α must be a number (the multiple of the direction "
+            "added), e.g. alphas=[-4,-2,2,4]"
+        )
     return [float(a) for a in alphas]
 
 
@@ -132,6 +141,7 @@ def encode_targets(value: Any, vocab: Vocab, key: str) -> tuple[list[str], list[
 
 
 # ---------------------------------------------------------------- running prompts
+
 
 def _padded(prompts: Sequence[Prompt], device: torch.device) -> tuple[Tensor, Tensor]:
     """The prompts as one batch [B, T_max], padded on the right, and each one's last position [B].
@@ -165,6 +175,7 @@ def _chars(itos: list[str], ids: Tensor, probs: Tensor) -> list[list]:
 
 
 # ---------------------------------------------------------------- steering
+
 
 @dataclass(frozen=True)
 class SteeringSpec:
@@ -207,10 +218,20 @@ class SteeringSpec:
 
     def describe(self) -> dict[str, Any]:
         """The settings as plain data, for results.json and the report."""
-        return {"positive": [p.text for p in self.positive], "negative": [p.text for p in self.negative],
-                "held_out": [p.text for p in self.held_out], "targets": self.targets, "point": self.point,
-                "layers": self.layers, "alphas": self.alphas, "n_random": self.n_random, "seed": self.seed,
-                "gen_tokens": self.gen_tokens, "temperature": self.temperature, "z_min": self.z_min}
+        return {
+            "positive": [p.text for p in self.positive],
+            "negative": [p.text for p in self.negative],
+            "held_out": [p.text for p in self.held_out],
+            "targets": self.targets,
+            "point": self.point,
+            "layers": self.layers,
+            "alphas": self.alphas,
+            "n_random": self.n_random,
+            "seed": self.seed,
+            "gen_tokens": self.gen_tokens,
+            "temperature": self.temperature,
+            "z_min": self.z_min,
+        }
 
 
 def _steering_effect(model: GPT, spec: SteeringSpec, hook: str, vector: Tensor, base: Tensor) -> dict[str, Any]:
@@ -219,8 +240,11 @@ def _steering_effect(model: GPT, spec: SteeringSpec, hook: str, vector: Tensor, 
     steered = next_logits(model, spec.held_out, {hook: add(vector)})
     p_now = target_probability(steered, spec.target_ids)
     p_base = target_probability(base, spec.target_ids)
-    return {"p_targets": p_now.tolist(), "dp": (p_now - p_base).mean().item(),
-            "kl": kl_divergence(base, steered).mean().item()}
+    return {
+        "p_targets": p_now.tolist(),
+        "dp": (p_now - p_base).mean().item(),
+        "kl": kl_divergence(base, steered).mean().item(),
+    }
 
 
 @torch.no_grad()
@@ -247,10 +271,21 @@ def steering(model: GPT, spec: SteeringSpec, itos: list[str]) -> dict[str, Any]:
             null = torch.tensor([c["dp"] for c in chance])
             kls = torch.tensor([c["kl"] for c in chance])
             z = z_score(torch.tensor(effect["dp"]), null).item()
-            rows.append({"alpha": alpha, **effect, "z": z, "exceeds": math.copysign(1, alpha) * z >= spec.z_min,
-                         "random": {"dp_mean": null.mean().item(), "dp_sd": null.std().item(),
-                                    "kl_mean": kls.mean().item(), "kl_sd": kls.std().item(),
-                                    "norm": randoms.norm(dim=-1).mean().item()}})
+            rows.append(
+                {
+                    "alpha": alpha,
+                    **effect,
+                    "z": z,
+                    "exceeds": math.copysign(1, alpha) * z >= spec.z_min,
+                    "random": {
+                        "dp_mean": null.mean().item(),
+                        "dp_sd": null.std().item(),
+                        "kl_mean": kls.mean().item(),
+                        "kl_sd": kls.std().item(),
+                        "norm": randoms.norm(dim=-1).mean().item(),
+                    },
+                }
+            )
             scalars[keys.steer(hooks.layer_label(layer), alpha, "dp")] = effect["dp"]
             scalars[keys.steer(hooks.layer_label(layer), alpha, "z")] = z
         layers.append({"layer": layer, "hook": hook, "norm": direction.norm().item(), "alphas": rows})
@@ -259,19 +294,28 @@ def steering(model: GPT, spec: SteeringSpec, itos: list[str]) -> dict[str, Any]:
     best_layer, best = max(cells, key=lambda cell: math.copysign(1, cell[1]["alpha"]) * cell[1]["dp"])
     hook = best_layer["hook"]
     return {
-        "base": {"p_targets": target_probability(base, spec.target_ids).tolist(),
-                 "top": [_chars(itos, *top_k_next(row, 1.0, SHOW_TOP)) for row in base]},
+        "base": {
+            "p_targets": target_probability(base, spec.target_ids).tolist(),
+            "top": [_chars(itos, *top_k_next(row, 1.0, SHOW_TOP)) for row in base],
+        },
         "layers": layers,
-        "best": {"layer": best_layer["layer"], "alpha": best["alpha"], "dp": best["dp"], "z": best["z"],
-                 "exceeds": best["exceeds"], "random_dp_mean": best["random"]["dp_mean"],
-                 "random_dp_sd": best["random"]["dp_sd"]},
+        "best": {
+            "layer": best_layer["layer"],
+            "alpha": best["alpha"],
+            "dp": best["dp"],
+            "z": best["z"],
+            "exceeds": best["exceeds"],
+            "random_dp_mean": best["random"]["dp_mean"],
+            "random_dp_sd": best["random"]["dp_sd"],
+        },
         "continuations": continuations(model, spec, itos, hook, directions[hook]),
         "scalars": scalars,
     }
 
 
-def continuations(model: GPT, spec: SteeringSpec, itos: list[str], hook: str,
-                  direction: Tensor) -> list[dict[str, Any]]:
+def continuations(
+    model: GPT, spec: SteeringSpec, itos: list[str], hook: str, direction: Tensor
+) -> list[dict[str, Any]]:
     """Each held-out prompt continued with α · direction added at `hook`, for α = 0 (unsteered) and
     every α of the spec, each drawn with the same seed (greedy at temperature 0): [[α, text], ...]."""
     device = model.lm_head.weight.device
@@ -281,14 +325,20 @@ def continuations(model: GPT, spec: SteeringSpec, itos: list[str], hook: str,
         for alpha in sorted({0.0, *spec.alphas}):
             generator = torch.Generator(device=device).manual_seed(spec.seed)
             interventions = {hook: add(alpha * direction)} if alpha else None
-            out = model.generate(torch.tensor([prompt.ids], device=device), spec.gen_tokens, spec.temperature,
-                                 generator=generator, interventions=interventions)
-            texts.append([alpha, "".join(itos[i] for i in out[0, len(prompt.ids):].tolist())])
+            out = model.generate(
+                torch.tensor([prompt.ids], device=device),
+                spec.gen_tokens,
+                spec.temperature,
+                generator=generator,
+                interventions=interventions,
+            )
+            texts.append([alpha, "".join(itos[i] for i in out[0, len(prompt.ids) :].tolist())])
         rows.append({"prompt": prompt.text, "texts": texts})
     return rows
 
 
 # ---------------------------------------------------------------- patching
+
 
 @dataclass(frozen=True)
 class PatchSpec:
@@ -306,13 +356,20 @@ class PatchSpec:
         shortest = min(len(source.ids), len(target.ids))
         position = cfg.position
         if isinstance(position, bool) or not isinstance(position, int) or not -shortest <= position < shortest:
-            raise GlassboxError(f"position={position!r}: give a position both prompts have, from 0 to {shortest - 1} "
-                                f"or from -{shortest} (the first) to -1 (the last)")
+            raise GlassboxError(
+                f"position={position!r}: give a position both prompts have, from 0 to {shortest - 1} "
+                f"or from -{shortest} (the first) to -1 (the last)"
+            )
         return cls(source, target, check_point(cfg.point), pick_layers(cfg.layer, model_args["n_layer"]), position)
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source.text, "target": self.target.text, "point": self.point, "layers": self.layers,
-                "position": self.position}
+        return {
+            "source": self.source.text,
+            "target": self.target.text,
+            "point": self.point,
+            "layers": self.layers,
+            "position": self.position,
+        }
 
 
 @torch.no_grad()
@@ -338,9 +395,16 @@ def patching(model: GPT, spec: PatchSpec, itos: list[str]) -> dict[str, Any]:
         patched = model(target_idx, interventions={hook: set_to(state, positions=[spec.position])})[0][0, -1]
         p_char = patched.softmax(-1)[char].item()
         moved = moved_fraction(p_target, p_char, p_source)
-        rows.append({"layer": layer, "hook": hook, "p_char": p_char, "moved": moved,
-                     "kl": kl_divergence(target_next, patched).item(),
-                     "top": _chars(itos, *top_k_next(patched, 1.0, SHOW_TOP))})
+        rows.append(
+            {
+                "layer": layer,
+                "hook": hook,
+                "p_char": p_char,
+                "moved": moved,
+                "kl": kl_divergence(target_next, patched).item(),
+                "top": _chars(itos, *top_k_next(patched, 1.0, SHOW_TOP)),
+            }
+        )
         if moved is not None:
             scalars[keys.patch_moved(hooks.layer_label(layer))] = moved
     return {
@@ -356,6 +420,7 @@ def patching(model: GPT, spec: PatchSpec, itos: list[str]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- head ablation
 
+
 @dataclass(frozen=True)
 class AblationSpec:
     mode: str  # mean: each head's output replaced by its mean over the validation windows; zero: by zeros
@@ -366,8 +431,10 @@ class AblationSpec:
     @classmethod
     def from_config(cls, cfg: DictConfig, data: TokenData, model_args: dict[str, Any]) -> AblationSpec:
         if cfg.mode not in ABLATION_MODES:
-            raise GlassboxError(f"mode={cfg.mode!r}: choose mean (replace a head's output by its mean over the "
-                                "validation windows) or zero")
+            raise GlassboxError(
+                f"mode={cfg.mode!r}: choose mean (replace a head's output by its mean over the "
+                "validation windows) or zero"
+            )
         prompts = encode_prompts(cfg.prompts, data.vocab, model_args["block_size"], "prompts")
         n_sequences = check_count(cfg.n_sequences, "n_sequences", 1)
         seed = check_count(cfg.seed, "seed", 0)
@@ -375,8 +442,11 @@ class AblationSpec:
         return cls(cfg.mode, prompts, inputs, targets)
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": self.mode, "prompts": [p.text for p in self.prompts],
-                "validation_windows": list(self.inputs.shape)}
+        return {
+            "mode": self.mode,
+            "prompts": [p.text for p in self.prompts],
+            "validation_windows": list(self.inputs.shape),
+        }
 
 
 @torch.no_grad()
@@ -400,13 +470,23 @@ def head_ablation(model: GPT, spec: AblationSpec, itos: list[str]) -> dict[str, 
             _, loss = model(inputs, targets, interventions={hook: edit})
             p_now = next_logits(model, spec.prompts, {hook: edit}).softmax(-1)[rows_of_prompts, chars]
             dloss = (loss - base_loss).item()
-            heads.append({"layer": layer, "head": head, "loss": loss.item(), "dloss": dloss,
-                          "p_chars": p_now.tolist(), "dp": (p_now - p_base).mean().item()})
+            heads.append(
+                {
+                    "layer": layer,
+                    "head": head,
+                    "loss": loss.item(),
+                    "dloss": dloss,
+                    "p_chars": p_now.tolist(),
+                    "dp": (p_now - p_base).mean().item(),
+                }
+            )
             scalars[keys.ablation_dloss(hooks.layer_label(layer), head)] = dloss
     return {
         "base_loss": base_loss.item(),
-        "prompts": [{"prompt": p.text, "char": itos[c], "p": pb}
-                    for p, c, pb in zip(spec.prompts, chars.tolist(), p_base.tolist())],
+        "prompts": [
+            {"prompt": p.text, "char": itos[c], "p": pb}
+            for p, c, pb in zip(spec.prompts, chars.tolist(), p_base.tolist())
+        ],
         "heads": heads,
         "ranked": [[h["layer"], h["head"]] for h in sorted(heads, key=lambda h: -h["dloss"])],
         "scalars": scalars,
@@ -415,8 +495,10 @@ def head_ablation(model: GPT, spec: AblationSpec, itos: list[str]) -> dict[str, 
 
 # ---------------------------------------------------------------- over training
 
-def over_snapshots(paths: list[Path], vocab: Vocab, experiment: Callable[[GPT], dict[str, Any]],
-                   tracker: Tracker) -> list[dict[str, Any]]:
+
+def over_snapshots(
+    paths: list[Path], vocab: Vocab, experiment: Callable[[GPT], dict[str, Any]], tracker: Tracker
+) -> list[dict[str, Any]]:
     """The experiment on each snapshot in turn, its scalars logged at the snapshot's step: [{"step": N, ...}]."""
     steps = []
     for path in paths:

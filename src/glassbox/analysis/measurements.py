@@ -4,6 +4,7 @@ Training (at every snapshot step) and analysis (replaying saved snapshots) both 
 `Measurements.of(model)`, so the same probe pair reaches the same metric key through the
 same function, with the same random-pair baselines drawn once per run.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,12 +39,16 @@ class Measurements:
             probes = ProbeSet.build(groups, OmegaConf.to_container(spec.pairs), data.vocab.stoi)
             chance = ChanceModel.build(counts, probes, **cfg.analysis.chance)
         except ValueError as err:
-            raise GlassboxError(f"corpus.probes of '{cfg.corpus.name}': {err}. "
-                                f"Edit conf/corpus/{cfg.corpus.name}.yaml or override corpus.probes.") from err
+            raise GlassboxError(
+                f"corpus.probes of '{cfg.corpus.name}': {err}. "
+                f"Edit conf/corpus/{cfg.corpus.name}.yaml or override corpus.probes."
+            ) from err
         if not (probes.pairs or probes.groups):
-            log.warning(f"corpus.probes of '{cfg.corpus.name}' names no probe pairs or groups: no pair cosines, "
-                        "z-scores or claims are measured (the losses, embedding and per-layer statistics are). "
-                        "Give some with corpus.probes.pairs=... and corpus.probes.groups=...")
+            log.warning(
+                f"corpus.probes of '{cfg.corpus.name}' names no probe pairs or groups: no pair cosines, "
+                "z-scores or claims are measured (the losses, embedding and per-layer statistics are). "
+                "Give some with corpus.probes.pairs=... and corpus.probes.groups=..."
+            )
         return cls(
             probes=probes,
             chance=chance,
@@ -56,5 +61,6 @@ class Measurements:
         """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py);
         with the run's step-0 embedding `initial`, also each pair's change since then (dcos/)."""
         device = next(model.parameters()).device
-        return snapshot_metrics(model, self.probes, self.counts, self.probe_batch.to(device), self.chance,
-                                self.n_frequent, initial)
+        return snapshot_metrics(
+            model, self.probes, self.counts, self.probe_batch.to(device), self.chance, self.n_frequent, initial
+        )

@@ -10,6 +10,7 @@ that one snapshot.
 
 Suites expect a model in eval mode, as `model_from_snapshot` returns it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -77,8 +78,9 @@ class SuiteInputs:
     initial_embedding: Tensor | None = None  # the run's step-0 embedding, for the dcos/ keys
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int,
-                    initial_embedding: Tensor | None = None) -> SuiteInputs:
+    def from_config(
+        cls, cfg: DictConfig, data: TokenData, block_size: int, initial_embedding: Tensor | None = None
+    ) -> SuiteInputs:
         measurements = Measurements.from_config(cfg, data, block_size)
         probes = measurements.probes
         group_of = probes.char_groups()
@@ -156,18 +158,27 @@ def embeddings(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
             {"char": char, "neighbours": _chars_with(inputs.itos, row_ids, row_cos)}
             for char, row_ids, row_cos in zip(inputs.probe_chars, neighbour_ids, cosines)
         ],
-        "map": {"chars": [inputs.itos[i] for i in map_ids.tolist()],
-                "counts": measurements.counts[map_ids].tolist(),
-                "groups": inputs.probe_groups + [None] * (len(map_ids) - len(inputs.probe_groups)),
-                "coords": map_coords.tolist(), "norms": map_rows.norm(dim=-1).tolist(),
-                "explained": map_explained.tolist()},
-        "matched_null": [{"pair": pair.name, "mean": null.mean().item(), "std": null.std().item()}
-                         for pair, null in zip(measurements.probes.pairs, matched_null)],
+        "map": {
+            "chars": [inputs.itos[i] for i in map_ids.tolist()],
+            "counts": measurements.counts[map_ids].tolist(),
+            "groups": inputs.probe_groups + [None] * (len(map_ids) - len(inputs.probe_groups)),
+            "coords": map_coords.tolist(),
+            "norms": map_rows.norm(dim=-1).tolist(),
+            "explained": map_explained.tolist(),
+        },
+        "matched_null": [
+            {"pair": pair.name, "mean": null.mean().item(), "std": null.std().item()}
+            for pair, null in zip(measurements.probes.pairs, matched_null)
+        ],
     }
     if inputs.probe_chars:  # a corpus of your own may name no probe characters yet
         coords, explained = pca_2d(W[ids])
-        result["pca"] = {"chars": inputs.probe_chars, "groups": inputs.probe_groups,
-                         "coords": coords.tolist(), "explained": explained.tolist()}
+        result["pca"] = {
+            "chars": inputs.probe_chars,
+            "groups": inputs.probe_groups,
+            "coords": coords.tolist(),
+            "explained": explained.tolist(),
+        }
     return result
 
 
@@ -181,8 +192,9 @@ def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     n_layer = model.config.n_layer
     device = next(model.parameters()).device
     _, cache = capture_activations(model, inputs.measurements.probe_batch.to(device))
-    entropy = {hooks.layer_label(i): attention_entropy(cache[hooks.act_name("pattern", i)]).tolist()
-               for i in range(n_layer)}
+    entropy = {
+        hooks.layer_label(i): attention_entropy(cache[hooks.act_name("pattern", i)]).tolist() for i in range(n_layer)
+    }
 
     tables = []
     for prompt in inputs.prompts:
@@ -190,8 +202,9 @@ def activations(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
         rows = [{"layer": name, **row} for name, row in residual_table(cache, n_layer).items()]
         tables.append({"prompt": prompt.text, "layers": rows})
     return {
-        "scalars": {keys.attn_entropy(layer, h): value
-                    for layer, heads in entropy.items() for h, value in enumerate(heads)},
+        "scalars": {
+            keys.attn_entropy(layer, h): value for layer, heads in entropy.items() for h, value in enumerate(heads)
+        },
         "residual": tables,
         "entropy": entropy,
     }
@@ -204,8 +217,9 @@ def attention(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     for prompt in inputs.prompts:
         _, cache = capture_activations(model, _batch(prompt, model))
         pattern = torch.stack([cache[hooks.act_name("pattern", i)][0] for i in range(n_layer)])
-        prompts.append({"prompt": prompt.text, "tokens": [inputs.itos[i] for i in prompt.ids],
-                        "pattern": pattern.tolist()})
+        prompts.append(
+            {"prompt": prompt.text, "tokens": [inputs.itos[i] for i in prompt.ids], "pattern": pattern.tolist()}
+        )
     return {"prompts": prompts}
 
 
@@ -220,8 +234,13 @@ def predictions(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
         ids, probs = top_k_next(logits[0, -1], sampling.temperature, sampling.top_k)
         generator = torch.Generator(device=idx.device).manual_seed(sampling.seed)
         sample = model.generate(idx, sampling.gen_tokens, sampling.temperature, sampling.top_k, generator)
-        prompts.append({"prompt": prompt.text, "next": _chars_with(inputs.itos, ids, probs),
-                        "sample": "".join(inputs.itos[i] for i in sample[0].tolist())})
+        prompts.append(
+            {
+                "prompt": prompt.text,
+                "next": _chars_with(inputs.itos, ids, probs),
+                "sample": "".join(inputs.itos[i] for i in sample[0].tolist()),
+            }
+        )
     return {"prompts": prompts}
 
 
@@ -233,8 +252,10 @@ def logit_lens(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     for prompt in inputs.prompts:
         _, cache = capture_activations(model, _batch(prompt, model))
         per_layer = lens.logit_lens(model, cache, -1, inputs.lens_k, inputs.sampling.temperature)
-        layers = [{"layer": name, "top": _chars_with(inputs.itos, ids[0], probs[0])}
-                  for name, (ids, probs) in per_layer.items()]
+        layers = [
+            {"layer": name, "top": _chars_with(inputs.itos, ids[0], probs[0])}
+            for name, (ids, probs) in per_layer.items()
+        ]
         prompts.append({"prompt": prompt.text, "layers": layers})
     return {"prompts": prompts}
 
@@ -289,11 +310,15 @@ def select_suites(names: list[str], inputs: SuiteInputs) -> dict[str, Suite]:
 def _missing_probes(suite: str, inputs: SuiteInputs) -> str | None:
     """Why `suite` has nothing to measure with these probes, or None when it has."""
     if suite == "context" and inputs.context is None:
-        return ("corpus.probes.context is not set: give a character and prompts of its senses, as "
-                "conf/corpus/xiyouji.yaml does (or drop context from analysis.suites)")
+        return (
+            "corpus.probes.context is not set: give a character and prompts of its senses, as "
+            "conf/corpus/xiyouji.yaml does (or drop context from analysis.suites)"
+        )
     if suite in PROMPT_SUITES and not inputs.prompts:
-        return ("corpus.probes.prompts is empty: give some, e.g. \"corpus.probes.prompts=['悟空道','师父']\" "
-                "(quoted: Hydra reads only ASCII unquoted)")
+        return (
+            "corpus.probes.prompts is empty: give some, e.g. \"corpus.probes.prompts=['悟空道','师父']\" "
+            "(quoted: Hydra reads only ASCII unquoted)"
+        )
     return None
 
 

@@ -10,6 +10,7 @@ transformers, tokenizers, safetensors and pandas are the optional extra `interop
 (`pip install -e ".[interop]"`); they are imported only where needed, so the rest of glassbox
 works without them.
 """
+
 from __future__ import annotations
 
 import importlib

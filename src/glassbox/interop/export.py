@@ -25,6 +25,7 @@ What differs between the layouts, and why the logits still agree:
 Nothing is pickled: weights are safetensors, everything else JSON or text, and the folder
 appears at once (it is written beside its final name and renamed into place).
 """
+
 from __future__ import annotations
 
 import os
@@ -181,8 +182,9 @@ def export_snapshot(snapshot: Snapshot, vocab: Vocab, dst: Path) -> Path:
     check_vocab(snapshot, vocab.hash, "the given vocabulary")
     state = snapshot.weights
     tokenizer_json, tokenizer_config = char_tokenizer(vocab, args["block_size"])
-    nanogpt_config = {key: args[key] for key in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd",
-                                                 "dropout", "bias")}
+    nanogpt_config = {
+        key: args[key] for key in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd", "dropout", "bias")
+    }
     provenance = {
         "step": snapshot.step,
         "snapshot": str(snapshot.path),
@@ -232,11 +234,11 @@ def readme(provenance: dict[str, Any], nanogpt_config: dict[str, Any]) -> str:
     """README.md of an export: what it is and how each tool loads it."""
     c = nanogpt_config
     d_head = c["n_embd"] // c["n_head"]
-    return f"""# glassbox export: {provenance['experiment']}, step {provenance['step']}
+    return f"""# glassbox export: {provenance["experiment"]}, step {provenance["step"]}
 
-A character-level GPT trained by glassbox on corpus `{provenance['corpus']}`, exported from
-`{provenance['snapshot']}`. {c['n_layer']} layers, {c['n_head']} heads, {c['n_embd']} dimensions, \
-context {c['block_size']} characters, {c['vocab_size']} characters in the vocabulary.
+A character-level GPT trained by glassbox on corpus `{provenance["corpus"]}`, exported from
+`{provenance["snapshot"]}`. {c["n_layer"]} layers, {c["n_head"]} heads, {c["n_embd"]} dimensions, \
+context {c["block_size"]} characters, {c["vocab_size"]} characters in the vocabulary.
 The same weights in three layouts; every load below computes the same logits as glassbox.
 
 ## transformers
@@ -254,7 +256,7 @@ The tokenizer gives every character its glassbox id (vocab.json: `itos`, `stoi`)
 spaces included, and adds no special tokens. A character that is not in the vocabulary makes
 encoding fail (`Missing [UNK] token from the vocabulary`): the tokenizer has no unknown token, so
 an unseen character cannot silently turn into another one. The model reads at most
-{c['block_size']} characters (`n_positions`); longer inputs must be cropped to their end.
+{c["block_size"]} characters (`n_positions`); longer inputs must be cropped to their end.
 Activation `gelu` (exact), biases zero: glassbox's model has none.
 
 ## TransformerLens
@@ -265,9 +267,9 @@ from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens.pretrained.weight_conversions import convert_nanogpt_weights
 
-cfg = HookedTransformerConfig(n_layers={c['n_layer']}, d_model={c['n_embd']}, n_ctx={c['block_size']}, \
-n_heads={c['n_head']}, d_head={d_head},
-                              d_mlp={4 * c['n_embd']}, d_vocab={c['vocab_size']}, act_fn="gelu", \
+cfg = HookedTransformerConfig(n_layers={c["n_layer"]}, d_model={c["n_embd"]}, n_ctx={c["block_size"]}, \
+n_heads={c["n_head"]}, d_head={d_head},
+                              d_mlp={4 * c["n_embd"]}, d_vocab={c["vocab_size"]}, act_fn="gelu", \
 normalization_type="LN")
 model = HookedTransformer(cfg)
 state = convert_nanogpt_weights(load_file("path/to/this/folder/nanogpt.safetensors"), cfg)
@@ -293,7 +295,7 @@ model.load_state_dict(load_file("path/to/this/folder/nanogpt.safetensors"))
 
 ## glassbox
 
-`make inspect-hf EXPERIMENT={provenance['experiment']} ARGS="hf.path=path/to/this/folder"` runs
+`make inspect-hf EXPERIMENT={provenance["experiment"]} ARGS="hf.path=path/to/this/folder"` runs
 glassbox's snapshot-free analysis suites on it; a folder of several exports (`step-N/`) is read as
 a checkpoint series. `glassbox.json` records where these weights came from.
 """

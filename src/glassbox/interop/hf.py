@@ -8,6 +8,7 @@ final norm and output embedding, so the very functions that analyse glassbox's m
 
 Everything is read from local folders: nothing is downloaded (HF_HUB_OFFLINE, local_files_only).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,9 @@ class HookedCausalLM(nn.Module):
         self.hf = model
         self.final_norm_path = final_norm_path
         config = model.config
-        self.config = LensConfig(config.num_hidden_layers, config.num_attention_heads,
-                                 getattr(config, "max_position_embeddings", None))
+        self.config = LensConfig(
+            config.num_hidden_layers, config.num_attention_heads, getattr(config, "max_position_embeddings", None)
+        )
 
     @property
     def final_norm(self) -> nn.Module:
@@ -88,8 +90,10 @@ class HookedCausalLM(nn.Module):
             handle.remove()
         n = self.config.n_layer
         if out.attentions is None or len(out.attentions) != n or len(out.hidden_states) != n + 1:
-            raise GlassboxError(f"{type(self.hf).__name__} did not return the hidden states and attention patterns "
-                                f"of its {n} layers; glassbox loads models with attn_implementation='eager' for that")
+            raise GlassboxError(
+                f"{type(self.hf).__name__} did not return the hidden states and attention patterns "
+                f"of its {n} layers; glassbox loads models with attn_implementation='eager' for that"
+            )
         hidden = out.hidden_states
         cache = {f"blocks.{i}.resid_pre": hidden[i] for i in range(n)}
         cache |= {f"blocks.{i}.resid_post": hidden[i + 1] for i in range(n - 1)}
@@ -113,8 +117,10 @@ def find_final_norm(model: nn.Module) -> str:
             return path
         except AttributeError:
             continue
-    raise GlassboxError(f"{type(model).__name__} has no final norm at any known place ({', '.join(FINAL_NORM_PATHS)}); "
-                        "add its path to FINAL_NORM_PATHS in glassbox/interop/hf.py")
+    raise GlassboxError(
+        f"{type(model).__name__} has no final norm at any known place ({', '.join(FINAL_NORM_PATHS)}); "
+        "add its path to FINAL_NORM_PATHS in glassbox/interop/hf.py"
+    )
 
 
 def load_causal_lm(folder: Path, device: str = "cpu") -> HookedCausalLM:
@@ -125,7 +131,8 @@ def load_causal_lm(folder: Path, device: str = "cpu") -> HookedCausalLM:
     transformers = import_transformers()
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, dtype=torch.float32, attn_implementation="eager")
+            folder, local_files_only=True, dtype=torch.float32, attn_implementation="eager"
+        )
     except (OSError, ValueError, KeyError) as err:
         raise GlassboxError(f"could not load a causal language model from {folder}: {err}") from err
     if model.get_output_embeddings() is None:
@@ -137,8 +144,10 @@ def load_tokenizer(folder: Path) -> Any:
     try:
         return import_transformers().AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as err:
-        raise GlassboxError(f"could not load a tokenizer from {folder}: {err}. The folder needs the model's "
-                            "tokenizer files (tokenizer.json or the like) beside config.json") from err
+        raise GlassboxError(
+            f"could not load a tokenizer from {folder}: {err}. The folder needs the model's "
+            "tokenizer files (tokenizer.json or the like) beside config.json"
+        ) from err
 
 
 def model_folders(path: str | Path | None) -> list[tuple[int | None, Path]]:
@@ -151,9 +160,11 @@ def model_folders(path: str | Path | None) -> list[tuple[int | None, Path]]:
         raise GlassboxError("no model given: hf.path=<a local folder with a Hugging Face model or its checkpoints>")
     path = Path(path)
     if not path.is_dir():
-        raise GlassboxError(f"hf.path={path} is not a folder. Give a local folder holding config.json and the "
-                            "weights (e.g. from `huggingface-cli download <model> --local-dir <folder>`), or a "
-                            "folder of such checkpoints named step_N; nothing is downloaded")
+        raise GlassboxError(
+            f"hf.path={path} is not a folder. Give a local folder holding config.json and the "
+            "weights (e.g. from `huggingface-cli download <model> --local-dir <folder>`), or a "
+            "folder of such checkpoints named step_N; nothing is downloaded"
+        )
     if (path / "config.json").exists():
         return [(None, path)]
     series: dict[int, Path] = {}
@@ -189,8 +200,10 @@ def token_counts(folder: Path, tokenizer: Any, size: int) -> tuple[Tensor, str]:
         return torch.zeros(size, dtype=torch.long), "uniform"
     vocab = Vocab.load(path)
     if tokenizer.get_vocab() != vocab.stoi or vocab.size > size:
-        raise GlassboxError(f"{path} does not match the tokenizer of {folder}: their ids differ. Remove it, or "
-                            "export the model again with `make export`")
+        raise GlassboxError(
+            f"{path} does not match the tokenizer of {folder}: their ids differ. Remove it, or "
+            "export the model again with `make export`"
+        )
     counts = torch.zeros(size, dtype=torch.long)
     counts[: vocab.size] = torch.tensor(vocab.counts)
     return counts, str(path)

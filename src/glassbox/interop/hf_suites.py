@@ -15,6 +15,7 @@ A checkpoint series (hf.path holding step_N/ folders) adds the emergence metrics
 checkpoint, in metrics.jsonl on the step axis like a glassbox run's; the suites describe the
 last checkpoint.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -59,8 +60,10 @@ class Tokens:
         try:
             ids = self.tokenizer(text, add_special_tokens=self.add_special_tokens)["input_ids"]
         except Exception as err:  # tokenizers raises a bare Exception, e.g. for a character it has no token for
-            raise GlassboxError(f"the model's tokenizer cannot encode {text!r} ({err}); use text the "
-                                "tokenizer covers (corpus.probes.* overrides the probes)") from err
+            raise GlassboxError(
+                f"the model's tokenizer cannot encode {text!r} ({err}); use text the "
+                "tokenizer covers (corpus.probes.* overrides the probes)"
+            ) from err
         self.seen[text] = ids
         return ids
 
@@ -71,7 +74,8 @@ class Tokens:
             raise GlassboxError(
                 f"{role} {text!r} is {len(ids)} tokens for this tokenizer ({self.spell(ids)}), but must be one. "
                 "Choose strings that are single tokens (BPE vocabularies often need a leading space, e.g. ' cat'), "
-                "via corpus.probes.* overrides")
+                "via corpus.probes.* overrides"
+            )
         return ids[0]
 
     def spell(self, ids: list[int]) -> str:
@@ -121,8 +125,10 @@ def suite_inputs(cfg: DictConfig, tokens: Tokens, block_size: int | None) -> tup
                 prompts.append(prompt(text))
                 senses.append(sense)
                 if char_id not in prompts[-1].ids:
-                    raise GlassboxError(f"context prompt {text!r} ({tokens.spell(prompts[-1].ids)}) does not contain "
-                                        f"the context token {spec['context']['char']!r} as a token of its own")
+                    raise GlassboxError(
+                        f"context prompt {text!r} ({tokens.spell(prompts[-1].ids)}) does not contain "
+                        f"the context token {spec['context']['char']!r} as a token of its own"
+                    )
         context = ContextProbe(spec["context"]["char"], char_id, prompts, senses)
 
     settings = cfg.analysis
@@ -157,8 +163,10 @@ def chance_model(cfg: DictConfig, counts: torch.Tensor, probes: ProbeSet, unifor
 def neighbours(model: HookedCausalLM, inputs: SuiteInputs) -> list[dict[str, Any]]:
     """Each probe token's nearest tokens by cosine in the input embedding (as the embeddings suite)."""
     ids, cosines = nearest_neighbours(model.embedding.detach(), inputs.probe_ids, inputs.neighbours_k)
-    return [{"char": text, "neighbours": [[inputs.itos[i], c] for i, c in zip(row_ids.tolist(), row_cos.tolist())]}
-            for text, row_ids, row_cos in zip(inputs.probe_chars, ids, cosines)]
+    return [
+        {"char": text, "neighbours": [[inputs.itos[i], c] for i, c in zip(row_ids.tolist(), row_cos.tolist())]}
+        for text, row_ids, row_cos in zip(inputs.probe_chars, ids, cosines)
+    ]
 
 
 def attention_with_entropy(model: HookedCausalLM, inputs: SuiteInputs) -> list[dict[str, Any]]:
@@ -170,8 +178,14 @@ def attention_with_entropy(model: HookedCausalLM, inputs: SuiteInputs) -> list[d
     return prompts
 
 
-def run_suites(model: HookedCausalLM, inputs: SuiteInputs, probes: ProbeSet, chance: ChanceModel,
-               counts: torch.Tensor, n_frequent: int) -> dict[str, Any]:
+def run_suites(
+    model: HookedCausalLM,
+    inputs: SuiteInputs,
+    probes: ProbeSet,
+    chance: ChanceModel,
+    counts: torch.Tensor,
+    n_frequent: int,
+) -> dict[str, Any]:
     result = {
         "emergence": embedding_metrics(model.embedding, probes, counts, chance, n_frequent),
         "neighbours": neighbours(model, inputs),
@@ -230,11 +244,14 @@ def inspect_hf(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         },
         "counts": counts_source,
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
-        "probes": {"groups": probes.groups, "pairs": [{"name": p.name, "label": p.label, "expect": p.expect}
-                                                          for p in probes.pairs]},
+        "probes": {
+            "groups": probes.groups,
+            "pairs": [{"name": p.name, "label": p.label, "expect": p.expect} for p in probes.pairs],
+        },
         **run_suites(model, inputs, probes, chance, counts, n_frequent),
-        "tokenization": [{"text": text, "ids": ids, "tokens": [tokens.itos[i] for i in ids]}
-                         for text, ids in tokens.seen.items()],
+        "tokenization": [
+            {"text": text, "ids": ids, "tokens": [tokens.itos[i] for i in ids]} for text, ids in tokens.seen.items()
+        ],
         "series": series,
     }
     fileio.write_json(out_dir / "analysis.json", analysis)
@@ -244,24 +261,42 @@ def inspect_hf(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- report.md
 
+
 def render(a: dict[str, Any]) -> str:
-    sections = [_header(a), _tokenization(a), _emergence(a), _series(a), _neighbours(a), _lens(a), _context(a),
-                _attention(a)]
+    sections = [
+        _header(a),
+        _tokenization(a),
+        _emergence(a),
+        _series(a),
+        _neighbours(a),
+        _lens(a),
+        _context(a),
+        _attention(a),
+    ]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
 def _header(a: dict[str, Any]) -> str:
     m = a["model"]
-    source = (f"checkpoint series `{a['path']}`, steps {', '.join(map(str, a['steps']))}; the suites read the "
-              f"last, `{a['checkpoint']}`" if a["steps"] else f"`{a['path']}`")
-    counts = ("Token counts from the export's vocab.json." if a["counts"] != "uniform" else
-              "No token counts: every token counts as equally frequent, so emb/top*, emb/bottom* and the "
-              "frequency-matched baselines (zf, p) order tokens by id.")
-    return (f"# Inspection of a Hugging Face model\n\n{source}\n\n"
-            f"{m['class']} ({m['model_type']}): {m['n_layer']} layers × {m['n_head']} heads, d_model {m['d_model']}, "
-            f"{m['vocab_size']:,} tokens, {m['n_params']:,} parameters; logit lens through `{m['final_norm']}` and "
-            f"the output embedding ({'tied to' if m['tied_embeddings'] else 'separate from'} the input embedding). "
-            f"{counts}")
+    source = (
+        f"checkpoint series `{a['path']}`, steps {', '.join(map(str, a['steps']))}; the suites read the "
+        f"last, `{a['checkpoint']}`"
+        if a["steps"]
+        else f"`{a['path']}`"
+    )
+    counts = (
+        "Token counts from the export's vocab.json."
+        if a["counts"] != "uniform"
+        else "No token counts: every token counts as equally frequent, so emb/top*, emb/bottom* and the "
+        "frequency-matched baselines (zf, p) order tokens by id."
+    )
+    return (
+        f"# Inspection of a Hugging Face model\n\n{source}\n\n"
+        f"{m['class']} ({m['model_type']}): {m['n_layer']} layers × {m['n_head']} heads, d_model {m['d_model']}, "
+        f"{m['vocab_size']:,} tokens, {m['n_params']:,} parameters; logit lens through `{m['final_norm']}` and "
+        f"the output embedding ({'tied to' if m['tied_embeddings'] else 'separate from'} the input embedding). "
+        f"{counts}"
+    )
 
 
 def _tokens_cell(tokens: list[str]) -> str:
@@ -270,15 +305,24 @@ def _tokens_cell(tokens: list[str]) -> str:
 
 def _tokenization(a: dict[str, Any]) -> str:
     rows = [[quoted(t["text"]), _tokens_cell(t["tokens"]), " ".join(map(str, t["ids"]))] for t in a["tokenization"]]
-    return ("## How the probes tokenize\n\nTokens as the tokenizer spells them (Ġ or ▁ = a leading space in "
-            "BPE / SentencePiece vocabularies).\n\n" + table(["text", "tokens", "ids"], rows))
+    return (
+        "## How the probes tokenize\n\nTokens as the tokenizer spells them (Ġ or ▁ = a leading space in "
+        "BPE / SentencePiece vocabularies).\n\n" + table(["text", "tokens", "ids"], rows)
+    )
 
 
 def _pair_rows(metrics: dict[str, float], pairs: list[dict[str, str]]) -> list[list[str]]:
-    return [[escape(p["label"]), p["expect"], num(metrics.get(keys.pair("cos", p["name"]))),
-             num(metrics.get(keys.pair("z", p["name"])), "+.2f"), num(metrics.get(keys.pair("zf", p["name"])), "+.2f"),
-             num(metrics.get(keys.pair("p", p["name"])), ".3f")]
-            for p in pairs]
+    return [
+        [
+            escape(p["label"]),
+            p["expect"],
+            num(metrics.get(keys.pair("cos", p["name"]))),
+            num(metrics.get(keys.pair("z", p["name"])), "+.2f"),
+            num(metrics.get(keys.pair("zf", p["name"])), "+.2f"),
+            num(metrics.get(keys.pair("p", p["name"])), ".3f"),
+        ]
+        for p in pairs
+    ]
 
 
 def _emergence(a: dict[str, Any]) -> str | None:
@@ -286,10 +330,12 @@ def _emergence(a: dict[str, Any]) -> str | None:
     if not pairs:
         return None
     e = a["emergence"]
-    return ("## Probe pairs in the input embedding\n\nCosine, z against random frequent pairs, zf and p against "
-            f"frequency-matched pairs (baseline mean {num(e[keys.BASELINE_MEAN])} ± "
-            f"{num(e[keys.BASELINE_STD], '.3f')}).\n\n"
-            + table(["pair", "expect", "cosine", "z", "zf", "p"], _pair_rows(e, pairs)))
+    return (
+        "## Probe pairs in the input embedding\n\nCosine, z against random frequent pairs, zf and p against "
+        f"frequency-matched pairs (baseline mean {num(e[keys.BASELINE_MEAN])} ± "
+        f"{num(e[keys.BASELINE_STD], '.3f')}).\n\n"
+        + table(["pair", "expect", "cosine", "z", "zf", "p"], _pair_rows(e, pairs))
+    )
 
 
 def _series(a: dict[str, Any]) -> str | None:
@@ -297,23 +343,32 @@ def _series(a: dict[str, Any]) -> str | None:
         return None
     pairs = a["probes"]["pairs"]
     rows = [[row["step"], *(num(row.get(keys.pair("cos", p["name"]))) for p in pairs)] for row in a["series"]]
-    return ("## Pair cosines over the checkpoints\n\nEvery metric of every checkpoint is in metrics.jsonl.\n\n"
-            + table(["step", *(escape(p["label"]) for p in pairs)], rows))
+    return "## Pair cosines over the checkpoints\n\nEvery metric of every checkpoint is in metrics.jsonl.\n\n" + table(
+        ["step", *(escape(p["label"]) for p in pairs)], rows
+    )
 
 
 def _neighbours(a: dict[str, Any]) -> str:
-    rows = [[visible_char(r["char"]), ", ".join(f"{visible_char(t)} {c:+.2f}" for t, c in r["neighbours"])]
-            for r in a["neighbours"]]
+    rows = [
+        [visible_char(r["char"]), ", ".join(f"{visible_char(t)} {c:+.2f}" for t, c in r["neighbours"])]
+        for r in a["neighbours"]
+    ]
     return "## Nearest neighbours in the input embedding (cosine)\n\n" + table(["token", "neighbours"], rows)
 
 
 def _lens(a: dict[str, Any]) -> str:
-    parts = [(f"## Logit lens\n\nEach layer's residual stream read out through the final norm and the output "
-              f"embedding (temperature {a['sampling']['temperature']:g}); the last block's row is the model's own "
-              "prediction.")]
+    parts = [
+        (
+            f"## Logit lens\n\nEach layer's residual stream read out through the final norm and the output "
+            f"embedding (temperature {a['sampling']['temperature']:g}); the last block's row is the model's own "
+            "prediction."
+        )
+    ]
     for prompt in a["logit_lens"]:
-        rows = [[layer["layer"], ", ".join(f"{visible_char(t)} {p:.0%}" for t, p in layer["top"])]
-                for layer in prompt["layers"]]
+        rows = [
+            [layer["layer"], ", ".join(f"{visible_char(t)} {p:.0%}" for t, p in layer["top"])]
+            for layer in prompt["layers"]
+        ]
         parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", "top next tokens"], rows))
     return "\n\n".join(parts)
 
@@ -322,17 +377,24 @@ def _context(a: dict[str, Any]) -> str | None:
     c = a.get("context")
     if c is None:
         return None
-    senses = "; ".join(f"{escape(sense)}: {', '.join(quoted(t) for t in texts)}"
-                       for sense, texts in c["senses"].items())
+    senses = "; ".join(
+        f"{escape(sense)}: {', '.join(quoted(t) for t in texts)}" for sense, texts in c["senses"].items()
+    )
     rows = [[layer["layer"], num(layer["within"]), num(layer["across"]), num(layer["gap"])] for layer in c["layers"]]
-    return (f"## One token in different contexts: {quoted(c['char'])}\n\nSenses ({senses}). Cosine of the token's "
-            "residual vectors within a sense and across senses; a positive gap means the layer tells them apart.\n\n"
-            + table(["layer", "within", "across", "gap"], rows))
+    return (
+        f"## One token in different contexts: {quoted(c['char'])}\n\nSenses ({senses}). Cosine of the token's "
+        "residual vectors within a sense and across senses; a positive gap means the layer tells them apart.\n\n"
+        + table(["layer", "within", "across", "gap"], rows)
+    )
 
 
 def _attention(a: dict[str, Any]) -> str:
-    parts = [("## Attention entropy per layer and head (nats)\n\nLower = each query attends to fewer positions; "
-              "every pattern [layer][head][query][key] is in analysis.json.")]
+    parts = [
+        (
+            "## Attention entropy per layer and head (nats)\n\nLower = each query attends to fewer positions; "
+            "every pattern [layer][head][query][key] is in analysis.json."
+        )
+    ]
     for prompt in a["attention"]:
         n_heads = len(prompt["entropy"][0])
         rows = [[hooks.layer_label(i), *(f"{h:.2f}" for h in heads)] for i, heads in enumerate(prompt["entropy"])]

@@ -10,6 +10,7 @@ Everything goes through the functions the stages use (layout.list_snapshots, loa
 Snapshot.model and Snapshot.vocab, JsonlFile), so a notebook sees what `make analyze` sees: only
 verified snapshots, and the vocabulary the run was trained on.
 """
+
 from __future__ import annotations
 
 from functools import cached_property

@@ -42,8 +42,7 @@ def residual_stats(cache: dict[str, Tensor], n_layer: int) -> dict[str, dict[str
 def residual_table(cache: dict[str, Tensor], n_layer: int) -> dict[str, dict]:
     """The article's per-layer table: {layer: {shape, mean, std, max}}, from "embed" to "final"."""
     stats = residual_stats(cache, n_layer)
-    return {name: {"shape": list(cache[hook].shape), **stats[name]}
-            for name, hook in residual_stream(n_layer).items()}
+    return {name: {"shape": list(cache[hook].shape), **stats[name]} for name, hook in residual_stream(n_layer).items()}
 
 
 def attention_entropy(pattern: Tensor) -> Tensor:

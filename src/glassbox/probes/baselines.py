@@ -32,9 +32,7 @@ from glassbox.probes.embeddings import pair_cosines, unit_rows
 from glassbox.probes.probe_set import ProbeSet
 
 
-def frequency_bands(
-    counts: Sequence[int] | Tensor, n_bands: int = 10, min_count: int = 5
-) -> Tensor:
+def frequency_bands(counts: Sequence[int] | Tensor, n_bands: int = 10, min_count: int = 5) -> Tensor:
     """Band of every token id [V]: 0 = most frequent, n_bands-1 = least; -1 if count < min_count.
 
     Eligible characters are ranked by count (ties by id) and cut into n_bands bands of equal
@@ -169,9 +167,7 @@ class ChanceModel:
         return within - cross
 
 
-def _relabel_within_bands(
-    ids: Tensor, bands: Tensor, n_permutations: int, generator: torch.Generator
-) -> Tensor:
+def _relabel_within_bands(ids: Tensor, bands: Tensor, n_permutations: int, generator: torch.Generator) -> Tensor:
     """[n_permutations, m]: each row swaps every id for a random member of its band.
 
     Within one row, ids of the same band get distinct replacements (a random ordering of the
@@ -188,9 +184,7 @@ def _relabel_within_bands(
     return relabelings
 
 
-def _check_probes_have_bands(
-    probes: ProbeSet, bands: Tensor, counts: Tensor, min_count: int
-) -> None:
+def _check_probes_have_bands(probes: ProbeSet, bands: Tensor, counts: Tensor, min_count: int) -> None:
     """A probe character below min_count has no band to be matched against: say which, and why."""
     chars = {p.a: p.a_id for p in probes.pairs} | {p.b: p.b_id for p in probes.pairs}
     chars |= dict(zip(probes.group_chars, probes.group_char_ids.tolist()))

@@ -37,9 +37,7 @@ def sense_similarity(vectors: dict[str, Tensor], senses: list[str]) -> dict[str,
     return result
 
 
-def collect_target_residuals(
-    model: nn.Module, prompts: list[list[int]], target_id: int
-) -> dict[str, Tensor]:
+def collect_target_residuals(model: nn.Module, prompts: list[list[int]], target_id: int) -> dict[str, Tensor]:
     """Run each prompt and keep the residual vector at the target's last occurrence.
 
     Returns layer -> [n_prompts, d] for "embed", "L0", ..., "final".

@@ -75,9 +75,7 @@ def embedding_metrics(
     return metrics
 
 
-def _pair_metrics(
-    W: Tensor, probes: ProbeSet, chance: ChanceModel, global_null: Tensor
-) -> dict[str, float]:
+def _pair_metrics(W: Tensor, probes: ProbeSet, chance: ChanceModel, global_null: Tensor) -> dict[str, float]:
     """cos/, z/, zf/ and p/ of every listed probe pair."""
     cosines = pair_cosines(W, probes.pair_ids)
     matched_null = chance.matched_null(W)

@@ -2,6 +2,7 @@
 much a next-token distribution moved. Tensors in, tensors or numbers out; running the model is
 the caller's (glassbox/analysis/interventions.py).
 """
+
 from __future__ import annotations
 
 import torch

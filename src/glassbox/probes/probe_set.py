@@ -65,9 +65,7 @@ class ProbeSet:
     cross_positions: Tensor
 
     @classmethod
-    def build(
-        cls, groups: dict[str, list[str]], pairs: list[dict[str, str]], stoi: dict[str, int]
-    ) -> ProbeSet:
+    def build(cls, groups: dict[str, list[str]], pairs: list[dict[str, str]], stoi: dict[str, int]) -> ProbeSet:
         """Resolve `groups` {name: [chars]} and `pairs` [{id, a, b, expect (optional)}] through stoi."""
         check_pairs(pairs)
         _check_all_in_vocab(groups, pairs, stoi)
@@ -87,9 +85,7 @@ class ProbeSet:
             pair_kind = kind(a, b)
             expect = entry.get("expect", DEFAULT_EXPECT[pair_kind])
             if expect not in EXPECTATIONS:
-                raise ValueError(
-                    f"pair {entry['id']}: expect must be one of {EXPECTATIONS}, got {expect!r}"
-                )
+                raise ValueError(f"pair {entry['id']}: expect must be one of {EXPECTATIONS}, got {expect!r}")
             probe_pairs.append(ProbePair(entry["id"], a, b, stoi[a], stoi[b], pair_kind, expect))
 
         group_chars = list(groups_of)
@@ -109,8 +105,10 @@ class ProbeSet:
     def describe_pairs(self) -> list[dict[str, str]]:
         """Each pair as plain data (name = id, label, characters, kind, expected direction), for run.json and
         reports."""
-        return [{"name": p.name, "label": p.label, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect}
-                for p in self.pairs]
+        return [
+            {"name": p.name, "label": p.label, "a": p.a, "b": p.b, "kind": p.kind, "expect": p.expect}
+            for p in self.pairs
+        ]
 
     def char_groups(self) -> dict[str, str]:
         """Every probe character -> its (first) group, "" for one only in pairs; group characters first."""
@@ -147,9 +145,11 @@ def check_pairs(pairs: list) -> None:
             raise ValueError(f"a probe pair is a mapping {PAIR_FORM}, got {entry!r}")
         pair_id = entry["id"]
         if not isinstance(pair_id, str) or not keys.is_fragment(pair_id):
-            raise ValueError(f"probe pair id {pair_id!r} ({entry['a']}–{entry['b']}) must be ASCII letters, "
-                             "digits and _, not starting with a digit (it names the pair's metric keys, e.g. "
-                             "cos/shuo_dao)")
+            raise ValueError(
+                f"probe pair id {pair_id!r} ({entry['a']}–{entry['b']}) must be ASCII letters, "
+                "digits and _, not starting with a digit (it names the pair's metric keys, e.g. "
+                "cos/shuo_dao)"
+            )
         if pair_id in keys.RESERVED_IDS:
             raise ValueError(f"probe pair id {pair_id!r} is taken by a group statistic; choose another")
         if pair_id in seen:
@@ -157,9 +157,7 @@ def check_pairs(pairs: list) -> None:
         seen.add(pair_id)
 
 
-def _check_all_in_vocab(
-    groups: dict[str, list[str]], pairs: list[dict[str, str]], stoi: dict[str, int]
-) -> None:
+def _check_all_in_vocab(groups: dict[str, list[str]], pairs: list[dict[str, str]], stoi: dict[str, int]) -> None:
     """Raise one ValueError that names every missing character and where the config uses it."""
     used_in: dict[str, list[str]] = {}
     for group, chars in groups.items():
@@ -168,8 +166,6 @@ def _check_all_in_vocab(
     for entry in pairs:
         for char in (entry["a"], entry["b"]):
             used_in.setdefault(char, []).append(f"pair {entry['id']}")
-    missing = [
-        f"{char!r} ({', '.join(places)})" for char, places in used_in.items() if char not in stoi
-    ]
+    missing = [f"{char!r} ({', '.join(places)})" for char, places in used_in.items() if char not in stoi]
     if missing:
         raise ValueError("probe characters not in the vocabulary: " + "; ".join(missing))

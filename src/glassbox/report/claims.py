@@ -77,7 +77,7 @@ class Claim:
     b: str | None
     kind: str
     expect: str
-    value_key: str          # the number the claim is about: the pair's cosine, or the group statistic
+    value_key: str  # the number the claim is about: the pair's cosine, or the group statistic
     zf_key: str
     p_key: str
     z_key: str | None = None  # the global z, shown beside the level test only
@@ -101,33 +101,50 @@ class Claim:
         return verdict(row[self.zf_key], row[self.p_key], self.expect, z_min, p_max)
 
 
-def claim_list(pairs: list[dict[str, Any]], groups: dict[str, list[str]],
-               measured: Collection[str]) -> list[Claim]:
+def claim_list(pairs: list[dict[str, Any]], groups: dict[str, list[str]], measured: Collection[str]) -> list[Claim]:
     """Every claim the probe pairs (ProbeSet.describe_pairs) and groups make that the snapshot keys
     `measured` can judge: pairs in config order (two tests for a cross pair), then the group claim."""
     result = []
     for pair in pairs:
         name = pair["name"]
-        common = {"name": name, "a": pair["a"], "b": pair["b"], "kind": pair["kind"], "expect": pair["expect"],
-                  "value_key": keys.pair("cos", name)}
+        common = {
+            "name": name,
+            "a": pair["a"],
+            "b": pair["b"],
+            "kind": pair["kind"],
+            "expect": pair["expect"],
+            "value_key": keys.pair("cos", name),
+        }
         if (pair["kind"], pair["expect"]) != ("cross", "down"):  # a cross pair told otherwise is judged as told
-            result.append(Claim(test=LEVEL, zf_key=keys.pair("zf", name), p_key=keys.pair("p", name),
-                                z_key=keys.pair("z", name), **common))
+            result.append(
+                Claim(
+                    test=LEVEL,
+                    zf_key=keys.pair("zf", name),
+                    p_key=keys.pair("p", name),
+                    z_key=keys.pair("z", name),
+                    **common,
+                )
+            )
             continue
         its_groups = [chars for chars in groups.values() if pair["a"] in chars or pair["b"] in chars]
-        below = tuple(p["name"] for p in pairs if p["kind"] == "within"
-                      and any(p["a"] in chars and p["b"] in chars for chars in its_groups))
-        result.append(Claim(test=NO_ASSOCIATION, zf_key=keys.pair("zf", name), p_key=keys.pair("p", name),
-                            below=below, **common))
-        result.append(Claim(test=MOVING_APART, zf_key=keys.pair("zf_dcos", name),
-                            p_key=keys.pair("p_dcos", name), **common))
-    result.append(Claim(keys.GROUP_ID, LEVEL, None, None, "groups", "up", keys.GROUP_STAT, keys.GROUP_ZF,
-                        keys.GROUP_P))
+        below = tuple(
+            p["name"]
+            for p in pairs
+            if p["kind"] == "within" and any(p["a"] in chars and p["b"] in chars for chars in its_groups)
+        )
+        result.append(
+            Claim(test=NO_ASSOCIATION, zf_key=keys.pair("zf", name), p_key=keys.pair("p", name), below=below, **common)
+        )
+        result.append(
+            Claim(test=MOVING_APART, zf_key=keys.pair("zf_dcos", name), p_key=keys.pair("p_dcos", name), **common)
+        )
+    result.append(Claim(keys.GROUP_ID, LEVEL, None, None, "groups", "up", keys.GROUP_STAT, keys.GROUP_ZF, keys.GROUP_P))
     return [claim for claim in result if claim.value_key in measured and claim.measured_in(measured)]
 
 
-def judge(claim: Claim, rows: list[dict[str, Any]], settings: dict[str, float],
-          chance: dict[str, int] | None) -> dict[str, Any]:
+def judge(
+    claim: Claim, rows: list[dict[str, Any]], settings: dict[str, float], chance: dict[str, int] | None
+) -> dict[str, Any]:
     """One claim over a run's snapshots (rows: {"step": s, key: value}, in step order), judged at the last.
 
     settings: analysis.claims (z_min, p_max, early_drift); chance: analysis.chance, for the p-value's
@@ -142,13 +159,22 @@ def judge(claim: Claim, rows: list[dict[str, Any]], settings: dict[str, float],
     final = measured[-1]
     first_held = next((step for step, v in judged if v == HELD), None)
     result = {
-        "claim": claim.name, "label": GROUP_CLAIM if claim.a is None else f"{claim.a}–{claim.b}",
-        "test": claim.test, "a": claim.a, "b": claim.b, "kind": claim.kind,
-        "expect": claim.expect, "step": final["step"], "initial": rows[0].get(claim.value_key),
-        "value": final[claim.value_key], "z": final[claim.z_key] if claim.z_key else None,
-        "zf": final[claim.zf_key], "p": final[claim.p_key],
+        "claim": claim.name,
+        "label": GROUP_CLAIM if claim.a is None else f"{claim.a}–{claim.b}",
+        "test": claim.test,
+        "a": claim.a,
+        "b": claim.b,
+        "kind": claim.kind,
+        "expect": claim.expect,
+        "step": final["step"],
+        "initial": rows[0].get(claim.value_key),
+        "value": final[claim.value_key],
+        "z": final[claim.z_key] if claim.z_key else None,
+        "zf": final[claim.zf_key],
+        "p": final[claim.p_key],
         "p_floor": 1 / (chance[claim.p_null] + 1) if chance else None,
-        "verdict": judged[-1][1], "first_held": first_held,
+        "verdict": judged[-1][1],
+        "first_held": first_held,
         "stayed": first_held is not None and all(v == HELD for step, v in judged if step >= first_held),
     }
     if claim.expect == "none":
@@ -156,21 +182,32 @@ def judge(claim: Claim, rows: list[dict[str, Any]], settings: dict[str, float],
     if claim.test == MOVING_APART:
         result["change"] = final[keys.pair("dcos", claim.name)]
     if claim.test == NO_ASSOCIATION:  # judged at every snapshot after the early drift, the last included
-        settled = [(row, v) for row, (_, v) in zip(measured, judged)
-                   if row["step"] >= settings["early_drift"] * final["step"]]
+        settled = [
+            (row, v) for row, (_, v) in zip(measured, judged) if row["step"] >= settings["early_drift"] * final["step"]
+        ]
         broken = next((row for row, v in settled if v != HELD), None)
-        result |= {"below": list(claim.below), "judged_from": settled[0][0]["step"],
-                   "verdict": HELD if broken is None else DID_NOT,
-                   "broke": None if broken is None else _why_not_apart(claim, broken, z_min)}
+        result |= {
+            "below": list(claim.below),
+            "judged_from": settled[0][0]["step"],
+            "verdict": HELD if broken is None else DID_NOT,
+            "broke": None if broken is None else _why_not_apart(claim, broken, z_min),
+        }
     return result
 
 
 def _why_not_apart(claim: Claim, row: dict[str, float], z_min: float) -> dict[str, Any]:
     """Where "no association" failed: the step, the zf if outside chance, the within pairs it was not under."""
     zf = row[claim.zf_key]
-    return {"step": row["step"], "zf": None if abs(zf) < z_min else zf, "cos": row[claim.value_key],
-            "above": {name: row[keys.pair("cos", name)] for name in claim.below
-                      if not row[claim.value_key] < row[keys.pair("cos", name)]}}
+    return {
+        "step": row["step"],
+        "zf": None if abs(zf) < z_min else zf,
+        "cos": row[claim.value_key],
+        "above": {
+            name: row[keys.pair("cos", name)]
+            for name in claim.below
+            if not row[claim.value_key] < row[keys.pair("cos", name)]
+        },
+    }
 
 
 def claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
@@ -180,8 +217,10 @@ def claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         return []  # the embeddings suite did not run
     rows = [{"step": s["step"], **s["scalars"]} for s in snapshots]
     probes = analysis["probes"]
-    return [judge(claim, rows, analysis["thresholds"], analysis.get("chance"))
-            for claim in claim_list(probes["pairs"], probes["groups"], rows[-1])]
+    return [
+        judge(claim, rows, analysis["thresholds"], analysis.get("chance"))
+        for claim in claim_list(probes["pairs"], probes["groups"], rows[-1])
+    ]
 
 
 def claim_sentence(claim: dict[str, Any], z_min: float, p_max: float, label: Callable[[str], str] = str) -> str:
@@ -193,8 +232,10 @@ def claim_sentence(claim: dict[str, Any], z_min: float, p_max: float, label: Cal
     needed = f"zf {'≥' if expect == 'up' else '≤'} {z_min if expect == 'up' else -z_min:+g} and p ≤ {p_max:g}"
     numbers = f"zf {zf:+.2f}, p {p_text(p, claim['p_floor'])}"
     if claim["test"] == MOVING_APART:
-        numbers = (f"cosine {claim['initial']:+.3f} → {claim['value']:+.3f}, a change of {claim['change']:+.3f} "
-                   f"against its bands' change: {numbers}")
+        numbers = (
+            f"cosine {claim['initial']:+.3f} → {claim['value']:+.3f}, a change of {claim['change']:+.3f} "
+            f"against its bands' change: {numbers}"
+        )
     if claim["verdict"] == NO_DIRECTION:
         apart = claim["differs"]
         return f"no direction expected; {numbers}: {'differs from' if apart else 'indistinguishable from'} chance"
@@ -204,15 +245,15 @@ def claim_sentence(claim: dict[str, Any], z_min: float, p_max: float, label: Cal
         return f"**held** at step {step}: {numbers} ({needed}){earlier}"
     earlier = f"; it held at step {claim['first_held']} but no longer does" if claim["first_held"] is not None else ""
     if claim["verdict"] == NOT_YET:
-        return (f"**not yet** at step {step}: {numbers}, moving the expected way ({expect}) "
-                f"but short of {needed}{earlier}")
+        return (
+            f"**not yet** at step {step}: {numbers}, moving the expected way ({expect}) but short of {needed}{earlier}"
+        )
     return f"**did not** hold at step {step}: {numbers}, against the expected direction ({expect}){earlier}"
 
 
 def _no_association_sentence(claim: dict[str, Any], z_min: float, label: Callable[[str], str]) -> str:
     span = f"steps {claim['judged_from']} … {claim['step']}"
-    under = (f"below every within pair of its groups ({', '.join(map(label, claim['below']))})"
-             if claim["below"] else "")
+    under = f"below every within pair of its groups ({', '.join(map(label, claim['below']))})" if claim["below"] else ""
     if claim["verdict"] == HELD:
         rule = f"|zf| < {z_min:g}" + (f" and {under}" if under else "")
         return f"**held** at every snapshot of {span} ({rule}); at the end zf {claim['zf']:+.2f}"
@@ -221,6 +262,8 @@ def _no_association_sentence(claim: dict[str, Any], z_min: float, label: Callabl
     if broke["zf"] is not None:
         reasons.append(f"zf {broke['zf']:+.2f} is outside chance (|zf| ≥ {z_min:g})")
     if broke["above"]:
-        reasons.append(f"its cosine {broke['cos']:+.3f} is not below "
-                       + ", ".join(f"{label(name)} ({cos:+.3f})" for name, cos in broke["above"].items()))
+        reasons.append(
+            f"its cosine {broke['cos']:+.3f} is not below "
+            + ", ".join(f"{label(name)} ({cos:+.3f})" for name, cos in broke["above"].items())
+        )
     return f"**did not** hold over {span}: at step {broke['step']} {' and '.join(reasons)}"

@@ -18,6 +18,7 @@ its two chance bands, the embedding statistics, and per prompt the residual tabl
 patterns, the next-character ranking and the logit lens; then the claims and the run's provenance.
 A suite that did not run leaves its panels out.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,6 +43,7 @@ SIGNIFICANT_DIGITS = 4
 
 
 # ---------------------------------------------------------------- plain-data helpers
+
 
 def _num(x: float | None) -> float | None:
     """x to SIGNIFICANT_DIGITS significant digits; None for a missing or non-finite number."""
@@ -82,6 +84,7 @@ def aligned_maps(coords: list[list[list[float]]]) -> list[np.ndarray]:
 
 # ---------------------------------------------------------------- the page's data
 
+
 def _losses(analysis: dict[str, Any], steps: list[int]) -> list[float | None]:
     val = {r["step"]: r.get(keys.LOSS_VAL) for r in analysis["losses"]}
     return _nums([val.get(step) for step in steps])
@@ -101,20 +104,26 @@ def _pairs(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     pairs = []
     for pair in analysis["probes"]["pairs"]:
         claim = judged_by[pair["name"]]
-        series = {family: [s["scalars"][keys.pair(family, pair["name"])] for s in snapshots]
-                  for family in keys.PAIR_STATS}
-        nulls = [{row["pair"]: row for row in s["embeddings"].get("matched_null", [])}.get(pair["name"])
-                 for s in snapshots]
-        pairs.append({
-            "id": pair["name"], "label": f"{_shown(pair['a'])} – {_shown(pair['b'])}",
-            "kind": pair["kind"], "expect": pair["expect"],
-            **{family: _nums(values) for family, values in series.items()},
-            "verdict": [claim.at(s["scalars"], t["z_min"], t["p_max"]) for s in snapshots],
-            "p_floor": _p_floor(analysis, "n_pairs"),
-            "null_mean": _nums([n["mean"] if n else None for n in nulls]),
-            "null_sd": _nums([n["std"] if n else None for n in nulls]),
-            "ref": {k: _num(v) for k, v in references.get(pair["name"], {}).items()},
-        })
+        series = {
+            family: [s["scalars"][keys.pair(family, pair["name"])] for s in snapshots] for family in keys.PAIR_STATS
+        }
+        nulls = [
+            {row["pair"]: row for row in s["embeddings"].get("matched_null", [])}.get(pair["name"]) for s in snapshots
+        ]
+        pairs.append(
+            {
+                "id": pair["name"],
+                "label": f"{_shown(pair['a'])} – {_shown(pair['b'])}",
+                "kind": pair["kind"],
+                "expect": pair["expect"],
+                **{family: _nums(values) for family, values in series.items()},
+                "verdict": [claim.at(s["scalars"], t["z_min"], t["p_max"]) for s in snapshots],
+                "p_floor": _p_floor(analysis, "n_pairs"),
+                "null_mean": _nums([n["mean"] if n else None for n in nulls]),
+                "null_sd": _nums([n["std"] if n else None for n in nulls]),
+                "ref": {k: _num(v) for k, v in references.get(pair["name"], {}).items()},
+            }
+        )
     return pairs
 
 
@@ -148,9 +157,10 @@ def _prompts(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         prompt: dict[str, Any] = {"text": _shown(text), "tokens": [_shown(c) for c in text]}
         if "activations" in final:
             tables = [s["activations"]["residual"][index]["layers"] for s in snapshots]
-            prompt["residual"] = {"layers": [row["layer"] for row in tables[-1]],
-                                  **{stat: [_nums([row[stat] for row in table]) for table in tables]
-                                     for stat in ("mean", "std", "max")}}
+            prompt["residual"] = {
+                "layers": [row["layer"] for row in tables[-1]],
+                **{stat: [_nums([row[stat] for row in table]) for table in tables] for stat in ("mean", "std", "max")},
+            }
         if "attention" in final:
             prompt["attention"] = [_nums(s["attention"]["prompts"][index]["pattern"]) for s in snapshots]
         if "predictions" in final:
@@ -159,9 +169,13 @@ def _prompts(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             prompt["sample"] = [r["sample"] for r in ranked]
         if "logit_lens" in final:
             lenses = [s["logit_lens"]["prompts"][index]["layers"] for s in snapshots]
-            prompt["lens"] = {"layers": [layer["layer"] for layer in lenses[-1]],
-                              "top": [[[[_shown(c) for c, _ in layer["top"]], _nums([p for _, p in layer["top"]])]
-                                       for layer in layers] for layers in lenses]}
+            prompt["lens"] = {
+                "layers": [layer["layer"] for layer in lenses[-1]],
+                "top": [
+                    [[[_shown(c) for c, _ in layer["top"]], _nums([p for _, p in layer["top"]])] for layer in layers]
+                    for layers in lenses
+                ],
+            }
         prompts.append(prompt)
     return prompts
 
@@ -182,13 +196,19 @@ def _claim_label(c: dict[str, Any]) -> str:
 
 def _claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     references = analysis["reference"].get("cosine", {})
-    return [{
-        "label": _claim_label(c), "p_floor": c.get("p_floor"),
-        "kind": c["kind"], "expect": c["expect"],
-        "article": {k: _num(v) for k, v in references.get(c["claim"], {}).items()},  # a claim is named by its pair
-        **{k: _num(c[k]) for k in ("value", "z", "zf", "p")},
-        "verdict": c["verdict"], "first_held": c["first_held"],
-    } for c in analysis["claims"]]
+    return [
+        {
+            "label": _claim_label(c),
+            "p_floor": c.get("p_floor"),
+            "kind": c["kind"],
+            "expect": c["expect"],
+            "article": {k: _num(v) for k, v in references.get(c["claim"], {}).items()},  # a claim is named by its pair
+            **{k: _num(c[k]) for k in ("value", "z", "zf", "p")},
+            "verdict": c["verdict"],
+            "first_held": c["first_held"],
+        }
+        for c in analysis["claims"]
+    ]
 
 
 def _run_info(analysis: dict[str, Any]) -> list[list[str]]:
@@ -199,8 +219,11 @@ def _run_info(analysis: dict[str, Any]) -> list[list[str]]:
         ["experiment", a["experiment"]],
         ["run", f"{a['run_dir']} (status: {a['status'] or 'unknown'})"],
         ["corpus", f"{a['corpus']}, {a['vocab_size']} characters"],
-        ["model", f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
-                  f"{model['block_size']}, {model['n_params']:,} parameters"],
+        [
+            "model",
+            f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
+            f"{model['block_size']}, {model['n_params']:,} parameters",
+        ],
         ["snapshots", f"{len(snapshots)}, steps {snapshots[0]['step']} … {snapshots[-1]['step']}"],
         ["claims", f"held = zf ≥ {t['z_min']:g} in the expected direction and permutation p ≤ {t['p_max']:g}"],
         ["sampling", f"temperature {s['temperature']:g}, top-k {s['top_k']}, seed {s['seed']}"],
@@ -208,8 +231,12 @@ def _run_info(analysis: dict[str, Any]) -> list[list[str]]:
     if "source" in a["reference"]:
         rows.append(["article figures", a["reference"]["source"]])
     provenance = a.get("provenance", {})
-    for key, label in (("corpus_sha256", "corpus sha256"), ("vocab_hash", "vocabulary hash"),
-                       ("train_wandb_run", "W&B training run"), ("code_commit", "code commit (at analysis)")):
+    for key, label in (
+        ("corpus_sha256", "corpus sha256"),
+        ("vocab_hash", "vocabulary hash"),
+        ("train_wandb_run", "W&B training run"),
+        ("code_commit", "code commit (at analysis)"),
+    ):
         if provenance.get(key):
             rows.append([label, provenance[key]])
     return rows
@@ -238,8 +265,10 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
         if "map" in final["embeddings"]:  # analyses made before the explorer have no map
             data["map"] = _embedding_map(analysis)
         if analysis["probes"]["pairs"]:
-            data["baseline"] = {"mean": _nums([s["scalars"][keys.BASELINE_MEAN] for s in snapshots]),
-                                "sd": _nums([s["scalars"][keys.BASELINE_STD] for s in snapshots])}
+            data["baseline"] = {
+                "mean": _nums([s["scalars"][keys.BASELINE_MEAN] for s in snapshots]),
+                "sd": _nums([s["scalars"][keys.BASELINE_STD] for s in snapshots]),
+            }
             data["pairs"] = _pairs(analysis)
     train_config = analysis.get("provenance", {}).get("train_config")
     if train_config:
@@ -248,6 +277,7 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- a sweep's data
+
 
 def _axis_values(overrides: list[str], axes: list[str]) -> dict[str, str]:
     """{swept key: its value} of one job, e.g. {"model.n_layer": "2"} from "model.n_layer=2"."""
@@ -266,8 +296,9 @@ def _mean_curve(jobs: list[dict[str, Any]], pairs: list[str]) -> dict[str, Any]:
     return curve
 
 
-def sweep_page_data(summary: dict[str, Any], records: dict[int, list[dict[str, Any]]], axes: list[str],
-                    thresholds: dict[str, float]) -> dict[str, Any]:
+def sweep_page_data(
+    summary: dict[str, Any], records: dict[int, list[dict[str, Any]]], axes: list[str], thresholds: dict[str, float]
+) -> dict[str, Any]:
     """Everything the sweep page draws: every job's zf curves, every configuration's final numbers.
 
     `summary` as glassbox.sweep.summarize makes it; `records` every job's metrics.jsonl records by job
@@ -279,28 +310,49 @@ def sweep_page_data(summary: dict[str, Any], records: dict[int, list[dict[str, A
     jobs = []
     for job in summary["jobs"]:
         rows = [r for r in records.get(job["job"], []) if any(keys.pair("zf", name) in r for name in expect)]
-        jobs.append({
-            "job": job["job"], "configuration": job["configuration"], "seed": job["seed"], "status": job["status"],
-            "n_params": job["n_params"], "step": job["step"], "loss": _num(job["loss_val"]),
-            "values": _axis_values(job["overrides"], axes), "steps": [r["step"] for r in rows],
-            "zf": {name: _nums([r.get(keys.pair("zf", name)) for r in rows]) for name in expect},
-        })
+        jobs.append(
+            {
+                "job": job["job"],
+                "configuration": job["configuration"],
+                "seed": job["seed"],
+                "status": job["status"],
+                "n_params": job["n_params"],
+                "step": job["step"],
+                "loss": _num(job["loss_val"]),
+                "values": _axis_values(job["overrides"], axes),
+                "steps": [r["step"] for r in rows],
+                "zf": {name: _nums([r.get(keys.pair("zf", name)) for r in rows]) for name in expect},
+            }
+        )
     configurations = []
     for c in summary["configurations"]:
         members = [job for job in jobs if job["configuration"] == c["label"]]
-        configurations.append({
-            "label": c["label"], "n_params": c["n_params"], "seeds": c["seeds"], "values": members[0]["values"],
-            "loss": {k: _num(c["loss_val"][k]) for k in ("mean", "sd")},
-            "zf": {name: {k: _num(pair["zf"][k]) for k in ("mean", "sd")} for name, pair in c["pairs"].items()},
-            "curve": _mean_curve([job for job in members if job["status"] == "complete"], list(c["pairs"])),
-        })
-    return {"axes": axes, "pairs": [{"id": name, "label": _shown(pair["label"]), "expect": pair["expect"]}
-                                    for name, pair in described.items()],
-            "thresholds": thresholds, "n_jobs": summary["n_jobs"], "n_complete": summary["n_complete"],
-            "configurations": configurations, "jobs": jobs}
+        configurations.append(
+            {
+                "label": c["label"],
+                "n_params": c["n_params"],
+                "seeds": c["seeds"],
+                "values": members[0]["values"],
+                "loss": {k: _num(c["loss_val"][k]) for k in ("mean", "sd")},
+                "zf": {name: {k: _num(pair["zf"][k]) for k in ("mean", "sd")} for name, pair in c["pairs"].items()},
+                "curve": _mean_curve([job for job in members if job["status"] == "complete"], list(c["pairs"])),
+            }
+        )
+    return {
+        "axes": axes,
+        "pairs": [
+            {"id": name, "label": _shown(pair["label"]), "expect": pair["expect"]} for name, pair in described.items()
+        ],
+        "thresholds": thresholds,
+        "n_jobs": summary["n_jobs"],
+        "n_complete": summary["n_complete"],
+        "configurations": configurations,
+        "jobs": jobs,
+    }
 
 
 # ---------------------------------------------------------------- the page
+
 
 def _script_json(data: Any) -> str:
     """JSON that is safe inside a <script> element: no "<" can end the element early."""
@@ -321,8 +373,15 @@ def _script(name: str) -> str:
 
 def _page(title: str, controls: str, body: str, data: dict[str, Any], script: str) -> str:
     """A self-contained page: the shared style and helpers, the page's controls, body, data blob and script."""
-    return PAGE.format(title=html.escape(title), css=CSS, controls=controls, body=body, plotly=_packed_plotly_js(),
-                       data=_script_json(data), script=_script("explorer_common.js") + "\n" + _script(script))
+    return PAGE.format(
+        title=html.escape(title),
+        css=CSS,
+        controls=controls,
+        body=body,
+        plotly=_packed_plotly_js(),
+        data=_script_json(data),
+        script=_script("explorer_common.js") + "\n" + _script(script),
+    )
 
 
 def explorer_html(analysis: dict[str, Any]) -> str:
@@ -331,8 +390,13 @@ def explorer_html(analysis: dict[str, Any]) -> str:
     return _page(title, RUN_CONTROLS, RUN_BODY, page_data(analysis), "explorer.js")
 
 
-def sweep_html(title: str, summary: dict[str, Any], records: dict[int, list[dict[str, Any]]], axes: list[str],
-               thresholds: dict[str, float]) -> str:
+def sweep_html(
+    title: str,
+    summary: dict[str, Any],
+    records: dict[int, list[dict[str, Any]]],
+    axes: list[str],
+    thresholds: dict[str, float],
+) -> str:
     """The explorer page of a sweep, self-contained (arguments after the title: see sweep_page_data)."""
     data = sweep_page_data(summary, records, axes, thresholds)
     return _page(f"glassbox sweep · {title}", SWEEP_CONTROLS, SWEEP_BODY, data, "explorer_sweep.js")
@@ -423,8 +487,8 @@ RUN_BODY = """
   <section class="wide" id="curves-section">
     <h2>Probe-pair cosine vs step</h2>
     <p class="note">Against the training step (log scale). Dotted grey: global chance, blue band:
-      frequency-matched chance (mean ± 2 sd); diamonds: the reference article's values at init and trained; the red dot marks
-      the slider's step.</p>
+      frequency-matched chance (mean ± 2 sd); diamonds: the reference article's values at init and
+      trained; the red dot marks the slider's step.</p>
     <div id="pairs-plot"></div>
   </section>
   <section class="wide" id="embedding-section">

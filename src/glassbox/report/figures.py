@@ -24,7 +24,6 @@ FIGURE_CAPTIONS = {
 }
 
 
-
 def plotted_chars(analysis: dict[str, Any]) -> set[str]:
     """Every character a plot may label: the probe characters and the prompts."""
     probes = analysis["probes"]
@@ -33,12 +32,12 @@ def plotted_chars(analysis: dict[str, Any]) -> set[str]:
     return chars | {c for prompt in probes["prompts"] for c in prompt}
 
 
-def _against_step(ax, steps: list[int], series: dict[str, list[float]], ylabel: str, styles=None,
-                  legend: bool = True) -> None:
+def _against_step(
+    ax, steps: list[int], series: dict[str, list[float]], ylabel: str, styles=None, legend: bool = True
+) -> None:
     """Lines vs training step; symlog x because snapshots are log-spaced early (0, 1, 2, 4, ...)."""
     for i, (name, values) in enumerate(series.items()):
-        ax.plot(steps, values, marker=".", label=name, color=COLOURS[i % len(COLOURS)],
-                **(styles or {}).get(name, {}))
+        ax.plot(steps, values, marker=".", label=name, color=COLOURS[i % len(COLOURS)], **(styles or {}).get(name, {}))
     ax.set_xscale("symlog", linthresh=1, linscale=0.5)
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel)
@@ -83,8 +82,10 @@ def _z_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     steps = [s["step"] for s in a["snapshots"]]
     z_min = a["thresholds"]["z_min"]
     fig, axes = figure(1, 2, size=(12, 4.5))
-    for ax, prefix, title in ((axes[0, 0], "z", "z against random frequent pairs (global)"),
-                              (axes[0, 1], "zf", "zf against frequency-matched pairs (decides claims)")):
+    for ax, prefix, title in (
+        (axes[0, 0], "z", "z against random frequent pairs (global)"),
+        (axes[0, 1], "zf", "zf against frequency-matched pairs (decides claims)"),
+    ):
         series, styles = _pair_series(a, labels, prefix)
         _against_step(ax, steps, series, "z", styles, legend=prefix == "zf")
         for level in (z_min, -z_min):
@@ -100,8 +101,12 @@ def _embedding_figure(a: dict[str, Any]) -> bytes:
     subsets = [None, *keys.embedding_subsets(snapshots[0]["scalars"])]
     fig, axes = figure(1, 2, size=(12, 4))
     for ax, stat, label in ((axes[0, 0], "std", "std of all entries"), (axes[0, 1], "l2_mean", "mean row L2 norm")):
-        series = {("all characters" if subset is None else f"{subset} by frequency"):
-                  _series(snapshots, keys.emb(stat, subset)) for subset in subsets}
+        series = {
+            ("all characters" if subset is None else f"{subset} by frequency"): _series(
+                snapshots, keys.emb(stat, subset)
+            )
+            for subset in subsets
+        }
         _against_step(ax, steps, series, label)
         ax.set_title(f"token embedding: {label}")
     return png(fig)
@@ -111,8 +116,12 @@ def _residual_figure(a: dict[str, Any]) -> bytes:
     snapshots = a["snapshots"]
     layers = keys.residual_layers(snapshots[0]["scalars"])
     fig, axes = figure(size=(8, 4.5))
-    _against_step(axes[0, 0], [s["step"] for s in snapshots],
-                  {layer: _series(snapshots, keys.residual(layer, "std")) for layer in layers}, "std")
+    _against_step(
+        axes[0, 0],
+        [s["step"] for s in snapshots],
+        {layer: _series(snapshots, keys.residual(layer, "std")) for layer in layers},
+        "std",
+    )
     axes[0, 0].set_title("residual stream std per layer (fixed validation windows)")
     return png(fig)
 
@@ -151,8 +160,15 @@ def attention_figure(snapshot: dict[str, Any], labels: CharLabels) -> bytes:
                 for q in range(T):
                     for k in range(q + 1):
                         w = pattern[layer, head, q, k]
-                        ax.text(k, q, f"{w:.2f}", ha="center", va="center", fontsize=6,
-                                color="white" if w < 0.5 else "black")
+                        ax.text(
+                            k,
+                            q,
+                            f"{w:.2f}",
+                            ha="center",
+                            va="center",
+                            fontsize=6,
+                            color="white" if w < 0.5 else "black",
+                        )
     fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight (grey: masked future)")
     fig.suptitle(f"attention, prompt {labels(prompt['prompt'])}, step {snapshot['step']} (rows: query, columns: key)")
     return png(fig)
@@ -165,12 +181,20 @@ def _pca_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
         coords = np.array(pca["coords"])
         for index, group in enumerate(dict.fromkeys(pca["groups"])):
             rows = [i for i, g in enumerate(pca["groups"]) if g == group]
-            ax.scatter(coords[rows, 0], coords[rows, 1], s=40, color=f"C{index}" if group else "0.5",
-                       label=group or "in pairs only")
+            ax.scatter(
+                coords[rows, 0],
+                coords[rows, 1],
+                s=40,
+                color=f"C{index}" if group else "0.5",
+                label=group or "in pairs only",
+            )
             for i in rows:
                 ax.annotate(labels(pca["chars"][i]), coords[i], xytext=(4, 4), textcoords="offset points", fontsize=11)
-        ax.set(xlabel=f"PC1 ({pca['explained'][0]:.0%} of variance)", ylabel=f"PC2 ({pca['explained'][1]:.0%})",
-               title=f"step {snapshot['step']}")
+        ax.set(
+            xlabel=f"PC1 ({pca['explained'][0]:.0%} of variance)",
+            ylabel=f"PC2 ({pca['explained'][1]:.0%})",
+            title=f"step {snapshot['step']}",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle("probe characters' token embeddings, first two principal components")
@@ -181,8 +205,12 @@ def _context_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     snapshots = a["snapshots"]
     layers = [row["layer"] for row in snapshots[0]["context"]["layers"]]
     fig, axes = figure(size=(8, 4.5))
-    _against_step(axes[0, 0], [s["step"] for s in snapshots],
-                  {layer: _series(snapshots, keys.context_gap(layer)) for layer in layers}, "within − across cosine")
+    _against_step(
+        axes[0, 0],
+        [s["step"] for s in snapshots],
+        {layer: _series(snapshots, keys.context_gap(layer)) for layer in layers},
+        "within − across cosine",
+    )
     axes[0, 0].set_title(f"{labels(snapshots[0]['context']['char'])} in different senses: gap per layer")
     return png(fig)
 

@@ -8,6 +8,7 @@ Each works on the stage's results (plain data, as in results.json):
 With one snapshot the report describes it; with several (step=all) it starts with a table over
 training, then describes the last one.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -44,6 +45,7 @@ def tables(results: dict[str, Any]) -> Tables:
 
 # ---------------------------------------------------------------- steering
 
+
 def _targets(settings: dict[str, Any]) -> str:
     return " or ".join(quoted(t) for t in settings["targets"])
 
@@ -55,8 +57,15 @@ def _mean(values: list[float]) -> float:
 def _best_row(step: dict[str, Any]) -> list:
     best = step["best"]
     verdict = "yes" if best["exceeds"] else "no"
-    return [step["step"], best["layer"], num(best["alpha"], "+g"), num(best["dp"]),
-            f"{num(best['random_dp_mean'])} ± {num(best['random_dp_sd'], '.3f')}", num(best["z"], "+.1f"), verdict]
+    return [
+        step["step"],
+        best["layer"],
+        num(best["alpha"], "+g"),
+        num(best["dp"]),
+        f"{num(best['random_dp_mean'])} ± {num(best['random_dp_sd'], '.3f')}",
+        num(best["z"], "+.1f"),
+        verdict,
+    ]
 
 
 BEST_HEADER = ["step", "layer", "α", "ΔP(targets)", "random directions ΔP (mean ± sd)", "z", "exceeds chance"]
@@ -75,49 +84,93 @@ def render_steering(results: dict[str, Any]) -> str:
         f"{settings['n_random']} random directions of the same norm (seed {settings['seed']}), mean ± sd; "
         f"z = (ΔP − their mean) / their sd, and the effect exceeds chance at z ≥ {settings['z_min']:g} in α's "
         "direction.\n",
-        table(["prompts", "texts"], [["with the property", ", ".join(map(quoted, settings["positive"]))],
-                                     ["without", ", ".join(map(quoted, settings["negative"]))],
-                                     ["held out", ", ".join(map(quoted, held))]]),
+        table(
+            ["prompts", "texts"],
+            [
+                ["with the property", ", ".join(map(quoted, settings["positive"]))],
+                ["without", ", ".join(map(quoted, settings["negative"]))],
+                ["held out", ", ".join(map(quoted, held))],
+            ],
+        ),
     ]
     if len(results["steps"]) > 1:
-        parts += ["\n## Over training: the best layer and α at each step\n", table(BEST_HEADER, map(_best_row,
-                                                                                              results["steps"]))]
-    parts += [f"\n## Step {last['step']}\n", "Unsteered, each held-out prompt's P(targets) and top next characters:\n",
-              table(["prompt", "P(targets)", "top next characters"],
-                    [[quoted(text), num(p, ".3f"), _chars(top)]
-                     for text, p, top in zip(held, last["base"]["p_targets"], last["base"]["top"])]),
-              "\nSteered (each row: α · the layer's direction added):\n",
-              table(["layer", "‖direction‖", "α", "P(targets)", "ΔP", "KL", "random ΔP (mean ± sd)",
-                     "random KL (mean ± sd)", "z", "exceeds chance"],
-                    [[layer["layer"], num(layer["norm"], ".2f"), num(row["alpha"], "+g"),
-                      num(_mean(row["p_targets"]), ".3f"), num(row["dp"]), num(row["kl"], ".3f"),
-                      f"{num(row['random']['dp_mean'])} ± {num(row['random']['dp_sd'], '.3f')}",
-                      f"{num(row['random']['kl_mean'], '.3f')} ± {num(row['random']['kl_sd'], '.3f')}",
-                      num(row["z"], "+.1f"), "yes" if row["exceeds"] else "no"]
-                     for layer in last["layers"] for row in layer["alphas"]])]
+        parts += [
+            "\n## Over training: the best layer and α at each step\n",
+            table(BEST_HEADER, map(_best_row, results["steps"])),
+        ]
+    parts += [
+        f"\n## Step {last['step']}\n",
+        "Unsteered, each held-out prompt's P(targets) and top next characters:\n",
+        table(
+            ["prompt", "P(targets)", "top next characters"],
+            [
+                [quoted(text), num(p, ".3f"), _chars(top)]
+                for text, p, top in zip(held, last["base"]["p_targets"], last["base"]["top"])
+            ],
+        ),
+        "\nSteered (each row: α · the layer's direction added):\n",
+        table(
+            [
+                "layer",
+                "‖direction‖",
+                "α",
+                "P(targets)",
+                "ΔP",
+                "KL",
+                "random ΔP (mean ± sd)",
+                "random KL (mean ± sd)",
+                "z",
+                "exceeds chance",
+            ],
+            [
+                [
+                    layer["layer"],
+                    num(layer["norm"], ".2f"),
+                    num(row["alpha"], "+g"),
+                    num(_mean(row["p_targets"]), ".3f"),
+                    num(row["dp"]),
+                    num(row["kl"], ".3f"),
+                    f"{num(row['random']['dp_mean'])} ± {num(row['random']['dp_sd'], '.3f')}",
+                    f"{num(row['random']['kl_mean'], '.3f')} ± {num(row['random']['kl_sd'], '.3f')}",
+                    num(row["z"], "+.1f"),
+                    "yes" if row["exceeds"] else "no",
+                ]
+                for layer in last["layers"]
+                for row in layer["alphas"]
+            ],
+        ),
+    ]
     best = last["best"]
-    parts.append(f"\n**Best: layer {best['layer']}, α = {best['alpha']:+g}**: ΔP = {best['dp']:+.3f} against "
-                 f"{best['random_dp_mean']:+.3f} ± {best['random_dp_sd']:.3f} for random directions (z = "
-                 f"{best['z']:+.1f}): the steering direction "
-                 f"{'does' if best['exceeds'] else 'does not'} move P(targets) more than a random vector of its size.")
+    parts.append(
+        f"\n**Best: layer {best['layer']}, α = {best['alpha']:+g}**: ΔP = {best['dp']:+.3f} against "
+        f"{best['random_dp_mean']:+.3f} ± {best['random_dp_sd']:.3f} for random directions (z = "
+        f"{best['z']:+.1f}): the steering direction "
+        f"{'does' if best['exceeds'] else 'does not'} move P(targets) more than a random vector of its size."
+    )
     alphas = [alpha for alpha, _ in last["continuations"][0]["texts"]]
-    parts += [f"\n## Continuations at layer {best['layer']}, {settings['gen_tokens']} characters (temperature "
-              f"{settings['temperature']:g}), α · direction added at every position\n",
-              table(["prompt", *(f"α = {alpha:+g}" if alpha else "unsteered" for alpha in alphas)],
-                    [[quoted(c["prompt"]), *(quoted(text) for _, text in c["texts"])] for c in last["continuations"]])]
+    parts += [
+        f"\n## Continuations at layer {best['layer']}, {settings['gen_tokens']} characters (temperature "
+        f"{settings['temperature']:g}), α · direction added at every position\n",
+        table(
+            ["prompt", *(f"α = {alpha:+g}" if alpha else "unsteered" for alpha in alphas)],
+            [[quoted(c["prompt"]), *(quoted(text) for _, text in c["texts"])] for c in last["continuations"]],
+        ),
+    ]
     return "\n".join(parts) + "\n"
 
 
 def steering_summary(results: dict[str, Any]) -> str:
     settings, last = results["settings"], results["steps"][-1]
-    lines = [f"steering toward {' or '.join(map(repr, settings['targets']))}, the best layer and α "
-             f"(ΔP = change of P(targets) on the held-out prompts; random: {settings['n_random']} directions of the "
-             "same norm)", table(BEST_HEADER, map(_best_row, results["steps"]))]
+    lines = [
+        f"steering toward {' or '.join(map(repr, settings['targets']))}, the best layer and α "
+        f"(ΔP = change of P(targets) on the held-out prompts; random: {settings['n_random']} directions of the "
+        "same norm)",
+        table(BEST_HEADER, map(_best_row, results["steps"])),
+    ]
     p_base = last["base"]["p_targets"]
     continuation = last["continuations"][p_base.index(min(p_base))]  # the prompt least likely to open a speech
     lines.append(f"\n{continuation['prompt']!r} continued with α · the direction of layer {last['best']['layer']}:")
-    lines += [f"  {f'α = {alpha:+g}' if alpha else 'unsteered':>10}  {text!r}"
-              for alpha, text in continuation["texts"]]
+    lines += [f"  {f'α = {alpha:+g}' if alpha else 'unsteered':>10}  {text!r}" for alpha, text in continuation["texts"]]
     return "\n".join(lines)
 
 
@@ -126,9 +179,20 @@ def steering_tables(results: dict[str, Any]) -> Tables:
     texts = (["step", "layer", "prompt", "alpha", "continuation"], [])
     for step in results["steps"]:
         for layer in step["layers"]:
-            effects[1].extend([step["step"], layer["layer"], row["alpha"], _mean(row["p_targets"]), row["dp"],
-                               row["kl"], row["random"]["dp_mean"], row["random"]["dp_sd"], row["z"]]
-                              for row in layer["alphas"])
+            effects[1].extend(
+                [
+                    step["step"],
+                    layer["layer"],
+                    row["alpha"],
+                    _mean(row["p_targets"]),
+                    row["dp"],
+                    row["kl"],
+                    row["random"]["dp_mean"],
+                    row["random"]["dp_sd"],
+                    row["z"],
+                ]
+                for row in layer["alphas"]
+            )
         layer = step["best"]["layer"]
         for c in step["continuations"]:
             texts[1].extend([step["step"], layer, c["prompt"], alpha, text] for alpha, text in c["texts"])
@@ -136,6 +200,7 @@ def steering_tables(results: dict[str, Any]) -> Tables:
 
 
 # ---------------------------------------------------------------- patching
+
 
 def _moved(value: float | None) -> str:
     return "—" if value is None else f"{value:+.2f}"
@@ -154,35 +219,61 @@ def render_patching(results: dict[str, Any]) -> str:
     ]
     layers = settings["layers"]
     if len(results["steps"]) > 1:
-        rows = [[s["step"], visible_char(s["char"])] + [_moved(row["moved"]) for row in s["layers"]]
-                for s in results["steps"]]
-        parts += ["\n## Over training: moved, per block\n",
-                  table(["step", "source predicts"] + [f"block {i}" for i in layers], rows)]
-    parts += [f"\n## Step {last['step']}\n",
-              f"Source next characters: {_chars(last['source_top'])}. Target, unpatched: {_chars(last['target_top'])}. "
-              f"P({char}): {last['p_source']:.3f} after the source, {last['p_target']:.3f} after the target.\n",
-              table(["block", "hook point", f"P({char}) patched", "moved", "KL", "top next characters patched"],
-                    [[row["layer"], f"`{row['hook']}`", num(row["p_char"], ".3f"), _moved(row["moved"]),
-                      num(row["kl"], ".3f"), _chars(row["top"])] for row in last["layers"]])]
+        rows = [
+            [s["step"], visible_char(s["char"])] + [_moved(row["moved"]) for row in s["layers"]]
+            for s in results["steps"]
+        ]
+        parts += [
+            "\n## Over training: moved, per block\n",
+            table(["step", "source predicts"] + [f"block {i}" for i in layers], rows),
+        ]
+    parts += [
+        f"\n## Step {last['step']}\n",
+        f"Source next characters: {_chars(last['source_top'])}. Target, unpatched: {_chars(last['target_top'])}. "
+        f"P({char}): {last['p_source']:.3f} after the source, {last['p_target']:.3f} after the target.\n",
+        table(
+            ["block", "hook point", f"P({char}) patched", "moved", "KL", "top next characters patched"],
+            [
+                [
+                    row["layer"],
+                    f"`{row['hook']}`",
+                    num(row["p_char"], ".3f"),
+                    _moved(row["moved"]),
+                    num(row["kl"], ".3f"),
+                    _chars(row["top"]),
+                ]
+                for row in last["layers"]
+            ],
+        ),
+    ]
     return "\n".join(parts) + "\n"
 
 
 def patching_summary(results: dict[str, Any]) -> str:
     settings, last = results["settings"], results["steps"][-1]
-    rows = [[s["step"], row["layer"], f"{row['p_char']:.3f}", _moved(row["moved"]), escape(row["top"][0][0])]
-            for s in results["steps"] for row in s["layers"]]
-    return (f"patching {settings['source']!r} into {settings['target']!r} at position {settings['position']}: "
-            f"P({last['char']!r}) {last['p_target']:.3f} in the target, {last['p_source']:.3f} in the source\n"
-            + table(["step", "block", "P patched", "moved", "top"], rows))
+    rows = [
+        [s["step"], row["layer"], f"{row['p_char']:.3f}", _moved(row["moved"]), escape(row["top"][0][0])]
+        for s in results["steps"]
+        for row in s["layers"]
+    ]
+    return (
+        f"patching {settings['source']!r} into {settings['target']!r} at position {settings['position']}: "
+        f"P({last['char']!r}) {last['p_target']:.3f} in the target, {last['p_source']:.3f} in the source\n"
+        + table(["step", "block", "P patched", "moved", "top"], rows)
+    )
 
 
 def patching_tables(results: dict[str, Any]) -> Tables:
-    rows = [[s["step"], row["layer"], s["char"], row["p_char"], row["moved"], row["kl"], row["top"][0][0]]
-            for s in results["steps"] for row in s["layers"]]
+    rows = [
+        [s["step"], row["layer"], s["char"], row["p_char"], row["moved"], row["kl"], row["top"][0][0]]
+        for s in results["steps"]
+        for row in s["layers"]
+    ]
     return {"patch": (["step", "layer", "char", "p_char", "moved", "kl", "top"], rows)}
 
 
 # ---------------------------------------------------------------- head ablation
+
 
 def _top_heads(step: dict[str, Any], n: int = 3) -> str:
     by_head = {(h["layer"], h["head"]): h for h in step["heads"]}
@@ -201,29 +292,45 @@ def render_ablation(results: dict[str, Any]) -> str:
         "named layer.head.\n",
     ]
     if len(results["steps"]) > 1:
-        parts += ["\n## Over training: the three heads whose ablation costs the most loss\n",
-                  table(["step", "loss", "heads (Δloss)"],
-                        [[s["step"], num(s["base_loss"], ".3f"), _top_heads(s)] for s in results["steps"]])]
+        parts += [
+            "\n## Over training: the three heads whose ablation costs the most loss\n",
+            table(
+                ["step", "loss", "heads (Δloss)"],
+                [[s["step"], num(s["base_loss"], ".3f"), _top_heads(s)] for s in results["steps"]],
+            ),
+        ]
     prompts = last["prompts"]
     watched = [f"P({visible_char(p['char'])} after {quoted(p['prompt'])})" for p in prompts]
-    parts += [f"\n## Step {last['step']}\n",
-              f"Intact: loss {last['base_loss']:.3f}; "
-              + ", ".join(f"{quoted(p['prompt'])} → {visible_char(p['char'])} {p['p']:.3f}" for p in prompts) + ".\n",
-              table(["rank", "head", "loss", "Δloss", "ΔP", *watched],
-                    [[rank, f"{h['layer']}.{h['head']}", num(h["loss"], ".3f"), num(h["dloss"]), num(h["dp"])]
-                     + [num(p, ".3f") for p in h["p_chars"]]
-                     for rank, h in enumerate(sorted(last["heads"], key=lambda h: -h["dloss"]), start=1)])]
+    parts += [
+        f"\n## Step {last['step']}\n",
+        f"Intact: loss {last['base_loss']:.3f}; "
+        + ", ".join(f"{quoted(p['prompt'])} → {visible_char(p['char'])} {p['p']:.3f}" for p in prompts)
+        + ".\n",
+        table(
+            ["rank", "head", "loss", "Δloss", "ΔP", *watched],
+            [
+                [rank, f"{h['layer']}.{h['head']}", num(h["loss"], ".3f"), num(h["dloss"]), num(h["dp"])]
+                + [num(p, ".3f") for p in h["p_chars"]]
+                for rank, h in enumerate(sorted(last["heads"], key=lambda h: -h["dloss"]), start=1)
+            ],
+        ),
+    ]
     return "\n".join(parts) + "\n"
 
 
 def ablation_summary(results: dict[str, Any]) -> str:
     settings = results["settings"]
-    return (f"head ablation ({settings['mode']}): the three heads whose ablation costs the most validation loss\n"
-            + table(["step", "loss intact", "heads layer.head (Δloss)"],
-                    [[s["step"], f"{s['base_loss']:.3f}", _top_heads(s)] for s in results["steps"]]))
+    return (
+        f"head ablation ({settings['mode']}): the three heads whose ablation costs the most validation loss\n"
+        + table(
+            ["step", "loss intact", "heads layer.head (Δloss)"],
+            [[s["step"], f"{s['base_loss']:.3f}", _top_heads(s)] for s in results["steps"]],
+        )
+    )
 
 
 def ablation_tables(results: dict[str, Any]) -> Tables:
-    rows = [[s["step"], h["layer"], h["head"], h["loss"], h["dloss"], h["dp"]]
-            for s in results["steps"] for h in s["heads"]]
+    rows = [
+        [s["step"], h["layer"], h["head"], h["loss"], h["dloss"], h["dp"]] for s in results["steps"] for h in s["heads"]
+    ]
     return {"ablate": (["step", "layer", "head", "loss", "dloss", "dp"], rows)}

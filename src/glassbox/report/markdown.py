@@ -3,6 +3,7 @@
 Every cell that holds text from a corpus or a config goes through `escape` (or `char` for a
 lone character), so a `|`, `*` or newline in it cannot break the table it sits in.
 """
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 
 Plots use matplotlib's object API (a Figure on an Agg canvas), never pyplot's global state.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,18 @@ from glassbox.report.markdown import WHITESPACE
 # Noto Sans CJK SC (simplified Chinese forms, SIL Open Font License) as shipped inside the mplfonts wheel.
 PACKAGED_CJK_FONT = "NotoSansCJKsc-Regular.otf"
 # Fonts a system may have, looked for by name when a character is missing from the packaged font too.
-SYSTEM_CJK_FONT_NAMES = ("CJK", "WenQuanYi", "SimHei", "Source Han", "YaHei", "PingFang", "Heiti", "Hiragino",
-                         "Droid Sans Fallback", "AR PL")
+SYSTEM_CJK_FONT_NAMES = (
+    "CJK",
+    "WenQuanYi",
+    "SimHei",
+    "Source Han",
+    "YaHei",
+    "PingFang",
+    "Heiti",
+    "Hiragino",
+    "Droid Sans Fallback",
+    "AR PL",
+)
 _TAB20 = matplotlib.colormaps["tab20"].colors
 COLOURS = _TAB20[0::2] + _TAB20[1::2]  # a colour per line: tab10's 10 strong, then their 10 light shades
 
@@ -97,6 +108,8 @@ def missing_font_notice(as_code_points: list[str]) -> str:
     """The one piece of advice for plots that had to label characters by code point."""
     shown = "".join(as_code_points[:12]) + ("…" if len(as_code_points) > 12 else "")
     first = as_code_points[0]
-    return (f"no installed font draws {shown}: the plots label those characters by code point ({first} = "
-            f"U+{ord(first):04X}). The mplfonts package's Noto Sans CJK SC lacks them too: install a font that "
-            "has them (e.g. Noto Sans CJK, WenQuanYi) and draw them again to see the characters.")
+    return (
+        f"no installed font draws {shown}: the plots label those characters by code point ({first} = "
+        f"U+{ord(first):04X}). The mplfonts package's Noto Sans CJK SC lacks them too: install a font that "
+        "has them (e.g. Noto Sans CJK, WenQuanYi) and draw them again to see the characters."
+    )

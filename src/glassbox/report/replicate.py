@@ -54,9 +54,14 @@ def claim_label(claim: dict[str, Any], chars: Callable[[str], str] = str) -> str
     return pair if claim["test"] == LEVEL else f"{pair} {claim['test']}"
 
 
-def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups: dict[str, list[str]],
-                        settings: dict[str, float], chance: dict[str, int] | None,
-                        reference: dict[str, Any]) -> dict[str, Any]:
+def summarize_replicate(
+    runs: list[SeedRun],
+    pairs: list[dict[str, Any]],
+    groups: dict[str, list[str]],
+    settings: dict[str, float],
+    chance: dict[str, int] | None,
+    reference: dict[str, Any],
+) -> dict[str, Any]:
     """The replicate as plain data (replicate.json): every claim over the complete seeds.
 
     pairs: run.json's probe_pairs (ProbeSet.describe_pairs); groups: corpus.probes.groups;
@@ -70,14 +75,22 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
         judged = [judge(claim, run.rows, settings, chance) for run in complete]
         n_held = sum(j["verdict"] == HELD for j in judged)
         entry = {
-            "claim": claim.name, "test": claim.test, "a": claim.a, "b": claim.b, "kind": claim.kind,
-            "expect": claim.expect, "n_seeds": len(judged), "n_held": n_held,
+            "claim": claim.name,
+            "test": claim.test,
+            "a": claim.a,
+            "b": claim.b,
+            "kind": claim.kind,
+            "expect": claim.expect,
+            "n_seeds": len(judged),
+            "n_held": n_held,
             "over_seeds": seeds_phrase(n_held, len(judged)),
-            "zf": mean_sd([j["zf"] for j in judged]), "value": mean_sd([j["value"] for j in judged]),
+            "zf": mean_sd([j["zf"] for j in judged]),
+            "value": mean_sd([j["value"] for j in judged]),
             "article": articles.get(claim.name, {}) if claim.a is not None else {},
             "seeds": [_seed_entry(run, j) for run, j in zip(complete, judged)],
-            "curve": over_steps([{row["step"]: row[claim.zf_key] for row in run.rows if claim.measured_in(row)}
-                                 for run in complete]),
+            "curve": over_steps(
+                [{row["step"]: row[claim.zf_key] for row in run.rows if claim.measured_in(row)} for run in complete]
+            ),
         }
         if claim.expect == "none":
             n_differ = sum(j["differs"] for j in judged)
@@ -92,8 +105,9 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
     return {
         "seeds": [run.seed for run in complete],
         "n_seeds": len(complete),
-        "not_complete": [{"job": run.job, "seed": run.seed, "status": run.status}
-                         for run in runs if run not in complete],
+        "not_complete": [
+            {"job": run.job, "seed": run.seed, "status": run.status} for run in runs if run not in complete
+        ],
         "step": steps[-1] if steps else None,
         "steps_differ": len(steps) > 1,
         "thresholds": settings,
@@ -109,8 +123,11 @@ def summarize_replicate(runs: list[SeedRun], pairs: list[dict[str, Any]], groups
 
 def _seed_entry(run: SeedRun, judged: dict[str, Any]) -> dict[str, Any]:
     """One seed's verdict of a claim and the numbers behind it; for "no association", where it failed."""
-    entry = {"seed": run.seed, "job": run.job,
-             **{key: judged[key] for key in ("verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")}}
+    entry = {
+        "seed": run.seed,
+        "job": run.job,
+        **{key: judged[key] for key in ("verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")},
+    }
     if judged["test"] == NO_ASSOCIATION:
         entry["broke_at"] = None if judged["broke"] is None else judged["broke"]["step"]
     return entry
@@ -123,34 +140,48 @@ def replicate_markdown(data: dict[str, Any], explorer: str | None) -> str:
     directional = [c for c in data["claims"] if c["expect"] != "none"]
     in_all = sum(c["n_held"] == c["n_seeds"] for c in directional)
     in_most = sum(c["n_held"] > c["n_seeds"] / 2 for c in directional)
-    return "\n\n".join([
-        f"# Replicate: {escape(data['experiment'])}, {n} seed{'s' if n != 1 else ''}",
-        _intro(data, explorer),
-        "## Verdicts over seeds", "\n".join(_verdict_line(c, n) for c in data["claims"]),
-        f"{in_all} of {len(directional)} directional claims held in every seed, {in_most} in more than half.",
-        "## The claims, mean ± sd over seeds", _claims_table(data),
-        "## Every seed at the last step", _seeds_table(data, directional),
-        f"Final validation loss {mean_sd_cell(data['loss_val'], 3)}; training took "
-        f"{mean_sd_cell(data['train_minutes'], 1) if data['train_minutes']['n'] else '—'} minutes a seed (wall "
-        "clock of the training loop, snapshots and their metrics included, on the machine that ran it).",
-        "## Plots", "![zf against step, mean ± sd over seeds](replicate_zf.png)",
-        "![final zf of every seed](replicate_final.png)",
-    ]) + "\n"
+    return (
+        "\n\n".join(
+            [
+                f"# Replicate: {escape(data['experiment'])}, {n} seed{'s' if n != 1 else ''}",
+                _intro(data, explorer),
+                "## Verdicts over seeds",
+                "\n".join(_verdict_line(c, n) for c in data["claims"]),
+                f"{in_all} of {len(directional)} directional claims held in every seed, {in_most} in more than half.",
+                "## The claims, mean ± sd over seeds",
+                _claims_table(data),
+                "## Every seed at the last step",
+                _seeds_table(data, directional),
+                f"Final validation loss {mean_sd_cell(data['loss_val'], 3)}; training took "
+                f"{mean_sd_cell(data['train_minutes'], 1) if data['train_minutes']['n'] else '—'} minutes a seed (wall "
+                "clock of the training loop, snapshots and their metrics included, on the machine that ran it).",
+                "## Plots",
+                "![zf against step, mean ± sd over seeds](replicate_zf.png)",
+                "![final zf of every seed](replicate_final.png)",
+            ]
+        )
+        + "\n"
+    )
 
 
 def _intro(data: dict[str, Any], explorer: str | None) -> str:
     """What was trained, how the claims are judged, what is missing, where to see every seed."""
     t = data["thresholds"]
     trained = f" (`{' '.join(data['overrides'])}`)" if data["overrides"] else ""
-    intro = (f"Experiment `{data['experiment']}`{trained} trained once per seed "
-             f"({', '.join(map(str, data['seeds']))}), {data['step']} steps each, every claim judged in every seed "
-             f"as the single-run report judges it: held = zf ≥ {t['z_min']:g} in the expected direction and "
-             f"permutation p ≤ {t['p_max']:g}; a cross pair's *no association* must hold at every snapshot from "
-             f"{t['early_drift']:.0%} of the steps on, its *moving apart* compares its cosine's change since step 0 "
-             f"with that of random pairs from the same frequency bands. W&B group `{data['wandb_group']}`.")
+    intro = (
+        f"Experiment `{data['experiment']}`{trained} trained once per seed "
+        f"({', '.join(map(str, data['seeds']))}), {data['step']} steps each, every claim judged in every seed "
+        f"as the single-run report judges it: held = zf ≥ {t['z_min']:g} in the expected direction and "
+        f"permutation p ≤ {t['p_max']:g}; a cross pair's *no association* must hold at every snapshot from "
+        f"{t['early_drift']:.0%} of the steps on, its *moving apart* compares its cosine's change since step 0 "
+        f"with that of random pairs from the same frequency bands. W&B group `{data['wandb_group']}`."
+    )
     if data["not_complete"]:
-        intro += " **Not complete, left out:** " + ", ".join(
-            f"job {r['job']} (seed {r['seed']}, {r['status']})" for r in data["not_complete"]) + "."
+        intro += (
+            " **Not complete, left out:** "
+            + ", ".join(f"job {r['job']} (seed {r['seed']}, {r['status']})" for r in data["not_complete"])
+            + "."
+        )
     if data["steps_differ"]:
         intro += " **The seeds did not all end at the same step.**"
     if explorer:
@@ -176,22 +207,42 @@ def _claims_table(data: dict[str, Any]) -> str:
     rows = []
     for c in data["claims"]:
         article = c["article"]
-        rows.append([_pair_text(c), _test_text(c), c["expect"], c["over_seeds"], mean_sd_cell(c["zf"]),
-                     mean_sd_cell(c["value"], 3),
-                     f"{num(article.get('init'))} → {num(article.get('trained'))}" if article else "—",
-                     mean_sd_cell(c["change"], 3) if "change" in c else "—"])
-    return table(["claim", "kind", "expected", "over seeds", "zf", "cosine (group: statistic)",
-                  f"article, init → trained ({escape(data['reference_source'] or 'none')})", "change since step 0"],
-                 rows)
+        rows.append(
+            [
+                _pair_text(c),
+                _test_text(c),
+                c["expect"],
+                c["over_seeds"],
+                mean_sd_cell(c["zf"]),
+                mean_sd_cell(c["value"], 3),
+                f"{num(article.get('init'))} → {num(article.get('trained'))}" if article else "—",
+                mean_sd_cell(c["change"], 3) if "change" in c else "—",
+            ]
+        )
+    return table(
+        [
+            "claim",
+            "kind",
+            "expected",
+            "over seeds",
+            "zf",
+            "cosine (group: statistic)",
+            f"article, init → trained ({escape(data['reference_source'] or 'none')})",
+            "change since step 0",
+        ],
+        rows,
+    )
 
 
 def _seeds_table(data: dict[str, Any], directional: list[dict[str, Any]]) -> str:
     """Every claim's verdict in every seed, then each seed's count of claims held, loss and minutes."""
     rows = [[_pair_text(c), _test_text(c), *(_seed_cell(s) for s in c["seeds"])] for c in data["claims"]]
     held = [sum(c["seeds"][i]["verdict"] == HELD for c in directional) for i in range(data["n_seeds"])]
-    rows += [["**directional claims held**", "", *(f"{k} of {len(directional)}" for k in held)],
-             ["**final validation loss**", "", *(f"{loss:.3f}" for loss in data["seed_losses"])],
-             ["**training minutes**", "", *(num(m, ".1f") for m in data["seed_minutes"])]]
+    rows += [
+        ["**directional claims held**", "", *(f"{k} of {len(directional)}" for k in held)],
+        ["**final validation loss**", "", *(f"{loss:.3f}" for loss in data["seed_losses"])],
+        ["**training minutes**", "", *(num(m, ".1f") for m in data["seed_minutes"])],
+    ]
     return table(["claim", "kind", *(f"seed {seed}" for seed in data["seeds"])], rows)
 
 
@@ -235,12 +286,24 @@ def plot_curves(data: dict[str, Any], labels: CharLabels) -> Figure:
         curve = c["curve"]
         steps, mean, sd = curve["steps"], curve["mean"], curve["sd"]
         for n, values in enumerate(curve["per_seed"]):
-            ax.plot(steps, values, color=COLOURS[n % len(COLOURS)], linewidth=0.8, alpha=0.6,
-                    label=f"seed {data['seeds'][n]}")
+            ax.plot(
+                steps,
+                values,
+                color=COLOURS[n % len(COLOURS)],
+                linewidth=0.8,
+                alpha=0.6,
+                label=f"seed {data['seeds'][n]}",
+            )
         ax.plot(steps, mean, color="black", linewidth=1.8, label="mean")
         if all(s is not None for s in sd):
-            ax.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
-                            color="0.6", alpha=0.3, label="mean ± sd")
+            ax.fill_between(
+                steps,
+                [m - s for m, s in zip(mean, sd)],
+                [m + s for m, s in zip(mean, sd)],
+                color="0.6",
+                alpha=0.3,
+                label="mean ± sd",
+            )
         for level in (z_min, -z_min):
             ax.axhline(level, color="0.4", linestyle="--", linewidth=0.8)
         ax.set_xscale("symlog", linthresh=1, linscale=0.5)
@@ -271,8 +334,10 @@ def plot_final(data: dict[str, Any], labels: CharLabels) -> Figure:
         ax.axhline(level, color="0.4", linestyle="--", linewidth=0.8)
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_xticks(range(len(claims)), [claim_label(c, labels) for c in claims], rotation=30, ha="right")
-    ax.set(ylabel="final zf (moving apart: of the change since step 0)",
-           title="final zf of every seed (green: held) and mean ± sd over seeds")
+    ax.set(
+        ylabel="final zf (moving apart: of the change since step 0)",
+        title="final zf of every seed (green: held) and mean ± sd over seeds",
+    )
     return fig
 
 
@@ -282,8 +347,11 @@ def plot_labels(data: dict[str, Any]) -> CharLabels:
 
 def verdicts_over_seeds(data: dict[str, Any], where: str) -> dict[str, Any]:
     """What the single-run report shows of a replicate (analyze keeps it in analysis.json)."""
-    return {"dir": where, "seeds": data["seeds"], "n_seeds": data["n_seeds"], "step": data["step"],
-            "overrides": data["overrides"],
-            "claims": [{"claim": c["claim"], "test": c["test"], "over_seeds": c["over_seeds"]}
-                       for c in data["claims"]]}
-
+    return {
+        "dir": where,
+        "seeds": data["seeds"],
+        "n_seeds": data["n_seeds"],
+        "step": data["step"],
+        "overrides": data["overrides"],
+        "claims": [{"claim": c["claim"], "test": c["test"], "over_seeds": c["over_seeds"]} for c in data["claims"]],
+    }

@@ -44,27 +44,43 @@ def _header(a: dict[str, Any]) -> str:
     rows = [
         ["run", f"`{a['run_dir']}` (status: {status})"],
         ["snapshots", f"{len(snapshots)}, steps {snapshots[0]['step']} … {snapshots[-1]['step']}"],
-        ["model", f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
-                  f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters; "
-                  + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp"))],
-        ["corpus", f"{a['corpus']}, {a['vocab_size']} characters"
-                   + (f" (article: {reference['vocab_size']})" if "vocab_size" in reference else "")],
+        [
+            "model",
+            f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
+            f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters; "
+            + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp")),
+        ],
+        [
+            "corpus",
+            f"{a['corpus']}, {a['vocab_size']} characters"
+            + (f" (article: {reference['vocab_size']})" if "vocab_size" in reference else ""),
+        ],
         ["suites", ", ".join(a["suites"])],
-        ["claims", f"judged against the frequency-matched baseline: held = zf ≥ {t['z_min']:g} in the "
-                   f"expected direction and permutation p ≤ {t['p_max']:g}"],
+        [
+            "claims",
+            f"judged against the frequency-matched baseline: held = zf ≥ {t['z_min']:g} in the "
+            f"expected direction and permutation p ≤ {t['p_max']:g}",
+        ],
     ]
     if "source" in reference:
         rows.append(["article figures", escape(reference["source"])])
     text = f"# glassbox analysis: {a['experiment']}\n\n" + table(["", ""], rows)
     if training_now:
-        text += (f"\n\n> The run is still training (pid {training_now}): this analysis covers the snapshots it had "
-                 f"saved, steps {', '.join(str(s['step']) for s in snapshots)}. Analyse it again when it has finished.")
+        text += (
+            f"\n\n> The run is still training (pid {training_now}): this analysis covers the snapshots it had "
+            f"saved, steps {', '.join(str(s['step']) for s in snapshots)}. Analyse it again when it has finished."
+        )
     elif a["status"] != "complete":
-        text += (f"\n\n> The run's status is {a['status'] or 'unknown'}: every number is as of step "
-                 f"{snapshots[-1]['step']}, not of a finished run.")
+        text += (
+            f"\n\n> The run's status is {a['status'] or 'unknown'}: every number is as of step "
+            f"{snapshots[-1]['step']}, not of a finished run."
+        )
     if skipped:
-        text += ("\n\n> Snapshots left out, as they could not be used: "
-                 + "; ".join(f"step {s['step']} ({escape(s['reason'])})" for s in skipped) + ".")
+        text += (
+            "\n\n> Snapshots left out, as they could not be used: "
+            + "; ".join(f"step {s['step']} ({escape(s['reason'])})" for s in skipped)
+            + "."
+        )
     missing = a.get("plot_labels", {}).get("as_code_points")
     if missing:
         notice = missing_font_notice(missing)
@@ -75,8 +91,10 @@ def _header(a: dict[str, Any]) -> str:
 def _claims_section(a: dict[str, Any]) -> str | None:
     if not a["claims"]:
         if "embeddings" in a["snapshots"][-1] and not (a["probes"]["pairs"] or a["probes"]["groups"]):
-            return ("## Claims\n\nThe corpus config names no probe pairs or groups (corpus.probes), so there is no "
-                    "claim to judge. Give some and analyze again: every snapshot is measured anew, no retraining.")
+            return (
+                "## Claims\n\nThe corpus config names no probe pairs or groups (corpus.probes), so there is no "
+                "claim to judge. Give some and analyze again: every snapshot is measured anew, no retraining."
+            )
         return None
     t = a["thresholds"]
     labels = _pair_labels(a)
@@ -120,15 +138,19 @@ def _replicate_note(a: dict[str, Any]) -> str:
     """Whether the experiment has a replicate (make replicate) and what it was."""
     replicate = a.get("replicate")
     if not replicate:
-        return (f"One run is one seed. No replicate of experiment {a['experiment']} yet: "
-                f"`make replicate EXPERIMENT={a['experiment']}` trains it over 3 seeds and says which claims hold in "
-                "how many (each claim above then says it).")
+        return (
+            f"One run is one seed. No replicate of experiment {a['experiment']} yet: "
+            f"`make replicate EXPERIMENT={a['experiment']}` trains it over 3 seeds and says which claims hold in "
+            "how many (each claim above then says it)."
+        )
     steps = f"{replicate['step']} steps each"
     if replicate["step"] != a["snapshots"][-1]["step"]:
         steps += f", not this run's {a['snapshots'][-1]['step']}"
-    return (f"\"Over seeds\": the replicate of experiment {a['experiment']} in `{replicate['dir']}` "
-            f"({replicate['n_seeds']} seeds: {', '.join(map(str, replicate['seeds']))}; {steps}; "
-            f"`{' '.join(replicate['overrides'])}`); its replicate.md has the curves and every seed.")
+    return (
+        f'"Over seeds": the replicate of experiment {a["experiment"]} in `{replicate["dir"]}` '
+        f"({replicate['n_seeds']} seeds: {', '.join(map(str, replicate['seeds']))}; {steps}; "
+        f"`{' '.join(replicate['overrides'])}`); its replicate.md has the curves and every seed."
+    )
 
 
 def _embedding_section(a: dict[str, Any]) -> str | None:
@@ -136,13 +158,29 @@ def _embedding_section(a: dict[str, Any]) -> str | None:
     if keys.emb("std") not in first:
         return None
     article = a["reference"].get("embedding", {})
-    stats = [("std", "std", ".4f"), ("min", "min", "+.3f"), ("max", "max", "+.3f"),
-             ("mean row L2 norm", "l2_mean", ".3f")]
-    rows = [[label, num(article.get("init", {}).get(key), spec), num(first[keys.emb(key)], spec),
-             num(article.get("trained", {}).get(key), spec), num(final[keys.emb(key)], spec)]
-            for label, key, spec in stats]
-    header = ["token embedding", "article, random init", f"this run, step {a['snapshots'][0]['step']}",
-              "article, trained", f"this run, step {a['snapshots'][-1]['step']}"]
+    stats = [
+        ("std", "std", ".4f"),
+        ("min", "min", "+.3f"),
+        ("max", "max", "+.3f"),
+        ("mean row L2 norm", "l2_mean", ".3f"),
+    ]
+    rows = [
+        [
+            label,
+            num(article.get("init", {}).get(key), spec),
+            num(first[keys.emb(key)], spec),
+            num(article.get("trained", {}).get(key), spec),
+            num(final[keys.emb(key)], spec),
+        ]
+        for label, key, spec in stats
+    ]
+    header = [
+        "token embedding",
+        "article, random init",
+        f"this run, step {a['snapshots'][0]['step']}",
+        "article, trained",
+        f"this run, step {a['snapshots'][-1]['step']}",
+    ]
     return "## Token embedding, random init vs trained\n\n" + table(header, rows)
 
 
@@ -156,14 +194,40 @@ def _cosine_section(a: dict[str, Any]) -> str | None:
         c = tests[0]  # the level test, or a cross pair's "no association" (same cosine, zf and p)
         ref = article.get(name, {})
         verdicts = "; ".join(f"{t['test']}: {t['verdict']}" if len(tests) > 1 else t["verdict"] for t in tests)
-        rows.append([_pair_label(c), c["kind"], c["expect"], num(ref.get("init")), num(first["scalars"][
-            keys.GROUP_STAT if c["kind"] == "groups" else keys.pair("cos", name)]), num(ref.get("trained")),
-            num(c["value"]), num(c["z"], "+.2f"), num(c["zf"], "+.2f"), p_text(c["p"], c.get("p_floor")), verdicts])
-    header = ["pair", "kind", "expected", "article, init", f"step {first['step']}", "article, trained",
-              f"step {final['step']}", "z (global)", "zf (matched)", "p", "verdict"]
-    return ("## Cosine similarity of probe pairs, random init vs trained\n\n" + table(header, rows)
-            + "\n\nz is against random pairs of frequent characters, zf against random pairs from the pair's own "
-              "frequency bands; only zf and p decide the verdict. A cross pair has two verdicts (see the claims).")
+        rows.append(
+            [
+                _pair_label(c),
+                c["kind"],
+                c["expect"],
+                num(ref.get("init")),
+                num(first["scalars"][keys.GROUP_STAT if c["kind"] == "groups" else keys.pair("cos", name)]),
+                num(ref.get("trained")),
+                num(c["value"]),
+                num(c["z"], "+.2f"),
+                num(c["zf"], "+.2f"),
+                p_text(c["p"], c.get("p_floor")),
+                verdicts,
+            ]
+        )
+    header = [
+        "pair",
+        "kind",
+        "expected",
+        "article, init",
+        f"step {first['step']}",
+        "article, trained",
+        f"step {final['step']}",
+        "z (global)",
+        "zf (matched)",
+        "p",
+        "verdict",
+    ]
+    return (
+        "## Cosine similarity of probe pairs, random init vs trained\n\n"
+        + table(header, rows)
+        + "\n\nz is against random pairs of frequent characters, zf against random pairs from the pair's own "
+        "frequency bands; only zf and p decide the verdict. A cross pair has two verdicts (see the claims)."
+    )
 
 
 def _claims_by_pair(claims: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -193,8 +257,10 @@ def _emergence_section(a: dict[str, Any]) -> str | None:
             cells.append(f"{num(cos, '+.2f')} ({num(zf, '+.1f')}){' ✓' if held else ''}")
         rows.append([s["step"], num(losses.get(s["step"]), ".3f"), *cells])
     header = ["step", "val loss", *(_pair_label(p) for p in pairs)]
-    return ("## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step (for a cross "
-            "pair: no association, within chance and below its groups' within pairs).\n\n" + table(header, rows))
+    return (
+        "## Emergence over training\n\nCells: cosine (zf); ✓ where the claim held at that step (for a cross "
+        "pair: no association, within chance and below its groups' within pairs).\n\n" + table(header, rows)
+    )
 
 
 def _residual_section(a: dict[str, Any]) -> str | None:
@@ -210,23 +276,35 @@ def _residual_section(a: dict[str, Any]) -> str | None:
     rows = []
     for start, end in zip(first["activations"]["residual"][0]["layers"], final["activations"]["residual"][0]["layers"]):
         ref = article.get(end["layer"])
-        rows.append([end["layer"], str(end["shape"]), f"{ref[0]:+.4f} / {ref[1]:.4f} / {ref[2]:.4f}" if ref else "—",
-                     cell(start), cell(end)])
+        rows.append(
+            [
+                end["layer"],
+                str(end["shape"]),
+                f"{ref[0]:+.4f} / {ref[1]:.4f} / {ref[2]:.4f}" if ref else "—",
+                cell(start),
+                cell(end),
+            ]
+        )
     header = ["layer", "shape", "article, trained", f"step {first['step']}", f"step {final['step']}"]
-    return (f"## Residual stream per layer, prompt {quoted(prompt)}\n\nCells: mean / std / max |x|.\n\n"
-            + table(header, rows))
+    return f"## Residual stream per layer, prompt {quoted(prompt)}\n\nCells: mean / std / max |x|.\n\n" + table(
+        header, rows
+    )
 
 
 def _entropy_section(a: dict[str, Any]) -> str | None:
     first, final = a["snapshots"][0], a["snapshots"][-1]
     if "activations" not in final:
         return None
-    rows = [[layer, *(f"{h0:.2f} → {h1:.2f}" for h0, h1 in zip(first["activations"]["entropy"][layer], heads))]
-            for layer, heads in final["activations"]["entropy"].items()]
+    rows = [
+        [layer, *(f"{h0:.2f} → {h1:.2f}" for h0, h1 in zip(first["activations"]["entropy"][layer], heads))]
+        for layer, heads in final["activations"]["entropy"].items()
+    ]
     n_heads = len(rows[0]) - 1
-    return (f"## Attention entropy per layer and head (nats), step {first['step']} → {final['step']}\n\n"
-            "Measured on the fixed validation windows; lower = each query attends to fewer positions.\n\n"
-            + table(["layer", *(f"head {h}" for h in range(n_heads))], rows))
+    return (
+        f"## Attention entropy per layer and head (nats), step {first['step']} → {final['step']}\n\n"
+        "Measured on the fixed validation windows; lower = each query attends to fewer positions.\n\n"
+        + table(["layer", *(f"head {h}" for h in range(n_heads))], rows)
+    )
 
 
 def _attention_section(a: dict[str, Any]) -> str | None:
@@ -236,10 +314,14 @@ def _attention_section(a: dict[str, Any]) -> str | None:
     prompt = final["attention"]["prompts"][0]
     tokens = [visible_char(t) for t in prompt["tokens"]]
     pattern = prompt["pattern"][0][0]
-    rows = [[tokens[q], *(f"{w:.2f}" if k <= q else "·" for k, w in enumerate(weights))]
-            for q, weights in enumerate(pattern)]
-    return (f"## Attention, layer 0 head 0, prompt {quoted(prompt['prompt'])}, step {final['step']}\n\n"
-            "Rows: the query position; · = the future, which the causal mask hides.\n\n" + table(["", *tokens], rows))
+    rows = [
+        [tokens[q], *(f"{w:.2f}" if k <= q else "·" for k, w in enumerate(weights))]
+        for q, weights in enumerate(pattern)
+    ]
+    return (
+        f"## Attention, layer 0 head 0, prompt {quoted(prompt['prompt'])}, step {final['step']}\n\n"
+        "Rows: the query position; · = the future, which the causal mask hides.\n\n" + table(["", *tokens], rows)
+    )
 
 
 def _predictions_section(a: dict[str, Any]) -> str | None:
@@ -255,13 +337,20 @@ def _predictions_section(a: dict[str, Any]) -> str | None:
         if reference and reference.get("prompt") == prompt["prompt"]:
             ranks = {char: (rank, prob) for rank, (char, prob) in enumerate(prompt["next"], 1)}
             ours = ranks.get(reference["char"])
-            here = (f"{visible_char(reference['char'])} at {ours[1]:.1%} (rank {ours[0]})" if ours
-                    else f"{visible_char(reference['char'])} is not among the top {len(prompt['next'])}")
-            parts.append(f"Article: {visible_char(reference['char'])} at {reference['prob']:.1%} (temperature "
-                         f"{reference['temperature']:g}); this run: {here}.")
+            here = (
+                f"{visible_char(reference['char'])} at {ours[1]:.1%} (rank {ours[0]})"
+                if ours
+                else f"{visible_char(reference['char'])} is not among the top {len(prompt['next'])}"
+            )
+            parts.append(
+                f"Article: {visible_char(reference['char'])} at {reference['prob']:.1%} (temperature "
+                f"{reference['temperature']:g}); this run: {here}."
+            )
     samples = [[snap["step"], escape(p["sample"])] for snap in a["snapshots"] for p in snap["predictions"]["prompts"]]
-    parts.append(f"Samples ({s['gen_tokens']} characters, temperature {s['temperature']:g}, top-k {s['top_k']}, "
-                 f"seed {s['seed']}), one per snapshot:\n\n" + table(["step", "sample"], samples))
+    parts.append(
+        f"Samples ({s['gen_tokens']} characters, temperature {s['temperature']:g}, top-k {s['top_k']}, "
+        f"seed {s['seed']}), one per snapshot:\n\n" + table(["step", "sample"], samples)
+    )
     return "\n\n".join(parts)
 
 
@@ -270,12 +359,16 @@ def _lens_section(a: dict[str, Any]) -> str | None:
     if "logit_lens" not in final:
         return None
     norm = NORM_NAMES[_variant(a["model"], "norm")]
-    parts = [f"## Logit lens, step {final['step']}\n\nEach layer's residual read out through the final "
-             f"{norm} and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
-             "model's own prediction."]
+    parts = [
+        f"## Logit lens, step {final['step']}\n\nEach layer's residual read out through the final "
+        f"{norm} and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
+        "model's own prediction."
+    ]
     for prompt in final["logit_lens"]["prompts"]:
-        rows = [[layer["layer"], ", ".join(f"{visible_char(char)} {prob:.0%}" for char, prob in layer["top"])]
-                for layer in prompt["layers"]]
+        rows = [
+            [layer["layer"], ", ".join(f"{visible_char(char)} {prob:.0%}" for char, prob in layer["top"])]
+            for layer in prompt["layers"]
+        ]
         parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", "top characters"], rows))
     return "\n\n".join(parts)
 
@@ -285,33 +378,57 @@ def _context_section(a: dict[str, Any]) -> str | None:
     if "context" not in final:
         return None
     c = final["context"]
-    senses = "; ".join(f"{escape(sense)}: {', '.join(quoted(t) for t in texts)}"
-                       for sense, texts in c["senses"].items())
-    rows = [[start["layer"], num(end["within"]), num(end["across"]), num(start["gap"]), num(end["gap"])]
-            for start, end in zip(first["context"]["layers"], c["layers"])]
-    header = ["layer", f"within, step {final['step']}", f"across, step {final['step']}",
-              f"gap, step {first['step']}", f"gap, step {final['step']}"]
-    return (f"## The same character in different contexts: {quoted(c['char'])}\n\n"
-            f"Senses ({senses}). Cosine of the character's residual vectors within a sense and across senses; "
-            "a positive gap means the layer tells the senses apart.\n\n" + table(header, rows))
+    senses = "; ".join(
+        f"{escape(sense)}: {', '.join(quoted(t) for t in texts)}" for sense, texts in c["senses"].items()
+    )
+    rows = [
+        [start["layer"], num(end["within"]), num(end["across"]), num(start["gap"]), num(end["gap"])]
+        for start, end in zip(first["context"]["layers"], c["layers"])
+    ]
+    header = [
+        "layer",
+        f"within, step {final['step']}",
+        f"across, step {final['step']}",
+        f"gap, step {first['step']}",
+        f"gap, step {final['step']}",
+    ]
+    return (
+        f"## The same character in different contexts: {quoted(c['char'])}\n\n"
+        f"Senses ({senses}). Cosine of the character's residual vectors within a sense and across senses; "
+        "a positive gap means the layer tells the senses apart.\n\n" + table(header, rows)
+    )
 
 
 def _neighbours_section(a: dict[str, Any]) -> str | None:
     final = a["snapshots"][-1]
     if "embeddings" not in final or not final["embeddings"]["neighbours"]:
         return None
-    rows = [[visible_char(row["char"]), ", ".join(f"{visible_char(char)} {cos:+.2f}" for char, cos in row["neighbours"])]
-            for row in final["embeddings"]["neighbours"]]
-    return (f"## Nearest neighbours by cosine, step {final['step']}\n\n"
-            + table(["char", "neighbours (cosine)"], rows))
+    rows = [
+        [visible_char(row["char"]), ", ".join(f"{visible_char(char)} {cos:+.2f}" for char, cos in row["neighbours"])]
+        for row in final["embeddings"]["neighbours"]
+    ]
+    return f"## Nearest neighbours by cosine, step {final['step']}\n\n" + table(["char", "neighbours (cosine)"], rows)
 
 
 def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
     """report.md: the claims in words, the reference article's tables with this run beside them, the plots."""
-    sections = [section(analysis) for section in (
-        _header, _claims_section, _embedding_section, _cosine_section, _emergence_section, _residual_section,
-        _entropy_section, _attention_section, _predictions_section, _lens_section, _context_section,
-        _neighbours_section)]
+    sections = [
+        section(analysis)
+        for section in (
+            _header,
+            _claims_section,
+            _embedding_section,
+            _cosine_section,
+            _emergence_section,
+            _residual_section,
+            _entropy_section,
+            _attention_section,
+            _predictions_section,
+            _lens_section,
+            _context_section,
+            _neighbours_section,
+        )
+    ]
     plots = [f"### {FIGURE_CAPTIONS[name]}\n\n![{name}]({name})" for name in FIGURE_CAPTIONS if name in figure_names]
     if plots:
         sections.append("## Plots\n\n" + "\n\n".join(plots))

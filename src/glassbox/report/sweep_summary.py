@@ -37,12 +37,12 @@ class Job:
 
     num: int
     run_dir: Path
-    overrides: list[str]     # its command-line overrides, e.g. ["experiment=tiny", "model=tiny", "seed=1"]
+    overrides: list[str]  # its command-line overrides, e.g. ["experiment=tiny", "model=tiny", "seed=1"]
     seed: int
-    status: str              # run.json's: complete | running | interrupted | failed; "failed" without one
-    n_params: int | None     # None when the job failed before its run began
+    status: str  # run.json's: complete | running | interrupted | failed; "failed" without one
+    n_params: int | None  # None when the job failed before its run began
     rows: list[dict[str, float]]  # its metrics.jsonl records, one per snapshot; [] when it logged none
-    expect: dict[str, str]   # probe pair name -> the direction its cosine should take (run.json's probe_pairs)
+    expect: dict[str, str]  # probe pair name -> the direction its cosine should take (run.json's probe_pairs)
     pair_labels: dict[str, str]  # probe pair name -> how plots write it, e.g. 说–道
 
     @property
@@ -53,8 +53,9 @@ class Job:
 
 def read_jobs(sweep_dir: str | Path) -> list[Job]:
     """Every job Hydra started in sweep_dir, in job order."""
-    return sorted((read_job(hydra_dir.parent) for hydra_dir in Path(sweep_dir).glob("*/.hydra")),
-                  key=lambda job: job.num)
+    return sorted(
+        (read_job(hydra_dir.parent) for hydra_dir in Path(sweep_dir).glob("*/.hydra")), key=lambda job: job.num
+    )
 
 
 def read_job(run_dir: Path) -> Job:
@@ -80,9 +81,11 @@ def read_job(run_dir: Path) -> Job:
 
 def mean_sd(values: list[float]) -> dict[str, Any]:
     """mean (None without values), sample sd (None below two values) and n."""
-    return {"mean": statistics.fmean(values) if values else None,
-            "sd": statistics.stdev(values) if len(values) > 1 else None,
-            "n": len(values)}
+    return {
+        "mean": statistics.fmean(values) if values else None,
+        "sd": statistics.stdev(values) if len(values) > 1 else None,
+        "n": len(values),
+    }
 
 
 def over_steps(runs: list[dict[int, float]]) -> dict[str, list]:
@@ -90,8 +93,12 @@ def over_steps(runs: list[dict[int, float]]) -> dict[str, list]:
     steps, mean, sd (None from one run) and each run's values (per_seed, in the order given)."""
     steps = sorted(set.intersection(*(set(run) for run in runs))) if runs else []
     stats = [mean_sd([run[step] for run in runs]) for step in steps]
-    return {"steps": steps, "mean": [m["mean"] for m in stats], "sd": [m["sd"] for m in stats],
-            "per_seed": [[run[step] for step in steps] for run in runs]}
+    return {
+        "steps": steps,
+        "mean": [m["mean"] for m in stats],
+        "sd": [m["sd"] for m in stats],
+        "per_seed": [[run[step] for step in steps] for run in runs],
+    }
 
 
 def direction_matches(zf: list[float], expect: str) -> float | None:
@@ -131,8 +138,10 @@ def summarize(jobs: list[Job]) -> dict[str, Any]:
     for job in jobs:
         members.setdefault(tuple(o for o in job.overrides if override_key(o) != SEED), []).append(job)
     labels = {job.num: " ".join(o for o in job.overrides if override_key(o) in varied) or "all jobs" for job in jobs}
-    configurations = [summarize_configuration(labels[group[0].num], axis_values(group[0].overrides, varied), group)
-                      for group in members.values()]
+    configurations = [
+        summarize_configuration(labels[group[0].num], axis_values(group[0].overrides, varied), group)
+        for group in members.values()
+    ]
     configurations.sort(key=lambda c: (c["n_params"] is None, c["n_params"] or 0, c["label"]))
     return {
         "axes": axes,
@@ -140,11 +149,25 @@ def summarize(jobs: list[Job]) -> dict[str, Any]:
         "n_jobs": len(jobs),
         "n_complete": sum(job.status == "complete" for job in jobs),
         "configurations": configurations,
-        "jobs": [{"job": job.num, "configuration": labels[job.num], "seed": job.seed, "status": job.status,
-                  "n_params": job.n_params, "step": job.final.get("step"), "loss_val": job.final.get(keys.LOSS_VAL),
-                  "overrides": job.overrides, "values": axis_values(job.overrides, varied),
-                  "pairs": {name: {stat: job.final[keys.pair(stat, name)] for stat in PAIR_STATS}
-                            for name in job.expect if keys.pair("zf", name) in job.final}} for job in jobs],
+        "jobs": [
+            {
+                "job": job.num,
+                "configuration": labels[job.num],
+                "seed": job.seed,
+                "status": job.status,
+                "n_params": job.n_params,
+                "step": job.final.get("step"),
+                "loss_val": job.final.get(keys.LOSS_VAL),
+                "overrides": job.overrides,
+                "values": axis_values(job.overrides, varied),
+                "pairs": {
+                    name: {stat: job.final[keys.pair(stat, name)] for stat in PAIR_STATS}
+                    for name in job.expect
+                    if keys.pair("zf", name) in job.final
+                },
+            }
+            for job in jobs
+        ],
     }
 
 
@@ -152,8 +175,11 @@ def x_axis(jobs: list[Job], varied: list[str]) -> dict[str, Any]:
     """What the plots put on their x-axis: the first swept key other than the seed, its values in the
     order the sweep ran them, and whether they are numbers; the seed when nothing else was swept."""
     key = varied[0] if varied else SEED
-    values = list(dict.fromkeys(str(job.seed) if key == SEED else axis_values(job.overrides, [key]).get(key, UNSET)
-                                for job in jobs))
+    values = list(
+        dict.fromkeys(
+            str(job.seed) if key == SEED else axis_values(job.overrides, [key]).get(key, UNSET) for job in jobs
+        )
+    )
     numeric = all(_is_number(v) for v in values)
     if numeric:
         values.sort(key=float)
@@ -172,16 +198,18 @@ def summarize_configuration(label: str, values: dict[str, str], jobs: list[Job])
     and every pair's zf against step (mean ± sd over those seeds)."""
     complete = [job for job in jobs if job.status == "complete"]
     pairs = {}
-    for name, expect in (complete[0].expect.items() if complete else ()):
+    for name, expect in complete[0].expect.items() if complete else ():
         if not all(keys.pair("zf", name) in job.final for job in complete):
             continue  # trained with analysis.at_snapshots=false, or another probe set
         per_stat = {stat: [job.final[keys.pair(stat, name)] for job in complete] for stat in PAIR_STATS}
         zf_key = keys.pair("zf", name)
-        pairs[name] = {"expect": expect, "label": complete[0].pair_labels[name],
-                       **{stat: mean_sd(values) for stat, values in per_stat.items()},
-                       "direction": direction_matches(per_stat["zf"], expect),
-                       "zf_curve": over_steps([{r["step"]: r[zf_key] for r in job.rows if zf_key in r}
-                                               for job in complete])}
+        pairs[name] = {
+            "expect": expect,
+            "label": complete[0].pair_labels[name],
+            **{stat: mean_sd(values) for stat, values in per_stat.items()},
+            "direction": direction_matches(per_stat["zf"], expect),
+            "zf_curve": over_steps([{r["step"]: r[zf_key] for r in job.rows if zf_key in r} for job in complete]),
+        }
     return {
         "label": label,
         "values": values,
@@ -249,8 +277,17 @@ def _series(summary: dict[str, Any], axis: XAxis) -> dict[str, list[dict[str, An
     return {name: sorted(configs, key=axis.of_configuration) for name, configs in series.items()}
 
 
-def _over_axis(ax, summary: dict[str, Any], axis: XAxis, stat_of, value_of_job, colour=None, name=None,
-               linestyle="-", offset: float = 0.0) -> None:
+def _over_axis(
+    ax,
+    summary: dict[str, Any],
+    axis: XAxis,
+    stat_of,
+    value_of_job,
+    colour=None,
+    name=None,
+    linestyle="-",
+    offset: float = 0.0,
+) -> None:
     """One quantity against the swept key: mean ± sd over seeds per configuration and every seed as a
     dot. Numbers on the axis get a line through the means and a band between mean - sd and mean + sd;
     categories get error bars alone (offset moves them sideways, so that several quantities stay
@@ -269,8 +306,13 @@ def _over_axis(ax, summary: dict[str, Any], axis: XAxis, stat_of, value_of_job, 
             xs = [axis.of_job(j) for j in jobs]
             line = ax.plot([min(xs), max(xs)], [stat["mean"]] * 2, color=colour, label=name, linestyle=linestyle)[0]
             if stat["sd"] is not None:
-                ax.fill_between([min(xs), max(xs)], stat["mean"] - stat["sd"], stat["mean"] + stat["sd"],
-                                color=line.get_color(), alpha=0.15)
+                ax.fill_between(
+                    [min(xs), max(xs)],
+                    stat["mean"] - stat["sd"],
+                    stat["mean"] + stat["sd"],
+                    color=line.get_color(),
+                    alpha=0.15,
+                )
             ax.scatter(xs, [value_of_job(j) for j in jobs], color=line.get_color(), s=16, zorder=3)
         return
     for n, (series_name, configs) in enumerate(_series(summary, axis).items()):
@@ -281,13 +323,33 @@ def _over_axis(ax, summary: dict[str, Any], axis: XAxis, stat_of, value_of_job, 
         xs, means = [x for x, _ in points], [stat["mean"] for _, stat in points]
         sds = [stat["sd"] or 0 for _, stat in points]
         label = series_name if name is None else name if n == 0 else None  # a named quantity: one legend entry
-        line = ax.errorbar(xs, means, yerr=sds, marker="o", capsize=4, color=colour, label=label,
-                           linestyle=linestyle if axis.numeric else "none")[0]
+        line = ax.errorbar(
+            xs,
+            means,
+            yerr=sds,
+            marker="o",
+            capsize=4,
+            color=colour,
+            label=label,
+            linestyle=linestyle if axis.numeric else "none",
+        )[0]
         if axis.numeric:
-            ax.fill_between(xs, [m - s for m, s in zip(means, sds)], [m + s for m, s in zip(means, sds)],
-                            color=line.get_color(), alpha=0.12)
-    ax.scatter([axis.of_job(j) + offset for j in jobs], [value_of_job(j) for j in jobs], s=10, color=dots,
-               alpha=0.5, zorder=3, label="one seed" if name is None else None)
+            ax.fill_between(
+                xs,
+                [m - s for m, s in zip(means, sds)],
+                [m + s for m, s in zip(means, sds)],
+                color=line.get_color(),
+                alpha=0.12,
+            )
+    ax.scatter(
+        [axis.of_job(j) + offset for j in jobs],
+        [value_of_job(j) for j in jobs],
+        s=10,
+        color=dots,
+        alpha=0.5,
+        zorder=3,
+        label="one seed" if name is None else None,
+    )
 
 
 def plot_val_loss(summary: dict[str, Any], labels: CharLabels) -> Figure:
@@ -314,18 +376,23 @@ def plot_pair_z(summary: dict[str, Any], labels: CharLabels) -> Figure:
     titles = {"z": "z against random frequent pairs", "zf": "zf against frequency-matched pairs"}
     for ax, stat in zip(axes, titles):
         for n, (name, pair) in enumerate(pairs.items()):
-            _over_axis(ax, summary, axis, lambda c, name=name, stat=stat: c["pairs"].get(name, {}).get(stat),
-                       lambda j, name=name, stat=stat: j["pairs"].get(name, {}).get(stat),
-                       colour=COLOURS[n % len(COLOURS)], name=f"{labels(pair['label'])} ({pair['expect']})",
-                       linestyle="--" if pair["expect"] == "none" else "-",
-                       offset=0 if axis.numeric else 0.3 * (n - (len(pairs) - 1) / 2) / max(len(pairs), 1))
+            _over_axis(
+                ax,
+                summary,
+                axis,
+                lambda c, name=name, stat=stat: c["pairs"].get(name, {}).get(stat),
+                lambda j, name=name, stat=stat: j["pairs"].get(name, {}).get(stat),
+                colour=COLOURS[n % len(COLOURS)],
+                name=f"{labels(pair['label'])} ({pair['expect']})",
+                linestyle="--" if pair["expect"] == "none" else "-",
+                offset=0 if axis.numeric else 0.3 * (n - (len(pairs) - 1) / 2) / max(len(pairs), 1),
+            )
         ax.axhline(0, color="grey", linewidth=0.8)
         axis.draw(ax)
         ax.set_title(titles[stat])
     axes[0].set_ylabel("final z (mean ± sd over seeds)")
     if pairs:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="pair (expect)",
-                   fontsize=8)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="pair (expect)", fontsize=8)
     return fig
 
 
@@ -345,8 +412,13 @@ def plot_pair_curves(summary: dict[str, Any], labels: CharLabels, z_min: float |
             colour = COLOURS[n % len(COLOURS)]
             ax.plot(curve["steps"], curve["mean"], color=colour, label=_words(labels, config["label"]))
             if all(sd is not None for sd in curve["sd"]):
-                ax.fill_between(curve["steps"], [m - s for m, s in zip(curve["mean"], curve["sd"])],
-                                [m + s for m, s in zip(curve["mean"], curve["sd"])], color=colour, alpha=0.15)
+                ax.fill_between(
+                    curve["steps"],
+                    [m - s for m, s in zip(curve["mean"], curve["sd"])],
+                    [m + s for m, s in zip(curve["mean"], curve["sd"])],
+                    color=colour,
+                    alpha=0.15,
+                )
         if z_min is not None:
             for level in (z_min, -z_min):
                 ax.axhline(level, color="0.4", linestyle="--", linewidth=0.8)
@@ -383,38 +455,71 @@ def summary_markdown(summary: dict[str, Any], title: str) -> str:
     configs = plotted(summary)
     names = list(configs[0]["pairs"]) if configs else []
     if key != SEED and configs:
-        rows = [[escape(c["label"]), mean_sd_cell(c["loss_val"], 3),
-                 *(mean_sd_cell(c["pairs"][name]["zf"]) if name in c["pairs"] else "—" for name in names)]
-                for c in sorted(configs, key=XAxis(summary["x_axis"]).of_configuration)]
-        parts += [f"## By {escape(key)}",
-                  f"Final validation loss and every probe pair's final zf (against its frequency-matched null), "
-                  f"mean ± sd over seeds, one row per value of {escape(key)}.",
-                  table(["configuration", "val loss", *(f"zf {escape(name)}" for name in names)], rows)]
+        rows = [
+            [
+                escape(c["label"]),
+                mean_sd_cell(c["loss_val"], 3),
+                *(mean_sd_cell(c["pairs"][name]["zf"]) if name in c["pairs"] else "—" for name in names),
+            ]
+            for c in sorted(configs, key=XAxis(summary["x_axis"]).of_configuration)
+        ]
+        parts += [
+            f"## By {escape(key)}",
+            f"Final validation loss and every probe pair's final zf (against its frequency-matched null), "
+            f"mean ± sd over seeds, one row per value of {escape(key)}.",
+            table(["configuration", "val loss", *(f"zf {escape(name)}" for name in names)], rows),
+        ]
     rows = []
     for c in summary["configurations"]:
         seeds = ", ".join(map(str, c["seeds"])) or "—"
         if c["incomplete_jobs"]:
             seeds += f" (not complete: job {', '.join(map(str, c['incomplete_jobs']))})"
         rows.append([escape(c["label"]), num(c["n_params"], ","), seeds, mean_sd_cell(c["loss_val"], 3)])
-    parts += ["## Final validation loss", table(["configuration", "parameters", "seeds", "val loss"], rows),
-              f"![final validation loss by {escape(key)}](val_loss.png)",
-              "## Probe pairs at the final step",
-              "z: against random pairs of frequent characters. zf: against random pairs from the same "
-              "frequency bands, the baseline that frequency drift cannot fool. direction: seeds whose zf has "
-              "the expected sign."]
+    parts += [
+        "## Final validation loss",
+        table(["configuration", "parameters", "seeds", "val loss"], rows),
+        f"![final validation loss by {escape(key)}](val_loss.png)",
+        "## Probe pairs at the final step",
+        "z: against random pairs of frequent characters. zf: against random pairs from the same "
+        "frequency bands, the baseline that frequency drift cannot fool. direction: seeds whose zf has "
+        "the expected sign.",
+    ]
     for c in summary["configurations"]:
         if not c["pairs"]:
             continue
-        rows = [[escape(p["label"]), p["expect"], mean_sd_cell(p["cos"]), mean_sd_cell(p["z"]), mean_sd_cell(p["zf"]),
-                 "—" if p["direction"] is None else f"{round(p['direction'] * p['zf']['n'])}/{p['zf']['n']}"]
-                for p in c["pairs"].values()]
-        parts += [f"### {escape(c['label'])} (seeds {', '.join(map(str, c['seeds']))})",
-                  table(["pair", "expect", "cos", "z", "zf", "direction"], rows)]
-    rows = [[j["job"], escape(j["configuration"]), j["seed"], j["status"], num(j["n_params"], ","),
-             num(j["step"], "d"), num(j["loss_val"], ".3f")] for j in summary["jobs"]]
-    parts += [f"![final probe-pair z by {escape(key)}](pair_z.png)",
-              "![probe-pair zf against step per configuration](pair_zf_steps.png)", "## Jobs",
-              table(["job", "configuration", "seed", "status", "parameters", "step", "val loss"], rows)]
+        rows = [
+            [
+                escape(p["label"]),
+                p["expect"],
+                mean_sd_cell(p["cos"]),
+                mean_sd_cell(p["z"]),
+                mean_sd_cell(p["zf"]),
+                "—" if p["direction"] is None else f"{round(p['direction'] * p['zf']['n'])}/{p['zf']['n']}",
+            ]
+            for p in c["pairs"].values()
+        ]
+        parts += [
+            f"### {escape(c['label'])} (seeds {', '.join(map(str, c['seeds']))})",
+            table(["pair", "expect", "cos", "z", "zf", "direction"], rows),
+        ]
+    rows = [
+        [
+            j["job"],
+            escape(j["configuration"]),
+            j["seed"],
+            j["status"],
+            num(j["n_params"], ","),
+            num(j["step"], "d"),
+            num(j["loss_val"], ".3f"),
+        ]
+        for j in summary["jobs"]
+    ]
+    parts += [
+        f"![final probe-pair z by {escape(key)}](pair_z.png)",
+        "![probe-pair zf against step per configuration](pair_zf_steps.png)",
+        "## Jobs",
+        table(["job", "configuration", "seed", "status", "parameters", "step", "val loss"], rows),
+    ]
     return "\n\n".join(parts) + "\n"
 
 

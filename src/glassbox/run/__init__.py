@@ -1,1 +1,2 @@
-"""A run's bookkeeping: its directory (layout), snapshots, resuming, the W&B and JSONL sinks, and the ranks of a DDP job."""
+"""A run's bookkeeping: its directory (layout), snapshots, resuming, the lock, the W&B and JSONL sinks,
+and the ranks of a DDP job."""

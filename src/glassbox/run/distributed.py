@@ -5,6 +5,7 @@ Each copy is a rank; they hold identical weights, each computes gradients on its
 the global batch, and DistributedDataParallel averages the gradients. Only rank 0 writes
 (snapshots, metrics, W&B). Without torchrun everything here reduces to one process, rank 0.
 """
+
 from __future__ import annotations
 
 import os

@@ -112,8 +112,9 @@ def point_report(run_dir: Path, report_dir: Path) -> None:
     fileio.point_link(link, report_dir)
 
 
-def pick_snapshot(output_dir: str | Path, name: str, run: str | None, step: int | None,
-                  checkpoint: str | None) -> tuple[Path, list[int]]:
+def pick_snapshot(
+    output_dir: str | Path, name: str, run: str | None, step: int | None, checkpoint: str | None
+) -> tuple[Path, list[int]]:
     """The snapshot a command asked for (checkpoint=, or run= and step=, default the latest run's
     last step) and every step its run has (none known for checkpoint=)."""
     if checkpoint:
@@ -123,7 +124,9 @@ def pick_snapshot(output_dir: str | Path, name: str, run: str | None, step: int 
     run_dir = resolve_run_dir(output_dir, name, run)
     snapshots = dict(list_snapshots(run_dir))
     if not snapshots:
-        raise GlassboxError(f"run {run_dir} has no snapshots: train one first, e.g. make prepare train EXPERIMENT={name}")
+        raise GlassboxError(
+            f"run {run_dir} has no snapshots: train one first, e.g. make prepare train EXPERIMENT={name}"
+        )
     step = max(snapshots) if step is None else step
     if step not in snapshots:
         raise GlassboxError(
@@ -132,8 +135,9 @@ def pick_snapshot(output_dir: str | Path, name: str, run: str | None, step: int 
     return snapshots[step], list(snapshots)
 
 
-def pick_snapshots(output_dir: str | Path, name: str, run: str | None, step: int | str | None,
-                   checkpoint: str | None) -> list[Path]:
+def pick_snapshots(
+    output_dir: str | Path, name: str, run: str | None, step: int | str | None, checkpoint: str | None
+) -> list[Path]:
     """`pick_snapshot`'s one snapshot, or with step=all every snapshot of the run, in step order."""
     if step != "all":
         return [pick_snapshot(output_dir, name, run, step, checkpoint)[0]]

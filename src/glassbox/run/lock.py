@@ -7,6 +7,7 @@ operating system drops it when that process ends, however it ends (kill -9 inclu
 left behind by a dead process never blocks anyone. The file holds the pid and host of the
 process that took it last, for the message of the one refused.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -45,8 +46,11 @@ def claim(run_dir: str | Path) -> None:
             "stops, or stop it; to train a new run meanwhile, add train.resume=never."
         ) from None
     except OSError as err:  # a file system without locks (some network mounts): train, but say what is lost
-        log.warning("could not lock %s (%s): nothing stops a second process from training this run at the same "
-                    "time", run_dir / LOCK, err.strerror or err)
+        log.warning(
+            "could not lock %s (%s): nothing stops a second process from training this run at the same time",
+            run_dir / LOCK,
+            err.strerror or err,
+        )
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
     _held[run_dir] = fd

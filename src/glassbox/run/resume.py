@@ -19,6 +19,7 @@ A run has one writer: the process training it holds its lock (run/lock.py), take
 anything of the run is read. A second command on the same run stops with an error naming the
 first, instead of resuming it too and interleaving their writes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,8 +79,7 @@ class RunStart:
         return self.resumed_step or 0
 
 
-def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_hash: str,
-              run_facts: dict) -> RunStart:
+def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_hash: str, run_facts: dict) -> RunStart:
     """Begin a new run in `new_run_dir`, or restore into `state` the run `train.resume` asks to continue.
 
     `run_facts` go into a new run's run.json (e.g. n_params, the probe pairs), for readers that
@@ -90,16 +90,24 @@ def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_ha
     if snapshot is None:
         start = RunStart(dir=Path(new_run_dir), wandb_id=secrets.token_hex(4))
         with lock.claimed(start.dir):
-            write_run_state(start.dir, status="running", experiment=cfg.name, wandb_run_id=start.wandb_id,
-                            **run_facts, last_snapshot=None, **this_process())
+            write_run_state(
+                start.dir,
+                status="running",
+                experiment=cfg.name,
+                wandb_run_id=start.wandb_id,
+                **run_facts,
+                last_snapshot=None,
+                **this_process(),
+            )
         return start
 
     run_dir, step = run_of_snapshot(snapshot.path), snapshot.step
     with lock.claimed(run_dir):  # claimed already by find_snapshot_to_resume; let go if resuming fails
         check_fits(snapshot, model_args(state.model), vocab_hash)
         if step > cfg.train.max_iters:
-            raise GlassboxError(f"snapshot {snapshot.path} is at step {step}, "
-                                f"past train.max_iters={cfg.train.max_iters}")
+            raise GlassboxError(
+                f"snapshot {snapshot.path} is at step {step}, past train.max_iters={cfg.train.max_iters}"
+            )
         warn_about_changed_settings(snapshot.config, OmegaConf.to_container(cfg, resolve=True))
         state.restore(snapshot)
         rewind_run(run_dir, step)
@@ -134,8 +142,10 @@ def _run_to_continue(cfg: DictConfig) -> Path | None:
     if setting != "auto":
         path = Path(setting)
         if path.parent.name != CHECKPOINT_DIR:
-            raise GlassboxError(f"train.resume={setting}: expected auto, never or a snapshot of a run, "
-                                f"<run>/{CHECKPOINT_DIR}/step_NNNNNNN.pt")
+            raise GlassboxError(
+                f"train.resume={setting}: expected auto, never or a snapshot of a run, "
+                f"<run>/{CHECKPOINT_DIR}/step_NNNNNNN.pt"
+            )
         if not path.exists():
             raise GlassboxError(f"train.resume={setting}: there is no such snapshot")
         return run_of_snapshot(path)
@@ -179,8 +189,11 @@ def move_into_run(invocation_dir: Path, run_dir: Path) -> None:
 def warn_about_changed_settings(saved: dict, now: dict) -> None:
     """Say which settings differ from the snapshot's: the resumed run is then not the one it continues."""
     saved, now = _flatten(saved), _flatten(now)
-    changed = [f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in sorted(saved.keys() | now.keys())
-               if saved.get(key) != now.get(key) and not key.startswith(QUIET_SETTINGS)]
+    changed = [
+        f"{key}: {saved.get(key)!r} -> {now.get(key)!r}"
+        for key in sorted(saved.keys() | now.keys())
+        if saved.get(key) != now.get(key) and not key.startswith(QUIET_SETTINGS)
+    ]
     if changed:
         log.warning("resuming with settings that differ from the snapshot's: %s", "; ".join(changed))
 
@@ -228,9 +241,11 @@ def how_to_resume(cfg: DictConfig, snapshot: Path) -> str | None:
     command = shlex.join(["python", "-m", "glassbox.train", *kept, f"train.resume={_hydra_value(str(snapshot))}"])
     if multirun:
         return f"To resume this run (in a sweep, train.resume=auto starts new runs):\n  {command}"
-    return (f"To resume this run (the same command would not: it has train.resume={cfg.train.resume}):\n"
-            f"  {command}\nor your make command with train.resume=auto in place of train.resume={cfg.train.resume} "
-            "(auto continues the experiment's latest run: this one).")
+    return (
+        f"To resume this run (the same command would not: it has train.resume={cfg.train.resume}):\n"
+        f"  {command}\nor your make command with train.resume=auto in place of train.resume={cfg.train.resume} "
+        "(auto continues the experiment's latest run: this one)."
+    )
 
 
 def _hydra_value(text: str) -> str:
@@ -246,8 +261,10 @@ class Interrupted(Exception):
     def __init__(self, signum: int, step: int, resume: str | None) -> None:
         """`resume`: how to continue, when the same command would not (`how_to_resume`)."""
         self.exit_code = 128 + signum
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, after saving a snapshot. "
-                         + (resume or "Run the same command again to resume (train.resume=auto)."))
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} at step {step}, after saving a snapshot. "
+            + (resume or "Run the same command again to resume (train.resume=auto).")
+        )
 
 
 class StopSignals:
@@ -270,8 +287,9 @@ class StopSignals:
     def _handle(self, signum: int, frame) -> None:
         self.signum = signum
         self.uninstall()
-        log.warning("%s: stopping after this step, with a snapshot (again to stop at once)",
-                    signal.Signals(signum).name)
+        log.warning(
+            "%s: stopping after this step, with a snapshot (again to stop at once)", signal.Signals(signum).name
+        )
 
     def uninstall(self) -> None:
         for signum, handler in self._previous.items():

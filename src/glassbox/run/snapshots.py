@@ -75,8 +75,11 @@ def non_finite(named: Iterable[tuple[str, Any]]) -> list[str]:
 
 def _optimizer_tensors(optimizer_state: dict[str, Any]) -> list[tuple[str, Any]]:
     """("optimizer state <i>.<key>", tensor) of an optimizer's state_dict: Adam's moments, by parameter index."""
-    return [(f"optimizer state {i}.{key}", value) for i, per_param in optimizer_state["state"].items()
-            for key, value in per_param.items()]
+    return [
+        (f"optimizer state {i}.{key}", value)
+        for i, per_param in optimizer_state["state"].items()
+        for key, value in per_param.items()
+    ]
 
 
 def complete_model_args(saved: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -149,8 +152,16 @@ class Snapshot:
     @classmethod
     def from_payload(cls, path: Path, payload: dict[str, Any]) -> Snapshot:
         training = {key: payload[key] for key in ("optimizer", "rng", "recent_losses") if key in payload}
-        return cls(path, payload["step"], payload["model"], complete_model_args(payload["model_args"], path),
-                   payload["vocab_hash"], payload["config"], payload.get("wandb_run_id", ""), training)
+        return cls(
+            path,
+            payload["step"],
+            payload["model"],
+            complete_model_args(payload["model_args"], path),
+            payload["vocab_hash"],
+            payload["config"],
+            payload.get("wandb_run_id", ""),
+            training,
+        )
 
     def vocab(self) -> Vocab:
         """The vocabulary the snapshot was trained with, checked: any other maps ids to the wrong characters.
@@ -173,8 +184,10 @@ class Snapshot:
         bad = non_finite([*self.weights.items(), *(_optimizer_tensors(optimizer) if optimizer else [])])
         if bad:
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-            raise GlassboxError(f"snapshot {self.path} holds non-finite numbers (nan or inf in {shown}): training had "
-                                f"diverged by step {self.step}; use an earlier snapshot")
+            raise GlassboxError(
+                f"snapshot {self.path} holds non-finite numbers (nan or inf in {shown}): training had "
+                f"diverged by step {self.step}; use an earlier snapshot"
+            )
 
     def model(self) -> GPT:
         """Rebuild the model this snapshot was taken of, in eval mode."""
@@ -224,12 +237,16 @@ def verify_snapshot(path: str | Path) -> None:
         raise GlassboxError(f"no snapshot at {path}")
     expected = read_run_state(run_of_snapshot(path)).get("snapshot_sha256", {}).get(path.name)
     if expected is None:
-        raise GlassboxError(f"snapshot {path} has no checksum in its run's run.json: "
-                            "the run was stopped before the snapshot was completely saved")
+        raise GlassboxError(
+            f"snapshot {path} has no checksum in its run's run.json: "
+            "the run was stopped before the snapshot was completely saved"
+        )
     actual = sha256_of(path)
     if actual != expected:
-        raise GlassboxError(f"snapshot {path} is corrupt: its sha256 is {actual[:16]}…, "
-                            f"but run.json recorded {expected[:16]}… when it was saved")
+        raise GlassboxError(
+            f"snapshot {path} is corrupt: its sha256 is {actual[:16]}…, "
+            f"but run.json recorded {expected[:16]}… when it was saved"
+        )
 
 
 def load_payload(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -307,11 +324,15 @@ def check_vocab(snapshot: Snapshot, vocab_hash: str, where: str | Path) -> None:
     meta_path = Path(where) / "meta.json"
     prepared = read_json(meta_path)["inputs"] if meta_path.is_file() else None
     if prepared and prepared.get("corpus") != trained["name"]:
-        advice = (f"{where} holds corpus '{prepared['corpus']}'. Use the run's own experiment: "
-                  f"EXPERIMENT={experiment} (make) or experiment={experiment} (python -m).")
+        advice = (
+            f"{where} holds corpus '{prepared['corpus']}'. Use the run's own experiment: "
+            f"EXPERIMENT={experiment} (make) or experiment={experiment} (python -m)."
+        )
     else:
-        advice = (f"That corpus was prepared differently since. Prepare it again as the run saw it, then retry:\n"
-                  f"  make prepare EXPERIMENT={experiment} ARGS=\"{' '.join(_prepare_overrides(trained, prepared))}\"")
+        advice = (
+            f"That corpus was prepared differently since. Prepare it again as the run saw it, then retry:\n"
+            f'  make prepare EXPERIMENT={experiment} ARGS="{" ".join(_prepare_overrides(trained, prepared))}"'
+        )
     raise GlassboxError(
         f"{snapshot.path} was trained on corpus '{trained['name']}' with vocabulary {snapshot.vocab_hash}, "
         f"but {where} has vocabulary {vocab_hash}. {advice}"
@@ -323,8 +344,10 @@ def _prepare_overrides(trained: dict[str, Any], prepared: dict[str, Any] | None)
     from how it is prepared now (meta.json's inputs), or, when that is not known, the run's encoding and
     normalization."""
     prepared = prepared or {}
-    settings = {"corpus.sha256": (trained["sha256"], prepared.get("sha256")),
-                "corpus.encoding": (trained["encoding"], prepared.get("encoding_requested"))}
+    settings = {
+        "corpus.sha256": (trained["sha256"], prepared.get("sha256")),
+        "corpus.encoding": (trained["encoding"], prepared.get("encoding_requested")),
+    }
     for key, value in trained["normalize"].items():
         settings[f"corpus.normalize.{key}"] = (value, prepared.get("normalize", {}).get(key))
     differing = {key: was for key, (was, now) in settings.items() if prepared and was != now}

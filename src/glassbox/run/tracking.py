@@ -16,6 +16,7 @@ Offline runs (the default) cannot call `use_artifact` (W&B refuses without a ser
 lineage is recorded in the run's config under `inputs` instead, and with `use_artifact`
 once the mode is online.
 """
+
 from __future__ import annotations
 
 import io
@@ -53,8 +54,13 @@ def wandb_mode(configured: str | None) -> str:
     """
     mode = configured or os.environ.get("WANDB_MODE") or _settings_file_mode() or "offline"
     if mode not in WANDB_MODES:
-        source = ("wandb.mode" if configured else "WANDB_MODE" if os.environ.get("WANDB_MODE")
-                  else "the mode in W&B's settings (`wandb online` clears it)")
+        source = (
+            "wandb.mode"
+            if configured
+            else "WANDB_MODE"
+            if os.environ.get("WANDB_MODE")
+            else "the mode in W&B's settings (`wandb online` clears it)"
+        )
         raise GlassboxError(f"{source} is {mode!r}; use online, offline or disabled")
     return mode
 
@@ -79,8 +85,11 @@ class Launch:
         if not HydraConfig.initialized():
             return cls()
         hydra_cfg = HydraConfig.get()
-        choices = {group: option for group, option in hydra_cfg.runtime.choices.items()
-                   if option is not None and group.split("/")[0] != "hydra"}
+        choices = {
+            group: option
+            for group, option in hydra_cfg.runtime.choices.items()
+            if option is not None and group.split("/")[0] != "hydra"
+        }
         job = hydra_cfg.job.get("num") if hydra_cfg.mode == RunMode.MULTIRUN else None
         return cls(choices, list(hydra_cfg.overrides.task), job)
 
@@ -125,10 +134,17 @@ class JsonlFile:
                 records.append(json.loads(line))
             except json.JSONDecodeError as err:
                 if number < len(lines):
-                    raise GlassboxError(f"{self.path} is damaged: line {number} is not JSON ({err}), and it is not "
-                                        "the last line, which a crash could have cut short") from err
-                log.warning("%s: its last line is cut short (%s), as a process killed while writing it leaves "
-                            "it; reading the %d lines before it", self.path, err, len(records))
+                    raise GlassboxError(
+                        f"{self.path} is damaged: line {number} is not JSON ({err}), and it is not "
+                        "the last line, which a crash could have cut short"
+                    ) from err
+                log.warning(
+                    "%s: its last line is cut short (%s), as a process killed while writing it leaves "
+                    "it; reading the %d lines before it",
+                    self.path,
+                    err,
+                    len(records),
+                )
         return records
 
     def keep_until(self, step: int) -> None:
@@ -185,8 +201,12 @@ class Tracker:
             job_type=job_type,
             name=name,
             id=run_id,
-            config={**OmegaConf.to_container(cfg, resolve=True), "choices": launch.choices,
-                    "overrides": launch.overrides, **(facts or {})},
+            config={
+                **OmegaConf.to_container(cfg, resolve=True),
+                "choices": launch.choices,
+                "overrides": launch.overrides,
+                **(facts or {}),
+            },
         )
 
     def _init(self, init_timeout: float, **kwargs) -> None:
@@ -197,14 +217,19 @@ class Tracker:
         if kwargs["mode"] != "online":
             self._run = wandb.init(**start, **kwargs)
         else:
-            log.info("W&B: connecting to the server (giving up after wandb.init_timeout=%g s, then logging "
-                     "offline) …", init_timeout)
+            log.info(
+                "W&B: connecting to the server (giving up after wandb.init_timeout=%g s, then logging offline) …",
+                init_timeout,
+            )
             try:
                 self._run = wandb.init(**start, **kwargs, settings=wandb.Settings(init_timeout=init_timeout))
             except Exception as err:  # noqa: BLE001 - whatever stopped it, offline still records the run
-                log.warning("W&B could not go online (%s: %s); logging offline instead: `wandb sync %s` "
-                            "uploads the run later", type(err).__name__, str(err).splitlines()[0],
-                            self.run_dir / "wandb" / "offline-run-*")
+                log.warning(
+                    "W&B could not go online (%s: %s); logging offline instead: `wandb sync %s` uploads the run later",
+                    type(err).__name__,
+                    str(err).splitlines()[0],
+                    self.run_dir / "wandb" / "offline-run-*",
+                )
                 wandb.teardown()  # the failed attempt holds the run id in W&B's service; a new service frees it
                 self._run = wandb.init(**start, **{**kwargs, "mode": "offline"})
         self._run.define_metric(STEP_KEY)
@@ -230,8 +255,13 @@ class Tracker:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - isolation is the point
             if not self._warned:
-                log.warning("W&B %s failed (%s: %s); continuing without W&B, %s stays complete",
-                            what, type(err).__name__, err, self.metrics.path)
+                log.warning(
+                    "W&B %s failed (%s: %s); continuing without W&B, %s stays complete",
+                    what,
+                    type(err).__name__,
+                    err,
+                    self.metrics.path,
+                )
                 self._warned = True
             self._run = None
             return None

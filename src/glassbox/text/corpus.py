@@ -4,6 +4,7 @@ The corpus is identified by its sha256: a cached file with the right hash is use
 anything else is downloaded again and checked before it replaces the cache. A text file of the
 user's own needs no hash up front: it is trusted as it is (prepare records its sha256).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -38,8 +39,11 @@ def fetch(url: str, sha256: str, cache_path: Path) -> Path:
         _download(url, cache_path, sha256)
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
-        problem = (f"{stale}, and downloading it again failed" if stale
-                   else "the corpus is not cached and downloading it failed")
+        problem = (
+            f"{stale}, and downloading it again failed"
+            if stale
+            else "the corpus is not cached and downloading it failed"
+        )
         raise GlassboxError(
             f"{problem} ({reason}).\n"
             f"  Download it from {url}\n"
@@ -54,15 +58,19 @@ def local_file(path: str | Path, sha256: str | None = None) -> tuple[Path, str]:
     path = Path(path).expanduser()
     if not path.is_file():
         problem = "is a folder" if path.is_dir() else "does not exist"
-        raise GlassboxError(f"corpus.path={path} {problem} (looked for {path.resolve()}); give the path of a "
-                            "text file (UTF-8 or GB18030), relative to the directory you run in or absolute")
+        raise GlassboxError(
+            f"corpus.path={path} {problem} (looked for {path.resolve()}); give the path of a "
+            "text file (UTF-8 or GB18030), relative to the directory you run in or absolute"
+        )
     try:
         found = sha256_of(path)
     except OSError as err:
         raise GlassboxError(f"corpus.path={path} cannot be read ({err.strerror}); check its permissions") from err
     if sha256 and found != sha256:
-        raise GlassboxError(f"corpus.path={path} has sha256 {found}, but corpus.sha256 is {sha256}: "
-                            "the file changed, or drop corpus.sha256 to trust it as it is")
+        raise GlassboxError(
+            f"corpus.path={path} has sha256 {found}, but corpus.sha256 is {sha256}: "
+            "the file changed, or drop corpus.sha256 to trust it as it is"
+        )
     return path.resolve(), found
 
 
@@ -70,9 +78,11 @@ def _download(url: str, dest: Path, sha256: str) -> None:
     """Stream `url` into a temporary file with a progress bar; keep it only if the hash matches."""
     with urllib.request.urlopen(url, timeout=30) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with atomic_path(dest) as tmp, open(tmp, "wb") as out, tqdm(
-            total=total, unit="B", unit_scale=True, desc=f"download {dest.name}"
-        ) as bar:
+        with (
+            atomic_path(dest) as tmp,
+            open(tmp, "wb") as out,
+            tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar,
+        ):
             for chunk in iter(lambda: response.read(1 << 16), b""):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -93,13 +103,15 @@ def decode(raw: bytes, encoding: str = "auto") -> tuple[str, str]:
                 text = text.removeprefix(BOM)
             return text, ("utf-8" if name == "utf-8-sig" else name)
         except LookupError as err:
-            raise GlassboxError(f"unknown encoding {encoding!r}; use auto or a Python codec name "
-                                "such as utf-8 or gb18030") from err
+            raise GlassboxError(
+                f"unknown encoding {encoding!r}; use auto or a Python codec name such as utf-8 or gb18030"
+            ) from err
         except UnicodeDecodeError as err:
-            failures.append(f"{name} fails at byte offset {err.start} (bytes {raw[err.start:err.start + 4].hex(' ')})")
+            failures.append(
+                f"{name} fails at byte offset {err.start} (bytes {raw[err.start : err.start + 4].hex(' ')})"
+            )
     raise GlassboxError(
-        "the corpus could not be decoded: " + "; ".join(failures)
-        + ". Set corpus.encoding to the file's real encoding."
+        "the corpus could not be decoded: " + "; ".join(failures) + ". Set corpus.encoding to the file's real encoding."
     )
 
 
@@ -112,10 +124,12 @@ def mojibake_warning(text: str, encoding: str) -> str | None:
     if share < MOJIBAKE_SHARE:
         return None
     common = ", ".join(repr(ch) for ch in sorted(suspect, key=suspect.get, reverse=True)[:5])
-    return (f"the corpus decoded as {encoding} looks like mojibake: {share:.0%} of its characters are C1 controls "
-            f"or Latin-1 supplement characters (U+0080-U+00FF; most often {common}), which real text rarely is. "
-            "The file is probably in another encoding: try corpus.encoding=auto (UTF-8, then GB18030), or the "
-            "file's real encoding.")
+    return (
+        f"the corpus decoded as {encoding} looks like mojibake: {share:.0%} of its characters are C1 controls "
+        f"or Latin-1 supplement characters (U+0080-U+00FF; most often {common}), which real text rarely is. "
+        "The file is probably in another encoding: try corpus.encoding=auto (UTF-8, then GB18030), or the "
+        "file's real encoding."
+    )
 
 
 def normalize(text: str, newlines: bool = True, strip_indent: bool = False, nfkc: bool = False) -> str:

@@ -9,6 +9,7 @@ The token files are checked when they are opened: their sha256 against the one `
 recorded in meta.json (a shuffled or otherwise changed file of the right length would train
 without a sound), and every id against the vocabulary's size.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,13 +42,17 @@ class TokenData:
         self.splits = {name: np.memmap(self.dir / f"{name}.bin", dtype=dtype, mode="r") for name in ("train", "val")}
         for name, ids in self.splits.items():
             if len(ids) != self.meta["split"][name]:
-                raise GlassboxError(f"{self.dir / name}.bin has {len(ids)} tokens, meta.json says "
-                                    f"{self.meta['split'][name]}; run `make prepare` again")
+                raise GlassboxError(
+                    f"{self.dir / name}.bin has {len(ids)} tokens, meta.json says "
+                    f"{self.meta['split'][name]}; run `make prepare` again"
+                )
             largest = int(ids.max()) if len(ids) else 0
             if largest >= self.vocab.size:
-                raise GlassboxError(f"{self.dir / name}.bin holds token id {largest}, but the vocabulary has "
-                                    f"{self.vocab.size} characters (ids 0 to {self.vocab.size - 1}): the file does "
-                                    f"not belong to this vocabulary. Delete {self.dir} and run `make prepare` again.")
+                raise GlassboxError(
+                    f"{self.dir / name}.bin holds token id {largest}, but the vocabulary has "
+                    f"{self.vocab.size} characters (ids 0 to {self.vocab.size - 1}): the file does "
+                    f"not belong to this vocabulary. Delete {self.dir} and run `make prepare` again."
+                )
 
     def _verify(self, path: Path) -> None:
         """Raise a GlassboxError unless `path` is the file prepare wrote, byte for byte."""
@@ -57,25 +62,36 @@ class TokenData:
         if expected is None:
             raise GlassboxError(f"{self.dir / 'meta.json'} records no sha256 for {path.name}: run `make prepare` again")
         if fileio.sha256_of(path) != expected:
-            raise GlassboxError(f"{path} is not the file `make prepare` wrote: its sha256 differs from the one "
-                                "meta.json recorded, so it was changed or damaged since. Run `make prepare` again "
-                                "for this experiment: it rebuilds the file.")
+            raise GlassboxError(
+                f"{path} is not the file `make prepare` wrote: its sha256 differs from the one "
+                "meta.json recorded, so it was changed or damaged since. Run `make prepare` again "
+                "for this experiment: it rebuilds the file."
+            )
 
     def _windows(self, split: str, starts: torch.Tensor, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids = self.splits[split]
-        rows = np.stack([ids[s: s + block_size + 1] for s in starts.tolist()]).astype(np.int64)
+        rows = np.stack([ids[s : s + block_size + 1] for s in starts.tolist()]).astype(np.int64)
         chunk = torch.from_numpy(rows)
         return chunk[:, :-1], chunk[:, 1:]
 
     def _check_length(self, split: str, block_size: int) -> int:
         n = len(self.splits[split]) - block_size - 1
         if n < 1:
-            raise GlassboxError(f"the {split} split ({len(self.splits[split])} tokens) is shorter than "
-                                f"block_size {block_size} + 1; use a smaller model.block_size")
+            raise GlassboxError(
+                f"the {split} split ({len(self.splits[split])} tokens) is shorter than "
+                f"block_size {block_size} + 1; use a smaller model.block_size"
+            )
         return n
 
-    def batch(self, split: str, batch_size: int, block_size: int, generator: torch.Generator,
-              rank: int = 0, world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self,
+        split: str,
+        batch_size: int,
+        block_size: int,
+        generator: torch.Generator,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A random batch of (input, target) windows, targets shifted by one character.
 
         With several ranks, every rank draws the same global batch of batch_size × world_size
@@ -84,10 +100,11 @@ class TokenData:
         """
         n = self._check_length(split, block_size)
         starts = torch.randint(n + 1, (batch_size * world_size,), generator=generator)
-        return self._windows(split, starts[rank * batch_size:(rank + 1) * batch_size], block_size)
+        return self._windows(split, starts[rank * batch_size : (rank + 1) * batch_size], block_size)
 
-    def fixed_batches(self, split: str, n_batches: int, batch_size: int, block_size: int,
-                      seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def fixed_batches(
+        self, split: str, n_batches: int, batch_size: int, block_size: int, seed: int
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same batches at every evaluation, drawn from their own seed."""
         generator = torch.Generator().manual_seed(seed)
         return [self.batch(split, batch_size, block_size, generator) for _ in range(n_batches)]

@@ -4,6 +4,7 @@ IDs are the sorted unique characters of the corpus, so the same text always give
 vocabulary. It is saved as readable UTF-8 JSON (never pickle) with a content hash that
 snapshots record, so a model is never paired with a vocabulary it was not trained on.
 """
+
 from __future__ import annotations
 
 import hashlib

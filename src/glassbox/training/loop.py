@@ -40,6 +40,7 @@ from glassbox.training.schedule import autocast_for, lr_at, pick_device, snapsho
 
 log = logging.getLogger(__name__)
 
+
 @torch.no_grad()
 def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> float:
     """The model's mean loss over fixed batches, in eval mode (no dropout)."""
@@ -86,36 +87,48 @@ class Trainer:
         self.data = TokenData(cfg.paths.processed_dir)
         self.state = self._new_state()
         # Built before the run exists, so a bad probe set fails without leaving a run behind.
-        self.measurements = (Measurements.from_config(cfg, self.data, cfg.model.block_size)
-                             if cfg.analysis.at_snapshots else None)
+        self.measurements = (
+            Measurements.from_config(cfg, self.data, cfg.model.block_size) if cfg.analysis.at_snapshots else None
+        )
         mode = wandb_mode(cfg.wandb.mode) if self.ranks.is_main else "disabled"  # a bad mode fails here too
         self.wandb_name = Launch.current().run_name(cfg)
         self.val_batches = self.data.fixed_batches(  # the global batch size, so any world size evaluates alike
-            "val", self.tc.eval_iters, self.tc.batch_size * self.ranks.world_size, cfg.model.block_size,
-            seed=cfg.seed + 1)
+            "val",
+            self.tc.eval_iters,
+            self.tc.batch_size * self.ranks.world_size,
+            cfg.model.block_size,
+            seed=cfg.seed + 1,
+        )
         self.run = self._begin(Path(run_dir))
         self.initial_embedding = self._initial_embedding()
         self.step_fn = self._wrap(self.state.model)
-        self.snapshots = set(snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until,
-                                            self.tc.snapshots.every))
+        self.snapshots = set(
+            snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until, self.tc.snapshots.every)
+        )
         tokens_per_step = self.tc.batch_size * cfg.model.block_size * self.tc.grad_accum_steps * self.ranks.world_size
         self.throughput = Throughput(tokens_per_step, self.device)
         self.projector_steps = {*cfg.wandb.projector.steps, self.tc.max_iters}
-        self.tracker = Tracker(OmegaConf.merge(cfg, {"wandb": {"mode": mode}}), self.run.dir, job_type="train",
-                               run_id=self.run.wandb_id, name=self.wandb_name,
-                               metrics_path=None if self.ranks.is_main else Path(os.devnull),
-                               facts={"n_params": self.state.model.num_params()})
+        self.tracker = Tracker(
+            OmegaConf.merge(cfg, {"wandb": {"mode": mode}}),
+            self.run.dir,
+            job_type="train",
+            run_id=self.run.wandb_id,
+            name=self.wandb_name,
+            metrics_path=None if self.ranks.is_main else Path(os.devnull),
+            facts={"n_params": self.state.model.num_params()},
+        )
         self.progress_log = self.tracker.stream("progress")
 
     def _new_state(self) -> TrainingState:
         cfg, tc = self.cfg, self.tc
         model = GPT(GPTConfig(vocab_size=self.data.vocab.size, **cfg.model)).to(self.device)
         if self.ranks.is_main:
-            log.info(f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, "
-                     f"{cfg.model.n_head} heads, {cfg.model.n_embd} dims, block {cfg.model.block_size}), "
-                     f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)")
-        optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2),
-                                              self.device.type)
+            log.info(
+                f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, "
+                f"{cfg.model.n_head} heads, {cfg.model.n_embd} dims, block {cfg.model.block_size}), "
+                f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)"
+            )
+        optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
         batch_generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: each takes its slice
         return TrainingState(model, optimizer, batch_generator)
 
@@ -153,8 +166,12 @@ class Trainer:
         """Run to train.max_iters, or until Ctrl-C / SIGTERM (a snapshot, then `Interrupted`)."""
         stop = StopSignals()  # from here on, Ctrl-C and SIGTERM end the run after the current step
         try:
-            self.tracker.use_artifact(dataset_artifact_name(self.cfg.corpus.name), "dataset",
-                                      vocab_hash=self.data.vocab.hash, sha256=self.data.meta["inputs"]["sha256"])
+            self.tracker.use_artifact(
+                dataset_artifact_name(self.cfg.corpus.name),
+                "dataset",
+                vocab_hash=self.data.vocab.hash,
+                sha256=self.data.meta["inputs"]["sha256"],
+            )
             started = time.perf_counter()
             self._loop(stop)
             if self.ranks.is_main:
@@ -175,8 +192,14 @@ class Trainer:
         tc, is_main = self.tc, self.ranks.is_main
         last_snapshot = self.run.resumed_step  # a resumed run has the snapshot and metrics of its first step
         # The bar counts optimisation steps, so it reaches 100 % with the last one, before the final snapshot.
-        with tqdm(total=tc.max_iters, initial=self.run.step, desc=f"train {self.cfg.name}", unit="step",
-                  dynamic_ncols=True, disable=not is_main) as bar:
+        with tqdm(
+            total=tc.max_iters,
+            initial=self.run.step,
+            desc=f"train {self.cfg.name}",
+            unit="step",
+            dynamic_ncols=True,
+            disable=not is_main,
+        ) as bar:
             self.throughput.reset()
             for step in range(self.run.step, tc.max_iters + 1):
                 if step in self.snapshots and step != last_snapshot:
@@ -192,8 +215,9 @@ class Trainer:
                     if step != last_snapshot and is_main:
                         self._check_finite(step)
                         self._save(step)
-                    raise Interrupted(stop.signum or signal.SIGTERM, step,
-                                      how_to_resume(self.cfg, snapshot_path(self.run.dir, step)))
+                    raise Interrupted(
+                        stop.signum or signal.SIGTERM, step, how_to_resume(self.cfg, snapshot_path(self.run.dir, step))
+                    )
                 loss, lr = self._optimisation_step(step)
                 bar.update()
                 if (step + 1) % tc.log_every == 0 and is_main:
@@ -207,8 +231,14 @@ class Trainer:
             group["lr"] = lr
         loss_sum = 0.0
         for micro_step in range(tc.grad_accum_steps):
-            x, y = self.data.batch("train", tc.batch_size, self.cfg.model.block_size, state.batch_generator,
-                                   rank=self.ranks.rank, world_size=self.ranks.world_size)
+            x, y = self.data.batch(
+                "train",
+                tc.batch_size,
+                self.cfg.model.block_size,
+                state.batch_generator,
+                rank=self.ranks.rank,
+                world_size=self.ranks.world_size,
+            )
             with distributed.gradient_sync(self.step_fn, micro_step == tc.grad_accum_steps - 1):
                 with self.autocast:
                     _, loss = self.step_fn(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
@@ -230,14 +260,18 @@ class Trainer:
         """Stop before a snapshot of weights that are no longer numbers: resuming from it would fail forever."""
         bad = self.state.non_finite()
         if bad:
-            raise self._diverged(f"the weights became non-finite by step {step} ({', '.join(bad[:3])}"
-                                 f"{' …' if len(bad) > 3 else ''}), so no snapshot was saved")
+            raise self._diverged(
+                f"the weights became non-finite by step {step} ({', '.join(bad[:3])}"
+                f"{' …' if len(bad) > 3 else ''}), so no snapshot was saved"
+            )
 
     def _diverged(self, what: str) -> GlassboxError:
         """The error for a run whose numbers blew up: its last good snapshot, what to change, how to go on."""
         last = read_run_state(self.run.dir).get("last_snapshot")  # never a non-finite one: see _check_finite
-        advice = (f"Lower train.learning_rate (now {self.tc.learning_rate:g}), or clip the gradients harder with a "
-                  f"lower train.grad_clip (now {self.tc.grad_clip:g}; 0 means no clipping)")
+        advice = (
+            f"Lower train.learning_rate (now {self.tc.learning_rate:g}), or clip the gradients harder with a "
+            f"lower train.grad_clip (now {self.tc.grad_clip:g}; 0 means no clipping)"
+        )
         if last is None:
             return GlassboxError(f"{what}, before any snapshot was saved. {advice}, and train again.")
         path = snapshot_path(self.run.dir, last)
@@ -246,14 +280,18 @@ class Trainer:
             return GlassboxError(
                 f"{what}; the last snapshot with finite weights, {path}, is already worse than the untrained model "
                 f"(validation loss {val_loss[last]:.4g}; at step 0 {val_loss[0]:.4g}), so resuming from it would "
-                f"diverge again. {advice}, and start a new run (train.resume=never).")
+                f"diverge again. {advice}, and start a new run (train.resume=never)."
+            )
         resume = how_to_resume(self.cfg, path) or "Run the command again with it: train.resume=auto resumes from there."
         return GlassboxError(f"{what}; the last good snapshot is {path} (step {last}). {advice}. {resume}")
 
     def _measure(self, step: int) -> None:
         """Validation loss and every emergence metric at a snapshot step, to metrics.jsonl and W&B."""
-        record = {keys.TOKENS: step * self.throughput.tokens_per_step, keys.LR: lr_at(step, self.tc),
-                  keys.LOSS_VAL: mean_loss(self.state.model, self.val_batches, self.device, self.autocast)}
+        record = {
+            keys.TOKENS: step * self.throughput.tokens_per_step,
+            keys.LR: lr_at(step, self.tc),
+            keys.LOSS_VAL: mean_loss(self.state.model, self.val_batches, self.device, self.autocast),
+        }
         if self.state.recent_losses:
             record[keys.LOSS_TRAIN] = sum(self.state.recent_losses) / len(self.state.recent_losses)
         if self.measurements is not None:
@@ -278,8 +316,10 @@ class Trainer:
         ids = with_most_frequent(probe_ids, vocab.counts, self.cfg.wandb.projector.n_frequent).tolist()
         vectors = W[ids].float().cpu().round(decimals=4).tolist()
         group = {char: name or "pairs only" for char, name in groups.items()}  # "": a probe in no group
-        rows = [[vocab.itos[i], vocab.counts[i], group.get(vocab.itos[i], "other"), vector]
-                for i, vector in zip(ids, vectors)]
+        rows = [
+            [vocab.itos[i], vocab.counts[i], group.get(vocab.itos[i], "other"), vector]
+            for i, vector in zip(ids, vectors)
+        ]
         self.tracker.log_table(keys.PROJECTOR, ["char", "count", "group", "vector"], rows, step)
 
     def _save(self, step: int) -> None:
@@ -291,8 +331,13 @@ class Trainer:
         if self.tracker.wandb_run is not None:  # W&B gets the weights and config; optimizer and RNG stay local
             weights = weights_path(self.run.dir, step)
             save_weights(weights, payload)
-            self.tracker.log_artifact(f"model-{self.run.wandb_id}", "model", [weights], aliases=[f"step-{step}"],
-                                      metadata={"step": step, "experiment": self.cfg.name})
+            self.tracker.log_artifact(
+                f"model-{self.run.wandb_id}",
+                "model",
+                [weights],
+                aliases=[f"step-{step}"],
+                metadata={"step": step, "experiment": self.cfg.name},
+            )
 
     def _log_progress(self, step: int, loss: float, lr: float, bar: tqdm) -> None:
         tokens_per_sec = self.throughput.read()
@@ -307,5 +352,7 @@ class Trainer:
         write_run_state(self.run.dir, status="complete", train_seconds=round(seconds, 1))
         self.tracker.summary({keys.FINAL_LOSS_VAL: final[keys.LOSS_VAL], keys.FINAL_STEP: self.tc.max_iters})
         latest = latest_link(self.cfg.paths.output_dir, self.cfg.name)
-        log.info(f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
-                 f"(snapshots, metrics, W&B run, log); {latest} points at it")
+        log.info(
+            f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
+            f"(snapshots, metrics, W&B run, log); {latest} points at it"
+        )
