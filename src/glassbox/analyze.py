@@ -35,8 +35,9 @@ from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.report import explorer
-from glassbox.report.claims import check_settings, claims
+from glassbox.report.claims import LEVEL, check_settings, claims
 from glassbox.report.figures import attention_figure, figures, plotted_chars
+from glassbox.report.markdown import p_text
 from glassbox.report.plotting import CharLabels, missing_font_notice
 from glassbox.report.replicate import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.report.sections import render
@@ -129,9 +130,10 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
 
         analysis = describe(cfg, run_dir, data, model, inputs, list(suites), records, train_config)
         for claim in analysis["claims"]:
+            test = "" if claim["test"] == LEVEL else f", {claim['test']}"
             log.info(
-                f"claim {claim['claim']} ({claim['kind']}, expected {claim['expect']}): {claim['verdict']} "
-                f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {claim['p']:.3f})"
+                f"claim {claim['label']} ({claim['kind']}{test}, expected {claim['expect']}): {claim['verdict']} "
+                f"at step {claim['step']} (zf {claim['zf']:+.2f}, p {p_text(claim['p'], claim['p_floor'])})"
             )
         analysis |= {"training_now": training_now, "skipped_snapshots": skipped}
         labels = CharLabels(plotted_chars(analysis))
