@@ -18,16 +18,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
-from glassbox import command_line, fileio
-from glassbox.analysis.interventions import SteeringSpec, over_snapshots, steering
+from glassbox import command_line
+from glassbox.analysis.interventions import SteeringSpec, steering
 from glassbox.errors import exits_cleanly
+from glassbox.intervening import run_intervention
 from glassbox.paths import CONF_DIR
-from glassbox.report import interventions as report
-from glassbox.run.layout import METRICS, interventions_dir, pick_snapshots, run_of_snapshot
+from glassbox.run.layout import pick_snapshots
 from glassbox.run.snapshots import load_snapshot
-from glassbox.run.tracking import Tracker
 
 KIND = "steer"
 
@@ -38,21 +37,8 @@ def steer(cfg: DictConfig) -> Path:
     last = load_snapshot(paths[-1])
     vocab = last.vocab()
     spec = SteeringSpec.from_config(cfg, vocab, last.model_args)  # every input checked before anything is written
-    run_dir = run_of_snapshot(paths[-1])
-    out_dir = interventions_dir(run_dir, KIND)
-    with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
-        cfg.wandb.group = last.config["wandb"]["group"]
-
-    with Tracker(cfg, out_dir, job_type=KIND, name=f"{run_dir.name}-{KIND}", metrics_path=out_dir / METRICS) as tracker:
-        steps = over_snapshots(paths, vocab, lambda model: steering(model, spec, vocab.itos), tracker)
-        results = {"kind": KIND, "run_dir": str(run_dir), "settings": spec.describe(), "steps": steps}
-        fileio.write_json(out_dir / "results.json", results)
-        fileio.write_text(out_dir / "report.md", report.render(results))
-        fileio.write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        tracker.log_tables(report.tables(results), steps[-1]["step"])
-    print(report.summary(results))
-    print(f"\nreport: {out_dir / 'report.md'}")
-    return out_dir
+    experiment = lambda model: steering(model, spec, vocab.itos)
+    return run_intervention(cfg, KIND, (paths, last, vocab), spec, experiment)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="steer")
