@@ -111,7 +111,7 @@ format: install  ## fix what ruff can: lint fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests scripts
 	$(VENV)/bin/ruff format src tests scripts
 
-benchmark: install  ## how fast train is here: tokens/s, MFU and what the emergence metrics cost (scripts/benchmark.py)
+benchmark: install  ## tokens/s, MFU, the emergence metrics' cost and the KV cache's decode speed-up (scripts/benchmark.py)
 	$(PY) scripts/benchmark.py $(ARGS)
 
 clean:  ## delete outputs/*/ and data/processed (the corpus cache data/raw stays)
