@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from glassbox.paths import CONF_DIR
-from helpers import CORPUS_FILES, CORPUS_SOURCES, SMALL, TINY, fake_job, final_row, path_overrides
+from helpers import CORPUS_FILES, CORPUS_SOURCES, SMALL, TINY, compose_config, fake_job, final_row, path_overrides
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
 
@@ -32,9 +30,7 @@ def make_cfg(workdir: Path):
     """compose(config_name, overrides) as the entry point would see it, with paths under workdir."""
 
     def _make(config_name: str = "train", overrides: list[str] = ()):
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-            return compose(config_name, overrides=[*path_overrides(workdir), *overrides])
+        return compose_config(config_name, [*path_overrides(workdir), *overrides])
 
     yield _make
     GlobalHydra.instance().clear()

@@ -8,13 +8,16 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from glassbox.model import GPT, GPTConfig
-from glassbox.paths import PROJECT_ROOT
+from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.probes.probe_set import ProbeSet
 from glassbox.run.layout import write_run_state
 from glassbox.run.tracking import JsonlFile
@@ -43,6 +46,13 @@ def run_stages(root: Path, stages: list[str], overrides: list[str]) -> None:
     for stage in stages:
         done = run_stage(stage, overrides, root)
         assert done.returncode == 0, done.stderr[-3000:]
+
+
+def compose_config(config_name: str, overrides: Iterable[str] = (), hydra_node: bool = False):
+    """The config a stage composes from conf/ with these overrides (and Hydra's own node, if asked)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name, overrides=list(overrides), return_hydra_config=hydra_node)
 
 
 def path_overrides(root: Path) -> list[str]:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from safetensors.torch import load_file, save_file
 
@@ -26,14 +25,13 @@ from glassbox.interop.export import char_tokenizer, check_exportable, export_dir
 from glassbox.interop.hf import load_causal_lm
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.model import GPT, GPTConfig
-from glassbox.paths import CONF_DIR
 from glassbox.run.layout import list_snapshots, snapshot_path
 from glassbox.run.snapshots import Snapshot, load_snapshot, model_args, save_snapshot
 from glassbox.run.tracking import JsonlFile
 from glassbox.text.corpus import decode, normalize
 from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
-from helpers import find_corpus, project_with_corpus, run_stage, run_stages
+from helpers import compose_config, find_corpus, project_with_corpus, run_stage, run_stages
 
 TOL = 1e-5
 
@@ -50,10 +48,8 @@ def tiny(tmp_path_factory) -> dict:
 
 
 def config(root: Path, config_name: str, *overrides: str):
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-            return compose(config_name, overrides=[f"paths.root_dir={root}", "wandb.mode=disabled", *overrides])
+        return compose_config(config_name, [f"paths.root_dir={root}", "wandb.mode=disabled", *overrides])
     finally:
         GlobalHydra.instance().clear()
 

@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT
-from glassbox.paths import CONF_DIR, PROJECT_ROOT
+from glassbox.paths import PROJECT_ROOT
 from glassbox.prepare import prepare
 from glassbox.run.layout import list_snapshots, read_run_state, snapshot_path, write_run_state
 from glassbox.run.resume import Interrupted, find_snapshot_to_resume, warn_about_changed_settings
@@ -34,7 +32,7 @@ from glassbox.run.tracking import JsonlFile
 from glassbox.train import train
 from glassbox.training import loop
 from glassbox.training.schedule import snapshot_steps
-from helpers import project_with_corpus, run_stage, wandb_records
+from helpers import compose_config, project_with_corpus, run_stage, wandb_records
 
 # The tiny experiment cut to 40 steps: snapshots at 0, 1, 2, 4, 8, 16, 32 and 40, about a second.
 # Dropout draws from torch's global RNG, so exact equality after a resume needs its state too.
@@ -52,18 +50,8 @@ def root(tmp_path_factory) -> Path:
 
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str):
     """The train config as `make train EXPERIMENT=tiny` composes it, W&B off, outputs in output_dir."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(
-            "train",
-            overrides=[
-                f"paths.root_dir={root}",
-                f"paths.output_dir={output_dir}",
-                "wandb.mode=disabled",
-                *TINY,
-                *overrides,
-            ],
-        )
+    overrides = [f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled", *TINY, *overrides]
+    return compose_config("train", overrides)
 
 
 @pytest.fixture(scope="module")
@@ -293,9 +281,7 @@ def test_resume_from_a_given_snapshot_rewinds_its_run_to_that_step(root, referen
 def test_a_sweep_job_never_auto_resumes_the_experiments_latest_run(root, outputs):
     interrupted_run(root, outputs)
     cfg = tiny_cfg(root, outputs)
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        hydra_cfg = compose("train", overrides=TINY, return_hydra_config=True)
+    hydra_cfg = compose_config("train", TINY, hydra_node=True)
     with open_dict(hydra_cfg):
         hydra_cfg.hydra.mode = RunMode.MULTIRUN
     HydraConfig.instance().set_config(hydra_cfg)

@@ -25,8 +25,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -47,29 +45,17 @@ from glassbox.trace import trace
 from glassbox.train import train
 from glassbox.training import loop
 from glassbox.training.schedule import snapshot_steps
-from helpers import find_corpus, project_with_corpus, run_stage
+from helpers import compose_config, find_corpus, project_with_corpus, run_stage
 
 TINY = ["experiment=tiny", "train.device=cpu", "train.max_iters=40"]
 SCHEDULE = snapshot_steps(40, 16, 32)  # 0, 1, 2, 4, 8, 16, 32, 40
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
 
 
-def compose_cfg(config_name: str, *overrides: str, hydra_node: bool = False):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name, overrides=list(overrides), return_hydra_config=hydra_node)
-
-
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str, config_name: str = "train"):
     """The tiny experiment's config as its stage composes it, W&B off, outputs in output_dir."""
-    return compose_cfg(
-        config_name,
-        f"paths.root_dir={root}",
-        f"paths.output_dir={output_dir}",
-        "wandb.mode=disabled",
-        *TINY,
-        *overrides,
-    )
+    overrides = [f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled", *TINY, *overrides]
+    return compose_config(config_name, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +361,7 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
         *TINY,
         "train.resume=never",
     ]
-    HydraConfig.instance().set_config(compose_cfg("train", *overrides, hydra_node=True))  # what the command was
+    HydraConfig.instance().set_config(compose_config("train", overrides, hydra_node=True))  # what the command was
     lr_at = loop.lr_at
 
     def lr_and_sigterm_at_step_18(step, tc):
@@ -386,7 +372,7 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
     monkeypatch.setattr(loop, "lr_at", lr_and_sigterm_at_step_18)
     try:
         with pytest.raises(Interrupted) as stopped:
-            train(compose_cfg("train", *overrides), outputs / "tiny" / "first")
+            train(compose_config("train", overrides), outputs / "tiny" / "first")
     finally:
         HydraConfig.instance().cfg = None
         monkeypatch.undo()
@@ -398,7 +384,7 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
     assert command[:3] == ["python", "-m", "glassbox.train"]
     assert command[-1] == f"train.resume={snapshot_path(run_dir, 19)}" and "train.resume=never" not in command
 
-    assert train(compose_cfg("train", *command[3:]), outputs / "tiny" / "second") == run_dir  # it resumes the run
+    assert train(compose_config("train", command[3:]), outputs / "tiny" / "second") == run_dir  # it resumes the run
     assert read_run_state(run_dir)["resumed_at"] == [19]
     assert_equals_the_reference(run_dir, reference)
 
@@ -426,20 +412,20 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
 )
 def test_an_invalid_config_is_named_key_by_key(override, problem):
     with pytest.raises(GlassboxError) as error:
-        validate(compose_cfg("train", "experiment=tiny", override))
+        validate(compose_config("train", ["experiment=tiny", override]))
     assert problem in str(error.value)
 
 
 def test_every_shipped_experiment_and_model_is_valid():
     for experiment in (CONF_DIR / "experiment").glob("*.yaml"):
-        validate(compose_cfg("train", f"experiment={experiment.stem}"))
+        validate(compose_config("train", [f"experiment={experiment.stem}"]))
     for model in (CONF_DIR / "model").glob("*.yaml"):
-        validate(compose_cfg("train", "experiment=tiny", f"model={model.stem}"))
+        validate(compose_config("train", ["experiment=tiny", f"model={model.stem}"]))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_refused_when_training():
-    cfg = compose_cfg("train", "experiment=tiny", "train.device=cuda")
+    cfg = compose_config("train", ["experiment=tiny", "train.device=cuda"])
     validate(cfg)  # a config for a GPU machine may be analysed anywhere
     with pytest.raises(GlassboxError, match="train.device='cuda': this machine has no CUDA GPU"):
         validate(cfg, training=True)

@@ -8,18 +8,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
 from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
-from glassbox.paths import CONF_DIR
 from glassbox.prepare import prepare
 from glassbox.run.layout import snapshot_path
 from glassbox.run.snapshots import load_snapshot
 from glassbox.sample import sample
 from glassbox.train import train
-from helpers import project_with_corpus, run_stage
+from helpers import compose_config, project_with_corpus, run_stage
 
 TINY = ["experiment=tiny", "train.max_iters=16", "analysis.at_snapshots=false"]
 
@@ -35,17 +32,13 @@ def root(tmp_path_factory) -> Path:
 
 def stage_cfg(config_name: str, root: Path, *overrides: str):
     """A stage's config as its command line composes it (prompts quoted as the entry point quotes them)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(
-            config_name,
-            overrides=[
-                f"paths.root_dir={root}",
-                "wandb.mode=disabled",
-                *TINY,
-                *(quote_literal(arg) for arg in overrides),
-            ],
-        )
+    overrides = [
+        f"paths.root_dir={root}",
+        "wandb.mode=disabled",
+        *TINY,
+        *(quote_literal(arg) for arg in overrides),
+    ]
+    return compose_config(config_name, overrides)
 
 
 def sample_cfg(root: Path, *overrides: str):

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from glassbox import hooks
@@ -21,7 +19,7 @@ from glassbox.prepare import prepare
 from glassbox.run.layout import read_run_state, snapshot_path
 from glassbox.run.snapshots import Snapshot, check_fits, load_payload, load_snapshot, model_args
 from glassbox.train import train
-from helpers import project_with_corpus
+from helpers import compose_config, project_with_corpus
 
 BASE = GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=32)
 VARIANTS = {
@@ -348,19 +346,15 @@ def tiny_root(tmp_path_factory) -> Path:
 
 def tiny_cfg(config_name: str, root: Path, *overrides: str):
     """`make <stage> EXPERIMENT=tiny` cut to 16 steps (snapshots 0, 1, 2, 4, 8, 16), W&B off."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(
-            config_name,
-            overrides=[
-                f"paths.root_dir={root}",
-                "wandb.mode=disabled",
-                "experiment=tiny",
-                "train.device=cpu",
-                "train.max_iters=16",
-                *overrides,
-            ],
-        )
+    overrides = [
+        f"paths.root_dir={root}",
+        "wandb.mode=disabled",
+        "experiment=tiny",
+        "train.device=cpu",
+        "train.max_iters=16",
+        *overrides,
+    ]
+    return compose_config(config_name, overrides)
 
 
 @pytest.mark.e2e
