@@ -3,6 +3,7 @@ tell the whole story (every within-group claim held in at least 2 of 3 seeds, no
 associated) in the least time.
 
     python scripts/schedule_study.py run --workers 12 train.device=cuda train.dtype=float32
+    python scripts/schedule_study.py run --schedules 700x32-lr1.5e-3 --experiments xiyouji --seeds 4,5,6
     python scripts/schedule_study.py table                  the table of the README, from the runs
 
 `run` trains every schedule below once per seed (one `python -m glassbox.train` per run, --workers
@@ -16,9 +17,9 @@ metrics.jsonl, as `make replicate` judges them. `table` turns each schedule's se
 schedule; study.md and study.json land in outputs/schedule-study/.
 
 Only the schedule varies: the model, the probes, the baselines and the thresholds are the
-experiment's. The CPU minutes of the table are projected from the tokens a schedule trains at the
-tokens per second measured on 2 CPU cores (--cpu-tokens-per-second), the snapshots' validation
-passes included; the README's table says which schedules were also timed there.
+experiment's. The CPU minutes of the table are projected from the steps a schedule trains at the
+seconds per step measured on 2 CPU cores (CPU_SECONDS_PER_STEP); the README's table says which
+schedules were also timed there.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ SCHEDULES = {
 }
 EXPERIMENTS = ("xiyouji", "shakespeare")
 STUDY_DIR = Path("outputs/schedule-study")
-# Tokens per second of the seed model on 2 CPU cores by batch size (scripts/benchmark.py, 2026-11-30),
-# and the validation pass at each snapshot (10 batches), for the projected CPU minutes.
-CPU_TOKENS_PER_SECOND = {16: 3690, 32: 4460, 64: 4460}
-CPU_EVAL_SECONDS_PER_BATCH_ROW = 3.0 / 32
+# Seconds per step of the seed model on 2 CPU cores, all in (snapshots, validation, offline W&B), by
+# batch size: 737 s for the 700 steps × 32 of the default (`make replicate`, seed 1, 2026-11-30),
+# scaled by scripts/benchmark.py's step times (0.919 s at batch 32, 0.556 s at 16) for the others.
+CPU_SECONDS_PER_STEP = {16: 0.637, 32: 1.053, 64: 2.106}
 
 
 def schedule_settings(name: str) -> dict[str, float]:
@@ -129,12 +130,19 @@ def seed_counts(claims: list[dict], test: str, kind: str | None, n_seeds: int) -
     return " ".join(f"{n}/{len(chosen)}" for n in per_seed), robust
 
 
+def weakest_within(claims: list[dict]) -> str:
+    """The within pair held in the fewest seeds (then the lowest mean zf), with its zf in each seed."""
+    within = [c for c in claims if c["test"] == LEVEL and c["kind"] == "within" and c["a"] is not None]
+    if not within:
+        return "–"
+    c = min(within, key=lambda c: (c["n_held"], c["zf"]["mean"]))
+    zfs = ", ".join(f"{seed['zf']:+.2f}" for seed in c["seeds"])
+    return f"{c['a']}–{c['b']} {c['n_held']}/{c['n_seeds']} ({zfs})"
+
+
 def cpu_minutes(name: str) -> float:
     s = schedule_settings(name)
-    steps, batch = int(s["max_iters"]), int(s["batch_size"])
-    n_snapshots = 11 + steps // 200  # log-spaced to 512, then every 200 (conf/train/default.yaml)
-    seconds = steps * batch * 128 / CPU_TOKENS_PER_SECOND[batch] + n_snapshots * batch * CPU_EVAL_SECONDS_PER_BATCH_ROW
-    return seconds / 60
+    return s["max_iters"] * CPU_SECONDS_PER_STEP[int(s["batch_size"])] / 60
 
 
 def study_table(args: argparse.Namespace) -> None:
@@ -150,6 +158,7 @@ def study_table(args: argparse.Namespace) -> None:
             no_assoc, no_assoc_ok = seed_counts(claims, NO_ASSOCIATION, None, n)
             apart, _ = seed_counts(claims, MOVING_APART, None, n)
             group = next((c for c in claims if c["a"] is None), None)
+            weakest = weakest_within(claims)
             tells = within_ok and no_assoc_ok and n >= 3
             rows.append(
                 [
@@ -161,6 +170,7 @@ def study_table(args: argparse.Namespace) -> None:
                     no_assoc,
                     apart,
                     f"{group['n_held']}/{n}" if group else "–",
+                    weakest,
                     "**yes**" if tells else "no",
                 ]
             )
@@ -174,6 +184,7 @@ def study_table(args: argparse.Namespace) -> None:
         "cross: no association, per seed",
         "cross: moving apart, per seed",
         f"{GROUP_CLAIM} held",
+        "weakest within pair: seeds held (zf per seed)",
         "every within ≥ 2/3, no association ≥ 2/3",
     ]
     text = table(header, rows)
@@ -182,13 +193,26 @@ def study_table(args: argparse.Namespace) -> None:
     fileio.write_json(args.out / "study.json", data)
 
 
+def names(known: dict | None = None):
+    """An argparse type: a comma-separated list of names, each one of `known` where given."""
+
+    def parse(text: str) -> list[str]:
+        chosen = text.split(",")
+        unknown = [name for name in chosen if known is not None and name not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; known: {', '.join(known)}")
+        return chosen
+
+    return parse
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["run", "table"])
     parser.add_argument("overrides", nargs="*", help="train-stage overrides for every run, e.g. train.device=cuda")
-    parser.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=list(SCHEDULES))
-    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--schedules", type=names(SCHEDULES), default=list(SCHEDULES), help="comma-separated")
+    parser.add_argument("--experiments", type=names(), default=list(EXPERIMENTS), help="comma-separated")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")], default=[1, 2, 3])
     parser.add_argument("--workers", type=int, default=1, help="runs at a time (default 1: a CPU machine)")
     parser.add_argument("--deadline-minutes", type=float, default=float("inf"), help="start no run after this")
     parser.add_argument("--keep-snapshots", action="store_true")

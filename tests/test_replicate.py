@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from glassbox import fileio
 from glassbox.paths import PROJECT_ROOT
@@ -233,3 +234,37 @@ def test_a_sweep_over_more_than_the_seed_or_no_sweep_is_refused(toy_sweep, tmp_p
         main([str(tmp_path / "nowhere")])
     assert exit_info.value.code == 2
     assert "holds no sweep jobs" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_schedule_study_trains_every_schedule_per_seed_and_tabulates_their_replicates(project):
+    """scripts/schedule_study.py: each (schedule, seed) is a run with the schedule's overrides and no
+    snapshots left; the table's per-seed counts are those of each schedule's replicate.json."""
+    study = [sys.executable, str(PROJECT_ROOT / "scripts" / "schedule_study.py")]
+    schedules = {"200x32-lr1e-3": 1e-3, "400x32-lr2e-3": 2e-3}  # the peak learning rate each one sets
+    shrink = ["train.max_iters=16", "train.batch_size=4", "train.eval_iters=1"]
+    selection = ["--experiments", "tiny", "--schedules", ",".join(schedules)]
+    done = subprocess.run(
+        [*study, "run", *shrink, *selection, "--seeds", "1,2", "--workers", "2"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = project / "outputs" / "schedule-study"
+    for schedule, learning_rate in schedules.items():
+        for seed in (1, 2):
+            run_dir = out / "tiny" / schedule / f"s{seed}"
+            cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+            assert (cfg.train.learning_rate, cfg.train.max_iters, cfg.seed) == (learning_rate, 16, seed)
+            assert fileio.read_json(run_dir / "run.json")["status"] == "complete"
+            assert not (run_dir / "checkpoints").exists()
+    done = subprocess.run([*study, "table", *selection], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split(" | ") for line in (out / "study.md").read_text(encoding="utf-8").splitlines()[2:]]
+    assert [row[1] for row in rows] == [f"`{name}`" for name in schedules]
+    for row, name in zip(rows, schedules):
+        claims = fileio.read_json(out / "tiny" / name / "replicate.json")["claims"]
+        within = [c for c in claims if c["kind"] == "within" and c["test"] == "level" and c["a"] is not None]
+        held = [sum(c["seeds"][i]["verdict"] == "held" for c in within) for i in range(2)]
+        assert row[4] == " ".join(f"{n}/{len(within)}" for n in held)

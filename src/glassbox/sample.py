@@ -4,7 +4,7 @@
     python -m glassbox.sample prompt=悟空道 num_samples=5 top_p=0.9
     python -m glassbox.sample prompts=[悟空道,行者笑道] sampler=greedy max_new_tokens=100
     python -m glassbox.sample prompt_file=start.txt run=outputs/xiyouji/<run> step=512
-    python -m glassbox.sample checkpoint=<run>/checkpoints/step_0001200.pt use_cache=false
+    python -m glassbox.sample checkpoint=<run>/checkpoints/step_0000700.pt use_cache=false
 
 Each prompt's num_samples samples are drawn together, as one batch, by `GPT.generation_steps`: a
 prefill over the prompt, then one decode step per new character through the KV cache. Then it

@@ -1,8 +1,8 @@
 """`glassbox.load_run`: a training run as one object, for notebooks.
 
     run = glassbox.load_run("outputs/xiyouji/latest")
-    run.steps                      # [0, 1, 2, 4, …, 1200]
-    model = run.model(1200)        # glassbox's GPT in eval mode
+    run.steps                      # [0, 1, 2, 4, …, 700]
+    model = run.model(700)        # glassbox's GPT in eval mode
     logits, cache = model.run_with_cache(torch.tensor([run.vocab.encode("悟空道")]))
     run.metrics()                  # metrics.jsonl as a pandas DataFrame
 
