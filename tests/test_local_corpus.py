@@ -117,7 +117,9 @@ def test_the_console_shows_each_snapshots_val_loss_and_the_log_keeps_the_runs_st
     assert prepared[-1].startswith(f"wrote {own_run['root'] / 'data' / 'processed' / NAME}/{{train.bin,")
     val_lines = [line for line in trained if re.fullmatch(r"step \d+: (train loss [\d.]+, )?val loss [\d.]+", line)]
     assert [int(line.split(":")[0][5:]) for line in val_lines] == SNAPSHOTS  # as nanoGPT prints its evals
-    assert trained[-1].startswith(f"run complete, final val loss {val_lines[-1][-6:-1]}")
+    final = re.match(r"run complete, final val loss ([\d.]+): wrote ", trained[-1])
+    # the same loss, to 3 decimals there and 4 in the step's line
+    assert final and abs(float(final[1]) - float(val_lines[-1].rsplit(" ", 1)[1])) <= 0.0005 + 1e-9
     assert f"wrote {own_run['run_dir']}" in trained[-1]
     assert "8/8 [" in own_run["train"].stderr and "100%|" in own_run["train"].stderr  # the bar ends at 100 %
     log = (own_run["run_dir"] / "train.log").read_text(encoding="utf-8")
