@@ -41,7 +41,7 @@ from glassbox.run.layout import CHECKPOINT_DIR
 
 # name -> train.* overrides, in the order `run` starts them (the longest first, then the likeliest).
 SCHEDULES = {
-    # what it takes: the GPU preset's length (conf/train/gpu.yaml), 26x the tokens of the old default
+    # what it takes: the GPU preset (conf/train/gpu.yaml), 8x the tokens of the old default
     "5000x64-gpu": "max_iters=5000 batch_size=64 learning_rate=1e-3 min_lr=1e-4 warmup_iters=200",
     # conf/train/default.yaml before the study
     "1200x32-lr1e-3": "max_iters=1200 batch_size=32 learning_rate=1e-3 min_lr=1e-4 warmup_iters=100",
