@@ -139,6 +139,14 @@ def final_losses(run_dirs: list[Path]) -> list[float]:
     return [JsonlFile(run_dir / "metrics.jsonl").read()[-1]["loss/val"] for run_dir in run_dirs]
 
 
+def test_a_sweep_with_one_bad_job_stops_before_any_directory_naming_that_job(workdir):
+    done = run_stage("train", ["hydra.mode=MULTIRUN", "experiment=tiny", "seed=1,x", "model.n_layer=1,2"], workdir)
+    assert done.returncode == 2
+    assert "job 2 of 4 (" in done.stderr and "seed=x model.n_layer=1): the config is not valid" in done.stderr
+    assert "seed='x': Input should be a valid integer" in done.stderr
+    assert not (workdir / "outputs").exists()
+
+
 @pytest.mark.e2e
 def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(workdir, make_cfg):
     prepare(make_cfg("prepare", ["experiment=tiny", "wandb.mode=disabled"]))

@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -246,7 +249,8 @@ def check_writable(directory: Path) -> None:
 
 
 class CheckConfig(Callback):
-    """Hydra callback: a single run's config is valid and its directory's parent writable, before Hydra makes it."""
+    """Hydra callback: a run's config, or every job's config of a sweep, is valid and the directory's parent
+    writable, before Hydra makes the directory."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
@@ -255,3 +259,30 @@ class CheckConfig(Callback):
         except GlassboxError as err:
             print(f"\nerror: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """`seed=1,x` stops here with the bad job named, instead of a sweep directory of failed jobs."""
+        jobs = sweep_jobs(config)
+        loader = GlobalHydra.instance().config_loader()
+        try:
+            for number, overrides in enumerate(jobs):
+                try:
+                    validate(loader.load_sweep_config(config, overrides))
+                except GlassboxError as err:
+                    raise GlassboxError(f"job {number} of {len(jobs)} ({' '.join(overrides)}): {err}") from None
+            check_writable(Path(config.hydra.sweep.dir).parent)
+        except GlassboxError as err:
+            print(f"\nerror: {err}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper will expand them (none for another sweeper, e.g. Optuna's:
+    its jobs are known only while it runs)."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return []
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader()).parse_overrides(arguments)
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return jobs
