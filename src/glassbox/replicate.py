@@ -134,49 +134,38 @@ def log_replicate(job_cfg: DictConfig, sweep_dir: Path, data: dict[str, Any]) ->
     with Tracker(cfg, sweep_dir, job_type="replicate", name=f"{cfg.wandb.group}-replicate") as tracker:
         if tracker.wandb_run is None:
             return
-        import wandb
-
         claims = data["claims"]
-        tracker.log_media(
-            {
-                "replicate/claims": wandb.Table(
-                    columns=["claim", "test", "expect", "held", "seeds", "over_seeds", "zf_mean", "zf_sd"],
-                    data=[
-                        [
-                            claim_label(c),
-                            c["test"],
-                            c["expect"],
-                            c["n_held"],
-                            c["n_seeds"],
-                            c["over_seeds"],
-                            c["zf"]["mean"],
-                            c["zf"]["sd"],
-                        ]
-                        for c in claims
-                    ],
-                ),
-                "replicate/seeds": wandb.Table(
-                    columns=["claim", "test", "seed", "verdict", "zf", "p", "first_held", "stayed"],
-                    data=[
-                        [
-                            claim_label(c),
-                            c["test"],
-                            s["seed"],
-                            s["verdict"],
-                            s["zf"],
-                            s["p"],
-                            s["first_held"],
-                            s["stayed"],
-                        ]
-                        for c in claims
-                        for s in c["seeds"]
-                    ],
-                ),
-                "replicate/zf": wandb.Image(str(sweep_dir / "replicate_zf.png")),
-                "replicate/final": wandb.Image(str(sweep_dir / "replicate_final.png")),
-            },
+        tracker.log_table(
+            "replicate/claims",
+            ["claim", "test", "expect", "held", "seeds", "over_seeds", "zf_mean", "zf_sd"],
+            [
+                [
+                    claim_label(c),
+                    c["test"],
+                    c["expect"],
+                    c["n_held"],
+                    c["n_seeds"],
+                    c["over_seeds"],
+                    c["zf"]["mean"],
+                    c["zf"]["sd"],
+                ]
+                for c in claims
+            ],
             step=0,
         )
+        tracker.log_table(
+            "replicate/seeds",
+            ["claim", "test", "seed", "verdict", "zf", "p", "first_held", "stayed"],
+            [
+                [claim_label(c), c["test"], s["seed"], s["verdict"], s["zf"], s["p"], s["first_held"], s["stayed"]]
+                for c in claims
+                for s in c["seeds"]
+            ],
+            step=0,
+        )
+        for name in ("zf", "final"):
+            png = (sweep_dir / f"replicate_{name}.png").read_bytes()
+            tracker.log_image(f"replicate/{name}", png, f"replicate_{name}.png", step=0)
         tracker.log_artifact(
             f"{cfg.wandb.group}-replicate",
             "report",

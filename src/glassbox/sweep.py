@@ -79,61 +79,53 @@ def log_summary(job_cfg: DictConfig, sweep_dir: Path, summary: dict[str, Any]) -
     with Tracker(cfg, sweep_dir, job_type="sweep-summary", name=f"{cfg.wandb.group}-summary") as tracker:
         if tracker.wandb_run is None:
             return
-        import wandb
-
         configs = summary["configurations"]
-        tracker.log_media(
-            {
-                "sweep/configurations": wandb.Table(
-                    columns=["configuration", "parameters", "seeds", "val_loss_mean", "val_loss_sd"],
-                    data=[
-                        [
-                            c["label"],
-                            c["n_params"],
-                            ", ".join(map(str, c["seeds"])),
-                            c["loss_val"]["mean"],
-                            c["loss_val"]["sd"],
-                        ]
-                        for c in configs
-                    ],
-                ),
-                "sweep/pairs": wandb.Table(
-                    columns=[
-                        "configuration",
-                        "parameters",
-                        "pair",
-                        "pair_id",
-                        "expect",
-                        *[f"{stat}_{part}" for stat in PAIR_STATS for part in ("mean", "sd")],
-                        "direction",
-                    ],
-                    data=[
-                        [
-                            c["label"],
-                            c["n_params"],
-                            p["label"],
-                            name,
-                            p["expect"],
-                            *[p[stat][part] for stat in PAIR_STATS for part in ("mean", "sd")],
-                            p["direction"],
-                        ]
-                        for c in configs
-                        for name, p in c["pairs"].items()
-                    ],
-                ),
-                "sweep/jobs": wandb.Table(
-                    columns=["job", "configuration", "seed", "status", "parameters", "step", "val_loss"],
-                    data=[
-                        [j["job"], j["configuration"], j["seed"], j["status"], j["n_params"], j["step"], j["loss_val"]]
-                        for j in summary["jobs"]
-                    ],
-                ),
-                "sweep/val_loss": wandb.Image(str(sweep_dir / "val_loss.png")),
-                "sweep/pair_z": wandb.Image(str(sweep_dir / "pair_z.png")),
-                "sweep/pair_zf_steps": wandb.Image(str(sweep_dir / "pair_zf_steps.png")),
-            },
+        tracker.log_table(
+            "sweep/configurations",
+            ["configuration", "parameters", "seeds", "val_loss_mean", "val_loss_sd"],
+            [
+                [c["label"], c["n_params"], ", ".join(map(str, c["seeds"])), c["loss_val"]["mean"], c["loss_val"]["sd"]]
+                for c in configs
+            ],
             step=0,
         )
+        tracker.log_table(
+            "sweep/pairs",
+            [
+                "configuration",
+                "parameters",
+                "pair",
+                "pair_id",
+                "expect",
+                *[f"{stat}_{part}" for stat in PAIR_STATS for part in ("mean", "sd")],
+                "direction",
+            ],
+            [
+                [
+                    c["label"],
+                    c["n_params"],
+                    p["label"],
+                    name,
+                    p["expect"],
+                    *[p[stat][part] for stat in PAIR_STATS for part in ("mean", "sd")],
+                    p["direction"],
+                ]
+                for c in configs
+                for name, p in c["pairs"].items()
+            ],
+            step=0,
+        )
+        tracker.log_table(
+            "sweep/jobs",
+            ["job", "configuration", "seed", "status", "parameters", "step", "val_loss"],
+            [
+                [j["job"], j["configuration"], j["seed"], j["status"], j["n_params"], j["step"], j["loss_val"]]
+                for j in summary["jobs"]
+            ],
+            step=0,
+        )
+        for name in ("val_loss", "pair_z", "pair_zf_steps"):
+            tracker.log_image(f"sweep/{name}", (sweep_dir / f"{name}.png").read_bytes(), name, step=0)
 
 
 def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
