@@ -66,17 +66,32 @@ class GPTConfig:
             )
 
 
-def _hook(x: Tensor, name: str, cache: Cache | None, interventions: Interventions | None) -> Tensor:
-    """One hook point: the caller's edit of the activation `name`, if any, then its copy in the cache.
+class Hooks:
+    """What one forward pass does at its hook points: record into `cache`, edit with `interventions`.
 
-    Editing before recording means the cache holds what the rest of the model actually read.
-    Without a cache and interventions (training, plain generation) nothing happens here.
+    One object carried through the blocks, which name their own hook points (glassbox/hooks.py
+    spells every name). Without a cache and interventions (training, plain generation) each hook
+    point hands its activation back untouched.
     """
-    if interventions is not None and name in interventions:
-        x = interventions[name](x)
-    if cache is not None:
-        cache[name] = x.detach()
-    return x
+
+    def __init__(self, cache: Cache | None = None, interventions: Interventions | None = None):
+        self.cache = cache
+        self.interventions = interventions
+
+    def __call__(self, x: Tensor, name: str) -> Tensor:
+        """The hook point `name`: the caller's edit of x, if any, then its copy in the cache.
+
+        Editing before recording means the cache holds what the rest of the model actually read.
+        """
+        if self.interventions is not None and name in self.interventions:
+            x = self.interventions[name](x)
+        if self.cache is not None:
+            self.cache[name] = x.detach()
+        return x
+
+    def wants(self, name: str) -> bool:
+        """Whether the activation `name` is recorded or edited, so it must be computed."""
+        return self.cache is not None or (self.interventions is not None and name in self.interventions)
 
 
 # ---------------------------------------------------------------- positions
@@ -168,7 +183,7 @@ def key_is_future(n_queries: int, n_keys: int, device: torch.device) -> Tensor:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
         self.n_head = config.n_head
         self.n_embd = config.n_embd
@@ -178,27 +193,24 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
+        # Its hook points, named once: blocks.{layer}.attn.q_rot, ... (glassbox/hooks.py)
+        self.hook_q_rot = hooks.act_name("q_rot", layer)
+        self.hook_k_rot = hooks.act_name("k_rot", layer)
+        self.hook_pattern = hooks.act_name("pattern", layer)
+        self.hook_head_out = hooks.act_name("head_out", layer)
 
-    def forward(
-        self,
-        x: Tensor,
-        positions: Tensor,
-        cache: Cache | None = None,
-        name: str = "attn",
-        kv_cache: KVCache | None = None,
-        interventions: Interventions | None = None,
-    ) -> Tensor:
+    def forward(self, x: Tensor, positions: Tensor, hooked: Hooks, kv_cache: KVCache | None = None) -> Tensor:
         """Multi-head causal self-attention of x [B, T, d] at absolute positions [T], two ways.
 
         Without a cache we call `F.scaled_dot_product_attention`, which uses a fused (flash)
         kernel on GPU and never materialises the T x T attention matrix: that is what makes
         training fast. But the matrix is exactly what analysis wants to see, so with a cache we
         compute it explicitly (q·kᵀ/√d_head, mask the future, softmax) and record it as
-        `{name}.pattern`. Both use the same weights and agree to float precision (tested).
+        `blocks.{i}.attn.pattern`. Both use the same weights and agree to float precision (tested).
 
         With a `kv_cache` (generation), x holds only the new tokens: their keys and values are
         appended to the cache and their queries attend to every token so far. An intervention on
-        `{name}.pattern` needs the matrix too, so it takes the explicit way.
+        the pattern needs the matrix too, so it takes the explicit way.
         """
         B, T, C = x.shape
         head_dim = C // self.n_head
@@ -207,21 +219,21 @@ class CausalSelfAttention(nn.Module):
         if self.rope:
             # Keys are rotated at their own absolute position before they are cached, so a cached
             # key never needs touching again.
-            q = _hook(apply_rope(q, positions), f"{name}.q_rot", cache, interventions)
-            k = _hook(apply_rope(k, positions), f"{name}.k_rot", cache, interventions)
+            q = hooked(apply_rope(q, positions), self.hook_q_rot)
+            k = hooked(apply_rope(k, positions), self.hook_k_rot)
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)  # [B, H, T_cached + T, hd]
 
-        if cache is None and (interventions is None or f"{name}.pattern" not in interventions):
+        if not hooked.wants(self.hook_pattern):
             y = self._fused_attention(q, k, v)
         else:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_dim)
             future = key_is_future(T, k.size(2), x.device)
             pattern = scores.masked_fill(future, float("-inf")).softmax(dim=-1)  # exact 0 on the future
-            pattern = _hook(pattern, f"{name}.pattern", cache, interventions)
+            pattern = hooked(pattern, self.hook_pattern)
             y = self.attn_dropout(pattern) @ v
 
-        y = _hook(y.transpose(1, 2), f"{name}.head_out", cache, interventions)  # [B, T, H, hd]: one vector per head
+        y = hooked(y.transpose(1, 2), self.hook_head_out)  # [B, T, H, hd]: one vector per head
         return self.resid_dropout(self.c_proj(y.reshape(B, T, C)))  # the heads side by side, then mixed
 
     def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -322,28 +334,25 @@ class GenerationStep:
 class Block(nn.Module):
     """Pre-norm transformer block: each sublayer reads a normalised copy and adds to the residual."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
         self.ln_1 = make_norm(config)
-        self.attn = CausalSelfAttention(config)
+        self.attn = CausalSelfAttention(config, layer)
         self.ln_2 = make_norm(config)
         self.mlp = SwiGLU(config) if config.mlp == "swiglu" else MLP(config)
+        # Its hook points, named once: blocks.{layer}.resid_pre, ... (glassbox/hooks.py)
+        self.hook_resid_pre = hooks.act_name("resid_pre", layer)
+        self.hook_attn_out = hooks.act_name("attn_out", layer)
+        self.hook_resid_mid = hooks.act_name("resid_mid", layer)
+        self.hook_mlp_out = hooks.act_name("mlp_out", layer)
+        self.hook_resid_post = hooks.act_name("resid_post", layer)
 
-    def forward(
-        self,
-        x: Tensor,
-        positions: Tensor,
-        cache: Cache | None = None,
-        name: str = "block",
-        kv_cache: KVCache | None = None,
-        interventions: Interventions | None = None,
-    ) -> Tensor:
-        x = _hook(x, f"{name}.resid_pre", cache, interventions)
-        attn_out = self.attn(self.ln_1(x), positions, cache, f"{name}.attn", kv_cache, interventions)
-        x = x + _hook(attn_out, f"{name}.attn_out", cache, interventions)
-        x = _hook(x, f"{name}.resid_mid", cache, interventions)
-        x = x + _hook(self.mlp(self.ln_2(x)), f"{name}.mlp_out", cache, interventions)
-        return _hook(x, f"{name}.resid_post", cache, interventions)
+    def forward(self, x: Tensor, positions: Tensor, hooked: Hooks, kv_cache: KVCache | None = None) -> Tensor:
+        x = hooked(x, self.hook_resid_pre)
+        x = x + hooked(self.attn(self.ln_1(x), positions, hooked, kv_cache), self.hook_attn_out)
+        x = hooked(x, self.hook_resid_mid)
+        x = x + hooked(self.mlp(self.ln_2(x)), self.hook_mlp_out)
+        return hooked(x, self.hook_resid_post)
 
 
 class GPT(nn.Module):
@@ -358,7 +367,7 @@ class GPT(nn.Module):
         elif config.pos_encoding == "sinusoidal":
             self.wpe = SinusoidalPositions(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, layer) for layer in range(config.n_layer))
         self.ln_f = make_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         # Tie input and output embeddings: one matrix both reads characters in and scores them
@@ -412,15 +421,16 @@ class GPT(nn.Module):
             )
         if interventions:
             self.check_hook_points(interventions)
+        hooked = Hooks(cache, interventions)
         positions = torch.arange(start, start + T, device=idx.device)
-        x = _hook(self.wte(idx), "embed", cache, interventions)  # [B, T, d]
+        x = hooked(self.wte(idx), hooks.EMBED)  # [B, T, d]
         if self.wpe is not None:
             # [T, d], shared by the batch: expanded (a view, no copy) so that it is one per sequence like x
-            x = x + _hook(self.wpe(positions).expand(B, T, -1), "pos_embed", cache, interventions)
+            x = x + hooked(self.wpe(positions).expand(B, T, -1), hooks.POS_EMBED)
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, positions, cache, f"blocks.{i}", None if kv_cache is None else kv_cache[i], interventions)
-        logits = _hook(self.unembed(x, cache, interventions), "logits", cache, interventions)
+            x = block(x, positions, hooked, None if kv_cache is None else kv_cache[i])
+        logits = hooked(self.unembed(x, cache, interventions), hooks.LOGITS)
 
         loss = None
         if targets is not None:
@@ -433,7 +443,8 @@ class GPT(nn.Module):
         The forward pass ends here, and the logit lens applies it to earlier layers' residuals,
         so "what would the model say if it stopped here" uses exactly the model's own readout.
         """
-        return self.lm_head(_hook(self.ln_f(resid), "ln_final", cache, interventions))
+        hooked = Hooks(cache, interventions)
+        return self.lm_head(hooked(self.ln_f(resid), hooks.LN_FINAL))
 
     def run_with_cache(self, idx: Tensor) -> tuple[Tensor, Cache]:
         """Run the model and return (logits, cache of every hook point, all detached).
