@@ -39,6 +39,7 @@ from omegaconf import DictConfig
 
 from glassbox.analysis.measurements import Measurements
 from glassbox.errors import exits_cleanly
+from glassbox.generation import Throughput, generation_steps, rate, synchronize, timed_steps
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed
@@ -58,12 +59,6 @@ WATCHED = {
     "snapshot": (loop.Trainer, "_save"),
     "save": (loop, "save_snapshot"),
 }
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work, so the clock reads the time it took (CUDA kernels run asynchronously)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def time_calls(function, device: torch.device, repeats: int) -> list[float]:
@@ -174,16 +169,13 @@ def time_measurements_of_seed(overrides: list[str], device: torch.device, repeat
 def decode_rate(model: GPT, new_tokens: int, use_cache: bool, device: torch.device) -> float:
     """Decode tokens/s of one greedy generation from a one-token prompt: the tokens after the first over
     their seconds (the first step is the prefill, which is not decoding)."""
-    steps = model.generation_steps(
-        torch.zeros(1, 1, dtype=torch.long, device=device), new_tokens, 0.0, use_cache=use_cache
+    steps = generation_steps(
+        model, torch.zeros(1, 1, dtype=torch.long, device=device), new_tokens, 0.0, use_cache=use_cache
     )
-    next(steps)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in steps:
+    speed = Throughput()
+    for _ in timed_steps(steps, speed, device):
         pass
-    synchronize(device)
-    return (new_tokens - 1) / (time.perf_counter() - start)
+    return rate(speed.decode_tokens, speed.decode_seconds)
 
 
 def generation_benchmark(overrides: list[str], vocab_size: int, device: torch.device, repeats: int) -> None:

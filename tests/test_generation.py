@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from glassbox.generation import generate, new_kv_cache
 from glassbox.model import GPT, GPTConfig
 
 CONFIG = GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=32)
@@ -27,7 +28,7 @@ def generate_recording(model: GPT, prompt: torch.Tensor, n: int, **kwargs) -> tu
 
     handle = model.register_forward_hook(record, with_kwargs=True)
     try:
-        out = model.generate(prompt, n, **kwargs)
+        out = generate(model, prompt, n, **kwargs)
     finally:
         handle.remove()
     return out, logits, lengths
@@ -63,8 +64,8 @@ def test_seeded_sampling_is_reproducible_and_the_same_with_and_without_cache():
     model = tiny_model()
     prompt = tokens(2, 3)
     settings = {"temperature": 1.2, "top_k": 8, "top_p": 0.9}
-    draw = lambda seed, use_cache: model.generate(  # noqa: E731
-        prompt, 20, generator=torch.Generator().manual_seed(seed), use_cache=use_cache, **settings
+    draw = lambda seed, use_cache: generate(  # noqa: E731
+        model, prompt, 20, generator=torch.Generator().manual_seed(seed), use_cache=use_cache, **settings
     )
     assert torch.equal(draw(7, True), draw(7, True))
     assert torch.equal(draw(7, True), draw(7, False))
@@ -74,13 +75,13 @@ def test_seeded_sampling_is_reproducible_and_the_same_with_and_without_cache():
 def test_old_positional_call_still_works():
     model = tiny_model()
     prompt = tokens(1, 3)
-    out = model.generate(prompt, 5, 0.8, 4, torch.Generator().manual_seed(1))  # how suites.py calls it
+    out = generate(model, prompt, 5, 0.8, 4, torch.Generator().manual_seed(1))  # how suites.py calls it
     assert out.shape == (1, 8)
 
 
 def test_zero_new_tokens_returns_the_prompt():
     prompt = tokens(2, 3)
-    assert torch.equal(tiny_model().generate(prompt, 0), prompt)
+    assert torch.equal(generate(tiny_model(), prompt, 0), prompt)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_bad_settings_raise_before_generating(kwargs, message):
     calls = []
     model.register_forward_hook(lambda *_: calls.append(1))
     with pytest.raises(ValueError, match=message):
-        model.generate(tokens(1, 3), **{"max_new_tokens": 0, **kwargs})
+        generate(model, tokens(1, 3), **{"max_new_tokens": 0, **kwargs})
     assert not calls
 
 
@@ -107,7 +108,7 @@ def test_forward_in_chunks_through_the_kv_cache_equals_one_forward():
     idx = tokens(2, CONFIG.block_size)
     with torch.no_grad():
         full, _ = model(idx)
-        kv_cache = model.new_kv_cache()
+        kv_cache = new_kv_cache(model)
         chunks = [model(idx[:, a:b], kv_cache=kv_cache)[0] for a, b in ((0, 6), (6, 10), (10, 11), (11, 16))]
     assert [len(layer) for layer in kv_cache] == [CONFIG.block_size] * CONFIG.n_layer
     assert torch.allclose(torch.cat(chunks, dim=1), full, atol=1e-5)
@@ -118,7 +119,7 @@ def test_hook_points_during_a_decode_step():
     idx = tokens(1, 9)
     with torch.no_grad():
         _, full = model.run_with_cache(idx)
-        kv_cache = model.new_kv_cache()
+        kv_cache = new_kv_cache(model)
         model(idx[:, :8], kv_cache=kv_cache)
         step: dict = {}
         model(idx[:, 8:], cache=step, kv_cache=kv_cache)
@@ -131,7 +132,7 @@ def test_hook_points_during_a_decode_step():
 
 def test_kv_cache_cannot_grow_past_block_size():
     model = tiny_model()
-    kv_cache = model.new_kv_cache()
+    kv_cache = new_kv_cache(model)
     with torch.no_grad():
         model(tokens(1, CONFIG.block_size), kv_cache=kv_cache)
         with pytest.raises(ValueError, match="sequence length 17 exceeds block_size 16"):

@@ -24,6 +24,7 @@ from glassbox.analysis.interventions import (
 from glassbox.analysis.suites import Prompt
 from glassbox.edits import add, set_to, zero
 from glassbox.errors import GlassboxError
+from glassbox.generation import generate, new_kv_cache
 from glassbox.model import GPT, GPTConfig
 from glassbox.probes.interventions import random_directions
 from glassbox.run.layout import INTERVENTIONS_DIR
@@ -104,7 +105,7 @@ def test_an_unknown_hook_point_is_refused_by_name():
     with pytest.raises(ValueError, match="'blocks.7.resid_post'"):
         model(tokens(1, 3), interventions={"blocks.7.resid_post": zero()})
     with pytest.raises(ValueError, match="'block.0.mlp_out'"):
-        model.generate(tokens(1, 3), 2, interventions={"block.0.mlp_out": zero()})
+        generate(model, tokens(1, 3), 2, interventions={"block.0.mlp_out": zero()})
 
 
 @torch.no_grad()
@@ -121,11 +122,13 @@ def test_cached_and_uncached_generation_agree_under_an_intervention(intervention
     model, prompt = small_model(), tokens(2, 4)
     for param in model.parameters():
         param.mul_(5)  # sharper attention and predictions than at initialisation, like a trained model's
-    cached = model.generate(prompt, 8, temperature=0.0, interventions=interventions)
-    assert torch.equal(cached, model.generate(prompt, 8, temperature=0.0, use_cache=False, interventions=interventions))
+    cached = generate(model, prompt, 8, temperature=0.0, interventions=interventions)
+    assert torch.equal(
+        cached, generate(model, prompt, 8, temperature=0.0, use_cache=False, interventions=interventions)
+    )
     full, _ = model(cached, interventions=interventions)
     assert not torch.allclose(full, model(cached)[0], atol=1e-3)  # and the intervention did something
-    kv_cache = model.new_kv_cache()
+    kv_cache = new_kv_cache(model)
     chunks = [
         model(cached[:, a:b], kv_cache=kv_cache, interventions=interventions)[0] for a, b in ((0, 4), (4, 5), (5, 12))
     ]

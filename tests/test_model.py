@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from glassbox.generation import generate
 from glassbox.model import GPT, GPTConfig
 
 TINY = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16)
@@ -187,10 +188,10 @@ def test_flops_per_token_formula():
 def test_generate_length_cropping_and_seed():
     model = tiny_model()
     prompt = random_tokens(batch=2, length=3)
-    out = model.generate(prompt, max_new_tokens=12, top_k=5, generator=torch.Generator().manual_seed(7))
+    out = generate(model, prompt, max_new_tokens=12, top_k=5, generator=torch.Generator().manual_seed(7))
     assert out.shape == (2, 3 + 12)  # runs past block_size (8) because the context is cropped
     assert torch.equal(out[:, :3], prompt)
-    again = model.generate(prompt, max_new_tokens=12, top_k=5, generator=torch.Generator().manual_seed(7))
+    again = generate(model, prompt, max_new_tokens=12, top_k=5, generator=torch.Generator().manual_seed(7))
     assert torch.equal(out, again)
 
 
@@ -199,6 +200,6 @@ def test_generate_only_sees_the_last_block_size_tokens():
     long_prompt = random_tokens(batch=1, length=12)
     cropped_prompt = long_prompt[:, -TINY.block_size :]
     seeded = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    from_long = model.generate(long_prompt, max_new_tokens=4, generator=seeded())
-    from_cropped = model.generate(cropped_prompt, max_new_tokens=4, generator=seeded())
+    from_long = generate(model, long_prompt, max_new_tokens=4, generator=seeded())
+    from_cropped = generate(model, cropped_prompt, max_new_tokens=4, generator=seeded())
     assert torch.equal(from_long[:, -4:], from_cropped[:, -4:])

@@ -11,6 +11,7 @@ import torch
 
 from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
+from glassbox.generation import generate
 from glassbox.prepare import prepare
 from glassbox.run.layout import snapshot_path
 from glassbox.run.snapshots import load_snapshot
@@ -85,7 +86,7 @@ def test_the_same_seed_draws_the_same_text_and_another_seed_other_text(root, tmp
 @pytest.mark.parametrize("use_cache", ["true", "false"])
 def test_greedy_is_generate_at_temperature_zero_with_and_without_the_cache(root, tmp_path, use_cache):
     model, vocab = latest_model(root)
-    expected = vocab.decode(model.generate(torch.tensor([vocab.encode("ROMEO:")]), 50, temperature=0.0)[0])
+    expected = vocab.decode(generate(model, torch.tensor([vocab.encode("ROMEO:")]), 50, temperature=0.0)[0])
     for how in (["sampler=greedy", "top_k=3", "top_p=0.5"], ["temperature=0"]):
         written = sample(
             sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=50", "num_samples=2", f"use_cache={use_cache}", *how),

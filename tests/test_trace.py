@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
+from glassbox.generation import generate
 from glassbox.model import GPT, GPTConfig, position_angles, sinusoidal_table
 from glassbox.run.layout import point_latest, snapshot_path
 from glassbox.run.snapshots import load_snapshot, model_args, save_snapshot
@@ -158,8 +159,8 @@ def test_same_seed_same_text_as_generate(tiny_run):
     first, again = (build_trace(model, vocab, "悟空道", **trace_kwargs(temperature=1.5)) for _ in range(2))
     other = build_trace(model, vocab, "悟空道", **trace_kwargs(temperature=1.5, sample_seed=7))
     assert first["generation"]["text"] == again["generation"]["text"] != other["generation"]["text"]
-    generated = model.generate(
-        torch.tensor([vocab.encode("悟空道")]), 10, 1.5, 10, generator=torch.Generator().manual_seed(1337)
+    generated = generate(
+        model, torch.tensor([vocab.encode("悟空道")]), 10, 1.5, 10, generator=torch.Generator().manual_seed(1337)
     )
     assert first["generation"]["text"] == vocab.decode(generated[0])  # longer than block_size: crops too
     assert first["generation"]["steps"][0]["id"] == first["sample"]["id"]
@@ -234,8 +235,14 @@ def test_top_p_is_part_of_the_distribution_drawn_from(tiny_run):
     expected = next_token_probs(logits[0, -1], 0.8, None, 0.5)
     assert torch.allclose(stages["output"]["probs"], expected)
     assert "top_p keeps the fewest whose probability reaches 0.5" in format_output(stages)
-    generated = model.generate(
-        torch.tensor([vocab.encode("悟空道")]), 10, 0.8, None, generator=torch.Generator().manual_seed(1337), top_p=0.5
+    generated = generate(
+        model,
+        torch.tensor([vocab.encode("悟空道")]),
+        10,
+        0.8,
+        None,
+        generator=torch.Generator().manual_seed(1337),
+        top_p=0.5,
     )
     assert stages["generation"]["text"] == vocab.decode(generated[0])
 

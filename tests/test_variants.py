@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from glassbox import hooks
 from glassbox.analyze import analyze
 from glassbox.errors import GlassboxError
+from glassbox.generation import generate, new_kv_cache
 from glassbox.model import GPT, GPTConfig, apply_rope, position_angles, sinusoidal_table, swiglu_hidden_size
 from glassbox.paths import CONF_DIR
 from glassbox.prepare import prepare
@@ -139,10 +140,10 @@ def test_cached_and_uncached_greedy_generation_agree(variant):
     model = model_of(**VARIANTS[variant])
     prompt = tokens(2, 5)
     n = 20  # crosses block_size (16)
-    cached = model.generate(prompt, n, temperature=0.0)
-    assert torch.equal(cached, model.generate(prompt, n, temperature=0.0, use_cache=False))
+    cached = generate(model, prompt, n, temperature=0.0)
+    assert torch.equal(cached, generate(model, prompt, n, temperature=0.0, use_cache=False))
     with torch.no_grad():  # the decode steps' logits, against a plain forward over each step's context
-        kv_cache = model.new_kv_cache()
+        kv_cache = new_kv_cache(model)
         model(cached[:, :5], kv_cache=kv_cache)
         for t in range(5, BASE.block_size):
             step, _ = model(cached[:, t : t + 1], kv_cache=kv_cache)
@@ -264,7 +265,7 @@ def test_rope_model_keys_are_rotated_at_their_absolute_position_in_the_cache():
     idx = tokens(1, 10)
     with torch.no_grad():
         _, full = model.run_with_cache(idx)
-        kv_cache = model.new_kv_cache()
+        kv_cache = new_kv_cache(model)
         model(idx[:, :9], kv_cache=kv_cache)
         step: dict = {}
         model(idx[:, 9:], cache=step, kv_cache=kv_cache)

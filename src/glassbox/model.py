@@ -6,6 +6,8 @@ intermediate activation under a readable name (hook points in the spirit of Tran
 The same hook points are where an experiment can intervene: `interventions` maps a hook name to
 a function that edits the activation there (add a steering vector, patch in another prompt's
 state, ablate a head; glassbox/edits.py builds them), in a forward pass and during generation.
+Generation itself (the prefill, the decode steps through the KV cache, the draws) is
+glassbox/generation.py; the model only knows how to run the new tokens against a `KVCache`.
 
 The defaults are GPT-2's recipe (learned positions, LayerNorm, GELU MLP); `pos_encoding`, `norm`
 and `mlp` swap in the parts modern LLMs use instead (RoPE, RMSNorm, SwiGLU), one at a time or all
@@ -15,7 +17,7 @@ together (conf/model/llama-style.yaml), so their effect on what the model learns
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +26,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from glassbox import hooks
-from glassbox.sampling import check_sampling, next_token_probs, sample_next
 
 Cache = dict[str, Tensor]
 # Hook name -> a function of the activation there that returns what the model carries on with.
@@ -317,17 +318,6 @@ def make_norm(config: GPTConfig) -> nn.Module:
     return nn.LayerNorm(config.n_embd, bias=config.bias)
 
 
-@dataclass(frozen=True)
-class GenerationStep:
-    """What one step of `GPT.generation_steps` ran and drew: one new token per sequence."""
-
-    n_in: int  # tokens the model ran this step: the prompt (prefill), 1 (decode) or the whole context (no cache)
-    n_keys: int  # tokens each new query attended to (the cache's length after the step, with a cache)
-    kv_cache: list[KVCache] | None  # the cache after the step (None without one); later steps extend it
-    probs: Tensor  # [B, V] the distribution the token was drawn from
-    token: Tensor  # [B, 1] the drawn token ids
-
-
 # ---------------------------------------------------------------- the model
 
 
@@ -404,8 +394,8 @@ class GPT(nn.Module):
 
         Pass an empty dict as `cache` to have every hook point recorded into it (see
         `run_with_cache`); leave it None for the fast path. `kv_cache` (one `KVCache` per layer,
-        from `new_kv_cache`) is for generation: idx then holds only the tokens after the cached
-        ones, and they sit at the absolute positions that follow them.
+        from `glassbox.generation.new_kv_cache`) is for generation: idx then holds only the tokens
+        after the cached ones, and they sit at the absolute positions that follow them.
 
         `interventions` maps hook names (`hook_points`) to edits: each is called on the
         activation at its hook point, for the tokens of this call (with a `kv_cache`, the new
@@ -478,10 +468,6 @@ class GPT(nn.Module):
                 f"no hook point {', '.join(map(repr, unknown))} in this model; its hook points are {', '.join(points)}"
             )
 
-    def new_kv_cache(self) -> list[KVCache]:
-        """An empty KV cache, one `KVCache` per layer, for `forward(..., kv_cache=)`."""
-        return [KVCache() for _ in self.blocks]
-
     def configure_optimizer(
         self,
         weight_decay: float,
@@ -520,103 +506,3 @@ class GPT(nn.Module):
         cfg = self.config
         lookup_only = self.wpe.weight.numel() if cfg.pos_encoding == "learned" else 0
         return 6 * (self.num_params() - lookup_only) + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
-
-    @torch.no_grad()
-    def generate(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        interventions: Interventions | None = None,
-    ) -> Tensor:
-        """Extend idx [B, T] by max_new_tokens drawn tokens -> [B, T + max_new_tokens].
-
-        Each token is drawn from `next_token_probs(logits, temperature, top_k, top_p)`
-        (temperature 0 = greedy) with `generator`. Call `model.eval()` first if the model has dropout.
-        `generation_steps` takes the same arguments and yields each step, for callers that watch
-        (the trace) or time (`make sample`) the prefill and the decode steps.
-
-        With `use_cache` the prompt is run once (prefill), filling a KV cache, and each later step
-        runs only the newest token (decode). `use_cache=False` re-runs the whole context at every
-        step: the same logits up to float rounding, and slower; it is kept for comparison.
-
-        `interventions` (see `forward`) are applied at every step. With the cache a step edits only
-        the new token's activations (the prompt's at prefill); the earlier tokens' keys and values
-        were edited when they were new, so an edit of every token gives the same text either way.
-
-        The model reads at most block_size tokens. Once the sequence is longer, each step reads
-        its last block_size tokens at positions 0 to block_size - 1, so every token's position
-        moves by one per step: learned and sinusoidal embeddings then differ for every token, and
-        with any pos_encoding (rope and none too) the cached keys and values of the deeper layers
-        were computed from tokens that have left the window. The cache cannot slide, so past
-        block_size every step re-encodes the last block_size tokens (a new prefill): the same
-        tokens as without the cache, at the same cost.
-        """
-        steps = self.generation_steps(
-            idx,
-            max_new_tokens,
-            temperature,
-            top_k,
-            generator,
-            top_p=top_p,
-            use_cache=use_cache,
-            interventions=interventions,
-        )
-        return torch.cat([idx, *(step.token for step in steps)], dim=1)
-
-    def generation_steps(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        top_p: float | None = None,
-        use_cache: bool = True,
-        interventions: Interventions | None = None,
-    ) -> Iterator[GenerationStep]:
-        """`generate`, one `GenerationStep` at a time (see `generate` for the arguments and the cache).
-
-        The settings are checked when this is called, before the first step runs. The work of a
-        step happens when the caller asks for it, so timing each `next()` times that step.
-        """
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0 (got {max_new_tokens})")
-        check_sampling(temperature, top_k, top_p)
-        return self._steps(idx, max_new_tokens, (temperature, top_k, top_p), generator, use_cache, interventions)
-
-    @torch.no_grad()  # torch re-enters no_grad each time a generator resumes, and leaves it at each yield
-    def _steps(
-        self,
-        idx: Tensor,
-        max_new_tokens: int,
-        sampling: tuple[float, int | None, float | None],
-        generator: torch.Generator | None,
-        use_cache: bool,
-        interventions: Interventions | None,
-    ) -> Iterator[GenerationStep]:
-        """The steps of `generation_steps`; sampling is (temperature, top_k, top_p), already checked."""
-        block_size = self.config.block_size
-        kv_cache = None
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                context = idx[:, -block_size:]
-                logits, _ = self(context, interventions=interventions)
-            elif kv_cache is not None and len(kv_cache[0]) < block_size:  # decode: the newest token only
-                context = idx[:, -1:]
-                logits, _ = self(context, kv_cache=kv_cache, interventions=interventions)
-            else:  # prefill: the prompt, or the window once it is full
-                kv_cache = self.new_kv_cache()
-                context = idx[:, -block_size:]
-                logits, _ = self(context, kv_cache=kv_cache, interventions=interventions)
-            probs = next_token_probs(logits[:, -1, :], *sampling)
-            token = sample_next(probs, generator)
-            idx = torch.cat([idx, token], dim=1)
-            n_keys = len(kv_cache[0]) if use_cache else context.size(1)
-            yield GenerationStep(context.size(1), n_keys, kv_cache if use_cache else None, probs, token)

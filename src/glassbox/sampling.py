@@ -1,6 +1,6 @@
 """The one place the model's output distribution is computed and drawn from.
 
-`GPT.generate`, the trace walkthrough and the analysis all call these functions, so the
+`generation.generate`, the trace walkthrough and the analysis all call these functions, so the
 probabilities a student sees in the trace are exactly the ones generation samples from. The
 steps (scale, keep the top k, keep the nucleus, draw) stay separate because the trace shows each of them.
 """
@@ -15,7 +15,7 @@ from torch import Tensor
 def check_sampling(temperature: float, top_k: int | None = None, top_p: float | None = None) -> None:
     """Raise a ValueError naming the first sampling setting that is out of range.
 
-    `GPT.generate` calls this before its first step, so a bad setting fails at once, not after a long prefill.
+    `generation.generate` calls this before its first step, so a bad setting fails at once, not after a long prefill.
     """
     if not temperature >= 0:  # also refuses NaN
         raise ValueError(f"temperature must be >= 0, where 0 means greedy (got {temperature})")

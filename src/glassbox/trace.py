@@ -3,7 +3,7 @@
 Text → UTF-8 bytes → token ids → the input tensor → embeddings and positions → the transformer
 blocks → logits → probabilities → a seeded draw → the next character, and then the autoregressive
 loop as generation runs it: a prefill over the prompt, then one decode step per character through
-the KV cache. Every number comes from the model's own hook points (`run_with_cache`), its
+the KV cache. Every number comes from the model's own hook points (`run_with_cache`), glassbox.generation's
 `generation_steps` and the sampling functions that generation uses, so the walkthrough shows what
 the model does, not a re-enactment. What differs between model variants (pos_encoding, norm, mlp)
 is shown as the variant does it.
@@ -30,7 +30,8 @@ from torch import Tensor
 
 from glassbox import command_line, hooks
 from glassbox.errors import GlassboxError, exits_cleanly
-from glassbox.model import GPT, NORM_NAMES, Cache, GenerationStep, GPTConfig, position_angles
+from glassbox.generation import GenerationStep, generation_steps
+from glassbox.model import GPT, NORM_NAMES, Cache, GPTConfig, position_angles
 from glassbox.paths import CONF_DIR
 from glassbox.probes.activations import capture_activations, residual_table
 from glassbox.run.layout import pick_snapshot
@@ -174,7 +175,7 @@ def generation_stage(
     seed: int,
     vocab: Vocab,
 ) -> dict[str, Any]:
-    """8. `GPT.generation_steps` with the KV cache, each step recorded and timed; then the same without it.
+    """8. `generation_steps` with the KV cache, each step recorded and timed; then the same without it.
 
     Step 1 is the prefill (the prompt at once, filling the cache: "prefill_kv" holds each layer's
     K and V shapes after it), each later step a decode (the newest token only) or, once the cache
@@ -183,14 +184,14 @@ def generation_stage(
     the token positions run through the model.
 
     The generator is seeded like stage 7's, so step 1 repeats stage 7's draw and the final
-    text is what `model.generate` gives with the same seed.
+    text is what `generate` gives with the same seed.
     """
 
     def run(use_cache: bool) -> tuple[list[GenerationStep], list[float], list[list[list[int]]]]:
         """The steps, the seconds each took, and each layer's [K shape, V shape] right after the prefill."""
         generator = torch.Generator().manual_seed(seed)
-        steps = model.generation_steps(
-            torch.tensor([ids]), gen_tokens, temperature, top_k, generator, top_p=top_p, use_cache=use_cache
+        steps = generation_steps(
+            model, torch.tensor([ids]), gen_tokens, temperature, top_k, generator, top_p=top_p, use_cache=use_cache
         )
         done, seconds, prefill_kv = [], [], []
         for _ in range(gen_tokens):

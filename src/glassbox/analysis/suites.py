@@ -2,7 +2,7 @@
 
 Each suite is a function (model, SuiteInputs) -> plain data (dicts, lists, numbers, strings)
 composed from the pure probe functions in glassbox.probes. None re-implements the forward pass:
-activations come from the model's run_with_cache hook points, samples from `model.generate`, and
+activations come from the model's run_with_cache hook points, samples from `generation.generate`, and
 the embeddings suite starts from `Measurements.of`, the very function training calls at each
 snapshot, so analysis and training agree on every number they share. A suite's "scalars"
 ({key: number}) are what gets plotted against the training step; everything else describes
@@ -26,6 +26,7 @@ from glassbox import hooks
 from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
 from glassbox.errors import GlassboxError
+from glassbox.generation import generate
 from glassbox.probes import lens
 from glassbox.probes.activations import attention_entropy, capture_activations, residual_table
 from glassbox.probes.context import collect_target_residuals, sense_similarity
@@ -233,7 +234,7 @@ def predictions(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
         logits, _ = capture_activations(model, idx)
         ids, probs = top_k_next(logits[0, -1], sampling.temperature, sampling.top_k)
         generator = torch.Generator(device=idx.device).manual_seed(sampling.seed)
-        sample = model.generate(idx, sampling.gen_tokens, sampling.temperature, sampling.top_k, generator)
+        sample = generate(model, idx, sampling.gen_tokens, sampling.temperature, sampling.top_k, generator)
         prompts.append(
             {
                 "prompt": prompt.text,
