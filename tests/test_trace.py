@@ -11,26 +11,25 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from glassbox.analysis.trace import build_trace, bytes_stage
 from glassbox.command_line import quote_literal
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.generation import generate
 from glassbox.model import GPT, GPTConfig, position_angles, sinusoidal_table
-from glassbox.run.layout import point_latest, snapshot_path
-from glassbox.run.snapshots import load_snapshot, model_args, save_snapshot
-from glassbox.sampling import next_token_probs
-from glassbox.text.vocab import Vocab
-from glassbox.trace import (
+from glassbox.report.trace_text import (
     STAGES,
-    build_trace,
-    bytes_stage,
     format_bytes,
     format_embedding,
     format_generation,
     format_output,
     format_transformer,
     show,
-    trace,
 )
+from glassbox.run.layout import point_latest, snapshot_path
+from glassbox.run.snapshots import load_snapshot, model_args, save_snapshot
+from glassbox.sampling import next_token_probs
+from glassbox.text.vocab import Vocab
+from glassbox.trace import trace
 from helpers import run_stage
 
 TEXT = "悟空道：师父，你是我的人了。行者笑道\n不知之"
