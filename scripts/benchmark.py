@@ -38,7 +38,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from glassbox.analysis.measurements import Measurements
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from glassbox import command_line
 from glassbox.analysis.interventions import AblationSpec, head_ablation
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
 from glassbox.intervening import run_intervention
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshots

@@ -17,7 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
 from glassbox.interop.export import export_dir, export_snapshot
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshots, run_of_snapshot

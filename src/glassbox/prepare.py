@@ -21,7 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import command_line, fileio
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.errors import GlassboxError
 from glassbox.fileio import sha256_of
 from glassbox.paths import CONF_DIR
 from glassbox.run.tracking import Tracker, dataset_artifact_name, wandb_mode

@@ -27,7 +27,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, ListConfig
 
 from glassbox import command_line, fileio
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.errors import GlassboxError
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed

@@ -29,7 +29,8 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from glassbox import command_line, hooks
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.errors import GlassboxError
 from glassbox.model import GPT, NORM_NAMES, Cache, GenerationStep, GPTConfig, position_angles
 from glassbox.paths import CONF_DIR
 from glassbox.probes.activations import capture_activations, residual_table

@@ -19,8 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from glassbox import command_line
+from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
-from glassbox.errors import exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed
 from glassbox.run.resume import Interrupted
