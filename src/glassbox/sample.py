@@ -28,15 +28,14 @@ from omegaconf import DictConfig, ListConfig
 
 from glassbox import command_line, fileio
 from glassbox.command_line import exits_cleanly
+from glassbox.device import resolve_device
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR
-from glassbox.run import distributed
 from glassbox.run.layout import pick_snapshot
 from glassbox.run.snapshots import load_snapshot
 from glassbox.sampling import check_sampling
 from glassbox.text.vocab import Vocab
-from glassbox.training.schedule import pick_device
 
 SAMPLERS = ("sample", "greedy")
 SEPARATOR = "-" * 40
@@ -129,7 +128,7 @@ def pick_sample_device(name: str) -> torch.device:
         raise GlassboxError(f"device={name}: must be one of {', '.join(available)}")
     if not available[name]:
         raise GlassboxError(f"device={name}: this machine has none; use device=auto or device=cpu")
-    return pick_device(name, distributed.Ranks())
+    return resolve_device(name)
 
 
 @dataclass
