@@ -60,14 +60,10 @@ class SteeringSpec:
             held_out=encode_prompts(prompts.held_out, vocab, block_size, "corpus.steering.held_out"),
             targets=prompts.targets,
             target_ids=target_ids,
-            point=settings.point,
             layers=pick_layers(settings.layer, model_args["n_layer"]),
-            alphas=settings.alphas,
-            n_random=settings.n_random,
-            seed=settings.seed,
-            gen_tokens=settings.gen_tokens,
-            temperature=settings.temperature,
-            z_min=settings.z_min,
+            **settings.model_dump(
+                include={"point", "alphas", "n_random", "seed", "gen_tokens", "temperature", "z_min"}
+            ),
         )
 
     def describe(self) -> dict[str, Any]:
