@@ -133,8 +133,8 @@ class InspectHf(Stage):
 
 
 class Sample(OneSnapshot):
-    prompt: str | None
-    prompts: list[str] | str | None  # a single value is a mistake the stage explains
+    prompt: Text | None
+    prompts: list[Text] | str | None  # a single value is a mistake the stage explains
     prompt_file: str | None
     num_samples: PositiveInt
     max_new_tokens: NonNegativeInt
@@ -147,7 +147,7 @@ class Sample(OneSnapshot):
 
 
 class Trace(OneSnapshot):
-    prompt: str | None
+    prompt: Text | None
     gen_tokens: NonNegativeInt
     temperature: NonNegativeFloat
     top_k: PositiveInt | None
