@@ -38,7 +38,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from glassbox.analysis.measurements import Measurements
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.device import resolve_device
 from glassbox.generation import Throughput, generation_steps, rate, synchronize, timed_steps
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
@@ -46,7 +47,7 @@ from glassbox.run import distributed
 from glassbox.text.tokens import TokenData
 from glassbox.train import train
 from glassbox.training import loop
-from glassbox.training.schedule import autocast_for, pick_device, snapshot_steps
+from glassbox.training.schedule import autocast_for, snapshot_steps
 
 OVERHEAD_TARGET = 0.03
 # (label, extra overrides, new tokens) of each generation measurement
@@ -221,7 +222,7 @@ def main() -> None:
     # Always fresh runs; W&B off unless asked for (its background process adds noise on 2 cores).
     base = ["train.resume=never", "wandb.mode=disabled", *args.overrides]
     full = compose_train_config(base)
-    device = pick_device(full.train.device, distributed.current())
+    device = resolve_device(full.train.device, distributed.current())
     data = TokenData(full.paths.processed_dir)
     model = GPT(GPTConfig(vocab_size=data.vocab.size, **full.model))
     # The peak is measured in the precision training computes in: bf16 under autocast, else fp32.

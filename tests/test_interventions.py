@@ -13,15 +13,11 @@ import torch
 
 from glassbox import fileio
 from glassbox import metric_keys as keys
-from glassbox.analysis.interventions import (
-    AblationSpec,
-    PatchSpec,
-    SteeringSpec,
-    head_ablation,
-    patching,
-    steering,
-)
+from glassbox.analysis.ablation import AblationSpec, head_ablation
+from glassbox.analysis.patching import PatchSpec, patching
+from glassbox.analysis.steering import SteeringSpec, steering
 from glassbox.analysis.suites import Prompt
+from glassbox.config import validate
 from glassbox.edits import add, set_to, zero
 from glassbox.errors import GlassboxError
 from glassbox.generation import generate, new_kv_cache
@@ -299,7 +295,7 @@ MODEL_ARGS = {"block_size": 32, "n_layer": 2}
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("point=resid_foo", "point='resid_foo' is not a hook point"),
+        ("point=resid_foo", "point='resid_foo': not a hook point"),
         ("layer=2", "layer=2 does not exist: the model has 2 blocks"),
         ("layer=[0,x]", "give all, a block index or a list"),
         ("alphas=[1,a]", "every strength α must be a number"),
@@ -315,7 +311,7 @@ MODEL_ARGS = {"block_size": 32, "n_layer": 2}
 def test_bad_steering_input_says_what_was_wrong(make_cfg, shakespeare_vocab, override, message):
     cfg = make_cfg("steer", ["experiment=tiny", override])
     with pytest.raises(GlassboxError, match=re.escape(message)):
-        SteeringSpec.from_config(cfg, shakespeare_vocab, MODEL_ARGS)
+        SteeringSpec.from_config(validate(cfg, "steer"), shakespeare_vocab, MODEL_ARGS)
 
 
 @pytest.mark.parametrize(
@@ -329,7 +325,7 @@ def test_bad_steering_input_says_what_was_wrong(make_cfg, shakespeare_vocab, ove
 def test_bad_patching_input_says_what_was_wrong(make_cfg, shakespeare_vocab, override, message):
     cfg = make_cfg("patch", ["experiment=tiny", "target=abc", override])
     with pytest.raises(GlassboxError, match=re.escape(message)):
-        PatchSpec.from_config(cfg, shakespeare_vocab, MODEL_ARGS)
+        PatchSpec.from_config(validate(cfg, "patch"), shakespeare_vocab, MODEL_ARGS)
 
 
 # ---------------------------------------------------------------- the stages on the tiny experiment
@@ -410,7 +406,7 @@ def test_ablate_ranks_every_head(tiny_project):
             "source=悟空道",
             "source: prompt '悟空道': 3 character(s) are not in the vocabulary",
         ),  # quoted for Hydra
-        ("ablate", "mode=half", "mode='half': choose mean"),
+        ("ablate", "mode=half", "mode='half': Input should be 'mean' or 'zero'"),
     ],
 )
 def test_a_bad_command_line_fails_before_writing_anything(tiny_project, stage, override, message):

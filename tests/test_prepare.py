@@ -13,7 +13,8 @@ import pytest
 
 from glassbox import fileio
 from glassbox.errors import GlassboxError
-from glassbox.prepare import prepare, split_ids
+from glassbox.prepare import prepare
+from glassbox.text.processed import split_ids
 from glassbox.text.vocab import Vocab
 from helpers import CORPUS_FILES, find_corpus, run_stage, wandb_records
 

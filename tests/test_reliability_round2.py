@@ -412,23 +412,23 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
 )
 def test_an_invalid_config_is_named_key_by_key(override, problem):
     with pytest.raises(GlassboxError) as error:
-        validate(compose_config("train", ["experiment=tiny", override]))
+        validate(compose_config("train", ["experiment=tiny", override]), "train")
     assert problem in str(error.value)
 
 
 def test_every_shipped_experiment_and_model_is_valid():
     for experiment in (CONF_DIR / "experiment").glob("*.yaml"):
-        validate(compose_config("train", [f"experiment={experiment.stem}"]))
+        validate(compose_config("train", [f"experiment={experiment.stem}"]), "train")
     for model in (CONF_DIR / "model").glob("*.yaml"):
-        validate(compose_config("train", ["experiment=tiny", f"model={model.stem}"]))
+        validate(compose_config("train", ["experiment=tiny", f"model={model.stem}"]), "train")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_refused_when_training():
     cfg = compose_config("train", ["experiment=tiny", "train.device=cuda"])
-    validate(cfg)  # a config for a GPU machine may be analysed anywhere
+    validate(cfg, "train")  # a config for a GPU machine may be analysed anywhere
     with pytest.raises(GlassboxError, match="train.device='cuda': this machine has no CUDA GPU"):
-        validate(cfg, training=True)
+        validate(cfg, "train", training=True)
 
 
 @pytest.mark.e2e

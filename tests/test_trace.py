@@ -260,7 +260,7 @@ def test_long_prompt_is_cropped_with_a_notice(tiny_run, capsys):
         (["step=3"], "no snapshot at step 3; the steps it has: 0, 4"),
         (["layer=2"], "layer=2 does not exist"),
         (["head=-1"], "head=-1 does not exist"),
-        (["temperature=-1"], "temperature must be >= 0"),
+        (["temperature=-1"], "temperature=-1: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_input_is_explained(tiny_run, overrides, message):

@@ -2,7 +2,7 @@
 
 A head's output is replaced by its mean over validation windows (or by zeros) while the rest of the
 model runs as trained; the loss on those windows and the probe prompts' next-character probability
-say which heads matter. The experiment is in glassbox/analysis/interventions.py.
+say which heads matter. The experiment is in glassbox/analysis/ablation.py.
 
 Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
        the run) and the experiment's prepared corpus (its validation split; the vocabulary must be the
@@ -21,8 +21,9 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line
-from glassbox.analysis.interventions import AblationSpec, head_ablation
-from glassbox.errors import exits_cleanly
+from glassbox.analysis.ablation import AblationSpec, head_ablation
+from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
 from glassbox.intervening import run_intervention
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshots
@@ -34,12 +35,13 @@ KIND = "ablate"
 
 def ablate(cfg: DictConfig) -> Path:
     """Ablate every head of every chosen snapshot; write the report; return its folder."""
-    paths = pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    settings = validate(cfg, KIND)
+    paths = pick_snapshots(settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint)
     last = load_snapshot(paths[-1])
-    data = TokenData(cfg.paths.processed_dir)
+    data = TokenData(settings.paths.processed_dir)
     check_vocab(last, data.vocab.hash, data.dir)
     vocab = data.vocab
-    spec = AblationSpec.from_config(cfg, data, last.model_args)  # every input checked before anything is written
+    spec = AblationSpec.from_config(settings, data, last.model_args)  # every input checked before anything is written
     experiment = lambda model: head_ablation(model, spec, vocab.itos)
     return run_intervention(cfg, KIND, (paths, last, vocab), spec, experiment)
 

@@ -31,7 +31,8 @@ from tqdm import tqdm
 from glassbox import command_line, fileio
 from glassbox import metric_keys as keys
 from glassbox.analysis.suites import SuiteInputs, run_suites, select_suites
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.errors import GlassboxError
 from glassbox.model import GPT
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.report import explorer

@@ -1,5 +1,9 @@
 """The stages' command lines: the `glassbox-<stage>` commands and `python -m glassbox.<stage>` alike.
 
+Entry points wrap their main function in `exits_cleanly`, so the user sees a `GlassboxError`'s message
+and exit code 2, not a traceback, and a command that stopped before it wrote anything leaves no empty
+directory behind (e.g. no run directory for `make train` to mistake for a run).
+
 Some values are text a person types as it is: a prompt (悟空道), a file of their own (红楼梦.txt,
 "my notes.txt"). Hydra's override grammar accepts only ASCII in unquoted values and gives meaning
 to commas, brackets and `${`, so such values are quoted before Hydra reads the command line.
@@ -7,9 +11,23 @@ to commas, brackets and `${`, so such values are quoted before Hydra reads the c
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from glassbox.errors import EXIT_USER_ERROR, GlassboxError
+from glassbox.fileio import is_bare_hydra_dir
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable)
 
 # Overrides whose value is taken exactly as typed: prompts (trace, sample), the source and target
 # prompts of `make patch`, a prompt file and a text file of your own.
@@ -51,3 +69,38 @@ def run(main: Callable[[], None]) -> None:
     """Run a stage's Hydra `main` on this process's command line, literal values quoted."""
     sys.argv = [quote_literal(arg) for arg in sys.argv]
     main()
+
+
+def exits_cleanly(main: F) -> F:
+    """Turn a `GlassboxError` raised by `main` into its message on stderr and exit code 2.
+
+    In a Hydra multirun the error is re-raised instead: Hydra records it as that job's failure
+    and goes on with the next job, where exiting would end the whole sweep (and the job's
+    directory stays, for the sweep summary to list it as failed).
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except GlassboxError as err:
+            if _in_multirun():
+                log.error("%s", err)
+                raise
+            _remove_bare_output_dir()
+            print(f"\nerror: {err}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _remove_bare_output_dir() -> None:
+    """Remove this command's Hydra directory if it holds only Hydra's own files (.hydra/, the log)."""
+    if HydraConfig.initialized():
+        output_dir = Path(HydraConfig.get().runtime.output_dir)
+        if output_dir.resolve() != Path.cwd().resolve() and is_bare_hydra_dir(output_dir):
+            shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -17,7 +17,8 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line, fileio
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.errors import GlassboxError
 from glassbox.paths import CONF_DIR
 from glassbox.report import explorer
 from glassbox.report.sweep_summary import explorer_page, read_jobs, summarize

@@ -17,7 +17,8 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
 from glassbox.interop.export import export_dir, export_snapshot
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshots, run_of_snapshot
@@ -28,8 +29,11 @@ log = logging.getLogger(__name__)
 
 def export(cfg: DictConfig) -> list[Path]:
     """Export the chosen snapshot(s); return the folders written."""
+    settings = validate(cfg, "export")
     written = []
-    for path in pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint):
+    for path in pick_snapshots(
+        settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint
+    ):
         snapshot = load_snapshot(path)
         dst = export_dir(run_of_snapshot(path), snapshot.step)
         written.append(export_snapshot(snapshot, snapshot.vocab(), dst))

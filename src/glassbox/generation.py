@@ -6,8 +6,8 @@ step to one `Throughput`). With the KV cache the prompt runs once (prefill) and 
 runs only the newest token (decode), as LLM servers run it. Every token is drawn by
 glassbox/sampling.py, the functions the trace shows.
 
-What `make sample` asks for is checked here too (`SampleSettings`, `prompt_texts`,
-`encode_prompts`, `pick_sample_device`), before any snapshot is read.
+What `make sample` asks for beyond its typed config (glassbox/config) is read here too:
+`SampleSettings`, the prompts (`prompt_texts`) and their characters (`encode_prompts`).
 """
 
 from __future__ import annotations
@@ -22,12 +22,8 @@ from torch import Tensor
 
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, Interventions, KVCache
-from glassbox.run import distributed
 from glassbox.sampling import check_sampling, next_token_probs, sample_next
 from glassbox.text.vocab import Vocab
-from glassbox.training.schedule import pick_device
-
-SAMPLERS = ("sample", "greedy")
 
 
 @dataclass(frozen=True)
@@ -266,32 +262,9 @@ class SampleSettings:
     use_cache: bool
 
     @classmethod
-    def checked(
-        cls,
-        sampler: str,
-        num_samples: int,
-        max_new_tokens: int,
-        temperature: float,
-        top_k: int | None,
-        top_p: float | None,
-        seed: int,
-        use_cache: bool,
-    ) -> SampleSettings:
-        if sampler not in SAMPLERS:
-            raise GlassboxError(
-                f"sampler={sampler}: must be one of {', '.join(SAMPLERS)} "
-                "(greedy = always the most likely character, the same as temperature=0)"
-            )
-        if num_samples < 1:
-            raise GlassboxError(f"num_samples={num_samples}: must be >= 1")
-        if max_new_tokens < 0:
-            raise GlassboxError(f"max_new_tokens={max_new_tokens}: must be >= 0")
-        temperature = 0.0 if sampler == "greedy" else temperature
-        try:
-            check_sampling(temperature, top_k, top_p)
-        except ValueError as err:
-            raise GlassboxError(str(err)) from None
-        return cls(num_samples, max_new_tokens, temperature, top_k, top_p, seed, use_cache)
+    def for_sampler(cls, sampler: str, temperature: float, **rest) -> SampleSettings:
+        """`sampler=greedy` is temperature 0, whatever `temperature` says (the config checked every value)."""
+        return cls(temperature=0.0 if sampler == "greedy" else temperature, **rest)
 
     def describe(self) -> str:
         if self.temperature == 0:
@@ -343,16 +316,6 @@ def encode_prompts(texts: list[str], vocab: Vocab) -> list[list[int]]:
             which = f"prompt {number}" if len(texts) > 1 else "the prompt"
             raise GlassboxError(f"{which} ({text[:20]!r}): {err}") from None
     return encoded
-
-
-def pick_sample_device(name: str) -> torch.device:
-    """device=auto|cpu|cuda|mps, refusing one this machine does not have."""
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.mps.is_available(), "auto": True}
-    if name not in available:
-        raise GlassboxError(f"device={name}: must be one of {', '.join(available)}")
-    if not available[name]:
-        raise GlassboxError(f"device={name}: this machine has none; use device=auto or device=cpu")
-    return pick_device(name, distributed.Ranks())
 
 
 def draw_samples(

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import command_line
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
 from glassbox.interop.export import EXPORT_DIR
 from glassbox.interop.hf import import_transformers
 from glassbox.interop.hf_suites import inspect_hf

@@ -1,9 +1,10 @@
 """What the steer, patch and ablate stages share: run one experiment over the chosen snapshots and
 write its report into the run.
 
-Each stage picks its snapshots, checks every input into a spec (before anything is written), and
-hands `run_intervention` the experiment to run on each model. The experiments themselves are in
-analysis/interventions.py, their reports in report/interventions.py.
+Each stage validates its config, picks its snapshots, checks every input into a spec (before anything is
+written), and hands `run_intervention` the experiment to run on each model; here each snapshot is loaded and
+its scalars logged. The experiments themselves are in analysis/steering.py, patching.py and ablation.py,
+their reports in report/interventions.py.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from glassbox import fileio
-from glassbox.analysis.interventions import over_snapshots
 from glassbox.model import GPT
 from glassbox.report import interventions as report
 from glassbox.run.layout import METRICS, interventions_dir, run_of_snapshot
-from glassbox.run.snapshots import Snapshot
+from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot
 from glassbox.run.tracking import Tracker
 from glassbox.text.vocab import Vocab
 
@@ -49,3 +49,17 @@ def run_intervention(
     print(report.summary(results))
     print(f"\nreport: {out_dir / 'report.md'}")
     return out_dir
+
+
+def over_snapshots(
+    paths: list[Path], vocab: Vocab, experiment: Callable[[GPT], dict[str, Any]], tracker: Tracker
+) -> list[dict[str, Any]]:
+    """The experiment on each snapshot in turn, its scalars logged at the snapshot's step: [{"step": N, ...}]."""
+    steps = []
+    for path in paths:
+        snapshot = load_snapshot(path)
+        check_vocab(snapshot, vocab.hash, f"the vocabulary of {paths[-1]}")
+        result = experiment(snapshot.model())
+        tracker.log(result["scalars"], snapshot.step)
+        steps.append({"step": snapshot.step, **result})
+    return steps

@@ -2,7 +2,7 @@
 
 Patching the 道 of 悟空道 ("said") into 修道 ("to cultivate the Way") and watching whether the model
 now expects "：" shows in which blocks the "said" meaning sits at that position. The experiment is in
-glassbox/analysis/interventions.py.
+glassbox/analysis/patching.py.
 
 Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
        the run) and the vocabulary it was trained on.
@@ -20,23 +20,24 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line
-from glassbox.analysis.interventions import PatchSpec, patching
-from glassbox.errors import exits_cleanly
+from glassbox.analysis.patching import PatchSpec, patching
+from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
 from glassbox.intervening import run_intervention
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshots
 from glassbox.run.snapshots import load_snapshot
 
 KIND = "patch"
-# Prompt-valued keys, quoted for Hydra before it parses them, so 悟空道 can be typed as it is.
 
 
 def patch(cfg: DictConfig) -> Path:
     """Patch on every chosen snapshot; write the report; return its folder."""
-    paths = pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    settings = validate(cfg, KIND)
+    paths = pick_snapshots(settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint)
     last = load_snapshot(paths[-1])
     vocab = last.vocab()
-    spec = PatchSpec.from_config(cfg, vocab, last.model_args)  # every input checked before anything is written
+    spec = PatchSpec.from_config(settings, vocab, last.model_args)  # every input checked before anything is written
     experiment = lambda model: patching(model, spec, vocab.itos)
     return run_intervention(cfg, KIND, (paths, last, vocab), spec, experiment)
 

@@ -34,7 +34,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.errors import GlassboxError
 from glassbox.report import explorer
 from glassbox.report.claims import check_settings
 from glassbox.report.plotting import missing_font_notice, png

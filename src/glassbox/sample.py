@@ -25,7 +25,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from glassbox import command_line, fileio, generation
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
+from glassbox.device import resolve_device
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshot
 from glassbox.run.snapshots import load_snapshot
@@ -35,12 +37,15 @@ SEPARATOR = "-" * 40
 
 def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Draw every prompt's samples, print them and the speeds, write samples.json; return what was written."""
-    settings = generation.SampleSettings.checked(
-        cfg.sampler, cfg.num_samples, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed, cfg.use_cache
+    asked = validate(cfg, "sample")
+    settings = generation.SampleSettings.for_sampler(
+        **asked.model_dump(include={"sampler", "num_samples", "max_new_tokens", "temperature", "top_k", "top_p"}),
+        seed=asked.seed,
+        use_cache=asked.use_cache,
     )
-    texts = generation.prompt_texts(cfg.prompt, cfg.prompts, cfg.prompt_file, cfg.corpus.probes.prompts)
-    device = generation.pick_sample_device(cfg.device)
-    path, _ = pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    texts = generation.prompt_texts(asked.prompt, asked.prompts, asked.prompt_file, cfg.corpus.probes.prompts)
+    device = resolve_device(asked.device)
+    path, _ = pick_snapshot(asked.paths.output_dir, asked.name, asked.run, asked.step, asked.checkpoint)
     snapshot = load_snapshot(path)
     vocab = snapshot.vocab()
     encoded = generation.encode_prompts(texts, vocab)
@@ -69,7 +74,7 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "snapshot": str(path),
         "step": snapshot.step,
         "device": str(device),
-        "settings": {**vars(settings), "sampler": cfg.sampler},
+        "settings": {**vars(settings), "sampler": asked.sampler},
         "prompts": results,
         "speed": speed.as_dict(),
     }

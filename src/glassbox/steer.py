@@ -3,7 +3,7 @@
 The direction at a layer is the mean hidden state of the prompts with a property (corpus.steering.positive)
 minus that of the prompts without it (negative); α · direction is added while the model reads the held-out
 prompts, and the report says how P(targets) moves, against random directions of the same norm.
-glassbox/analysis/interventions.py holds the experiment.
+glassbox/analysis/steering.py holds the experiment.
 
 Reads  a snapshot (the latest run's last one, or run= / step= / checkpoint=; step=all: every snapshot of
        the run) and the vocabulary it was trained on.
@@ -21,8 +21,9 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line
-from glassbox.analysis.interventions import SteeringSpec, steering
-from glassbox.errors import exits_cleanly
+from glassbox.analysis.steering import SteeringSpec, steering
+from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
 from glassbox.intervening import run_intervention
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshots
@@ -33,10 +34,11 @@ KIND = "steer"
 
 def steer(cfg: DictConfig) -> Path:
     """Steer every chosen snapshot; write the report; return its folder."""
-    paths = pick_snapshots(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    settings = validate(cfg, KIND)
+    paths = pick_snapshots(settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint)
     last = load_snapshot(paths[-1])
     vocab = last.vocab()
-    spec = SteeringSpec.from_config(cfg, vocab, last.model_args)  # every input checked before anything is written
+    spec = SteeringSpec.from_config(settings, vocab, last.model_args)  # every input checked before anything is written
     experiment = lambda model: steering(model, spec, vocab.itos)
     return run_intervention(cfg, KIND, (paths, last, vocab), spec, experiment)
 

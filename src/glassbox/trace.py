@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 
 from glassbox import command_line
 from glassbox.analysis.trace import build_trace, check_choices, check_prompt_given, crop_prompt
-from glassbox.errors import exits_cleanly
+from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
 from glassbox.paths import CONF_DIR
 from glassbox.report.trace_text import STAGES, format_snapshot, show
 from glassbox.run.layout import pick_snapshot
@@ -28,29 +29,24 @@ from glassbox.run.snapshots import load_snapshot
 
 def trace(cfg: DictConfig) -> dict[str, Any]:
     """Load the snapshot, compute every stage, show them; return the stages' data."""
-    check_prompt_given(cfg.prompt, cfg.corpus.name)
-    path, steps = pick_snapshot(cfg.paths.output_dir, cfg.name, cfg.run, cfg.step, cfg.checkpoint)
+    asked = validate(cfg, "trace")
+    check_prompt_given(asked.prompt, asked.corpus.name)
+    path, steps = pick_snapshot(asked.paths.output_dir, asked.name, asked.run, asked.step, asked.checkpoint)
     snapshot = load_snapshot(path)
     snapshot.check_finite()  # a diverged model's probabilities are nan: nothing to trace
     model = snapshot.model()
     vocab = snapshot.vocab()
-    prompt, crop_notice = crop_prompt(cfg.prompt, model.config.block_size)
-    check_choices(model.config, cfg.layer, cfg.head, cfg.gen_tokens)
+    prompt, crop_notice = crop_prompt(asked.prompt, model.config.block_size)
+    check_choices(model.config, asked.layer, asked.head)
     stages = build_trace(
         model,
         vocab,
         prompt,
-        temperature=cfg.temperature,
-        top_k=cfg.top_k,
-        top_p=cfg.top_p,
-        gen_tokens=cfg.gen_tokens,
-        layer=cfg.layer,
-        head=cfg.head,
-        sample_seed=cfg.sample_seed,
+        **asked.model_dump(include={"temperature", "top_k", "top_p", "gen_tokens", "layer", "head", "sample_seed"}),
     )
     sections = [("Snapshot", format_snapshot(path, snapshot, model, vocab, steps, crop_notice))]
     sections += [(title, fmt(stages)) for title, fmt in STAGES]
-    show(sections, interactive=sys.stdin.isatty() and not cfg.auto)
+    show(sections, interactive=sys.stdin.isatty() and not asked.auto)
     return stages
 
 

@@ -19,8 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from glassbox import command_line
+from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
-from glassbox.errors import exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed
 from glassbox.run.resume import Interrupted
@@ -29,7 +29,7 @@ from glassbox.training.loop import Trainer
 
 def train(cfg: DictConfig, run_dir: Path) -> Path:
     """Train in a new run at `run_dir`, or continue an interrupted run (train.resume); return the run's directory."""
-    validate(cfg, training=True)  # before anything is read or written: a bad config leaves no run behind
+    validate(cfg, "train", training=True)  # before anything is read or written: a bad config leaves no run behind
     return Trainer(cfg, run_dir).train()
 
 

@@ -56,12 +56,10 @@ def check_prompt_given(prompt: Any, corpus: str) -> None:
         )
 
 
-def check_choices(config: GPTConfig, layer: int, head: int, gen_tokens: int) -> None:
-    """The attention pattern shown is one this model has, and gen_tokens a count."""
+def check_choices(config: GPTConfig, layer: int, head: int) -> None:
+    """The attention pattern shown is one this model has (the config cannot know: it needs the snapshot)."""
     check_choice("layer", layer, config.n_layer)
     check_choice("head", head, config.n_head)
-    if gen_tokens < 0:
-        raise GlassboxError(f"gen_tokens={gen_tokens}: give how many characters to generate (0 or more)")
 
 
 def check_choice(name: str, value: int, count: int) -> None:

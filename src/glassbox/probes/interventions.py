@@ -1,6 +1,6 @@
 """The numbers of intervention experiments: steering directions, their chance control, and how
 much a next-token distribution moved. Tensors in, tensors or numbers out; running the model is
-the caller's (glassbox/analysis/interventions.py).
+the caller's (glassbox/analysis/steering.py, patching.py, ablation.py).
 """
 
 from __future__ import annotations

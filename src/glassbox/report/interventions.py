@@ -3,7 +3,7 @@
 Each works on the stage's results (plain data, as in results.json):
 
     {"kind": steer | patch | ablate, "run_dir": ..., "settings": the spec, as plain data,
-     "steps": [{"step": N, ...what glassbox.analysis.interventions returned for that snapshot}]}
+     "steps": [{"step": N, ...what glassbox.analysis.steering, patching or ablation returned for that snapshot}]}
 
 With one snapshot the report describes it; with several (step=all) it starts with a table over
 training, then describes the last one.

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
+from glassbox.device import resolve_device
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig
 from glassbox.probes.embeddings import row_norms, with_most_frequent
@@ -36,7 +37,7 @@ from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resum
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot, save_weights
 from glassbox.run.tracking import Launch, Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.tokens import TokenData
-from glassbox.training.schedule import autocast_for, lr_at, pick_device, snapshot_steps
+from glassbox.training.schedule import autocast_for, lr_at, snapshot_steps
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,8 @@ def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> floa
     return total / len(batches)
 
 
-class Throughput:
-    """Tokens per second over the training steps since the last reading (snapshots excluded)."""
+class TrainingSpeed:
+    """Training tokens per second over the steps since the last reading (snapshots excluded)."""
 
     def __init__(self, tokens_per_step: int, device: torch.device) -> None:
         self.tokens_per_step = tokens_per_step
@@ -81,7 +82,7 @@ class Trainer:
     def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
         self.cfg, self.tc = cfg, cfg.train
         self.ranks = distributed.current()
-        self.device = pick_device(self.tc.device, self.ranks)
+        self.device = resolve_device(self.tc.device, self.ranks)
         self.autocast = autocast_for(self.device, self.tc.dtype)
         torch.manual_seed(cfg.seed)
         self.data = TokenData(cfg.paths.processed_dir)
@@ -106,7 +107,7 @@ class Trainer:
             snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until, self.tc.snapshots.every)
         )
         tokens_per_step = self.tc.batch_size * cfg.model.block_size * self.tc.grad_accum_steps * self.ranks.world_size
-        self.throughput = Throughput(tokens_per_step, self.device)
+        self.training_speed = TrainingSpeed(tokens_per_step, self.device)
         self.projector_steps = {*cfg.wandb.projector.steps, self.tc.max_iters}
         self.tracker = Tracker(
             OmegaConf.merge(cfg, {"wandb": {"mode": mode}}),
@@ -200,7 +201,7 @@ class Trainer:
             dynamic_ncols=True,
             disable=not is_main,
         ) as bar:
-            self.throughput.reset()
+            self.training_speed.reset()
             for step in range(self.run.step, tc.max_iters + 1):
                 if step in self.snapshots and step != last_snapshot:
                     self._check_finite(step)  # before anything of the step is logged or saved; every rank stops
@@ -208,7 +209,7 @@ class Trainer:
                     self._measure(step)
                     self._save(step)
                     last_snapshot = step
-                    self.throughput.reset()  # keep snapshot time out of tokens/s
+                    self.training_speed.reset()  # keep snapshot time out of tokens/s
                 if step == tc.max_iters:
                     break
                 if distributed.any_rank(stop.requested, self.device):
@@ -253,7 +254,7 @@ class Trainer:
         state.optimizer.zero_grad(set_to_none=True)
         window = tc.log_every - 1  # the losses loss/train averages at the next snapshot
         state.recent_losses = [*state.recent_losses[-window:], loss_value] if window else [loss_value]
-        self.throughput.steps += 1
+        self.training_speed.steps += 1
         return loss_value, lr
 
     def _check_finite(self, step: int) -> None:
@@ -288,7 +289,7 @@ class Trainer:
     def _measure(self, step: int) -> None:
         """Validation loss and every emergence metric at a snapshot step, to metrics.jsonl and W&B."""
         record = {
-            keys.TOKENS: step * self.throughput.tokens_per_step,
+            keys.TOKENS: step * self.training_speed.tokens_per_step,
             keys.LR: lr_at(step, self.tc),
             keys.LOSS_VAL: mean_loss(self.state.model, self.val_batches, self.device, self.autocast),
         }
@@ -340,7 +341,7 @@ class Trainer:
             )
 
     def _log_progress(self, step: int, loss: float, lr: float, bar: tqdm) -> None:
-        tokens_per_sec = self.throughput.read()
+        tokens_per_sec = self.training_speed.read()
         progress = {keys.LOSS_TRAIN_BATCH: loss, keys.LR: lr, keys.TOKENS_PER_SEC: tokens_per_sec}
         self.progress_log.append({"step": step, **progress})
         self.tracker.log_media(progress, step)

@@ -1,4 +1,4 @@
-"""When things happen in training, and on what: the learning rate, the snapshot steps, the device."""
+"""When things happen in training, and in what precision: the learning rate, the snapshot steps, autocast."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from contextlib import nullcontext
 
 import torch
 from omegaconf import DictConfig
-
-from glassbox.run import distributed
 
 
 def lr_at(step: int, tc: DictConfig) -> float:
@@ -34,15 +32,6 @@ def snapshot_steps(max_iters: int, log_spaced_until: int, every: int) -> list[in
     if every > 0:
         steps.update(range(every, max_iters + 1, every))
     return sorted(steps)
-
-
-def pick_device(name: str, ranks: distributed.Ranks) -> torch.device:
-    """auto: cuda > mps > cpu. Each rank of a multi-GPU job takes its own GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "mps" if torch.mps.is_available() else "cpu"
-    if name == "cuda" and ranks.distributed:
-        return torch.device("cuda", ranks.local_rank)
-    return torch.device(name)
 
 
 def autocast_for(device: torch.device, dtype: str):

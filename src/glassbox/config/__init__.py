@@ -1,0 +1,112 @@
+"""What a valid configuration is: every key the stages read, its type and its range, checked before anything runs.
+
+Hydra composes the config from conf/; the pydantic models of config/groups.py (one per config group) and
+config/stages.py (one per stage: its own keys beside the groups) say which composed configs make sense. A bad
+override (`train.batch_size=0`, `alphas=[1,a]`, `model.n_embd=33` with two heads) then stops the command with
+one message that lists every problem, before any run directory, `latest` link or W&B run exists, instead of a
+traceback from deep inside a stage.
+
+Two ways in:
+- `CheckConfig`, a Hydra callback (conf/hydra/default.yaml), validates a command's config against the schema
+  of its stage, the one named like the command's config file (Hydra's job.config_name: `steer` for
+  conf/steer.yaml), before Hydra creates the command's directory, and checks that directory can be created.
+- `validate(cfg, stage)`, called by a stage, returns the typed config the stage reads; `training=True` (the
+  train stage, sweep jobs included) adds what only training needs: the device asked for exists on this machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from pydantic import ValidationError
+
+from glassbox.config.stages import STAGES, Stage
+from glassbox.errors import EXIT_USER_ERROR, GlassboxError
+from glassbox.fileio import explain_write_errors
+
+
+def validate(cfg: DictConfig, stage: str, *, training: bool = False) -> Stage:
+    """`cfg` as the typed config of `stage` (a key of config.stages.STAGES), or a GlassboxError listing every
+    key that is missing, of the wrong type or out of range.
+
+    `training` adds the checks of the machine: the device asked for must exist.
+    """
+    try:  # Hydra's own node is Hydra's to check, and resolves only inside a running job
+        data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    except OmegaConfBaseException as err:
+        raise GlassboxError(f"the config does not resolve: {err}") from None
+    try:
+        return STAGES[stage].model_validate(data, context={"training": training})
+    except ValidationError as err:
+        problems = "\n".join(f"  {_problem(e)}" for e in err.errors())
+        raise GlassboxError(
+            f"the config is not valid, so nothing was run:\n{problems}\n"
+            "Fix these overrides (or the config files they come from)."
+        ) from None
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One line of the message: `train.batch_size=0: Input should be greater than 0`."""
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    if isinstance(error["input"], dict):  # a whole group's rule (e.g. model: n_embd divisible by n_head)
+        return f"{key}: {message}"
+    return f"{key}={error['input']!r}: {message}"
+
+
+def check_writable(directory: Path) -> None:
+    """Raise a GlassboxError unless a folder can be created in `directory` (made first if need be)."""
+    with explain_write_errors(directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(dir=directory, prefix=".write-test-")).rmdir()
+
+
+class CheckConfig(Callback):
+    """Hydra callback: a run's config, or every job's config of a sweep, is valid and the directory's parent
+    writable, before Hydra makes the directory."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            validate(config, config.hydra.job.config_name)
+            check_writable(Path(config.hydra.run.dir).parent)
+        except GlassboxError as err:
+            print(f"\nerror: {err}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """`seed=1,x` stops here with the bad job named, instead of a sweep directory of failed jobs."""
+        jobs = sweep_jobs(config)
+        loader = GlobalHydra.instance().config_loader()
+        try:
+            for number, overrides in enumerate(jobs):
+                try:
+                    validate(loader.load_sweep_config(config, overrides), config.hydra.job.config_name)
+                except GlassboxError as err:
+                    raise GlassboxError(f"job {number} of {len(jobs)} ({' '.join(overrides)}): {err}") from None
+            check_writable(Path(config.hydra.sweep.dir).parent)
+        except GlassboxError as err:
+            print(f"\nerror: {err}", file=sys.stderr)
+            sys.exit(EXIT_USER_ERROR)
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper will expand them (none for another sweeper, e.g. Optuna's:
+    its jobs are known only while it runs)."""
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return []
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader()).parse_overrides(arguments)
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return jobs

@@ -1,0 +1,183 @@
+"""The config groups (conf/<group>/): each one's keys, their types and ranges.
+
+Types are strict: `train.max_iters=abc` or `=1e3` is refused, not guessed at. Groups whose keys other parts own
+(the corpus's probes and reference figures, the analysis settings) are checked for the keys the code relies on
+and may hold more; which keys `model` may hold is for `GPTConfig` to say.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import torch
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from glassbox.model import GPTConfig
+
+Fraction = Annotated[float, Field(ge=0, lt=1)]  # dropout, Adam's betas
+OpenFraction = Annotated[float, Field(gt=0, lt=1)]  # a share of the text that cannot be all or nothing
+
+
+class Group(BaseModel):
+    """A config group: strict types, and keys beyond the declared ones allowed (owned elsewhere)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class Paths(Group):
+    root_dir: str
+    data_dir: str
+    raw_dir: str
+    processed_dir: str
+    output_dir: str
+
+
+class Normalize(Group):
+    newlines: bool
+    strip_indent: bool
+    nfkc: bool
+
+
+class Corpus(Group):
+    """A shipped corpus names its cache `file` (and a url and sha256); a text of your own names its `path`."""
+
+    name: str
+    file: str | None = None
+    path: str | None = None
+    encoding: str
+    normalize: Normalize
+    val_fraction: OpenFraction
+
+
+class Model(Group):
+    """The sizes must be positive; the rest GPTConfig checks itself (which keys exist, n_embd divisible by
+    n_head, the variants), so those rules keep one owner."""
+
+    n_layer: PositiveInt
+    n_head: PositiveInt
+    n_embd: PositiveInt
+    block_size: PositiveInt
+    dropout: Fraction
+    bias: bool
+
+    @model_validator(mode="after")
+    def builds_a_gpt(self) -> Model:
+        try:
+            GPTConfig(vocab_size=1, **self.model_dump())
+        except TypeError as err:  # a key GPTConfig does not have
+            raise ValueError(str(err).replace("GPTConfig.__init__()", "the model")) from None
+        return self  # GPTConfig's ValueError becomes this group's message as it is
+
+
+class Snapshots(Group):
+    log_spaced_until: NonNegativeInt
+    every: NonNegativeInt  # 0: only the log-spaced steps and the last
+
+
+class Train(Group):
+    max_iters: NonNegativeInt
+    batch_size: PositiveInt
+    grad_accum_steps: PositiveInt
+    learning_rate: PositiveFloat
+    min_lr: NonNegativeFloat
+    warmup_iters: NonNegativeInt
+    lr_decay_iters: NonNegativeInt
+    weight_decay: NonNegativeFloat
+    beta1: Fraction
+    beta2: Fraction
+    grad_clip: NonNegativeFloat  # 0 disables clipping
+    eval_iters: PositiveInt
+    device: str
+    dtype: Literal["auto", "float32", "bfloat16", "float16"]
+    compile: bool
+    log_every: PositiveInt
+    snapshots: Snapshots
+    resume: str
+
+    @field_validator("device")
+    @classmethod
+    def device_exists(cls, device: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+            raise ValueError("expected auto, cpu, cuda, cuda:<index> or mps")
+        if not (info.context or {}).get("training"):
+            return device  # other stages do not train: a config for a GPU machine is fine to analyse anywhere
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"this machine has no CUDA GPU that torch {torch.__version__} can use: use train.device=auto (or cpu)"
+            )
+        if device.startswith("cuda:") and int(device[5:]) >= torch.cuda.device_count():
+            raise ValueError(f"this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
+        if device == "mps" and not torch.backends.mps.is_available():
+            raise ValueError("this machine has no Apple GPU (MPS) that torch can use: use train.device=auto (or cpu)")
+        return device
+
+    @field_validator("dtype")
+    @classmethod
+    def dtype_trains(cls, dtype: str) -> str:
+        # float16 would need loss scaling (a GradScaler) not to underflow; bfloat16 has float32's range and
+        # needs none. Refused rather than silently trained in float32.
+        if dtype == "float16":
+            raise ValueError(
+                "float16 is not supported (it needs loss scaling, which glassbox does not do): use "
+                "bfloat16 on a GPU that has it (train.dtype=auto picks it on CUDA) or float32"
+            )
+        return dtype
+
+
+class Chance(Group):
+    n_pairs: PositiveInt
+    top_k_frequent: PositiveInt
+    n_bands: PositiveInt
+    min_count: NonNegativeInt
+    n_permutations: PositiveInt
+    seed: int
+
+
+class Predictions(Group):
+    temperature: NonNegativeFloat  # 0: greedy
+    top_k: PositiveInt | None
+    gen_tokens: NonNegativeInt
+    seed: int
+
+
+class ProbeBatch(Group):
+    n_sequences: PositiveInt
+
+
+class Analysis(Group):
+    at_snapshots: bool
+    chance: Chance
+    probe_batch: ProbeBatch
+    suites: list[str]
+    neighbours_k: PositiveInt
+    predictions: Predictions
+    logit_lens_k: PositiveInt
+
+
+class Claims(Group):
+    """How the report words a claim (conf/analysis/default.yaml says what each means)."""
+
+    z_min: PositiveFloat
+    p_max: Annotated[float, Field(gt=0, le=1)]
+    early_drift: Annotated[float, Field(ge=0, le=1)]  # a share of the run's steps
+
+
+class Wandb(Group):
+    mode: Literal["online", "offline", "disabled"] | None  # None: WANDB_MODE, W&B's settings, else offline
+    project: str
+    entity: str | None
+    group: str
+    tags: list[str]
+    init_timeout: PositiveFloat  # seconds an online run waits for the server before it logs offline

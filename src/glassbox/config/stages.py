@@ -1,0 +1,213 @@
+"""Each stage's own keys (conf/<stage>.yaml), beside the groups every stage composes.
+
+`STAGES` maps a stage's config name to its schema; `glassbox.config.validate` returns the schema's typed
+config, which the stage hands on section by section. What needs the vocabulary or a snapshot (a prompt's
+characters, a layer the model has, a position both prompts have) is checked where those are read.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+
+from glassbox import hooks
+from glassbox.config.groups import Analysis, Claims, Corpus, Group, Model, Paths, Train, Wandb
+
+TopP = Annotated[float, Field(gt=0, le=1)]  # the nucleus: a share of the probability, (0, 1]
+
+
+def _as_list(value: Any) -> Any:
+    """A single value given where a list is read becomes a list of one (None: an empty list)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _residual_point(point: Any) -> Any:
+    if point not in hooks.RESIDUAL_WIDTH:
+        raise ValueError(
+            f"not a hook point a vector can be added to or patched into; choose one of "
+            f"{', '.join(hooks.RESIDUAL_WIDTH)} (each block's [batch, position, n_embd])"
+        )
+    return point
+
+
+def _layers(value: Any) -> Any:
+    """all, one block index or a list of them (whether the model has them is checked against the snapshot)."""
+    if value == "all":
+        return value
+    layers = _as_list(value)
+    if not layers or any(isinstance(layer, bool) or not isinstance(layer, int) for layer in layers):
+        raise ValueError("give all, a block index or a list of them, e.g. layer=[0,1]")
+    return layers
+
+
+def _alphas(value: Any) -> list[float]:
+    alphas = _as_list(value)
+    bad = [a for a in alphas if isinstance(a, bool) or not isinstance(a, (int, float)) or not math.isfinite(a)]
+    if bad or not alphas:
+        raise ValueError(
+            "every strength α must be a number (the multiple of the direction added), e.g. alphas=[-4,-2,2,4]"
+        )
+    return [float(a) for a in alphas]
+
+
+def _characters(value: Any) -> list[str]:
+    chars = [str(c) for c in _as_list(value)]
+    if not chars or any(len(c) != 1 for c in chars):
+        raise ValueError("give one or more single characters, e.g. ['：']")
+    return chars
+
+
+Text = Annotated[str, BeforeValidator(str)]  # a prompt is text, whatever Hydra parsed it as
+Texts = Annotated[list[Text], BeforeValidator(_as_list)]
+Point = Annotated[str, BeforeValidator(_residual_point)]
+Layers = Annotated[Literal["all"] | list[int], BeforeValidator(_layers)]
+Alphas = Annotated[list[float], BeforeValidator(_alphas)]
+Characters = Annotated[list[str], BeforeValidator(_characters)]
+Step = int | None  # which snapshot; None: the last one
+Steps = int | Literal["all"] | None  # all: every snapshot of the run
+
+
+class Stage(Group):
+    """What every stage composes (conf/common.yaml)."""
+
+    name: str
+    seed: int
+    paths: Paths
+    corpus: Corpus
+    model: Model
+    train: Train
+    analysis: Analysis
+    wandb: Wandb
+
+
+class OneSnapshot(Stage):
+    step: Step
+    run: str | None
+    checkpoint: str | None
+
+
+class Snapshots(Stage):
+    step: Steps
+    run: str | None
+    checkpoint: str | None
+
+
+class Prepare(Stage):
+    pass
+
+
+class TrainStage(Stage):
+    pass
+
+
+class AnalysisWithClaims(Analysis):
+    claims: Claims
+
+
+class Analyze(Stage):
+    run: str | None
+    analysis: AnalysisWithClaims
+
+
+class Explore(Stage):
+    run: str | None
+    sweep: str | None
+
+
+class Export(Snapshots):
+    pass
+
+
+class HfModel(Group):
+    path: str | None  # None: the stage says a folder is needed
+    device: str
+    add_special_tokens: bool
+
+
+class InspectHf(Stage):
+    hf: HfModel
+
+
+class Sample(OneSnapshot):
+    prompt: Text | None
+    prompts: list[Text] | str | None  # a single value is a mistake the stage explains
+    prompt_file: str | None
+    num_samples: PositiveInt
+    max_new_tokens: NonNegativeInt
+    sampler: Literal["sample", "greedy"]  # greedy: the most likely character, as temperature=0
+    temperature: NonNegativeFloat  # 0: greedy
+    top_k: PositiveInt | None
+    top_p: TopP | None
+    use_cache: bool
+    device: Literal["auto", "cpu", "cuda", "mps"]
+
+
+class Trace(OneSnapshot):
+    prompt: Text | None
+    gen_tokens: NonNegativeInt
+    temperature: NonNegativeFloat
+    top_k: PositiveInt | None
+    top_p: TopP | None
+    auto: bool
+    layer: int  # whether the model has this layer and head is checked against the snapshot
+    head: int
+    sample_seed: int
+
+
+class Steering(Group):
+    """corpus.steering: the prompts with and without the property, those it is measured on, its characters."""
+
+    positive: Texts
+    negative: Texts
+    held_out: Texts
+    targets: Characters
+
+
+class SteeringCorpus(Corpus):
+    steering: Steering
+
+
+class Steer(Snapshots):
+    corpus: SteeringCorpus
+    point: Point
+    layer: Layers
+    alphas: Alphas
+    n_random: Annotated[int, Field(ge=2)]
+    seed: NonNegativeInt
+    gen_tokens: NonNegativeInt
+    temperature: NonNegativeFloat  # of the continuations; 0: greedy
+    z_min: float
+
+
+class Patch(Snapshots):
+    source: Text
+    target: Text
+    point: Point
+    layer: Layers
+    position: int  # whether both prompts have it is checked once they are encoded
+
+
+class Ablate(Snapshots):
+    mode: Literal["mean", "zero"]  # mean: a head's output replaced by its mean over the validation windows
+    n_sequences: PositiveInt
+    seed: NonNegativeInt
+    prompts: Texts
+
+
+STAGES: dict[str, type[Stage]] = {
+    "prepare": Prepare,
+    "train": TrainStage,
+    "analyze": Analyze,
+    "explore": Explore,
+    "export": Export,
+    "inspect_hf": InspectHf,
+    "sample": Sample,
+    "trace": Trace,
+    "steer": Steer,
+    "patch": Patch,
+    "ablate": Ablate,
+}
