@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from glassbox.report.claims import (
+from glassbox.analysis.claims import (
     DID_NOT,
     HELD,
     LEVEL,

@@ -17,10 +17,11 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line, fileio
+from glassbox.analysis.sweeps import read_jobs, summarize
 from glassbox.errors import GlassboxError, exits_cleanly
 from glassbox.paths import CONF_DIR
 from glassbox.report import explorer
-from glassbox.report.sweep_summary import explorer_page, read_jobs, summarize
+from glassbox.report.sweep_summary import explorer_page
 from glassbox.run.layout import REPORT_DIR, resolve_run_dir
 
 

@@ -10,17 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from glassbox import metric_keys as keys
+from glassbox.analysis.claims import GROUP_CLAIM, HELD, MOVING_APART, NO_ASSOCIATION, NO_DIRECTION, Claim, claim_list
 from glassbox.model import NORM_NAMES, GPTConfig
-from glassbox.report.claims import (
-    GROUP_CLAIM,
-    HELD,
-    MOVING_APART,
-    NO_ASSOCIATION,
-    NO_DIRECTION,
-    Claim,
-    claim_list,
-    claim_sentence,
-)
+from glassbox.report.claims import claim_sentence
 from glassbox.report.figures import FIGURE_CAPTIONS
 from glassbox.report.markdown import escape, num, p_text, quoted, table, visible_char
 from glassbox.report.plotting import missing_font_notice
