@@ -23,7 +23,7 @@ is shown, never used to judge: drift of all frequent characters fools it (see pr
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from glassbox import metric_keys as keys
@@ -141,9 +141,54 @@ def claim_list(pairs: list[dict[str, Any]], groups: dict[str, list[str]], measur
     return [claim for claim in result if claim.value_key in measured and claim.measured_in(measured)]
 
 
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim judged over a run's snapshots (`judge`): its numbers at the last one, its verdict, and
+    when it first held. Test-specific parts: differs (a pair with no expected direction: whether it
+    differs from chance), change (moving apart: the cosine's change since step 0), and for no
+    association the within pairs it must stay under, the step it is judged from and where it broke."""
+
+    claim: str
+    label: str
+    test: str
+    a: str | None
+    b: str | None
+    kind: str
+    expect: str
+    step: int
+    initial: float | None
+    value: float
+    z: float | None
+    zf: float
+    p: float
+    p_floor: float | None
+    verdict: str
+    first_held: int | None
+    stayed: bool
+    differs: bool | None = None
+    change: float | None = None
+    below: tuple[str, ...] = ()
+    judged_from: int | None = None
+    broke: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The claim as analysis.json keeps it: the test-specific keys only for their test."""
+        result = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TEST_SPECIFIC}
+        if self.expect == "none":
+            result["differs"] = self.differs
+        if self.test == MOVING_APART:
+            result["change"] = self.change
+        if self.test == NO_ASSOCIATION:
+            result |= {"below": list(self.below), "judged_from": self.judged_from, "broke": self.broke}
+        return result
+
+
+_TEST_SPECIFIC = ("differs", "change", "below", "judged_from", "broke")
+
+
 def judge(
     claim: Claim, rows: list[dict[str, Any]], settings: dict[str, float], chance: dict[str, int] | None
-) -> dict[str, Any]:
+) -> ClaimResult:
     """One claim over a run's snapshots (rows: {"step": s, key: value}, in step order), judged at the last.
 
     settings: analysis.claims (z_min, p_max, early_drift); chance: analysis.chance, for the p-value's
@@ -157,40 +202,41 @@ def judge(
     judged = [(row["step"], claim.at(row, z_min, p_max)) for row in measured]
     final = measured[-1]
     first_held = next((step for step, v in judged if v == HELD), None)
-    result = {
-        "claim": claim.name,
-        "label": GROUP_CLAIM if claim.a is None else f"{claim.a}–{claim.b}",
-        "test": claim.test,
-        "a": claim.a,
-        "b": claim.b,
-        "kind": claim.kind,
-        "expect": claim.expect,
-        "step": final["step"],
-        "initial": rows[0].get(claim.value_key),
-        "value": final[claim.value_key],
-        "z": final[claim.z_key] if claim.z_key else None,
-        "zf": final[claim.zf_key],
-        "p": final[claim.p_key],
-        "p_floor": 1 / (chance[claim.p_null] + 1) if chance else None,
-        "verdict": judged[-1][1],
-        "first_held": first_held,
-        "stayed": first_held is not None and all(v == HELD for step, v in judged if step >= first_held),
-    }
+    result = ClaimResult(
+        claim=claim.name,
+        label=GROUP_CLAIM if claim.a is None else f"{claim.a}–{claim.b}",
+        test=claim.test,
+        a=claim.a,
+        b=claim.b,
+        kind=claim.kind,
+        expect=claim.expect,
+        step=final["step"],
+        initial=rows[0].get(claim.value_key),
+        value=final[claim.value_key],
+        z=final[claim.z_key] if claim.z_key else None,
+        zf=final[claim.zf_key],
+        p=final[claim.p_key],
+        p_floor=1 / (chance[claim.p_null] + 1) if chance else None,
+        verdict=judged[-1][1],
+        first_held=first_held,
+        stayed=first_held is not None and all(v == HELD for step, v in judged if step >= first_held),
+    )
     if claim.expect == "none":
-        result["differs"] = differs_from_chance(result["zf"], result["p"], z_min, p_max)
+        result = replace(result, differs=differs_from_chance(result.zf, result.p, z_min, p_max))
     if claim.test == MOVING_APART:
-        result["change"] = final[keys.pair("dcos", claim.name)]
+        result = replace(result, change=final[keys.pair("dcos", claim.name)])
     if claim.test == NO_ASSOCIATION:  # judged at every snapshot after the early drift, the last included
         settled = [
             (row, v) for row, (_, v) in zip(measured, judged) if row["step"] >= settings["early_drift"] * final["step"]
         ]
         broken = next((row for row, v in settled if v != HELD), None)
-        result |= {
-            "below": list(claim.below),
-            "judged_from": settled[0][0]["step"],
-            "verdict": HELD if broken is None else DID_NOT,
-            "broke": None if broken is None else _why_not_apart(claim, broken, z_min),
-        }
+        result = replace(
+            result,
+            below=claim.below,
+            judged_from=settled[0][0]["step"],
+            verdict=HELD if broken is None else DID_NOT,
+            broke=None if broken is None else _why_not_apart(claim, broken, z_min),
+        )
     return result
 
 
@@ -217,6 +263,6 @@ def claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     rows = [{"step": s["step"], **s["scalars"]} for s in snapshots]
     probes = analysis["probes"]
     return [
-        judge(claim, rows, analysis["thresholds"], analysis.get("chance"))
+        judge(claim, rows, analysis["thresholds"], analysis.get("chance")).as_dict()
         for claim in claim_list(probes["pairs"], probes["groups"], rows[-1])
     ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from glassbox import metric_keys as keys
-from glassbox.analysis.claims import HELD, MOVING_APART, NO_ASSOCIATION, claim_list, judge
+from glassbox.analysis.claims import HELD, MOVING_APART, NO_ASSOCIATION, ClaimResult, claim_list, judge
 from glassbox.analysis.sweeps import SEED, Job, mean_sd, over_steps, read_jobs, sweep_axes
 from glassbox.errors import GlassboxError
 from glassbox.run.layout import read_run_state
@@ -92,7 +92,7 @@ def summarize_replicate(
     result = []
     for claim in claims:
         judged = [judge(claim, run.rows, settings, chance) for run in complete]
-        n_held = sum(j["verdict"] == HELD for j in judged)
+        n_held = sum(j.verdict == HELD for j in judged)
         entry = {
             "claim": claim.name,
             "test": claim.test,
@@ -103,8 +103,8 @@ def summarize_replicate(
             "n_seeds": len(judged),
             "n_held": n_held,
             "over_seeds": seeds_phrase(n_held, len(judged)),
-            "zf": mean_sd([j["zf"] for j in judged]),
-            "value": mean_sd([j["value"] for j in judged]),
+            "zf": mean_sd([j.zf for j in judged]),
+            "value": mean_sd([j.value for j in judged]),
             "article": articles.get(claim.name, {}) if claim.a is not None else {},
             "seeds": [_seed_entry(run, j) for run, j in zip(complete, judged)],
             "curve": over_steps(
@@ -112,11 +112,11 @@ def summarize_replicate(
             ),
         }
         if claim.expect == "none":
-            n_differ = sum(j["differs"] for j in judged)
+            n_differ = sum(j.differs for j in judged)
             entry["n_differs"] = n_differ
             entry["over_seeds"] = seeds_phrase(n_differ, len(judged), "differs from chance")
         if claim.test == MOVING_APART:
-            entry["change"] = mean_sd([j["change"] for j in judged])
+            entry["change"] = mean_sd([j.change for j in judged])
         result.append(entry)
     steps = sorted({run.rows[-1]["step"] for run in complete})
     losses = [run.rows[-1][keys.LOSS_VAL] for run in complete]
@@ -140,15 +140,15 @@ def summarize_replicate(
     }
 
 
-def _seed_entry(run: SeedRun, judged: dict[str, Any]) -> dict[str, Any]:
+def _seed_entry(run: SeedRun, judged: ClaimResult) -> dict[str, Any]:
     """One seed's verdict of a claim and the numbers behind it; for "no association", where it failed."""
     entry = {
         "seed": run.seed,
         "job": run.job,
-        **{key: judged[key] for key in ("verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")},
+        **{key: getattr(judged, key) for key in ("verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")},
     }
-    if judged["test"] == NO_ASSOCIATION:
-        entry["broke_at"] = None if judged["broke"] is None else judged["broke"]["step"]
+    if judged.test == NO_ASSOCIATION:
+        entry["broke_at"] = None if judged.broke is None else judged.broke["step"]
     return entry
 
 
