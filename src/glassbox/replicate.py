@@ -47,6 +47,7 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     """Judge every claim in every seed of the sweep, write the replicate files, link them, log them."""
     sweep_dir = Path(sweep_dir)
     jobs = replicate_jobs(sweep_dir)
+    # the config this stage reads: the first job's (analysis.claims and .chance, the corpus's probes, W&B)
     cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     settings = OmegaConf.to_container(cfg.analysis.claims)
     check_settings(settings)
@@ -61,10 +62,8 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
         chance=OmegaConf.to_container(cfg.analysis.chance),
         reference=OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
     )
-    data = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group} | {
-        "overrides": trained_overrides(complete[0]),
-        **data,
-    }
+    where = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group}
+    data = where | {"overrides": trained_overrides(complete[0]), **data}
     write_replicate(sweep_dir, data)
     fileio.point_link(replicate_link(cfg.paths.output_dir, cfg.name), sweep_dir)
     if to_wandb:

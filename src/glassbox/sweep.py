@@ -49,7 +49,8 @@ def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, A
             f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
             "outputs/<experiment>/sweeps/<time>"
         )
-    job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")  # the config this stage reads: a job's
+    # the config this stage reads: the first job's (its W&B settings and analysis.claims)
+    job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}
     write_summary(sweep_dir, summary, OmegaConf.select(job_cfg, "analysis.claims.z_min"))
     fileio.write_text(sweep_dir / explorer.FILE_NAME, explorer_page(sweep_dir, jobs, summary))

@@ -5,8 +5,10 @@ per sweep (<sweep>/explorer.html).
 report/analysis.json into one HTML string: plotly.js inline (from the plotly package), the run's
 numbers as one compact JSON blob, and explorer.js, which draws every panel for the snapshot chosen
 on a step slider. `sweep_html` does the same for a sweep's runs (explorer_sweep.js); both scripts
-start from the helpers in explorer_common.js. The pages open from disk (file://) with no network
-and no server. Everything here is plain data in, one string out.
+start from the helpers in explorer_common.js. The page's frame, style, controls and panels are
+package data beside the scripts (explorer_page.html, explorer.css, explorer_run*.html,
+explorer_sweep*.html). The pages open from disk (file://) with no network and no server.
+Everything here is plain data in, one string out.
 
 plotly.js is inlined gzip-compressed and base64-encoded, 2.0 MB instead of 4.8 MB, and unpacked by
 the browser's own DecompressionStream (Chrome 80, Firefox 113, Safari 16.4 and later): the whole
