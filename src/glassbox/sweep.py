@@ -31,8 +31,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
-from glassbox.analysis.sweeps import read_jobs, summarize
-from glassbox.errors import GlassboxError, exits_cleanly
+from glassbox.analysis.sweeps import summarize, sweep_jobs
+from glassbox.errors import exits_cleanly
 from glassbox.report import explorer
 from glassbox.report.sweep_summary import explorer_page, report_log, write_summary
 from glassbox.run.tracking import sweep_report_tracker
@@ -43,12 +43,7 @@ log = logging.getLogger(__name__)
 def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     """Read every job of the sweep, write the summary files into sweep_dir, optionally log to W&B."""
     sweep_dir = Path(sweep_dir)
-    jobs = read_jobs(sweep_dir)
-    if not jobs:
-        raise GlassboxError(
-            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
-            "outputs/<experiment>/sweeps/<time>"
-        )
+    jobs = sweep_jobs(sweep_dir)
     # the config this stage reads: the first job's (its W&B settings and analysis.claims)
     job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}

@@ -256,7 +256,7 @@ def _why_not_apart(claim: Claim, row: dict[str, float], z_min: float) -> dict[st
 
 
 def claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every claim of an analysis (analyze.describe), judged at its last snapshot."""
+    """Every claim of an analysis (analysis/replay.py describe), judged at its last snapshot."""
     snapshots = analysis["snapshots"]
     if not snapshots or keys.BASELINE_MEAN not in snapshots[0]["scalars"]:
         return []  # the embeddings suite did not run

@@ -16,7 +16,7 @@ from typing import Any
 
 from glassbox import metric_keys as keys
 from glassbox.analysis.claims import HELD, MOVING_APART, NO_ASSOCIATION, ClaimResult, claim_list, judge
-from glassbox.analysis.sweeps import SEED, Job, mean_sd, over_steps, read_jobs, sweep_axes
+from glassbox.analysis.sweeps import SEED, Job, mean_sd, over_steps, sweep_axes, sweep_jobs
 from glassbox.errors import GlassboxError
 from glassbox.run.layout import read_run_state
 from glassbox.run.resume import QUIET_SETTINGS
@@ -44,12 +44,7 @@ def seeds_phrase(n_held: int, n_seeds: int, what: str = "held") -> str:
 
 def replicate_jobs(sweep_dir: Path) -> list[Job]:
     """The jobs of a sweep over the seed alone; a GlassboxError for no jobs, or jobs differing by more."""
-    jobs = read_jobs(sweep_dir)
-    if not jobs:
-        raise GlassboxError(
-            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass the sweep directory of a "
-            "replicate, outputs/<experiment>/sweeps/<time>"
-        )
+    jobs = sweep_jobs(sweep_dir, "the sweep directory of a replicate")
     others = [axis for axis in sweep_axes(jobs) if axis != SEED]
     if others:
         raise GlassboxError(

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from glassbox import metric_keys as keys
+from glassbox.errors import GlassboxError
 from glassbox.run.layout import METRICS, read_run_state
 from glassbox.run.tracking import JsonlFile
 
@@ -52,6 +53,16 @@ def read_jobs(sweep_dir: str | Path) -> list[Job]:
     return sorted(
         (read_job(hydra_dir.parent) for hydra_dir in Path(sweep_dir).glob("*/.hydra")), key=lambda job: job.num
     )
+
+
+def sweep_jobs(sweep_dir: Path, what: str = "a sweep directory") -> list[Job]:
+    """Every job of the sweep (read_jobs); a GlassboxError, asking for `what`, when sweep_dir holds none."""
+    jobs = read_jobs(sweep_dir)
+    if not jobs:
+        raise GlassboxError(
+            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass {what}, outputs/<experiment>/sweeps/<time>"
+        )
+    return jobs
 
 
 def read_job(run_dir: Path) -> Job:

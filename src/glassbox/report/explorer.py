@@ -278,7 +278,7 @@ def sweep_page_data(
 ) -> dict[str, Any]:
     """Everything the sweep page draws: every job's zf curves, every configuration's final numbers.
 
-    `summary` as glassbox.sweep.summarize makes it; `records` every job's metrics.jsonl records by job
+    `summary` as analysis/sweeps.py summarize makes it; `records` every job's metrics.jsonl records by job
     number; `axes` the swept keys a plot may put on its x-axis (all but the seed); `thresholds` the
     claims' (analysis.claims: z_min, p_max).
     """

@@ -1,6 +1,6 @@
 """report.md: the claims in words, the reference article's tables with this run beside them.
 
-Every section is a function of the `analysis` dict that glassbox.analyze builds and saves as
+Every section is a function of the `analysis` dict that analysis/replay.py builds and glassbox.analyze saves as
 report/analysis.json (plain data), so a report can be redrawn from that file alone, without W&B
 and without the model. A section returns None when the suite it shows did not run.
 """
