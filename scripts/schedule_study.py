@@ -34,8 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from glassbox import fileio
+from glassbox.analysis.claims import GROUP_CLAIM, HELD, LEVEL, MOVING_APART, NO_ASSOCIATION
 from glassbox.replicate import replicate
-from glassbox.report.claims import GROUP_CLAIM, HELD, LEVEL, MOVING_APART, NO_ASSOCIATION
 from glassbox.report.markdown import table
 from glassbox.run.layout import CHECKPOINT_DIR
 

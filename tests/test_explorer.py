@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from glassbox import fileio
-from glassbox.report.explorer import FILE_NAME, aligned_maps, procrustes, sweep_page_data
+from glassbox.analysis.alignment import aligned_maps, procrustes
+from glassbox.report.explorer import FILE_NAME, sweep_page_data
 from glassbox.report.markdown import WHITESPACE
 from glassbox.run.tracking import JsonlFile
 from glassbox.sweep import summarize_sweep

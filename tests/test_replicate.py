@@ -16,9 +16,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from glassbox import fileio
+from glassbox.analysis.replicates import SeedRun, seeds_phrase, summarize_replicate
 from glassbox.paths import PROJECT_ROOT
 from glassbox.replicate import main
-from glassbox.report.replicate import SeedRun, seeds_phrase, summarize_replicate
 from glassbox.run.tracking import JsonlFile
 from helpers import project_with_corpus, run_stage, run_stages, wandb_records
 

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from glassbox.report.claims import (
+from glassbox.analysis.claims import (
     DID_NOT,
     HELD,
     LEVEL,
@@ -57,7 +57,7 @@ def synthetic_analysis(
     reference: dict | None = None,
     groups: dict[str, list[str]] | None = None,
 ) -> dict:
-    """An analysis dict as analyze.describe builds it, with only the embeddings suite's scalars.
+    """An analysis dict as analysis/replay.py describe builds it, with only the embeddings suite's scalars.
 
     rows_by_step: step -> {f"{kind}/{id}": value}; pairs: (id, a, b, kind, expect).
     """

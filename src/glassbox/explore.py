@@ -17,11 +17,12 @@ import hydra
 from omegaconf import DictConfig
 
 from glassbox import command_line, fileio
+from glassbox.analysis.sweeps import summarize, sweep_jobs
 from glassbox.command_line import exits_cleanly
 from glassbox.errors import GlassboxError
 from glassbox.paths import CONF_DIR
 from glassbox.report import explorer
-from glassbox.report.sweep_summary import explorer_page, read_jobs, summarize
+from glassbox.report.sweep_summary import explorer_page
 from glassbox.run.layout import REPORT_DIR, resolve_run_dir
 
 
@@ -36,12 +37,7 @@ def explore(run_dir: Path) -> Path:
 
 
 def explore_sweep(sweep_dir: Path) -> Path:
-    jobs = read_jobs(sweep_dir)
-    if not jobs:
-        raise GlassboxError(
-            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
-            "outputs/<experiment>/sweeps/<time>"
-        )
+    jobs = sweep_jobs(sweep_dir)
     page = sweep_dir / explorer.FILE_NAME
     fileio.write_text(page, explorer_page(sweep_dir, jobs, summarize(jobs)))
     return page

@@ -13,7 +13,7 @@ When jobs end it writes into the sweep directory outputs/<experiment>/sweeps/<ti
 logs them as one W&B run (job_type replicate) in the sweep's group, and points
 outputs/<experiment>/replicate/latest at the sweep directory: the single-run report of the
 experiment (make analyze) quotes it for every claim. The claims are judged from the metrics
-training logged at every snapshot (report/replicate.py), so no seed needs `make analyze`.
+training logged at every snapshot (analysis/replicates.py), so no seed needs `make analyze`.
 The sweep summary (summary.md, explorer.html with every seed side by side) is written as for any sweep.
 
 By hand, on any sweep whose jobs differ only by their seed:
@@ -27,32 +27,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 from hydra.core.utils import JobReturn
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
+from glassbox.analysis.replicates import replicate_jobs, seed_runs, summarize_replicate, trained_overrides
 from glassbox.command_line import exits_cleanly
+from glassbox.config import check
+from glassbox.config.groups import Claims
 from glassbox.errors import GlassboxError
-from glassbox.report import explorer
-from glassbox.report.claims import check_settings
-from glassbox.report.plotting import missing_font_notice, png
-from glassbox.report.replicate import (
-    REPLICATE_JSON,
-    SeedRun,
-    claim_label,
-    plot_curves,
-    plot_final,
-    plot_labels,
-    replicate_markdown,
-    summarize_replicate,
-)
-from glassbox.report.sweep_summary import SEED, read_jobs, sweep_axes
+from glassbox.report.replicate import report_log, write_replicate
 from glassbox.run.layout import read_run_state, replicate_link
-from glassbox.run.resume import QUIET_SETTINGS
-from glassbox.run.tracking import Tracker
+from glassbox.run.tracking import sweep_report_tracker
 
 log = logging.getLogger(__name__)
 
@@ -60,119 +48,31 @@ log = logging.getLogger(__name__)
 def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     """Judge every claim in every seed of the sweep, write the replicate files, link them, log them."""
     sweep_dir = Path(sweep_dir)
-    jobs = read_jobs(sweep_dir)
-    if not jobs:
-        raise GlassboxError(
-            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass the sweep directory of a "
-            "replicate, outputs/<experiment>/sweeps/<time>"
-        )
-    others = [axis for axis in sweep_axes(jobs) if axis != SEED]
-    if others:
-        raise GlassboxError(
-            f"the jobs of {sweep_dir} differ by {', '.join(others)}, not only by their seed: a "
-            "replicate is one configuration over seeds. Its summary.md compares the configurations; "
-            "run `make replicate` once per configuration."
-        )
+    jobs = replicate_jobs(sweep_dir)
+    # the config this stage reads: the first job's (analysis.claims and .chance, the corpus's probes, W&B)
     cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     settings = OmegaConf.to_container(cfg.analysis.claims)
-    check_settings(settings)
+    check(Claims, settings, where="analysis.claims")
     complete = [job for job in jobs if job.status == "complete" and job.rows]
     if not complete:
         raise GlassboxError(f"no job of {sweep_dir} has completed yet: a replicate needs at least one finished seed")
     data = summarize_replicate(
-        [
-            SeedRun(job.seed, job.num, job.status, job.rows, read_run_state(job.run_dir).get("train_seconds"))
-            for job in jobs
-        ],
+        seed_runs(jobs),
         pairs=read_run_state(complete[0].run_dir).get("probe_pairs", []),
         groups=OmegaConf.to_container(cfg.corpus.probes.groups),
         settings=settings,
         chance=OmegaConf.to_container(cfg.analysis.chance),
         reference=OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
     )
-    # what was trained: the overrides but the seed and the settings that change no number (paths, W&B)
-    overrides = [o for o in complete[0].overrides if o.split("=", 1)[0] != SEED and not o.startswith(QUIET_SETTINGS)]
-    data = {
-        "experiment": cfg.name,
-        "sweep_dir": str(sweep_dir),
-        "wandb_group": cfg.wandb.group,
-        "overrides": overrides,
-        **data,
-    }
-    write_replicate_files(sweep_dir, data)
+    where = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group}
+    data = where | {"overrides": trained_overrides(complete[0]), **data}
+    write_replicate(sweep_dir, data)
     fileio.point_link(replicate_link(cfg.paths.output_dir, cfg.name), sweep_dir)
     if to_wandb:
-        log_replicate(cfg, sweep_dir, data)
+        about = {"dir": str(sweep_dir), "seeds": data["seeds"], "step": data["step"], "claims": data["thresholds"]}
+        with sweep_report_tracker(cfg, sweep_dir, "replicate", "replicate", {"replicate": about}) as tracker:
+            tracker.log_report(report_log(data, sweep_dir))
     return data
-
-
-def write_replicate_files(sweep_dir: Path, data: dict[str, Any]) -> None:
-    fileio.write_json(sweep_dir / REPLICATE_JSON, data)
-    page = explorer.FILE_NAME if (sweep_dir / explorer.FILE_NAME).exists() else None
-    fileio.write_text(sweep_dir / "replicate.md", replicate_markdown(data, page))
-    labels = plot_labels(data)
-    if labels.as_code_points:
-        log.warning("%s", missing_font_notice(labels.as_code_points))
-    with matplotlib.rc_context({"font.family": labels.families}):
-        fileio.write_bytes(sweep_dir / "replicate_zf.png", png(plot_curves(data, labels)))
-        fileio.write_bytes(sweep_dir / "replicate_final.png", png(plot_final(data, labels)))
-
-
-def log_replicate(job_cfg: DictConfig, sweep_dir: Path, data: dict[str, Any]) -> None:
-    """The replicate as one W&B run in the jobs' group (their W&B settings): two tables, two plots, the report."""
-    cfg = OmegaConf.create(
-        {
-            "name": job_cfg.name,
-            "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True),
-            "replicate": {
-                "dir": str(sweep_dir),
-                "seeds": data["seeds"],
-                "step": data["step"],
-                "claims": data["thresholds"],
-            },
-        }
-    )
-    with Tracker(cfg, sweep_dir, job_type="replicate", name=f"{cfg.wandb.group}-replicate") as tracker:
-        if tracker.wandb_run is None:
-            return
-        claims = data["claims"]
-        tracker.log_table(
-            "replicate/claims",
-            ["claim", "test", "expect", "held", "seeds", "over_seeds", "zf_mean", "zf_sd"],
-            [
-                [
-                    claim_label(c),
-                    c["test"],
-                    c["expect"],
-                    c["n_held"],
-                    c["n_seeds"],
-                    c["over_seeds"],
-                    c["zf"]["mean"],
-                    c["zf"]["sd"],
-                ]
-                for c in claims
-            ],
-            step=0,
-        )
-        tracker.log_table(
-            "replicate/seeds",
-            ["claim", "test", "seed", "verdict", "zf", "p", "first_held", "stayed"],
-            [
-                [claim_label(c), c["test"], s["seed"], s["verdict"], s["zf"], s["p"], s["first_held"], s["stayed"]]
-                for c in claims
-                for s in c["seeds"]
-            ],
-            step=0,
-        )
-        for name in ("zf", "final"):
-            png = (sweep_dir / f"replicate_{name}.png").read_bytes()
-            tracker.log_image(f"replicate/{name}", png, f"replicate_{name}.png", step=0)
-        tracker.log_artifact(
-            f"{cfg.wandb.group}-replicate",
-            "report",
-            [sweep_dir / name for name in ("replicate.md", REPLICATE_JSON, "replicate_zf.png", "replicate_final.png")],
-            metadata={"experiment": data["experiment"], "seeds": data["seeds"]},
-        )
 
 
 class ReplicateReport(Callback):

@@ -11,7 +11,8 @@ directory per job (0/, 1/, ...). When jobs end, this stage writes into the sweep
     pair_zf_steps.png  every probe pair's zf against step, one line per configuration (mean ± sd)
 
 and logs them as one W&B run (job_type sweep-summary) in the sweep's group. Only complete jobs
-enter the means; failed ones are listed as failed. The summary itself is report/sweep_summary.py.
+enter the means; failed ones are listed as failed. The summary itself is analysis/sweeps.py, its
+files report/sweep_summary.py.
 
 Hydra runs it through `SweepSummary` (conf/hydra/callbacks/sweep_summary.yaml); by hand:
     python -m glassbox.sweep outputs/<experiment>/sweeps/<time>
@@ -24,126 +25,34 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
+from glassbox.analysis.sweeps import summarize, sweep_jobs
 from glassbox.command_line import exits_cleanly
-from glassbox.errors import GlassboxError
 from glassbox.report import explorer
-from glassbox.report.plotting import missing_font_notice, png
-from glassbox.report.sweep_summary import (
-    PAIR_STATS,
-    explorer_page,
-    plot_labels,
-    plot_pair_curves,
-    plot_pair_z,
-    plot_val_loss,
-    read_jobs,
-    summarize,
-    summary_markdown,
-)
-from glassbox.run.tracking import Tracker
+from glassbox.report.sweep_summary import explorer_page, report_log, write_summary
+from glassbox.run.tracking import sweep_report_tracker
 
 log = logging.getLogger(__name__)
-
-
-def write_summary_files(sweep_dir: Path, summary: dict[str, Any], z_min: float | None) -> None:
-    fileio.write_json(sweep_dir / "summary.json", summary)
-    fileio.write_text(sweep_dir / "summary.md", summary_markdown(summary, str(sweep_dir)))
-    labels = plot_labels(summary)
-    if labels.as_code_points:
-        log.warning("%s", missing_font_notice(labels.as_code_points))
-    with matplotlib.rc_context({"font.family": labels.families}):
-        fileio.write_bytes(sweep_dir / "val_loss.png", png(plot_val_loss(summary, labels)))
-        fileio.write_bytes(sweep_dir / "pair_z.png", png(plot_pair_z(summary, labels)))
-        fileio.write_bytes(sweep_dir / "pair_zf_steps.png", png(plot_pair_curves(summary, labels, z_min)))
-
-
-def log_summary(job_cfg: DictConfig, sweep_dir: Path, summary: dict[str, Any]) -> None:
-    """The summary as one W&B run in the jobs' group (their W&B settings): three tables, two plots."""
-    cfg = OmegaConf.create(
-        {
-            "name": job_cfg.name,
-            "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True),
-            "sweep": {
-                "dir": str(sweep_dir),
-                "axes": summary["axes"],
-                "n_jobs": summary["n_jobs"],
-                "n_complete": summary["n_complete"],
-            },
-        }
-    )
-    with Tracker(cfg, sweep_dir, job_type="sweep-summary", name=f"{cfg.wandb.group}-summary") as tracker:
-        if tracker.wandb_run is None:
-            return
-        configs = summary["configurations"]
-        tracker.log_table(
-            "sweep/configurations",
-            ["configuration", "parameters", "seeds", "val_loss_mean", "val_loss_sd"],
-            [
-                [c["label"], c["n_params"], ", ".join(map(str, c["seeds"])), c["loss_val"]["mean"], c["loss_val"]["sd"]]
-                for c in configs
-            ],
-            step=0,
-        )
-        tracker.log_table(
-            "sweep/pairs",
-            [
-                "configuration",
-                "parameters",
-                "pair",
-                "pair_id",
-                "expect",
-                *[f"{stat}_{part}" for stat in PAIR_STATS for part in ("mean", "sd")],
-                "direction",
-            ],
-            [
-                [
-                    c["label"],
-                    c["n_params"],
-                    p["label"],
-                    name,
-                    p["expect"],
-                    *[p[stat][part] for stat in PAIR_STATS for part in ("mean", "sd")],
-                    p["direction"],
-                ]
-                for c in configs
-                for name, p in c["pairs"].items()
-            ],
-            step=0,
-        )
-        tracker.log_table(
-            "sweep/jobs",
-            ["job", "configuration", "seed", "status", "parameters", "step", "val_loss"],
-            [
-                [j["job"], j["configuration"], j["seed"], j["status"], j["n_params"], j["step"], j["loss_val"]]
-                for j in summary["jobs"]
-            ],
-            step=0,
-        )
-        for name in ("val_loss", "pair_z", "pair_zf_steps"):
-            tracker.log_image(f"sweep/{name}", (sweep_dir / f"{name}.png").read_bytes(), name, step=0)
 
 
 def summarize_sweep(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     """Read every job of the sweep, write the summary files into sweep_dir, optionally log to W&B."""
     sweep_dir = Path(sweep_dir)
-    jobs = read_jobs(sweep_dir)
-    if not jobs:
-        raise GlassboxError(
-            f"{sweep_dir} holds no sweep jobs (no */.hydra folders); pass a sweep directory, "
-            "outputs/<experiment>/sweeps/<time>"
-        )
+    jobs = sweep_jobs(sweep_dir)
+    # the config this stage reads: the first job's (its W&B settings and analysis.claims)
     job_cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     summary = {"wandb_group": job_cfg.wandb.group, **summarize(jobs)}
-    write_summary_files(sweep_dir, summary, OmegaConf.select(job_cfg, "analysis.claims.z_min"))
+    write_summary(sweep_dir, summary, OmegaConf.select(job_cfg, "analysis.claims.z_min"))
     fileio.write_text(sweep_dir / explorer.FILE_NAME, explorer_page(sweep_dir, jobs, summary))
     if to_wandb:
-        log_summary(job_cfg, sweep_dir, summary)
+        about = {"sweep": {"dir": str(sweep_dir), **{k: summary[k] for k in ("axes", "n_jobs", "n_complete")}}}
+        with sweep_report_tracker(job_cfg, sweep_dir, "sweep-summary", "summary", about) as tracker:
+            tracker.log_report(report_log(summary, sweep_dir))
     return summary
 
 

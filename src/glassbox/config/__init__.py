@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
@@ -27,11 +27,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from glassbox.config.stages import STAGES, Stage
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.fileio import explain_write_errors
+
+Schema = TypeVar("Schema", bound=BaseModel)
 
 
 def validate(cfg: DictConfig, stage: str, *, training: bool = False) -> Stage:
@@ -44,19 +46,25 @@ def validate(cfg: DictConfig, stage: str, *, training: bool = False) -> Stage:
         data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     except OmegaConfBaseException as err:
         raise GlassboxError(f"the config does not resolve: {err}") from None
+    return check(STAGES[stage], data, training=training)
+
+
+def check(schema: type[Schema], data: dict[str, Any], *, where: str = "", training: bool = False) -> Schema:
+    """`data` as `schema`, or a GlassboxError listing every problem, each key named from the config's root
+    (`where`: the section `data` was taken from, e.g. analysis.claims of a run's saved config)."""
     try:
-        return STAGES[stage].model_validate(data, context={"training": training})
+        return schema.model_validate(data, context={"training": training})
     except ValidationError as err:
-        problems = "\n".join(f"  {_problem(e)}" for e in err.errors())
+        problems = "\n".join(f"  {_problem(e, where)}" for e in err.errors())
         raise GlassboxError(
             f"the config is not valid, so nothing was run:\n{problems}\n"
             "Fix these overrides (or the config files they come from)."
         ) from None
 
 
-def _problem(error: dict[str, Any]) -> str:
+def _problem(error: dict[str, Any], where: str) -> str:
     """One line of the message: `train.batch_size=0: Input should be greater than 0`."""
-    key = ".".join(str(part) for part in error["loc"])
+    key = ".".join([where] * bool(where) + [str(part) for part in error["loc"]])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "missing":
         return f"{key}: missing"

@@ -5,8 +5,10 @@ per sweep (<sweep>/explorer.html).
 report/analysis.json into one HTML string: plotly.js inline (from the plotly package), the run's
 numbers as one compact JSON blob, and explorer.js, which draws every panel for the snapshot chosen
 on a step slider. `sweep_html` does the same for a sweep's runs (explorer_sweep.js); both scripts
-start from the helpers in explorer_common.js. The pages open from disk (file://) with no network
-and no server. Everything here is plain data in, one string out.
+start from the helpers in explorer_common.js. The page's frame, style, controls and panels are
+package data beside the scripts (explorer_page.html, explorer.css, explorer_run*.html,
+explorer_sweep*.html). The pages open from disk (file://) with no network and no server.
+Everything here is plain data in, one string out.
 
 plotly.js is inlined gzip-compressed and base64-encoded, 2.0 MB instead of 4.8 MB, and unpacked by
 the browser's own DecompressionStream (Chrome 80, Firefox 113, Safari 16.4 and later): the whole
@@ -31,11 +33,12 @@ import statistics
 from importlib import resources
 from typing import Any
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from glassbox import metric_keys as keys
-from glassbox.report.claims import GROUP_CLAIM, LEVEL, Claim, claim_list
+from glassbox.analysis.alignment import aligned_maps
+from glassbox.analysis.claims import GROUP_CLAIM, LEVEL, Claim, claim_list
+from glassbox.analysis.sweeps import axis_values
 from glassbox.report.markdown import WHITESPACE
 
 FILE_NAME = "explorer.html"
@@ -60,26 +63,6 @@ def _nums(values) -> list:
 def _shown(text: str) -> str:
     """A character or prompt as the page shows it: whitespace made visible (␣, \\n)."""
     return "".join(WHITESPACE.get(c, c) for c in text)
-
-
-def procrustes(points: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """`points` [n, 2] rotated or reflected onto `target` [n, 2] (orthogonal Procrustes).
-
-    The orthogonal R minimising |points @ R - target| is U Vᵀ for the SVD U S Vᵀ of pointsᵀ target.
-    Both are centred (PCA coordinates are); distances and scale are kept, only orientation changes.
-    """
-    u, _, vt = np.linalg.svd(points.T @ target)
-    return points @ (u @ vt)
-
-
-def aligned_maps(coords: list[list[list[float]]]) -> list[np.ndarray]:
-    """Every snapshot's map coordinates turned to match the last snapshot's.
-
-    Each snapshot's PCA is only defined up to rotation and reflection; aligning all of them to the
-    final picture keeps a character in one place on screen while the slider moves.
-    """
-    target = np.asarray(coords[-1], dtype=float)
-    return [procrustes(np.asarray(c, dtype=float), target) for c in coords]
 
 
 # ---------------------------------------------------------------- the page's data
@@ -279,12 +262,6 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------- a sweep's data
 
 
-def _axis_values(overrides: list[str], axes: list[str]) -> dict[str, str]:
-    """{swept key: its value} of one job, e.g. {"model.n_layer": "2"} from "model.n_layer=2"."""
-    pairs = (override.split("=", 1) for override in overrides if "=" in override)
-    return {key: value for key, value in pairs if key in axes}
-
-
 def _mean_curve(jobs: list[dict[str, Any]], pairs: list[str]) -> dict[str, Any]:
     """Every pair's zf, mean and sd over `jobs`, at the steps all of them logged (sd None from one job)."""
     steps = sorted(set.intersection(*(set(job["steps"]) for job in jobs))) if jobs else []
@@ -301,7 +278,7 @@ def sweep_page_data(
 ) -> dict[str, Any]:
     """Everything the sweep page draws: every job's zf curves, every configuration's final numbers.
 
-    `summary` as glassbox.sweep.summarize makes it; `records` every job's metrics.jsonl records by job
+    `summary` as analysis/sweeps.py summarize makes it; `records` every job's metrics.jsonl records by job
     number; `axes` the swept keys a plot may put on its x-axis (all but the seed); `thresholds` the
     claims' (analysis.claims: z_min, p_max).
     """
@@ -319,7 +296,7 @@ def sweep_page_data(
                 "n_params": job["n_params"],
                 "step": job["step"],
                 "loss": _num(job["loss_val"]),
-                "values": _axis_values(job["overrides"], axes),
+                "values": axis_values(job["overrides"], axes),
                 "steps": [r["step"] for r in rows],
                 "zf": {name: _nums([r.get(keys.pair("zf", name)) for r in rows]) for name in expect},
             }
@@ -367,27 +344,30 @@ def _packed_plotly_js() -> str:
     return base64.b64encode(gzip.compress(get_plotlyjs().encode("utf-8"), mtime=0)).decode("ascii")
 
 
-def _script(name: str) -> str:
+def _package_file(name: str) -> str:
+    """One of the pages' files kept beside this module: explorer_page.html (the frame), explorer.css, a
+    page's controls and body (explorer_run*.html, explorer_sweep*.html), the scripts (explorer*.js)."""
     return resources.files("glassbox.report").joinpath(name).read_text(encoding="utf-8")
 
 
-def _page(title: str, controls: str, body: str, data: dict[str, Any], script: str) -> str:
-    """A self-contained page: the shared style and helpers, the page's controls, body, data blob and script."""
-    return PAGE.format(
+def _page(title: str, kind: str, data: dict[str, Any], script: str) -> str:
+    """A self-contained page: the shared frame, style and helpers, then the page's own controls, body
+    (explorer_<kind>_controls.html, explorer_<kind>.html), data blob and script."""
+    return _package_file("explorer_page.html").format(
         title=html.escape(title),
-        css=CSS,
-        controls=controls,
-        body=body,
+        css=_package_file("explorer.css"),
+        controls=_package_file(f"explorer_{kind}_controls.html"),
+        body=_package_file(f"explorer_{kind}.html"),
         plotly=_packed_plotly_js(),
         data=_script_json(data),
-        script=_script("explorer_common.js") + "\n" + _script(script),
+        script=_package_file("explorer_common.js") + "\n" + _package_file(script),
     )
 
 
 def explorer_html(analysis: dict[str, Any]) -> str:
     """The explorer page of one analysed run, self-contained (no network, no server)."""
     title = f"glassbox explorer · {analysis['experiment']} · {analysis['corpus']}"
-    return _page(title, RUN_CONTROLS, RUN_BODY, page_data(analysis), "explorer.js")
+    return _page(title, "run", page_data(analysis), "explorer.js")
 
 
 def sweep_html(
@@ -399,154 +379,4 @@ def sweep_html(
 ) -> str:
     """The explorer page of a sweep, self-contained (arguments after the title: see sweep_page_data)."""
     data = sweep_page_data(summary, records, axes, thresholds)
-    return _page(f"glassbox sweep · {title}", SWEEP_CONTROLS, SWEEP_BODY, data, "explorer_sweep.js")
-
-
-CSS = """
-:root { --ink: #202124; --muted: #5f6368; --line: #dadce0; --held: #1e8e3e; --not-yet: #b06000; --did-not: #c5221f; }
-* { box-sizing: border-box; }
-body { margin: 0; color: var(--ink); background: #fafafa; font: 14px/1.4 system-ui, -apple-system, "Segoe UI",
-       Roboto, "Noto Sans", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif; }
-header { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; align-items: center; gap: 6px 16px;
-         padding: 8px 16px; background: #fff; border-bottom: 1px solid var(--line); }
-header h1 { font-size: 16px; margin: 0; white-space: nowrap; }
-header input[type=range] { flex: 1 1 300px; min-width: 200px; }
-header button { font: inherit; padding: 2px 12px; min-width: 70px; }
-#step-label { font-variant-numeric: tabular-nums; white-space: nowrap; }
-main { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 12px; padding: 12px 16px; }
-section { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; min-width: 0; }
-section.wide { grid-column: 1 / -1; }
-@media (max-width: 1000px) { main { grid-template-columns: minmax(0, 1fr); } }
-h2 { font-size: 15px; margin: 2px 0 4px; }
-h3 { font-size: 14px; margin: 10px 0 4px; }
-p.note { color: var(--muted); margin: 0 0 6px; font-size: 12.5px; }
-table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
-th, td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
-th { color: var(--muted); font-weight: 600; }
-td.text, th.text { text-align: left; white-space: normal; }
-td.pair { white-space: nowrap; font-weight: 600; }
-td.chosen { background: #e8f0fe; font-weight: 600; }
-.scroll { overflow-x: auto; }
-.held { color: var(--held); font-weight: 600; }
-.not-yet { color: var(--not-yet); }
-.did-not { color: var(--did-not); }
-.sample { white-space: pre-wrap; font-family: ui-monospace, "Noto Sans Mono CJK SC", monospace; background: #f4f4f4;
-          padding: 4px 6px; border-radius: 4px; }
-pre { font-size: 12px; max-height: 360px; overflow: auto; background: #f4f4f4; padding: 6px; }
-.missing { color: var(--muted); font-style: italic; }
-label { color: var(--muted); font-size: 12.5px; }
-/* Plotly's tool bar only while the pointer is over its chart: it would hide titles otherwise. */
-.js-plotly-plot .modebar-container { opacity: 0; transition: opacity 0.2s; }
-.js-plotly-plot:hover .modebar-container { opacity: 1; }
-"""
-
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="icon" href="data:,">
-<style>{css}</style>
-</head>
-<body>
-<header>
-  <h1>{title}</h1>
-  {controls}
-</header>
-<main>{body}</main>
-<script type="application/gzip;base64" id="plotly-js">{plotly}</script>
-<script type="application/json" id="glassbox-data">{data}</script>
-<script>{script}</script>
-</body>
-</html>
-"""
-
-RUN_CONTROLS = """<button id="play" type="button">▶ play</button>
-  <input id="step" type="range" min="0" max="0" step="1" value="0" aria-label="snapshot">
-  <span id="step-label"></span>"""
-
-RUN_BODY = """
-  <section id="map-section">
-    <h2>Embedding map</h2>
-    <p class="note">Token embedding of the probe characters and the most frequent characters, first two principal
-      components, turned to match the last snapshot (orthogonal Procrustes) so the picture does not spin between
-      steps. Hover for count and row norm.
-      <label><input id="same-scale" type="checkbox"> same scale at every step</label></p>
-    <div id="map-plot"></div>
-  </section>
-  <section id="pairs-section">
-    <h2>Probe pairs at this step</h2>
-    <p class="note">Cosine against chance, mean ± 2 sd of random pairs: global (random frequent pairs) at this step
-      <b id="global-chance"></b>, z against it; matched (random pairs from the pair's own frequency bands), zf against
-      it. Only zf and p decide the verdict; ↑ ↓ the expected direction. A cross pair's verdict is its "no
-      association": within chance (|zf| &lt; z_min) and below every within pair of its groups.</p>
-    <div class="scroll"><table id="pairs-table"></table></div>
-    <div id="zf-plot"></div>
-  </section>
-  <section class="wide" id="curves-section">
-    <h2>Probe-pair cosine vs step</h2>
-    <p class="note">Against the training step (log scale). Dotted grey: global chance, blue band:
-      frequency-matched chance (mean ± 2 sd); diamonds: the reference article's values at init and
-      trained; the red dot marks the slider's step.</p>
-    <div id="pairs-plot"></div>
-  </section>
-  <section class="wide" id="embedding-section">
-    <h2>Token embedding vs step</h2>
-    <div id="embedding-plot"></div>
-  </section>
-  <section id="residual-section">
-    <h2>Residual stream per layer</h2>
-    <p class="note">mean, std and max |x| of the residual stream for each probe prompt; the reference article's trained
-      model beside them where it reports one.</p>
-    <div id="residual"></div>
-  </section>
-  <section id="next-section">
-    <h2>Next character</h2>
-    <p class="note">The model's top characters after each prompt, and the logit lens: what each layer's residual
-      would predict through the final norm (LayerNorm or RMSNorm) and lm_head.</p>
-    <div id="next"></div>
-  </section>
-  <section class="wide" id="attention-section">
-    <h2>Attention</h2>
-    <p class="note">Every layer and head; rows are the query position, columns the key. Grey cells are the future,
-      which the causal mask hides.</p>
-    <div id="attention"></div>
-  </section>
-  <section class="wide" id="claims-section">
-    <h2>Claims at the last step</h2>
-    <div class="scroll"><table id="claims-table"></table></div>
-  </section>
-  <section class="wide" id="run-section">
-    <h2>Run</h2>
-    <div class="scroll"><table id="run-table"></table></div>
-    <details id="config"><summary>training configuration</summary><pre id="config-text"></pre></details>
-  </section>
-"""
-
-SWEEP_CONTROLS = """<label>pair <select id="pair"></select></label>
-  <label>x-axis <select id="x-key"></select></label>
-  <span id="sweep-label"></span>"""
-
-SWEEP_BODY = """
-  <section id="final-section">
-    <h2>Final zf</h2>
-    <p class="note">The pair's zf (against frequency-matched random pairs) at each run's last step: mean ± sd over
-      the seeds of each configuration, grey dots the seeds; one line per value of the other swept keys.</p>
-    <div id="final-plot"></div>
-  </section>
-  <section id="loss-section">
-    <h2>Final validation loss</h2>
-    <p class="note">Mean ± sd over seeds; grey dots the seeds.</p>
-    <div id="loss-plot"></div>
-  </section>
-  <section class="wide" id="curves-section">
-    <h2>zf against step, every run</h2>
-    <p class="note">Thin lines: each run; bold line and band: each configuration's mean ± sd over its seeds.</p>
-    <div id="curves-plot"></div>
-  </section>
-  <section class="wide" id="jobs-section">
-    <h2>Runs</h2>
-    <div class="scroll"><table id="jobs-table"></table></div>
-  </section>
-"""
+    return _page(f"glassbox sweep · {title}", "sweep", data, "explorer_sweep.js")

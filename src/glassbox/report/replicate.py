@@ -1,48 +1,30 @@
-"""A replicate: one experiment trained once per seed, every claim judged in every seed.
-
-Plain data in (each seed's metrics.jsonl rows, the probe pairs and groups, analysis.claims and
-analysis.chance, the corpus's reference figures), plain data, markdown and figures out. Each seed's
-claims are judged by report/claims.py's `judge`, the very function the single-run report uses, on
-the metrics training logged at every snapshot; then, per claim: in how many seeds it held at the
-end, its zf as mean ± sd, the step it first held at in each seed and whether it stayed held, and
-its zf against step with a band over seeds. The stage glassbox.replicate writes these into the
-sweep directory.
+"""A replicate (analysis/replicates.py) in words, tables and figures: per claim, in how many seeds it
+held at the end, its zf as mean ± sd, the step it first held at in each seed and whether it stayed
+held, and its zf against step with a band over seeds. The stage glassbox.replicate writes these
+into the sweep directory.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 
-from glassbox import metric_keys as keys
-from glassbox.report.claims import GROUP_CLAIM, HELD, LEVEL, MOVING_APART, NO_ASSOCIATION, claim_list, judge
+from glassbox import fileio
+from glassbox.analysis.claims import GROUP_CLAIM, HELD, LEVEL, MOVING_APART, NO_ASSOCIATION
+from glassbox.analysis.replicates import REPLICATE_JSON
+from glassbox.report import explorer
 from glassbox.report.markdown import escape, num, p_text, table, visible_char
-from glassbox.report.plotting import COLOURS, CharLabels, figure
-from glassbox.report.sweep_summary import mean_sd, mean_sd_cell, over_steps
+from glassbox.report.plotting import COLOURS, CharLabels, figure, missing_font_notice, png
+from glassbox.report.sweep_summary import mean_sd_cell
+from glassbox.run.tracking import ReportLog
 
-REPLICATE_JSON = "replicate.json"  # the replicate as plain data, in the sweep directory
-
-
-@dataclass(frozen=True)
-class SeedRun:
-    """One seed's run of the replicate: its job, its status, its metrics.jsonl rows and how long it trained."""
-
-    seed: int
-    job: int
-    status: str
-    rows: list[dict[str, Any]]
-    train_seconds: float | None = None  # run.json's: None until the run completes
-
-
-def seeds_phrase(n_held: int, n_seeds: int, what: str = "held") -> str:
-    """The wording follows the numbers: "held in 3 of 3 seeds", "held in 1 of 3: not robust"."""
-    if 0 < n_held <= n_seeds / 2:
-        return f"{what} in {n_held} of {n_seeds}: not robust"
-    return f"{what} in {n_held} of {n_seeds} seed{'s' if n_seeds > 1 else ''}"
+log = logging.getLogger(__name__)
 
 
 def claim_label(claim: dict[str, Any], chars: Callable[[str], str] = str) -> str:
@@ -52,85 +34,6 @@ def claim_label(claim: dict[str, Any], chars: Callable[[str], str] = str) -> str
         return GROUP_CLAIM
     pair = chars(f"{claim['a']}–{claim['b']}")
     return pair if claim["test"] == LEVEL else f"{pair} {claim['test']}"
-
-
-def summarize_replicate(
-    runs: list[SeedRun],
-    pairs: list[dict[str, Any]],
-    groups: dict[str, list[str]],
-    settings: dict[str, float],
-    chance: dict[str, int] | None,
-    reference: dict[str, Any],
-) -> dict[str, Any]:
-    """The replicate as plain data (replicate.json): every claim over the complete seeds.
-
-    pairs: run.json's probe_pairs (ProbeSet.describe_pairs); groups: corpus.probes.groups;
-    settings: analysis.claims; chance: analysis.chance; reference: corpus.reference.
-    """
-    complete = [run for run in runs if run.status == "complete" and run.rows]
-    claims = claim_list(pairs, groups, complete[0].rows[-1]) if complete else []
-    articles = reference.get("cosine", {})
-    result = []
-    for claim in claims:
-        judged = [judge(claim, run.rows, settings, chance) for run in complete]
-        n_held = sum(j["verdict"] == HELD for j in judged)
-        entry = {
-            "claim": claim.name,
-            "test": claim.test,
-            "a": claim.a,
-            "b": claim.b,
-            "kind": claim.kind,
-            "expect": claim.expect,
-            "n_seeds": len(judged),
-            "n_held": n_held,
-            "over_seeds": seeds_phrase(n_held, len(judged)),
-            "zf": mean_sd([j["zf"] for j in judged]),
-            "value": mean_sd([j["value"] for j in judged]),
-            "article": articles.get(claim.name, {}) if claim.a is not None else {},
-            "seeds": [_seed_entry(run, j) for run, j in zip(complete, judged)],
-            "curve": over_steps(
-                [{row["step"]: row[claim.zf_key] for row in run.rows if claim.measured_in(row)} for run in complete]
-            ),
-        }
-        if claim.expect == "none":
-            n_differ = sum(j["differs"] for j in judged)
-            entry["n_differs"] = n_differ
-            entry["over_seeds"] = seeds_phrase(n_differ, len(judged), "differs from chance")
-        if claim.test == MOVING_APART:
-            entry["change"] = mean_sd([j["change"] for j in judged])
-        result.append(entry)
-    steps = sorted({run.rows[-1]["step"] for run in complete})
-    losses = [run.rows[-1][keys.LOSS_VAL] for run in complete]
-    minutes = [None if run.train_seconds is None else run.train_seconds / 60 for run in complete]
-    return {
-        "seeds": [run.seed for run in complete],
-        "n_seeds": len(complete),
-        "not_complete": [
-            {"job": run.job, "seed": run.seed, "status": run.status} for run in runs if run not in complete
-        ],
-        "step": steps[-1] if steps else None,
-        "steps_differ": len(steps) > 1,
-        "thresholds": settings,
-        "chance": chance,
-        "reference_source": reference.get("source"),
-        "loss_val": mean_sd(losses),
-        "seed_losses": losses,
-        "train_minutes": mean_sd([m for m in minutes if m is not None]),
-        "seed_minutes": minutes,
-        "claims": result,
-    }
-
-
-def _seed_entry(run: SeedRun, judged: dict[str, Any]) -> dict[str, Any]:
-    """One seed's verdict of a claim and the numbers behind it; for "no association", where it failed."""
-    entry = {
-        "seed": run.seed,
-        "job": run.job,
-        **{key: judged[key] for key in ("verdict", "value", "zf", "p", "p_floor", "first_held", "stayed")},
-    }
-    if judged["test"] == NO_ASSOCIATION:
-        entry["broke_at"] = None if judged["broke"] is None else judged["broke"]["step"]
-    return entry
 
 
 def replicate_markdown(data: dict[str, Any], explorer: str | None) -> str:
@@ -345,13 +248,58 @@ def plot_labels(data: dict[str, Any]) -> CharLabels:
     return CharLabels({ch for c in data["claims"] if c["a"] is not None for ch in (c["a"], c["b"])})
 
 
-def verdicts_over_seeds(data: dict[str, Any], where: str) -> dict[str, Any]:
-    """What the single-run report shows of a replicate (analyze keeps it in analysis.json)."""
-    return {
-        "dir": where,
-        "seeds": data["seeds"],
-        "n_seeds": data["n_seeds"],
-        "step": data["step"],
-        "overrides": data["overrides"],
-        "claims": [{"claim": c["claim"], "test": c["test"], "over_seeds": c["over_seeds"]} for c in data["claims"]],
+def write_replicate(sweep_dir: Path, data: dict[str, Any]) -> None:
+    """replicate.json, replicate.md (linking the sweep's explorer page where there is one) and the two plots."""
+    fileio.write_json(sweep_dir / REPLICATE_JSON, data)
+    page = explorer.FILE_NAME if (sweep_dir / explorer.FILE_NAME).exists() else None
+    fileio.write_text(sweep_dir / "replicate.md", replicate_markdown(data, page))
+    labels = plot_labels(data)
+    if labels.as_code_points:
+        log.warning("%s", missing_font_notice(labels.as_code_points))
+    with matplotlib.rc_context({"font.family": labels.families}):
+        fileio.write_bytes(sweep_dir / "replicate_zf.png", png(plot_curves(data, labels)))
+        fileio.write_bytes(sweep_dir / "replicate_final.png", png(plot_final(data, labels)))
+
+
+def report_log(data: dict[str, Any], sweep_dir: Path) -> ReportLog:
+    """The replicate as W&B shows it: two tables, two plots, its files as the report artifact."""
+    claims = data["claims"]
+    tables = {
+        "replicate/claims": (
+            ["claim", "test", "expect", "held", "seeds", "over_seeds", "zf_mean", "zf_sd"],
+            [
+                [
+                    claim_label(c),
+                    c["test"],
+                    c["expect"],
+                    c["n_held"],
+                    c["n_seeds"],
+                    c["over_seeds"],
+                    c["zf"]["mean"],
+                    c["zf"]["sd"],
+                ]
+                for c in claims
+            ],
+        ),
+        "replicate/seeds": (
+            ["claim", "test", "seed", "verdict", "zf", "p", "first_held", "stayed"],
+            [
+                [claim_label(c), c["test"], s["seed"], s["verdict"], s["zf"], s["p"], s["first_held"], s["stayed"]]
+                for c in claims
+                for s in c["seeds"]
+            ],
+        ),
     }
+    images = [
+        (f"replicate/{name}", (sweep_dir / f"replicate_{name}.png").read_bytes(), f"replicate_{name}.png", 0)
+        for name in ("zf", "final")
+    ]
+    files = ("replicate.md", REPLICATE_JSON, "replicate_zf.png", "replicate_final.png")
+    return ReportLog(
+        tables,
+        step=0,
+        images=images,
+        artifact=f"{data['wandb_group']}-replicate",
+        files=[sweep_dir / name for name in files],
+        metadata={"experiment": data["experiment"], "seeds": data["seeds"]},
+    )

@@ -1,6 +1,6 @@
 """report.md: the claims in words, the reference article's tables with this run beside them.
 
-Every section is a function of the `analysis` dict that glassbox.analyze builds and saves as
+Every section is a function of the `analysis` dict that analysis/replay.py builds and glassbox.analyze saves as
 report/analysis.json (plain data), so a report can be redrawn from that file alone, without W&B
 and without the model. A section returns None when the suite it shows did not run.
 """
@@ -10,17 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from glassbox import metric_keys as keys
+from glassbox.analysis.claims import GROUP_CLAIM, HELD, MOVING_APART, NO_ASSOCIATION, NO_DIRECTION, Claim, claim_list
 from glassbox.model import NORM_NAMES, GPTConfig
-from glassbox.report.claims import (
-    GROUP_CLAIM,
-    HELD,
-    MOVING_APART,
-    NO_ASSOCIATION,
-    NO_DIRECTION,
-    Claim,
-    claim_list,
-    claim_sentence,
-)
+from glassbox.report.claims import claim_sentence
 from glassbox.report.figures import FIGURE_CAPTIONS
 from glassbox.report.markdown import escape, num, p_text, quoted, table, visible_char
 from glassbox.report.plotting import missing_font_notice

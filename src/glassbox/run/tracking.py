@@ -105,6 +105,17 @@ class Launch:
         return "-".join(str(part) for part in parts if part is not None)
 
 
+def sweep_report_tracker(
+    job_cfg: DictConfig, sweep_dir: Path, job_type: str, name: str, about: dict[str, Any]
+) -> Tracker:
+    """The W&B run of a report made from a sweep's jobs (named `<group>-<name>`), in their group with
+    their W&B settings; its config: the experiment's name, that W&B section and `about`."""
+    cfg = OmegaConf.create(
+        {"name": job_cfg.name, "wandb": OmegaConf.to_container(job_cfg.wandb, resolve=True), **about}
+    )
+    return Tracker(cfg, sweep_dir, job_type=job_type, name=f"{cfg.wandb.group}-{name}")
+
+
 def dataset_artifact_name(corpus_name: str) -> str:
     """The W&B artifact a prepared corpus is logged as (prepare) and consumed as (train)."""
     return f"dataset-{corpus_name}"
@@ -160,6 +171,21 @@ class JsonlFile:
             if row["step"] <= step:
                 kept.append(line + "\n")
         fileio.write_text(self.path, "".join(kept))
+
+
+@dataclass
+class ReportLog:
+    """A report as W&B shows it (`Tracker.log_report`): tables {key: (columns, rows)} at `step`, images
+    (key, png, caption, step; drawn as they are logged), numbers for the run's summary, and the report's
+    files as one artifact of type "report"."""
+
+    tables: dict[str, tuple[list[str], list[list]]]
+    step: int = 0
+    images: Iterable[tuple[str, bytes, str, int]] = ()
+    summary: dict[str, Any] = field(default_factory=dict)
+    artifact: str | None = None
+    files: list[Path] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class Tracker:
@@ -292,6 +318,19 @@ class Tracker:
     def log_image(self, key: str, png: bytes, caption: str, step: int) -> None:
         """A PNG image at `step`; W&B only."""
         self._log_built(key, lambda wandb: wandb.Image(Image.open(io.BytesIO(png)), caption=caption), step)
+
+    def log_report(self, report: ReportLog) -> None:
+        """A report's tables, images, summary numbers and artifact; W&B only (its files are on disk)."""
+        if self._run is None:
+            return  # nothing is drawn for no run
+        for key, (columns, rows) in report.tables.items():
+            self.log_table(key, columns, rows, report.step)
+        for key, png, caption, step in report.images:
+            self.log_image(key, png, caption, step)
+        if report.summary:
+            self.summary(report.summary)
+        if report.artifact:
+            self.log_artifact(report.artifact, "report", report.files, metadata=report.metadata)
 
     def _log_built(self, key: str, build, step: int) -> None:
         """Log what `build(wandb)` makes (a wandb.Table, wandb.Image, ...) at `step`, isolated like every W&B call."""
