@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+import io
 import math
 import re
 import shutil
@@ -21,6 +22,7 @@ from glassbox import fileio
 from glassbox.analysis.alignment import aligned_maps, procrustes
 from glassbox.report.explorer import FILE_NAME, sweep_page_data
 from glassbox.report.markdown import WHITESPACE
+from glassbox.report.page_font import FAMILY, cjk_subset_woff2, font_face_css
 from glassbox.run.tracking import JsonlFile
 from glassbox.sweep import summarize_sweep
 from helpers import project_with_corpus, run_stage, run_stages
@@ -65,6 +67,18 @@ def test_every_snapshot_is_turned_to_match_the_last():
     snapshots = [(final @ rotation(angle)).tolist() for angle in (0.3, 2.5, -1.2)] + [final.tolist()]
     for aligned in aligned_maps(snapshots):
         np.testing.assert_allclose(aligned, final, atol=1e-9)
+
+
+# --- the page's own font ---------------------------------------------------------------------------
+
+
+def test_the_page_font_holds_the_cjk_characters_it_is_given_and_nothing_else():
+    from fontTools.ttLib import TTFont
+
+    woff2 = cjk_subset_woff2("说道 ROMEO: 山水说")
+    assert woff2[:4] == b"wOF2"  # WOFF2, brotli-packed
+    assert {chr(code) for code in TTFont(io.BytesIO(woff2)).getBestCmap()} == set("说道山水")
+    assert font_face_css("ROMEO: to be") == ""  # nothing to carry: Latin text is the browser's own fonts' job
 
 
 # --- the page of a real run -------------------------------------------------------------------------
@@ -262,6 +276,29 @@ def test_characters_are_shown_as_characters(opened, analysis):
     map_text = driver.execute_script("return [...document.querySelectorAll('#map-plot text')].map(t => t.textContent)")
     assert {"说", "道", "山", "水"} <= set(map_text)
     assert "U+" not in driver.find_element("tag name", "body").text
+
+
+@pytest.mark.e2e
+def test_cjk_characters_are_drawn_by_the_font_the_page_carries(opened):
+    """Where no system font has CJK glyphs (CI's headless Chromium: `fc-list :lang=zh` prints nothing), every
+    character would be the same empty box. The page's own face must be loaded, because the page used it, and
+    draw two characters as two different glyphs."""
+    driver, _ = opened
+    faces = driver.execute_script("return [...document.fonts].map(f => [f.family.replaceAll('\"', ''), f.status])")
+    assert [FAMILY, "loaded"] in faces  # a face is loaded only when text on the page asks for it
+    drawn = driver.execute_script(
+        """const draw = (ch) => {
+             const canvas = document.createElement("canvas");
+             canvas.width = canvas.height = 48;
+             const pen = canvas.getContext("2d");
+             pen.font = `40px "${arguments[0]}"`;
+             pen.fillText(ch, 4, 40);
+             return canvas.toDataURL();
+           };
+           return [draw("说"), draw("道"), draw("说"), document.fonts.check(`40px "${arguments[0]}"`, "说道")];""",
+        FAMILY,
+    )
+    assert drawn[0] != drawn[1] and drawn[0] == drawn[2] and drawn[3]
 
 
 @pytest.mark.e2e

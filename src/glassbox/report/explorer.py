@@ -40,6 +40,7 @@ from glassbox.analysis.alignment import aligned_maps
 from glassbox.analysis.claims import GROUP_CLAIM, LEVEL, Claim, claim_list
 from glassbox.analysis.sweeps import axis_values
 from glassbox.report.markdown import WHITESPACE
+from glassbox.report.page_font import font_face_css
 
 FILE_NAME = "explorer.html"
 SIGNIFICANT_DIGITS = 4
@@ -352,16 +353,17 @@ def _package_file(name: str) -> str:
 
 def _page(title: str, kind: str, data: dict[str, Any], script: str) -> str:
     """A self-contained page: the shared frame, style and helpers, then the page's own controls, body
-    (explorer_<kind>_controls.html, explorer_<kind>.html), data blob and script."""
-    return _package_file("explorer_page.html").format(
-        title=html.escape(title),
-        css=_package_file("explorer.css"),
-        controls=_package_file(f"explorer_{kind}_controls.html"),
-        body=_package_file(f"explorer_{kind}.html"),
-        plotly=_packed_plotly_js(),
-        data=_script_json(data),
-        script=_package_file("explorer_common.js") + "\n" + _package_file(script),
-    )
+    (explorer_<kind>_controls.html, explorer_<kind>.html), data blob and script, and the font that draws
+    every CJK character among them (report/page_font.py)."""
+    parts = {
+        "title": html.escape(title),
+        "controls": _package_file(f"explorer_{kind}_controls.html"),
+        "body": _package_file(f"explorer_{kind}.html"),
+        "data": _script_json(data),
+        "script": _package_file("explorer_common.js") + "\n" + _package_file(script),
+    }
+    css = font_face_css("".join(parts.values())) + "\n" + _package_file("explorer.css")
+    return _package_file("explorer_page.html").format(css=css, plotly=_packed_plotly_js(), **parts)
 
 
 def explorer_html(analysis: dict[str, Any]) -> str:
