@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from hydra.core.global_hydra import GlobalHydra
 from safetensors.torch import load_file, save_file
 
 import glassbox
@@ -31,16 +30,15 @@ from glassbox.run.tracking import JsonlFile
 from glassbox.text.corpus import decode, normalize
 from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
-from helpers import compose_config, find_corpus, project_with_corpus, run_stage, run_stages
+from helpers import copy_project, find_corpus, run_stage, run_stages, stage_config
 
 TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict:
-    """A trained tiny run (prepare + train as a user runs them) with every snapshot exported."""
-    root = project_with_corpus(tmp_path_factory.mktemp("project"))
-    run_stages(root, ["prepare", "train"], ["experiment=tiny"])
+def tiny(tiny_project, tmp_path_factory) -> dict:
+    """A copy of the session's trained tiny project (conftest.py) with every snapshot exported."""
+    root = copy_project(tiny_project, tmp_path_factory.mktemp("project"))
     run_stages(root, ["export"], ["experiment=tiny", "step=all"])
     run_dir = (root / "outputs" / "tiny" / "latest").resolve()
     steps = [step for step, _ in list_snapshots(run_dir)]
@@ -48,10 +46,7 @@ def tiny(tmp_path_factory) -> dict:
 
 
 def config(root: Path, config_name: str, *overrides: str):
-    try:
-        return compose_config(config_name, [f"paths.root_dir={root}", "wandb.mode=disabled", *overrides])
-    finally:
-        GlobalHydra.instance().clear()
+    return stage_config(config_name, root, *overrides)
 
 
 def snapshot_of(tiny: dict, step: int) -> dict:

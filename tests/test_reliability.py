@@ -32,7 +32,7 @@ from glassbox.run.tracking import JsonlFile
 from glassbox.train import train
 from glassbox.training import loop
 from glassbox.training.schedule import snapshot_steps
-from helpers import compose_config, project_with_corpus, run_stage, wandb_records
+from helpers import compose_config, project_with_corpus, run_stage, stage_config, wandb_records
 
 # The tiny experiment cut to 40 steps: snapshots at 0, 1, 2, 4, 8, 16, 32 and 40, about a second.
 # Dropout draws from torch's global RNG, so exact equality after a resume needs its state too.
@@ -50,8 +50,7 @@ def root(tmp_path_factory) -> Path:
 
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str):
     """The train config as `make train EXPERIMENT=tiny` composes it, W&B off, outputs in output_dir."""
-    overrides = [f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled", *TINY, *overrides]
-    return compose_config("train", overrides)
+    return stage_config("train", root, f"paths.output_dir={output_dir}", *TINY, *overrides)
 
 
 @pytest.fixture(scope="module")

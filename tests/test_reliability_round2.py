@@ -45,7 +45,7 @@ from glassbox.trace import trace
 from glassbox.train import train
 from glassbox.training import loop
 from glassbox.training.schedule import snapshot_steps
-from helpers import compose_config, find_corpus, project_with_corpus, run_stage
+from helpers import compose_config, find_corpus, project_with_corpus, run_stage, stage_config
 
 TINY = ["experiment=tiny", "train.device=cpu", "train.max_iters=40"]
 SCHEDULE = snapshot_steps(40, 16, 32)  # 0, 1, 2, 4, 8, 16, 32, 40
@@ -54,8 +54,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "PYTHONUNBU
 
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str, config_name: str = "train"):
     """The tiny experiment's config as its stage composes it, W&B off, outputs in output_dir."""
-    overrides = [f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled", *TINY, *overrides]
-    return compose_config(config_name, overrides)
+    return stage_config(config_name, root, f"paths.output_dir={output_dir}", *TINY, *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from glassbox.run.layout import snapshot_path
 from glassbox.run.snapshots import load_snapshot
 from glassbox.sample import sample
 from glassbox.train import train
-from helpers import compose_config, project_with_corpus, run_stage
+from helpers import project_with_corpus, run_stage, stage_config
 
 TINY = ["experiment=tiny", "train.max_iters=16", "analysis.at_snapshots=false"]
 
@@ -32,13 +32,7 @@ def root(tmp_path_factory) -> Path:
 
 def stage_cfg(config_name: str, root: Path, *overrides: str):
     """A stage's config as its command line composes it (prompts quoted as the entry point quotes them)."""
-    overrides = [
-        f"paths.root_dir={root}",
-        "wandb.mode=disabled",
-        *TINY,
-        *(quote_literal(arg) for arg in overrides),
-    ]
-    return compose_config(config_name, overrides)
+    return stage_config(config_name, root, *TINY, *(quote_literal(arg) for arg in overrides))
 
 
 def sample_cfg(root: Path, *overrides: str):
