@@ -369,6 +369,7 @@ def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, t
     assert "ffffffffffff" in message and data.vocab.hash[:12] in message and "experiment=xiyouji" in message
 
 
+@pytest.mark.slow
 def test_analyzing_before_training_says_so_and_leaves_no_latest_directory(workdir):
     done = run_stage("analyze", ["experiment=tiny"], workdir)
     assert done.returncode == 2

@@ -77,6 +77,7 @@ def load_gpt2(folder: Path):
 # ---------------------------------------------------------------- export → transformers
 
 
+@pytest.mark.slow
 def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
     model, info, warnings = load_gpt2(tiny["last"])
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
@@ -99,6 +100,7 @@ def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
     assert greedy.tolist() == glassbox_model.generate(prompt, block - 5, top_k=1).tolist()
 
 
+@pytest.mark.slow
 def test_the_warning_check_would_see_a_missing_weight(tiny, tmp_path):
     """The no-warnings assertion above means something: a broken file does warn."""
     broken = tmp_path / "broken"
@@ -113,6 +115,7 @@ def test_the_warning_check_would_see_a_missing_weight(tiny, tmp_path):
     assert any("MISSING" in w for w in warnings)
 
 
+@pytest.mark.slow
 def test_tokenizer_gives_glassbox_ids_for_shakespeare_and_refuses_unknown_characters(tiny):
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny["last"])
     vocab = Vocab.load(tiny["last"] / "vocab.json")
@@ -140,6 +143,7 @@ def test_tokenizer_gives_glassbox_ids_for_xiyouji(tmp_path):
         tokenizer("悟空道 🐒")
 
 
+@pytest.mark.slow
 def test_nanogpt_layout_has_nanogpt_names_and_loads_back(tiny):
     weights = load_file(tiny["last"] / "nanogpt.safetensors")
     cfg = json.loads((tiny["last"] / "nanogpt_config.json").read_text())
@@ -173,6 +177,7 @@ def test_nanogpt_layout_has_nanogpt_names_and_loads_back(tiny):
         assert torch.equal(model.eval()(idx)[0], original(idx)[0])
 
 
+@pytest.mark.slow
 def test_export_writes_a_readme_and_replaces_an_older_export_whole(tiny):
     before = (tiny["last"] / "model.safetensors").read_bytes()
     assert export(config(tiny["root"], "export", "experiment=tiny")) == [tiny["last"]]  # the last step, again
@@ -230,6 +235,7 @@ def test_export_refuses_other_architectures():
         gpt2_weights({**model.state_dict(), "blocks.0.mlp.c_gate.weight": torch.zeros(1)}, args)
 
 
+@pytest.mark.slow
 def test_export_of_a_missing_step_exits_cleanly(tiny):
     done = run_stage("export", ["experiment=tiny", "step=3"], tiny["root"])
     assert done.returncode == EXIT_USER_ERROR
@@ -243,6 +249,7 @@ def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=0, abs_tol=TOL)
 
 
+@pytest.mark.slow
 def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path):
     step = tiny["steps"][-1]
     cfg = config(tiny["root"], "inspect_hf", "experiment=tiny", f"hf.path={tiny['last']}")
@@ -270,6 +277,7 @@ def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path
     assert analysis["counts"].endswith("vocab.json")
 
 
+@pytest.mark.slow
 def test_inspect_hf_on_exported_series_reproduces_the_runs_metrics(tiny, tmp_path):
     cfg = config(tiny["root"], "inspect_hf", "experiment=tiny", f"hf.path={tiny['run_dir'] / 'export'}")
     analysis = inspect_hf(cfg, tmp_path)
@@ -369,6 +377,7 @@ def test_inspect_hf_says_when_a_probe_is_several_tokens(tmp_path):
         inspect_hf(cfg, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_inspect_hf_on_a_missing_folder_exits_cleanly(tmp_path):
     done = run_stage("inspect_hf", ["experiment=tiny", f"hf.path={tmp_path / 'nowhere'}"], tmp_path)
     assert done.returncode == EXIT_USER_ERROR
@@ -378,6 +387,7 @@ def test_inspect_hf_on_a_missing_folder_exits_cleanly(tmp_path):
 # ---------------------------------------------------------------- load_run
 
 
+@pytest.mark.slow
 def test_load_run_reuses_the_stages_readers(tiny):
     run = glassbox.load_run(tiny["root"] / "outputs" / "tiny")  # the experiment's folder: its latest run
     assert run.path == tiny["run_dir"] and run.steps == tiny["steps"]

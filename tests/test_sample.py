@@ -44,6 +44,7 @@ def latest_model(root: Path):
     return snapshot.model(), snapshot.vocab()
 
 
+@pytest.mark.slow
 def test_make_sample_prints_samples_and_the_speeds(root):
     done = run_stage(
         "sample", [*TINY, "prompts=[ROMEO:,JULIET:]", "num_samples=2", "max_new_tokens=40"], root, timeout=120
@@ -129,6 +130,7 @@ def test_bad_values_are_refused_naming_the_key(root, tmp_path, overrides, messag
     assert not (tmp_path / "samples.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -285,6 +285,7 @@ def test_a_snapshot_replays_to_the_metrics_logged_at_its_step(tiny_run):
 # --- bad input --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_before_prepare_says_to_run_make_prepare(workdir):
     done = run_stage("train", ["experiment=tiny"], workdir)
     assert done.returncode == 2
