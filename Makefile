@@ -7,13 +7,16 @@
 #   make prepare train analyze CORPUS=local ARGS="corpus.path=notes.txt"   a text file of your own
 #   make help                                   every target in one line
 #   make replicate EXPERIMENT=tiny SEEDS=1,2    every claim judged over seeds (default 1,2,3)
-#   make test                                   the test suite
+#   make test                                   the whole test suite, as CI runs it
+#   make test-fast                              the tests not marked slow or e2e: the edit loop
 
 # CORPUS=local (a text file of your own, ARGS="corpus.path=<file>") runs experiment local, named after the file.
 EXPERIMENT ?= $(if $(filter local,$(CORPUS)),local,xiyouji)
 CORPUS ?=
 SEEDS ?= 1,2,3
 ARGS ?=
+# More pytest options for make test / test-fast, e.g. PYTEST_ARGS="--durations=15 -x".
+PYTEST_ARGS ?=
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU wheel lies on this machine's disk; on a GPU machine use e.g. TORCH_SPEC=torch.
@@ -21,7 +24,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace sample steer patch ablate export inspect-hf sweep replicate test lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace sample steer patch ablate export inspect-hf sweep replicate test test-fast lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -99,8 +102,11 @@ sweep: install  ## a Hydra multirun of train (SWEEP="model.n_layer=2,4 seed=1,2"
 replicate: install  ## every claim judged over seeds: a sweep over seed alone (SEEDS=1,2,3)
 	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) hydra/callbacks=replicate $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) seed=$(SEEDS)
 
-test: install  ## the test suite
-	$(PY) -m pytest -q
+test: install  ## the whole test suite, as CI runs it (PYTEST_ARGS: more pytest options)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install  ## the tests not marked slow or e2e, in about a minute: the edit loop
+	$(PY) -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
 
 # ruff (configured in pyproject.toml): lint and format check, as CI runs them; `make format` fixes.
 lint: install  ## ruff check and format check of src, tests and scripts, as CI runs them

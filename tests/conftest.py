@@ -1,4 +1,5 @@
-"""Fixtures: configs composed as the entry points compose them, outputs under tmp_path."""
+"""Fixtures: configs composed as the entry points compose them, outputs under tmp_path, and the one
+trained tiny run the whole session shares."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-from helpers import CORPUS_FILES, CORPUS_SOURCES, SMALL, TINY, compose_config, fake_job, final_row, path_overrides
+from helpers import (
+    CORPUS_FILES,
+    CORPUS_SOURCES,
+    SMALL,
+    TINY,
+    compose_config,
+    fake_job,
+    final_row,
+    path_overrides,
+    project_with_corpus,
+    run_stages,
+)
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
 
@@ -47,3 +59,12 @@ def toy_sweep(tmp_path: Path) -> Path:
     fake_job(sweep_dir, 2, [*small, "seed=1"], 1, "complete", SMALL, final_row(1.8, [2.0, 2.0, 1.0, 0.0]))
     fake_job(sweep_dir, 3, [*small, "seed=2"], 2, "failed", SMALL, final_row(0.1, [9, 9, 9, 9]), step=8)
     return sweep_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory) -> Path:
+    """`make prepare train EXPERIMENT=tiny` in a fresh project directory, W&B offline: trained once for the
+    whole session. Read it only; a test module that runs a stage on it works on a `copy_project` of it."""
+    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
+    run_stages(root, ["prepare", "train"], ["experiment=tiny"])
+    return root

@@ -41,6 +41,15 @@ def project_with_corpus(root: Path, corpus: str = "shakespeare") -> Path:
     return root
 
 
+def copy_project(root: Path, to: Path) -> Path:
+    """A copy of project `root` at `to`, for a test that changes it. Links stay links: `latest`, a run's
+    `report` and data/raw's corpora are relative or point outside the project. Absolute paths inside
+    the copy (the run's .hydra/config.yaml, the config in each snapshot) still name `root`, which only
+    ever serves reads (a snapshot's vocabulary), so `root` must stay as it is."""
+    shutil.copytree(root, to, symlinks=True, dirs_exist_ok=True)
+    return to
+
+
 def run_stages(root: Path, stages: list[str], overrides: list[str]) -> None:
     """Run each stage in turn as `make <stage>` would, failing the test with its stderr if one fails."""
     for stage in stages:
@@ -53,6 +62,12 @@ def compose_config(config_name: str, overrides: Iterable[str] = (), hydra_node: 
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(config_name, overrides=list(overrides), return_hydra_config=hydra_node)
+
+
+def stage_config(config_name: str, root: Path, *overrides: str):
+    """A stage's config for project `root` as its command line composes it, W&B off: the in-process
+    twin of `run_stage`."""
+    return compose_config(config_name, [f"paths.root_dir={root}", "wandb.mode=disabled", *overrides])
 
 
 def path_overrides(root: Path) -> list[str]:

@@ -26,7 +26,7 @@ from glassbox.run.layout import list_snapshots
 from glassbox.run.snapshots import Snapshot, check_vocab
 from glassbox.run.tracking import STEP_KEY, JsonlFile
 from glassbox.text.tokens import TokenData
-from helpers import WANDB_KEY, logged_keys, project_with_corpus, run_stage, run_stages, wandb_records
+from helpers import WANDB_KEY, copy_project, logged_keys, run_stage, run_stages, wandb_records
 
 ITOS = list("abcdefghijklmnopqrstuvwxyz .,;!?ABCDEFGH")  # 40 characters, id = position
 STOI = {c: i for i, c in enumerate(ITOS)}
@@ -235,10 +235,10 @@ def test_an_unknown_suite_is_a_clear_error_and_one_without_its_probes_is_skipped
 
 
 @pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory) -> Path:
-    """`make prepare train analyze EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
-    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
-    run_stages(root, ["prepare", "train", "analyze"], ["experiment=tiny"])
+def tiny_project(tiny_project, tmp_path_factory) -> Path:
+    """The session's trained tiny project (conftest.py), copied, then `make analyze EXPERIMENT=tiny`, W&B offline."""
+    root = copy_project(tiny_project, tmp_path_factory.mktemp("tiny"))
+    run_stages(root, ["analyze"], ["experiment=tiny"])
     return root
 
 
@@ -369,6 +369,7 @@ def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, t
     assert "ffffffffffff" in message and data.vocab.hash[:12] in message and "experiment=xiyouji" in message
 
 
+@pytest.mark.slow
 def test_analyzing_before_training_says_so_and_leaves_no_latest_directory(workdir):
     done = run_stage("analyze", ["experiment=tiny"], workdir)
     assert done.returncode == 2

@@ -65,6 +65,7 @@ def test_pyproject_installs_one_command_per_stage():
         assert callable(getattr(importlib.import_module(module), function))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "stage, says",
     [
@@ -99,6 +100,7 @@ def test_help_says_what_the_stage_does_and_names_its_main_options(stage, says):
     assert "powered by Hydra" not in done.stdout
 
 
+@pytest.mark.slow
 def test_tab_completion_offers_the_config_groups_options():
     line = "glassbox-train model="
     done = command("train", "-sc", "query=bash", env={"COMP_LINE": line, "COMP_POINT": str(len(line))})

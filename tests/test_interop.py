@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from hydra.core.global_hydra import GlobalHydra
 from safetensors.torch import load_file, save_file
 
 import glassbox
@@ -32,16 +31,15 @@ from glassbox.run.tracking import JsonlFile
 from glassbox.text.corpus import decode, normalize
 from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
-from helpers import compose_config, find_corpus, project_with_corpus, run_stage, run_stages
+from helpers import copy_project, find_corpus, run_stage, run_stages, stage_config
 
 TOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict:
-    """A trained tiny run (prepare + train as a user runs them) with every snapshot exported."""
-    root = project_with_corpus(tmp_path_factory.mktemp("project"))
-    run_stages(root, ["prepare", "train"], ["experiment=tiny"])
+def tiny(tiny_project, tmp_path_factory) -> dict:
+    """A copy of the session's trained tiny project (conftest.py) with every snapshot exported."""
+    root = copy_project(tiny_project, tmp_path_factory.mktemp("project"))
     run_stages(root, ["export"], ["experiment=tiny", "step=all"])
     run_dir = (root / "outputs" / "tiny" / "latest").resolve()
     steps = [step for step, _ in list_snapshots(run_dir)]
@@ -49,10 +47,7 @@ def tiny(tmp_path_factory) -> dict:
 
 
 def config(root: Path, config_name: str, *overrides: str):
-    try:
-        return compose_config(config_name, [f"paths.root_dir={root}", "wandb.mode=disabled", *overrides])
-    finally:
-        GlobalHydra.instance().clear()
+    return stage_config(config_name, root, *overrides)
 
 
 def snapshot_of(tiny: dict, step: int) -> dict:
@@ -83,6 +78,7 @@ def load_gpt2(folder: Path):
 # ---------------------------------------------------------------- export → transformers
 
 
+@pytest.mark.slow
 def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
     model, info, warnings = load_gpt2(tiny["last"])
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
@@ -105,6 +101,7 @@ def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
     assert greedy.tolist() == generate(glassbox_model, prompt, block - 5, top_k=1).tolist()
 
 
+@pytest.mark.slow
 def test_the_warning_check_would_see_a_missing_weight(tiny, tmp_path):
     """The no-warnings assertion above means something: a broken file does warn."""
     broken = tmp_path / "broken"
@@ -119,6 +116,7 @@ def test_the_warning_check_would_see_a_missing_weight(tiny, tmp_path):
     assert any("MISSING" in w for w in warnings)
 
 
+@pytest.mark.slow
 def test_tokenizer_gives_glassbox_ids_for_shakespeare_and_refuses_unknown_characters(tiny):
     tokenizer = transformers.AutoTokenizer.from_pretrained(tiny["last"])
     vocab = Vocab.load(tiny["last"] / "vocab.json")
@@ -146,6 +144,7 @@ def test_tokenizer_gives_glassbox_ids_for_xiyouji(tmp_path):
         tokenizer("悟空道 🐒")
 
 
+@pytest.mark.slow
 def test_nanogpt_layout_has_nanogpt_names_and_loads_back(tiny):
     weights = load_file(tiny["last"] / "nanogpt.safetensors")
     cfg = json.loads((tiny["last"] / "nanogpt_config.json").read_text())
@@ -179,6 +178,7 @@ def test_nanogpt_layout_has_nanogpt_names_and_loads_back(tiny):
         assert torch.equal(model.eval()(idx)[0], original(idx)[0])
 
 
+@pytest.mark.slow
 def test_export_writes_a_readme_and_replaces_an_older_export_whole(tiny):
     before = (tiny["last"] / "model.safetensors").read_bytes()
     assert export(config(tiny["root"], "export", "experiment=tiny")) == [tiny["last"]]  # the last step, again
@@ -236,6 +236,7 @@ def test_export_refuses_other_architectures():
         gpt2_weights({**model.state_dict(), "blocks.0.mlp.c_gate.weight": torch.zeros(1)}, args)
 
 
+@pytest.mark.slow
 def test_export_of_a_missing_step_exits_cleanly(tiny):
     done = run_stage("export", ["experiment=tiny", "step=3"], tiny["root"])
     assert done.returncode == EXIT_USER_ERROR
@@ -249,6 +250,7 @@ def close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=0, abs_tol=TOL)
 
 
+@pytest.mark.slow
 def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path):
     step = tiny["steps"][-1]
     cfg = config(tiny["root"], "inspect_hf", "experiment=tiny", f"hf.path={tiny['last']}")
@@ -276,6 +278,7 @@ def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path
     assert analysis["counts"].endswith("vocab.json")
 
 
+@pytest.mark.slow
 def test_inspect_hf_on_exported_series_reproduces_the_runs_metrics(tiny, tmp_path):
     cfg = config(tiny["root"], "inspect_hf", "experiment=tiny", f"hf.path={tiny['run_dir'] / 'export'}")
     analysis = inspect_hf(cfg, tmp_path)
@@ -375,6 +378,7 @@ def test_inspect_hf_says_when_a_probe_is_several_tokens(tmp_path):
         inspect_hf(cfg, tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_inspect_hf_on_a_missing_folder_exits_cleanly(tmp_path):
     done = run_stage("inspect_hf", ["experiment=tiny", f"hf.path={tmp_path / 'nowhere'}"], tmp_path)
     assert done.returncode == EXIT_USER_ERROR
@@ -384,6 +388,7 @@ def test_inspect_hf_on_a_missing_folder_exits_cleanly(tmp_path):
 # ---------------------------------------------------------------- load_run
 
 
+@pytest.mark.slow
 def test_load_run_reuses_the_stages_readers(tiny):
     run = glassbox.load_run(tiny["root"] / "outputs" / "tiny")  # the experiment's folder: its latest run
     assert run.path == tiny["run_dir"] and run.steps == tiny["steps"]

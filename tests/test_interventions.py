@@ -26,7 +26,7 @@ from glassbox.probes.interventions import random_directions
 from glassbox.run.layout import INTERVENTIONS_DIR
 from glassbox.run.tracking import JsonlFile
 from glassbox.text.vocab import Vocab
-from helpers import find_corpus, project_with_corpus, run_stage, run_stages, wandb_records
+from helpers import copy_project, find_corpus, run_stage, wandb_records
 
 SMALL = GPTConfig(vocab_size=11, block_size=12, n_layer=2, n_head=2, n_embd=16)
 
@@ -332,11 +332,9 @@ def test_bad_patching_input_says_what_was_wrong(make_cfg, shakespeare_vocab, ove
 
 
 @pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory) -> Path:
-    """`make prepare train EXPERIMENT=tiny` in a fresh project directory, without W&B."""
-    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
-    run_stages(root, ["prepare", "train"], ["experiment=tiny", "wandb.mode=disabled"])
-    return root
+def tiny_project(tiny_project, tmp_path_factory) -> Path:
+    """A copy of the session's trained tiny project (conftest.py): the stages here write into its run."""
+    return copy_project(tiny_project, tmp_path_factory.mktemp("tiny"))
 
 
 def interventions_of(root: Path, kind: str) -> list[Path]:
@@ -380,7 +378,9 @@ def test_patch_runs_over_every_snapshot_of_the_run(tiny_project):
     assert done.returncode == 0, done.stderr[-3000:]
     (out,) = interventions_of(tiny_project, "patch")
     results = fileio.read_json(out / "results.json")
-    snapshots = sorted(int(p.stem.split("_")[1]) for p in (tiny_project / "outputs/tiny/latest/checkpoints").iterdir())
+    snapshots = sorted(
+        int(p.stem.split("_")[1]) for p in (tiny_project / "outputs/tiny/latest/checkpoints").glob("step_???????.pt")
+    )
     assert [s["step"] for s in results["steps"]] == snapshots
     assert all([row["layer"] for row in s["layers"]] == [1] for s in results["steps"])
     assert "Over training" in (out / "report.md").read_text(encoding="utf-8")

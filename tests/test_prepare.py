@@ -181,6 +181,7 @@ def assert_fails(result, *snippets: str) -> None:
         assert snippet in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_missing_corpus_offline(workdir):
     raw_dir = workdir / "empty-cache"
     overrides = ["corpus=shakespeare", f"paths.raw_dir={raw_dir}", f"corpus.url={UNREACHABLE}"]
@@ -196,6 +197,7 @@ def test_missing_corpus_offline(workdir):
     assert not (workdir / "data" / "processed").exists()
 
 
+@pytest.mark.slow
 def test_cached_file_with_wrong_sha256(workdir):
     overrides = place_corpus(workdir, TEXT.encode())
     found = hashlib.sha256(TEXT.encode()).hexdigest()
@@ -205,6 +207,7 @@ def test_cached_file_with_wrong_sha256(workdir):
     assert not (workdir / "data" / "processed").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "data, snippets",
     [
@@ -225,12 +228,14 @@ def test_bad_corpus_fails_and_keeps_the_good_build(prepare_synthetic, workdir, d
     assert file_states(out_dir) == before
 
 
+@pytest.mark.slow
 def test_unknown_corpus_lists_the_options(workdir):
     result = run_stage("prepare", ["corpus=nope"], workdir)
     assert_fails(result, "Could not find 'corpus/nope'", "shakespeare", "xiyouji")
     assert not (workdir / "data" / "processed").exists()
 
 
+@pytest.mark.slow
 def test_unwritable_output_directory(workdir):
     """A path below a regular file cannot be created, even by root (for whom chmod is no barrier)."""
     blocker = workdir / "not-a-dir"
@@ -247,6 +252,7 @@ def test_unwritable_output_directory(workdir):
 # --- W&B -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_prepare_logs_the_dataset_artifact_offline(workdir):
     overrides = place_corpus(workdir, TEXT.encode())
     result = run_stage("prepare", overrides, workdir)

@@ -32,7 +32,7 @@ from glassbox.run.tracking import JsonlFile
 from glassbox.train import train
 from glassbox.training import loop
 from glassbox.training.schedule import snapshot_steps
-from helpers import compose_config, project_with_corpus, run_stage, wandb_records
+from helpers import compose_config, project_with_corpus, run_stage, stage_config, wandb_records
 
 # The tiny experiment cut to 40 steps: snapshots at 0, 1, 2, 4, 8, 16, 32 and 40, about a second.
 # Dropout draws from torch's global RNG, so exact equality after a resume needs its state too.
@@ -50,8 +50,7 @@ def root(tmp_path_factory) -> Path:
 
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str):
     """The train config as `make train EXPERIMENT=tiny` composes it, W&B off, outputs in output_dir."""
-    overrides = [f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled", *TINY, *overrides]
-    return compose_config("train", overrides)
+    return stage_config("train", root, f"paths.output_dir={output_dir}", *TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +180,7 @@ def test_ctrl_c_saves_a_snapshot_finishes_wandb_and_exits_130(root, tmp_path):
     assert exits == [1]  # the W&B run was finished, as failed, not left dangling
 
 
+@pytest.mark.slow
 def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matches(
     root, reference, outputs, monkeypatch, caplog
 ):
@@ -231,6 +231,7 @@ def flip_a_byte_of_the_embedding(path: Path) -> None:
     path.write_bytes(data)
 
 
+@pytest.mark.slow
 def test_a_flipped_byte_loads_silently_with_torch_but_not_with_load_snapshot(root, reference, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -243,6 +244,7 @@ def test_a_flipped_byte_loads_silently_with_torch_but_not_with_load_snapshot(roo
         load_snapshot(path)
 
 
+@pytest.mark.slow
 def test_auto_resume_skips_corrupt_truncated_and_unchecksummed_snapshots(root, reference, outputs, caplog):
     run_dir = interrupted_run(root, outputs)
     flip_a_byte_of_the_embedding(snapshot_path(run_dir, 40))
@@ -261,6 +263,7 @@ def test_auto_resume_skips_corrupt_truncated_and_unchecksummed_snapshots(root, r
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow
 def test_resume_never_starts_a_new_run(root, outputs):
     run_dir = interrupted_run(root, outputs)
     before = history(run_dir)
@@ -269,6 +272,7 @@ def test_resume_never_starts_a_new_run(root, outputs):
     assert history(run_dir) == before
 
 
+@pytest.mark.slow
 def test_resume_from_a_given_snapshot_rewinds_its_run_to_that_step(root, reference, outputs):
     run_dir = interrupted_run(root, outputs)
     write_run_state(run_dir, status="complete")
@@ -278,6 +282,7 @@ def test_resume_from_a_given_snapshot_rewinds_its_run_to_that_step(root, referen
     assert_same_run(run_dir, reference)
 
 
+@pytest.mark.slow
 def test_a_sweep_job_never_auto_resumes_the_experiments_latest_run(root, outputs):
     interrupted_run(root, outputs)
     cfg = tiny_cfg(root, outputs)
@@ -305,6 +310,7 @@ def test_rewinding_a_jsonl_file_drops_later_rows_and_a_line_cut_short(tmp_path):
 # --- a snapshot that does not fit ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_check_fits_names_every_mismatched_key_with_both_values(reference):
     snapshot = load_snapshot(snapshot_path(reference, 8))
     fitting = dict(snapshot.model_args)
@@ -319,6 +325,7 @@ def test_check_fits_names_every_mismatched_key_with_both_values(reference):
     check_fits(snapshot, {**fitting, "dropout": 0.5}, snapshot.vocab_hash)  # no shape change
 
 
+@pytest.mark.slow
 def test_resuming_with_a_different_model_is_refused_before_anything_changes(root, outputs):
     run_dir = interrupted_run(root, outputs)
     before = history(run_dir), read_run_state(run_dir)
@@ -330,6 +337,7 @@ def test_resuming_with_a_different_model_is_refused_before_anything_changes(root
 # --- failures while training ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, outputs, monkeypatch):
     lr_at, forward = loop.lr_at, GPT.forward
     step_now = [0]
@@ -359,6 +367,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, output
     assert read_run_state(run_dir)["resumed_at"] == [8]
 
 
+@pytest.mark.slow
 def test_wandb_init_failing_warns_once_and_training_goes_on(root, outputs, monkeypatch, caplog):
     import wandb
 
@@ -375,6 +384,7 @@ def test_wandb_init_failing_warns_once_and_training_goes_on(root, outputs, monke
     assert read_run_state(run_dir)["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_wandb_log_failing_warns_once_and_metrics_jsonl_stays_complete(root, reference, outputs, monkeypatch, caplog):
     from wandb.sdk.wandb_run import Run
 
@@ -389,6 +399,7 @@ def test_wandb_log_failing_warns_once_and_metrics_jsonl_stays_complete(root, ref
     assert history(run_dir) == history(reference)
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_saving_a_snapshot_is_explained_and_the_old_one_survives(reference, tmp_path, monkeypatch):
     path = tmp_path / "run" / "checkpoints" / "step_0000016.pt"
     old = load_payload(snapshot_path(reference, 16))
@@ -406,6 +417,7 @@ def test_a_full_disk_while_saving_a_snapshot_is_explained_and_the_old_one_surviv
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_training_fails_the_run_and_keeps_earlier_snapshots(root, outputs, monkeypatch):
     save = torch.save
 

@@ -45,7 +45,7 @@ from glassbox.trace import trace
 from glassbox.train import train
 from glassbox.training import loop
 from glassbox.training.schedule import snapshot_steps
-from helpers import compose_config, find_corpus, project_with_corpus, run_stage
+from helpers import compose_config, find_corpus, project_with_corpus, run_stage, stage_config
 
 TINY = ["experiment=tiny", "train.device=cpu", "train.max_iters=40"]
 SCHEDULE = snapshot_steps(40, 16, 32)  # 0, 1, 2, 4, 8, 16, 32, 40
@@ -54,8 +54,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "PYTHONUNBU
 
 def tiny_cfg(root: Path, output_dir: Path, *overrides: str, config_name: str = "train"):
     """The tiny experiment's config as its stage composes it, W&B off, outputs in output_dir."""
-    overrides = [f"paths.root_dir={root}", f"paths.output_dir={output_dir}", "wandb.mode=disabled", *TINY, *overrides]
-    return compose_config(config_name, overrides)
+    return stage_config(config_name, root, f"paths.output_dir={output_dir}", *TINY, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +151,7 @@ def test_two_trains_at_once_on_one_interrupted_run_one_resumes_the_other_names_i
     assert_equals_the_reference(run_dir, reference)
 
 
+@pytest.mark.slow
 def test_a_run_held_by_a_live_process_is_refused_and_a_dead_ones_lock_never_blocks(reference, outputs):
     run_dir = copy_run(reference, outputs)
     write_run_state(run_dir, status="interrupted")
@@ -183,6 +183,7 @@ def test_a_run_held_by_a_live_process_is_refused_and_a_dead_ones_lock_never_bloc
 # --- 2. NaN ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_diverging_run_saves_no_non_finite_snapshot_and_its_advice_trains(root, outputs):
     with pytest.raises(GlassboxError) as error:
         train(tiny_cfg(root, outputs, "train.learning_rate=1e6"), outputs / "tiny" / "run")
@@ -207,6 +208,7 @@ def poison(path: Path) -> None:
     save_snapshot(path, payload)
 
 
+@pytest.mark.slow
 def test_resuming_skips_a_snapshot_with_non_finite_weights(reference, outputs, caplog):
     run_dir = copy_run(reference, outputs)
     write_run_state(run_dir, status="failed")
@@ -217,6 +219,7 @@ def test_resuming_skips_a_snapshot_with_non_finite_weights(reference, outputs, c
     assert "step_0000040.pt holds non-finite numbers (nan or inf in wte.weight" in caplog.text
 
 
+@pytest.mark.slow
 def test_trace_refuses_a_snapshot_with_non_finite_weights(root, reference, outputs):
     run_dir = copy_run(reference, outputs)
     poison(snapshot_path(run_dir, 40))
@@ -266,23 +269,27 @@ def analysed_steps(analysed: dict) -> list[int]:
     return [s["step"] for s in analysed["analysis"]["snapshots"]]
 
 
+@pytest.mark.slow
 def test_analyze_skips_a_damaged_old_snapshot_and_analyses_the_rest(analysed):
     assert analysed_steps(analysed) == [0, 4, 8, 16, 32, 40]
     assert "skipping the snapshot at step 1: snapshot" in analysed["log"] and "is corrupt" in analysed["log"]
     assert "step 1 (snapshot" in analysed["report"]
 
 
+@pytest.mark.slow
 def test_analyze_skips_a_snapshot_with_non_finite_weights(analysed):
     assert 2 not in analysed_steps(analysed)
     (skipped,) = [s for s in analysed["analysis"]["skipped_snapshots"] if s["step"] == 2]
     assert "holds non-finite numbers" in skipped["reason"]
 
 
+@pytest.mark.slow
 def test_analyze_drops_a_last_metrics_line_cut_short_with_a_warning(analysed):
     assert [row["step"] for row in analysed["analysis"]["losses"]] == SCHEDULE
     assert "metrics.jsonl: its last line is cut short" in analysed["log"]
 
 
+@pytest.mark.slow
 def test_analysing_a_run_still_training_says_so_and_which_steps(analysed):
     pid, steps = analysed["pid"], "0, 4, 8, 16, 32, 40"
     assert f"the run is still training (pid {pid}): the report covers steps {steps}" in analysed["log"]
@@ -304,6 +311,7 @@ def test_a_jsonl_file_damaged_before_its_last_line_is_explained(tmp_path):
 # --- 3. token files ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_changed_or_out_of_range_token_file_is_refused_until_prepared_again(tmp_path):
     project = project_with_corpus(tmp_path / "project")
     prepare_cfg = tiny_cfg(project, tmp_path / "outputs", config_name="prepare")
@@ -353,6 +361,7 @@ def test_gb18030_forced_through_latin_1_is_flagged_loudly(workdir, make_cfg, cap
 # --- 6. the resume advice --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root, reference, outputs, monkeypatch):
     overrides = [
         f"paths.root_dir={root}",
@@ -483,6 +492,7 @@ class FullDisk:
         self.f.flush()
 
 
+@pytest.mark.slow
 def test_a_full_disk_inside_torch_save_is_explained_not_unexpected_pos(reference, tmp_path, monkeypatch):
     path = tmp_path / "run" / "checkpoints" / "step_0000016.pt"
     old = load_payload(snapshot_path(reference, 16))
@@ -498,6 +508,7 @@ def test_a_full_disk_inside_torch_save_is_explained_not_unexpected_pos(reference
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
+@pytest.mark.slow
 def test_a_damaged_run_json_is_explained_by_train_analyze_and_trace(root, reference, outputs):
     run_dir = copy_run(reference, outputs)
     (run_dir / "run.json").write_text('{"status": "runn')
@@ -513,6 +524,7 @@ def test_a_damaged_run_json_is_explained_by_train_analyze_and_trace(root, refere
 # --- W&B online without a network ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wandb_online_without_a_network_says_it_waits_and_falls_back_to_offline(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # a closed port: refused at once, every retry
@@ -557,6 +569,7 @@ def test_the_corpus_length_is_checked_against_the_configured_model(workdir, make
     assert prepare(make_cfg("prepare", [*corpus, "model=tiny"])).is_dir()  # block 32: long enough
 
 
+@pytest.mark.slow
 def test_a_vocabulary_mismatch_names_the_runs_corpus_and_the_command_that_fixes_it(root, reference):
     snapshot = load_snapshot(snapshot_path(reference, 0))
     processed = root / "data" / "processed" / "shakespeare"

@@ -17,7 +17,7 @@ from glassbox.run.layout import snapshot_path
 from glassbox.run.snapshots import load_snapshot
 from glassbox.sample import sample
 from glassbox.train import train
-from helpers import compose_config, project_with_corpus, run_stage
+from helpers import project_with_corpus, run_stage, stage_config
 
 TINY = ["experiment=tiny", "train.max_iters=16", "analysis.at_snapshots=false"]
 
@@ -33,13 +33,7 @@ def root(tmp_path_factory) -> Path:
 
 def stage_cfg(config_name: str, root: Path, *overrides: str):
     """A stage's config as its command line composes it (prompts quoted as the entry point quotes them)."""
-    overrides = [
-        f"paths.root_dir={root}",
-        "wandb.mode=disabled",
-        *TINY,
-        *(quote_literal(arg) for arg in overrides),
-    ]
-    return compose_config(config_name, overrides)
+    return stage_config(config_name, root, *TINY, *(quote_literal(arg) for arg in overrides))
 
 
 def sample_cfg(root: Path, *overrides: str):
@@ -51,6 +45,7 @@ def latest_model(root: Path):
     return snapshot.model(), snapshot.vocab()
 
 
+@pytest.mark.slow
 def test_make_sample_prints_samples_and_the_speeds(root):
     done = run_stage(
         "sample", [*TINY, "prompts=[ROMEO:,JULIET:]", "num_samples=2", "max_new_tokens=40"], root, timeout=120
@@ -136,6 +131,7 @@ def test_bad_values_are_refused_naming_the_key(root, tmp_path, overrides, messag
     assert not (tmp_path / "samples.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, message",
     [

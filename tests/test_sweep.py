@@ -139,6 +139,7 @@ def final_losses(run_dirs: list[Path]) -> list[float]:
     return [JsonlFile(run_dir / "metrics.jsonl").read()[-1]["loss/val"] for run_dir in run_dirs]
 
 
+@pytest.mark.slow
 def test_a_sweep_with_one_bad_job_stops_before_any_directory_naming_that_job(workdir):
     done = run_stage("train", ["hydra.mode=MULTIRUN", "experiment=tiny", "seed=1,x", "model.n_layer=1,2"], workdir)
     assert done.returncode == 2

@@ -295,6 +295,7 @@ def test_interactive_q_stops_after_the_current_stage(monkeypatch, capsys):
     assert "B" in out and "C" not in out
 
 
+@pytest.mark.slow
 def test_command_line_prints_everything_without_a_tty_and_exits_2_on_errors(tiny_run, workdir):
     ok = run_stage("trace", ["experiment=xiyouji", "prompt=悟空道"], workdir, timeout=120, stdin=subprocess.DEVNULL)
     assert ok.returncode == 0, ok.stderr

@@ -24,7 +24,7 @@ from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
 from glassbox.train import train
 from glassbox.training.schedule import lr_at, snapshot_steps
-from helpers import project_with_corpus, run_stage, run_stages, wandb_records
+from helpers import run_stage, wandb_records
 
 XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
 
@@ -160,14 +160,6 @@ def test_tiny_model_memorises_a_tiny_text(workdir, make_cfg):
 
 
 @pytest.fixture(scope="module")
-def tiny_project(tmp_path_factory) -> Path:
-    """`make prepare train EXPERIMENT=tiny` in a fresh project directory, W&B offline."""
-    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
-    run_stages(root, ["prepare", "train"], ["experiment=tiny"])
-    return root
-
-
-@pytest.fixture(scope="module")
 def tiny_run(tiny_project) -> Path:
     return (tiny_project / "outputs" / "tiny" / "latest").resolve()
 
@@ -293,6 +285,7 @@ def test_a_snapshot_replays_to_the_metrics_logged_at_its_step(tiny_run):
 # --- bad input --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_training_before_prepare_says_to_run_make_prepare(workdir):
     done = run_stage("train", ["experiment=tiny"], workdir)
     assert done.returncode == 2

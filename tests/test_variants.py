@@ -20,7 +20,7 @@ from glassbox.prepare import prepare
 from glassbox.run.layout import read_run_state, snapshot_path
 from glassbox.run.snapshots import Snapshot, check_fits, load_payload, load_snapshot, model_args
 from glassbox.train import train
-from helpers import compose_config, project_with_corpus
+from helpers import project_with_corpus, stage_config
 
 BASE = GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=32)
 VARIANTS = {
@@ -347,15 +347,7 @@ def tiny_root(tmp_path_factory) -> Path:
 
 def tiny_cfg(config_name: str, root: Path, *overrides: str):
     """`make <stage> EXPERIMENT=tiny` cut to 16 steps (snapshots 0, 1, 2, 4, 8, 16), W&B off."""
-    overrides = [
-        f"paths.root_dir={root}",
-        "wandb.mode=disabled",
-        "experiment=tiny",
-        "train.device=cpu",
-        "train.max_iters=16",
-        *overrides,
-    ]
-    return compose_config(config_name, overrides)
+    return stage_config(config_name, root, "experiment=tiny", "train.device=cpu", "train.max_iters=16", *overrides)
 
 
 @pytest.mark.e2e

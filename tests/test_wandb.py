@@ -80,6 +80,7 @@ def test_the_mode_is_the_override_then_wandb_mode_then_wandbs_settings_then_offl
         wandb_mode(None)
 
 
+@pytest.mark.slow
 def test_wandb_disabled_in_the_project_is_read_from_wands_own_settings_file(tmp_path):
     """`wandb disabled` writes wandb/settings in the current directory; glassbox reads it there, as W&B does."""
     env = without_wandb_mode()
