@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,24 +44,15 @@ def new_kv_cache(model: GPT) -> list[KVCache]:
 
 
 @torch.no_grad()
-def generate(
-    model: GPT,
-    idx: Tensor,
-    max_new_tokens: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-    *,
-    top_p: float | None = None,
-    use_cache: bool = True,
-    interventions: Interventions | None = None,
-) -> Tensor:
-    """Extend idx [B, T] by max_new_tokens drawn tokens -> [B, T + max_new_tokens].
+def generate(model: GPT, idx: Tensor, max_new_tokens: int, *sampling: Any, **options: Any) -> Tensor:
+    """Extend idx [B, T] by max_new_tokens drawn tokens -> [B, T + max_new_tokens]: every step of
+    `generation_steps`, whose arguments these are (temperature=1.0, top_k=None, generator=None, and by
+    keyword top_p=None, use_cache=True, interventions=None).
 
     Each token is drawn from `next_token_probs(logits, temperature, top_k, top_p)`
     (temperature 0 = greedy) with `generator`. Call `model.eval()` first if the model has dropout.
-    `generation_steps` takes the same arguments and yields each step, for callers that watch
-    (the trace) or time (`make sample`) the prefill and the decode steps.
+    `generation_steps` yields each step instead, for callers that watch (the trace) or time
+    (`make sample`) the prefill and the decode steps.
 
     With `use_cache` the prompt is run once (prefill), filling a KV cache, and each later step
     runs only the newest token (decode). `use_cache=False` re-runs the whole context at every
@@ -78,17 +70,7 @@ def generate(
     block_size every step re-encodes the last block_size tokens (a new prefill): the same
     tokens as without the cache, at the same cost.
     """
-    steps = generation_steps(
-        model,
-        idx,
-        max_new_tokens,
-        temperature,
-        top_k,
-        generator,
-        top_p=top_p,
-        use_cache=use_cache,
-        interventions=interventions,
-    )
+    steps = generation_steps(model, idx, max_new_tokens, *sampling, **options)
     return torch.cat([idx, *(step.token for step in steps)], dim=1)
 
 
