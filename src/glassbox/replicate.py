@@ -51,7 +51,7 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     jobs = replicate_jobs(sweep_dir)
     # the config this stage reads: the first job's (analysis.claims and .chance, the corpus's probes, W&B)
     cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
-    settings = check(Claims, OmegaConf.to_container(cfg.analysis.claims), where="analysis.claims").model_dump()
+    check(Claims, settings := OmegaConf.to_container(cfg.analysis.claims), where="analysis.claims")
     complete = [job for job in jobs if job.status == "complete" and job.rows]
     if not complete:
         raise GlassboxError(f"no job of {sweep_dir} has completed yet: a replicate needs at least one finished seed")
