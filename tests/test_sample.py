@@ -53,6 +53,7 @@ def test_make_sample_prints_samples_and_the_speeds(root):
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
     assert "step_0000016.pt (step 16)" in out and "pos_encoding=learned" in out
+    assert "2 prompt(s): 'ROMEO:', 'JULIET:'" in out  # as parsed, before sampling
     written = json.loads(next((root / "outputs" / "tiny" / "samples").glob("*/samples.json")).read_text())
     assert [p["prompt"] for p in written["prompts"]] == ["ROMEO:", "JULIET:"]
     for prompt in written["prompts"]:
@@ -143,6 +144,34 @@ def test_the_command_exits_2_with_the_message(root, override, message):
     done = run_stage("sample", [*TINY, override], root, timeout=120)
     assert done.returncode == EXIT_USER_ERROR
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "override, problem",
+    [
+        ("use_cache=maybe", "use_cache='maybe': Input should be a valid boolean"),
+        ("use_cache=1", "use_cache=1: Input should be a valid boolean"),
+        ("num_samples=abc", "num_samples='abc': Input should be a valid integer"),
+        ("num_samples=2.5", "num_samples=2.5: Input should be a valid integer"),
+        ("top_k=2.5", "top_k=2.5: Input should be a valid integer"),
+        ("temperature=abc", "temperature='abc': Input should be a valid number"),
+    ],
+)
+def test_values_of_the_wrong_type_are_refused_not_guessed_at(root, tmp_path, override, problem):
+    """Before the typed config, use_cache=maybe sampled with the cache and num_samples=2.5 ended in a traceback."""
+    with pytest.raises(GlassboxError, match=re.escape(problem)):
+        sample(sample_cfg(root, override), tmp_path)
+    assert not (tmp_path / "samples.json").exists()
+
+
+@pytest.mark.slow
+def test_a_value_of_the_wrong_type_stops_the_command_before_its_folder_exists(root):
+    samples = root / "outputs" / "tiny" / "samples"
+    before = set(samples.iterdir()) if samples.exists() else set()
+    done = run_stage("sample", [*TINY, "num_samples=2.5"], root, timeout=120)
+    assert done.returncode == EXIT_USER_ERROR and "Traceback" not in done.stderr
+    assert "num_samples=2.5: Input should be a valid integer" in done.stderr
+    assert (set(samples.iterdir()) if samples.exists() else set()) == before
 
 
 @pytest.mark.parametrize(

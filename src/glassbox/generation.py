@@ -289,6 +289,11 @@ def prompt_texts(
     return texts
 
 
+def prompt_preview(text: str, shown: int = 40) -> str:
+    """A prompt as a quoted string, cut to its first `shown` characters (a prompt file may be long)."""
+    return repr(text) if len(text) <= shown else f"{text[:shown]!r}… ({len(text):,} characters)"
+
+
 def encode_prompts(texts: list[str], vocab: Vocab) -> list[list[int]]:
     encoded = []
     for number, text in enumerate(texts, start=1):

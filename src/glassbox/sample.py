@@ -56,6 +56,8 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         f"block_size {c.block_size}, pos_encoding={c.pos_encoding}, norm={c.norm}, mlp={c.mlp}, "
         f"{model.num_params() / 1e6:.2f}M parameters, on {device}"
     )
+    # As parsed: a list the shell split at a comma through make shows here as one prompt more.
+    print(f"{len(texts)} prompt(s): {', '.join(generation.prompt_preview(text) for text in texts)}")
     print(f"sampling: {settings.describe()}\n{SEPARATOR}", flush=True)
 
     # One generator for the whole command, seeded once: each prompt continues the same random stream.
