@@ -97,6 +97,7 @@ class CheckConfig(Callback):
         jobs = sweep_jobs(config)
         loader = GlobalHydra.instance().config_loader()
         try:
+            refuse_repeated_jobs(jobs)
             for number, overrides in enumerate(jobs):
                 try:
                     validate(loader.load_sweep_config(config, overrides), config.hydra.job.config_name)
@@ -106,6 +107,18 @@ class CheckConfig(Callback):
         except GlassboxError as err:
             print(f"\nerror: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+
+
+def refuse_repeated_jobs(jobs: list[list[str]]) -> None:
+    """`make replicate SEEDS=1,1`: a job run twice would count as two seeds, or two configurations, agreeing."""
+    first: dict[frozenset[str], int] = {}
+    for number, overrides in enumerate(jobs):
+        earlier = first.setdefault(frozenset(overrides), number)
+        if earlier != number:
+            raise GlassboxError(
+                f"job {number} ({' '.join(overrides)}) repeats job {earlier}: a sweep runs each configuration "
+                "once, so give each value once (e.g. SEEDS=1,2,3)"
+            )
 
 
 def sweep_jobs(config: DictConfig) -> list[list[str]]:
