@@ -226,15 +226,16 @@ def is_running_elsewhere(state: dict) -> bool:
     return True
 
 
-def how_to_resume(cfg: DictConfig, snapshot: Path) -> str | None:
-    """The command that continues this run from `snapshot`, or None when it is the same command again.
+def how_to_resume(resume: str, snapshot: Path) -> str | None:
+    """The command that continues this run from `snapshot`, or None when it is the same command again
+    (`resume`: the run's train.resume).
 
     With train.resume=auto the same command resumes the run. With never (or a snapshot) it would start a
     new run (or rewind this one), and in a sweep auto means never: then it is the run's own overrides with
     train.resume=<this snapshot>.
     """
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if str(cfg.train.resume) == "auto" and not multirun:
+    if resume == "auto" and not multirun:
         return None
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     kept = [o for o in overrides if not re.match(r"[+~]*train\.resume=", o)]
@@ -242,8 +243,8 @@ def how_to_resume(cfg: DictConfig, snapshot: Path) -> str | None:
     if multirun:
         return f"To resume this run (in a sweep, train.resume=auto starts new runs):\n  {command}"
     return (
-        f"To resume this run (the same command would not: it has train.resume={cfg.train.resume}):\n"
-        f"  {command}\nor your make command with train.resume=auto in place of train.resume={cfg.train.resume} "
+        f"To resume this run (the same command would not: it has train.resume={resume}):\n"
+        f"  {command}\nor your make command with train.resume=auto in place of train.resume={resume} "
         "(auto continues the experiment's latest run: this one)."
     )
 
