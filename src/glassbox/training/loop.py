@@ -87,29 +87,34 @@ class Trainer:
 
     def __init__(self, settings: TrainStage, config: DictConfig, run_dir: Path) -> None:
         self.settings, self.config, self.tc = settings, config, settings.train
+        block_size = settings.model.block_size
+        # the machine
         self.ranks = distributed.current()
         self.device = resolve_device(self.tc.device, self.ranks)
         self.autocast = autocast_for(self.device, self.tc.dtype)
+        # the data and the model, whose initial weights are drawn from the seed
         torch.manual_seed(settings.seed)
         self.data = TokenData(settings.paths.processed_dir)
-        self.state = self._new_state(settings.model)
-        # Built before the run exists, so a bad probe set or W&B mode fails without leaving a run behind.
-        self.measurements = self._measurements(settings.corpus, settings.analysis)
+        self.state = self._new_state(settings.model, settings.seed)
+        # what each snapshot measures and where it is logged, set before the run exists: a bad probe set or
+        # W&B mode fails without leaving a run behind
+        self.measurements = self._measurements(settings.corpus, settings.analysis, block_size)
         wandb_run_mode = wandb_mode(settings.wandb.mode) if self.ranks.is_main else "disabled"
         self.wandb_name = Launch.current().run_name(config)
-        self.val_batches = self._val_batches(settings.model.block_size)
+        self.val_batches = self._val_batches(block_size, settings.seed)
+        # the run, new or resumed, and its schedule
         self.run = self._begin(Path(run_dir))
         self.initial_embedding = self._initial_embedding()
         self.step_fn = self._wrap(self.state.model)
         self.snapshots = set(
             snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until, self.tc.snapshots.every)
         )
-        self.training_speed = TrainingSpeed(self._tokens_per_step(settings.model.block_size), self.device)
+        self.training_speed = TrainingSpeed(self._tokens_per_step(block_size), self.device)
         self.projector_steps = {*settings.wandb.projector.steps, self.tc.max_iters}
         self.tracker = self._tracker(wandb_run_mode)
         self.progress_log = self.tracker.stream("progress")
 
-    def _new_state(self, sizes: Model) -> TrainingState:
+    def _new_state(self, sizes: Model, seed: int) -> TrainingState:
         """The model (drawn from the seed set just before), its optimizer and the batch order."""
         tc = self.tc
         model = GPT(GPTConfig(vocab_size=self.data.vocab.size, **sizes.model_dump())).to(self.device)
@@ -120,19 +125,19 @@ class Trainer:
                 f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)"
             )
         optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
-        batch_generator = torch.Generator().manual_seed(self.settings.seed)  # the same on every rank: each its slice
+        batch_generator = torch.Generator().manual_seed(seed)  # the same on every rank: each takes its slice
         return TrainingState(model, optimizer, batch_generator)
 
-    def _measurements(self, corpus: Corpus, analysis: Analysis) -> Measurements | None:
-        """What every snapshot measures besides the losses (none with analysis.at_snapshots=false)."""
+    def _measurements(self, corpus: Corpus, analysis: Analysis, block_size: int) -> Measurements | None:
+        """What every snapshot measures besides the losses (nothing more with analysis.at_snapshots=false)."""
         if not analysis.at_snapshots:
             return None
-        return Measurements.from_config(corpus, analysis, self.data, self.settings.model.block_size)
+        return Measurements.from_config(corpus, analysis, self.data, block_size)
 
-    def _val_batches(self, block_size: int) -> list:
+    def _val_batches(self, block_size: int, seed: int) -> list:
         """The fixed validation batches, of the global batch size, so any world size evaluates alike."""
         batch_size = self.tc.batch_size * self.ranks.world_size
-        return self.data.fixed_batches("val", self.tc.eval_iters, batch_size, block_size, seed=self.settings.seed + 1)
+        return self.data.fixed_batches("val", self.tc.eval_iters, batch_size, block_size, seed=seed + 1)
 
     def _tokens_per_step(self, block_size: int) -> int:
         """Tokens of one optimisation step, over every rank and micro-batch."""
