@@ -161,7 +161,7 @@ class Trainer:
             run_facts = {"n_params": self.state.model.num_params(), "wandb_run_name": self.wandb_name}
             if self.measurements is not None:
                 run_facts["probe_pairs"] = self.measurements.probes.describe_pairs()
-            run = start_run(self.config, run_dir, self.state, self.data.vocab.hash, run_facts)
+            run = start_run(self.settings, self.config, run_dir, self.state, self.data.vocab.hash, run_facts)
         else:
             run = None
         run = distributed.from_main(run)
