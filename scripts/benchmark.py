@@ -39,6 +39,7 @@ from omegaconf import DictConfig
 
 from glassbox.analysis.measurements import Measurements
 from glassbox.command_line import exits_cleanly
+from glassbox.config import validate
 from glassbox.device import resolve_device
 from glassbox.generation import Throughput, generation_steps, rate, synchronize, timed_steps
 from glassbox.model import GPT, GPTConfig
@@ -163,7 +164,8 @@ def time_measurements_of_seed(overrides: list[str], device: torch.device, repeat
     data = TokenData(cfg.paths.processed_dir)
     torch.manual_seed(cfg.seed)
     model = GPT(GPTConfig(vocab_size=data.vocab.size, **cfg.model)).to(device)
-    measurements = Measurements.from_config(cfg, data, cfg.model.block_size)
+    settings = validate(cfg, "train")
+    measurements = Measurements.from_config(settings.corpus, settings.analysis, data, cfg.model.block_size)
     return statistics.median(time_calls(lambda: measurements.of(model), device, repeats))
 
 

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from glassbox import fileio
 from glassbox.analysis.measurements import Measurements
+from glassbox.config import validate
 from glassbox.model import GPT, GPTConfig
 from glassbox.prepare import prepare
 from glassbox.run.snapshots import Snapshot, save_snapshot
@@ -276,7 +277,10 @@ def test_a_snapshot_replays_to_the_metrics_logged_at_its_step(tiny_run):
     final = cfg.train.max_iters
     path = tiny_run / "checkpoints" / f"step_{final:07d}.pt"
     model = Snapshot.from_payload(path, torch.load(path, weights_only=True)).model()
-    measurements = Measurements.from_config(cfg, TokenData(cfg.paths.processed_dir), cfg.model.block_size)
+    settings = validate(cfg, "train")
+    measurements = Measurements.from_config(
+        settings.corpus, settings.analysis, TokenData(cfg.paths.processed_dir), cfg.model.block_size
+    )
     replayed = measurements.of(model)
     logged = next(r for r in JsonlFile(tiny_run / "metrics.jsonl").read() if r["step"] == final)
     assert replayed == pytest.approx({k: logged[k] for k in replayed}, abs=1e-6)

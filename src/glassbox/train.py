@@ -29,8 +29,8 @@ from glassbox.training.loop import Trainer
 
 def train(cfg: DictConfig, run_dir: Path) -> Path:
     """Train in a new run at `run_dir`, or continue an interrupted run (train.resume); return the run's directory."""
-    validate(cfg, "train", training=True)  # before anything is read or written: a bad config leaves no run behind
-    return Trainer(cfg, run_dir).train()
+    settings = validate(cfg, "train", training=True)  # before anything is read or written: a bad config leaves no run
+    return Trainer(settings, cfg, run_dir).train()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

@@ -1,4 +1,4 @@
-"""What a run measures at each snapshot, built once from the config and the prepared corpus.
+"""What a run measures at each snapshot, built once from its config sections and the prepared corpus.
 
 Training (at every snapshot step) and analysis (replaying saved snapshots) both call
 `Measurements.of(model)`, so the same probe pair reaches the same metric key through the
@@ -11,8 +11,8 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
+from glassbox.config.groups import Analysis, Corpus
 from glassbox.errors import GlassboxError
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.emergence import snapshot_metrics
@@ -31,21 +31,20 @@ class Measurements:
     n_frequent: int
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, data: TokenData, block_size: int) -> Measurements:
-        spec = cfg.corpus.probes
+    def from_config(cls, corpus: Corpus, analysis: Analysis, data: TokenData, block_size: int) -> Measurements:
+        """From the corpus's probes and the analysis settings (their config sections)."""
         counts = torch.tensor(data.vocab.counts)
         try:
-            groups = OmegaConf.to_container(spec.groups) if spec.groups else {}  # null: none yet (local.yaml)
-            probes = ProbeSet.build(groups, OmegaConf.to_container(spec.pairs), data.vocab.stoi)
-            chance = ChanceModel.build(counts, probes, **cfg.analysis.chance)
+            probes = ProbeSet.build(corpus.probes.groups or {}, corpus.probes.pairs, data.vocab.stoi)
+            chance = ChanceModel.build(counts, probes, **analysis.chance.model_dump())
         except ValueError as err:
             raise GlassboxError(
-                f"corpus.probes of '{cfg.corpus.name}': {err}. "
-                f"Edit conf/corpus/{cfg.corpus.name}.yaml or override corpus.probes."
+                f"corpus.probes of '{corpus.name}': {err}. "
+                f"Edit conf/corpus/{corpus.name}.yaml or override corpus.probes."
             ) from err
         if not (probes.pairs or probes.groups):
             log.warning(
-                f"corpus.probes of '{cfg.corpus.name}' names no probe pairs or groups: no pair cosines, "
+                f"corpus.probes of '{corpus.name}' names no probe pairs or groups: no pair cosines, "
                 "z-scores or claims are measured (the losses, embedding and per-layer statistics are). "
                 "Give some with corpus.probes.pairs=... and corpus.probes.groups=..."
             )
@@ -53,8 +52,8 @@ class Measurements:
             probes=probes,
             chance=chance,
             counts=counts,
-            probe_batch=data.probe_batch(cfg.analysis.probe_batch.n_sequences, block_size),
-            n_frequent=cfg.analysis.embedding.n_frequent,
+            probe_batch=data.probe_batch(analysis.probe_batch.n_sequences, block_size),
+            n_frequent=analysis.embedding.n_frequent,
         )
 
     def of(self, model: torch.nn.Module, initial: torch.Tensor | None = None) -> dict[str, float]:

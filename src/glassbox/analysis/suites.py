@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from glassbox import hooks
 from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
+from glassbox.config.groups import Analysis, Corpus
 from glassbox.errors import GlassboxError
 from glassbox.generation import generate
 from glassbox.probes import lens
@@ -82,7 +83,12 @@ class SuiteInputs:
     def from_config(
         cls, cfg: DictConfig, data: TokenData, block_size: int, initial_embedding: Tensor | None = None
     ) -> SuiteInputs:
-        measurements = Measurements.from_config(cfg, data, block_size)
+        measurements = Measurements.from_config(
+            Corpus.model_validate(OmegaConf.to_container(cfg.corpus, resolve=True)),
+            Analysis.model_validate(OmegaConf.to_container(cfg.analysis, resolve=True)),
+            data,
+            block_size,
+        )
         probes = measurements.probes
         group_of = probes.char_groups()
 

@@ -8,7 +8,7 @@ and may hold more; which keys `model` may hold is for `GPTConfig` to say.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import (
@@ -50,6 +50,13 @@ class Normalize(Group):
     nfkc: bool
 
 
+class Probes(Group):
+    """corpus.probes: what the emergence metrics measure; ProbeSet.build checks them against the vocabulary."""
+
+    groups: dict[str, Any] | None  # None: no groups yet (conf/corpus/local.yaml)
+    pairs: list[Any]
+
+
 class Corpus(Group):
     """A shipped corpus names its cache `file` (and a url and sha256); a text of your own names its `path`."""
 
@@ -59,6 +66,7 @@ class Corpus(Group):
     encoding: str
     normalize: Normalize
     val_fraction: OpenFraction
+    probes: Probes
 
 
 class Model(Group):
@@ -156,8 +164,13 @@ class ProbeBatch(Group):
     n_sequences: PositiveInt
 
 
+class Embedding(Group):
+    n_frequent: int  # emb/top<n>/* and emb/bottom<n>/*: the most and least frequent characters
+
+
 class Analysis(Group):
     at_snapshots: bool
+    embedding: Embedding
     chance: Chance
     probe_batch: ProbeBatch
     suites: list[str]
@@ -174,10 +187,16 @@ class Claims(Group):
     early_drift: Annotated[float, Field(ge=0, le=1)]  # a share of the run's steps
 
 
+class Projector(Group):
+    steps: list[int]  # the snapshot steps it is logged at (and the last)
+    n_frequent: int  # its rows: the probe characters and this many most frequent others
+
+
 class Wandb(Group):
     mode: Literal["online", "offline", "disabled"] | None  # None: WANDB_MODE, W&B's settings, else offline
     project: str
     entity: str | None
     group: str
     tags: list[str]
+    projector: Projector
     init_timeout: PositiveFloat  # seconds an online run waits for the server before it logs offline

@@ -3,6 +3,11 @@
 `STAGES` maps a stage's config name to its schema; `glassbox.config.validate` returns the schema's typed
 config, which the stage hands on section by section. What needs the vocabulary or a snapshot (a prompt's
 characters, a layer the model has, a position both prompts have) is checked where those are read.
+
+Every stage composes every group of conf/common.yaml: the experiments (conf/experiment/*.yaml) override the
+model and train groups and set their keys, and Hydra 1.3 refuses to override a group the config lacks. The
+stages that read a model from a snapshot declare only the groups they read, so keys they never use (the
+model's sizes, the training schedule) are not checked for them.
 """
 
 from __future__ import annotations
@@ -72,12 +77,17 @@ Steps = int | Literal["all"] | None  # all: every snapshot of the run
 
 
 class Stage(Group):
-    """What every stage composes (conf/common.yaml)."""
+    """What every stage reads: the experiment's name and seed, where its files are, its corpus."""
 
     name: str
     seed: int
     paths: Paths
     corpus: Corpus
+
+
+class RunStage(Stage):
+    """The stages of a training run (prepare, train, analyze, explore) read every group of conf/common.yaml."""
+
     model: Model
     train: Train
     analysis: Analysis
@@ -85,22 +95,27 @@ class Stage(Group):
 
 
 class OneSnapshot(Stage):
+    """A stage that reads one snapshot: its model comes from there, so the model, train, analysis and wandb
+    groups are composed (the experiments override them) but neither declared nor checked."""
+
     step: Step
     run: str | None
     checkpoint: str | None
 
 
 class Snapshots(Stage):
+    """A stage that reads one or more snapshots (see OneSnapshot)."""
+
     step: Steps
     run: str | None
     checkpoint: str | None
 
 
-class Prepare(Stage):
+class Prepare(RunStage):
     pass
 
 
-class TrainStage(Stage):
+class TrainStage(RunStage):
     pass
 
 
@@ -108,12 +123,12 @@ class AnalysisWithClaims(Analysis):
     claims: Claims
 
 
-class Analyze(Stage):
+class Analyze(RunStage):
     run: str | None
     analysis: AnalysisWithClaims
 
 
-class Explore(Stage):
+class Explore(RunStage):
     run: str | None
     sweep: str | None
 
@@ -129,7 +144,10 @@ class HfModel(Group):
 
 
 class InspectHf(Stage):
+    """A Hugging Face model's folder: the analysis suites' settings, and no model, train or wandb groups."""
+
     hf: HfModel
+    analysis: Analysis
 
 
 class Sample(OneSnapshot):
@@ -171,7 +189,13 @@ class SteeringCorpus(Corpus):
     steering: Steering
 
 
-class Steer(Snapshots):
+class Intervention(Snapshots):
+    """An intervention experiment logs a W&B run, which the wandb group configures."""
+
+    wandb: Wandb
+
+
+class Steer(Intervention):
     corpus: SteeringCorpus
     point: Point
     layer: Layers
@@ -183,7 +207,7 @@ class Steer(Snapshots):
     z_min: float
 
 
-class Patch(Snapshots):
+class Patch(Intervention):
     source: Text
     target: Text
     point: Point
@@ -191,7 +215,7 @@ class Patch(Snapshots):
     position: int  # whether both prompts have it is checked once they are encoded
 
 
-class Ablate(Snapshots):
+class Ablate(Intervention):
     mode: Literal["mean", "zero"]  # mean: a head's output replaced by its mean over the validation windows
     n_sequences: PositiveInt
     seed: NonNegativeInt

@@ -37,6 +37,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from glassbox.config.stages import TrainStage
 from glassbox.errors import GlassboxError
 from glassbox.fileio import is_bare_hydra_dir
 from glassbox.run import lock
@@ -79,21 +80,25 @@ class RunStart:
         return self.resumed_step or 0
 
 
-def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_hash: str, run_facts: dict) -> RunStart:
+def start_run(
+    settings: TrainStage, config: DictConfig, new_run_dir: Path, state: TrainingState, vocab_hash: str, run_facts: dict
+) -> RunStart:
     """Begin a new run in `new_run_dir`, or restore into `state` the run `train.resume` asks to continue.
+
+    A resumed run's whole `config` is compared with its snapshot's, and what differs is named.
 
     `run_facts` go into a new run's run.json (e.g. n_params, the probe pairs), for readers that
     should not need a snapshot or the config to know them.
     The run returned is claimed for this process (run/lock.py); `lock.release(run.dir)` lets it go.
     """
-    snapshot = find_snapshot_to_resume(cfg)
+    snapshot = find_snapshot_to_resume(settings)
     if snapshot is None:
         start = RunStart(dir=Path(new_run_dir), wandb_id=secrets.token_hex(4))
         with lock.claimed(start.dir):
             write_run_state(
                 start.dir,
                 status="running",
-                experiment=cfg.name,
+                experiment=settings.name,
                 wandb_run_id=start.wandb_id,
                 **run_facts,
                 last_snapshot=None,
@@ -104,11 +109,11 @@ def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_ha
     run_dir, step = run_of_snapshot(snapshot.path), snapshot.step
     with lock.claimed(run_dir):  # claimed already by find_snapshot_to_resume; let go if resuming fails
         check_fits(snapshot, model_args(state.model), vocab_hash)
-        if step > cfg.train.max_iters:
+        if step > settings.train.max_iters:
             raise GlassboxError(
-                f"snapshot {snapshot.path} is at step {step}, past train.max_iters={cfg.train.max_iters}"
+                f"snapshot {snapshot.path} is at step {step}, past train.max_iters={settings.train.max_iters}"
             )
-        warn_about_changed_settings(snapshot.config, OmegaConf.to_container(cfg, resolve=True))
+        warn_about_changed_settings(snapshot.config, OmegaConf.to_container(config, resolve=True))
         state.restore(snapshot)
         rewind_run(run_dir, step)
         move_into_run(Path(new_run_dir), run_dir)
@@ -118,25 +123,25 @@ def start_run(cfg: DictConfig, new_run_dir: Path, state: TrainingState, vocab_ha
     return RunStart(dir=run_dir, wandb_id=snapshot.wandb_run_id, resumed_step=step)
 
 
-def find_snapshot_to_resume(cfg: DictConfig) -> Snapshot | None:
+def find_snapshot_to_resume(settings: TrainStage) -> Snapshot | None:
     """The snapshot `train.resume` points at, or None to start a new run.
 
     The run it would continue is claimed first (run/lock.py): a run another process is training
     raises a GlassboxError naming that process. It stays claimed when a snapshot is returned.
     """
-    run_dir = _run_to_continue(cfg)
+    run_dir = _run_to_continue(settings)
     if run_dir is None:
         return None
     with lock.claimed(run_dir):
-        found = _snapshot_to_resume(cfg, run_dir)
+        found = _snapshot_to_resume(settings.train.resume, run_dir)
     if found is None:
         lock.release(run_dir)
     return found
 
 
-def _run_to_continue(cfg: DictConfig) -> Path | None:
+def _run_to_continue(settings: TrainStage) -> Path | None:
     """The run `train.resume` may continue, not yet looked into: the given snapshot's, or (auto) the latest."""
-    setting = str(cfg.train.resume)
+    setting = settings.train.resume
     if setting == "never":
         return None
     if setting != "auto":
@@ -151,13 +156,12 @@ def _run_to_continue(cfg: DictConfig) -> Path | None:
         return run_of_snapshot(path)
     if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
-    latest = latest_link(cfg.paths.output_dir, cfg.name)
+    latest = latest_link(settings.paths.output_dir, settings.name)
     return latest.resolve() if latest.exists() else None
 
 
-def _snapshot_to_resume(cfg: DictConfig, run_dir: Path) -> Snapshot | None:
-    """Which snapshot of `run_dir` to continue from; read only once the run is claimed."""
-    setting = str(cfg.train.resume)
+def _snapshot_to_resume(setting: str, run_dir: Path) -> Snapshot | None:
+    """Which snapshot of `run_dir` train.resume=`setting` continues from; read only once the run is claimed."""
     if setting != "auto":
         return load_snapshot(setting)
     if read_run_state(run_dir).get("status", "complete") == "complete":
@@ -226,15 +230,16 @@ def is_running_elsewhere(state: dict) -> bool:
     return True
 
 
-def how_to_resume(cfg: DictConfig, snapshot: Path) -> str | None:
-    """The command that continues this run from `snapshot`, or None when it is the same command again.
+def how_to_resume(resume: str, snapshot: Path) -> str | None:
+    """The command that continues this run from `snapshot`, or None when it is the same command again
+    (`resume`: the run's train.resume).
 
     With train.resume=auto the same command resumes the run. With never (or a snapshot) it would start a
     new run (or rewind this one), and in a sweep auto means never: then it is the run's own overrides with
     train.resume=<this snapshot>.
     """
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if str(cfg.train.resume) == "auto" and not multirun:
+    if resume == "auto" and not multirun:
         return None
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     kept = [o for o in overrides if not re.match(r"[+~]*train\.resume=", o)]
@@ -242,8 +247,8 @@ def how_to_resume(cfg: DictConfig, snapshot: Path) -> str | None:
     if multirun:
         return f"To resume this run (in a sweep, train.resume=auto starts new runs):\n  {command}"
     return (
-        f"To resume this run (the same command would not: it has train.resume={cfg.train.resume}):\n"
-        f"  {command}\nor your make command with train.resume=auto in place of train.resume={cfg.train.resume} "
+        f"To resume this run (the same command would not: it has train.resume={resume}):\n"
+        f"  {command}\nor your make command with train.resume=auto in place of train.resume={resume} "
         "(auto continues the experiment's latest run: this one)."
     )
 

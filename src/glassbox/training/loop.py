@@ -27,6 +27,8 @@ from tqdm import tqdm
 
 from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
+from glassbox.config.groups import Analysis, Corpus, Model
+from glassbox.config.stages import TrainStage
 from glassbox.device import resolve_device
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig
@@ -77,40 +79,74 @@ class TrainingSpeed:
 
 
 class Trainer:
-    """One training run, from its first (or resumed) step to train.max_iters, on every rank."""
+    """One training run, from its first (or resumed) step to train.max_iters, on every rank.
 
-    def __init__(self, cfg: DictConfig, run_dir: Path) -> None:
-        self.cfg, self.tc = cfg, cfg.train
+    Each part reads its own section of the typed config (`settings`); `config`, the whole config as composed, is
+    kept as data: every snapshot stores it, a resumed run is compared with it, and the W&B run records it.
+    """
+
+    def __init__(self, settings: TrainStage, config: DictConfig, run_dir: Path) -> None:
+        self.settings, self.config, self.tc = settings, config, settings.train
+        block_size = settings.model.block_size
+        # the machine
         self.ranks = distributed.current()
         self.device = resolve_device(self.tc.device, self.ranks)
         self.autocast = autocast_for(self.device, self.tc.dtype)
-        torch.manual_seed(cfg.seed)
-        self.data = TokenData(cfg.paths.processed_dir)
-        self.state = self._new_state()
-        # Built before the run exists, so a bad probe set fails without leaving a run behind.
-        self.measurements = (
-            Measurements.from_config(cfg, self.data, cfg.model.block_size) if cfg.analysis.at_snapshots else None
-        )
-        mode = wandb_mode(cfg.wandb.mode) if self.ranks.is_main else "disabled"  # a bad mode fails here too
-        self.wandb_name = Launch.current().run_name(cfg)
-        self.val_batches = self.data.fixed_batches(  # the global batch size, so any world size evaluates alike
-            "val",
-            self.tc.eval_iters,
-            self.tc.batch_size * self.ranks.world_size,
-            cfg.model.block_size,
-            seed=cfg.seed + 1,
-        )
+        # the data and the model, whose initial weights are drawn from the seed
+        torch.manual_seed(settings.seed)
+        self.data = TokenData(settings.paths.processed_dir)
+        self.state = self._new_state(settings.model, settings.seed)
+        # what each snapshot measures and where it is logged, set before the run exists: a bad probe set or
+        # W&B mode fails without leaving a run behind
+        self.measurements = self._measurements(settings.corpus, settings.analysis, block_size)
+        wandb_run_mode = wandb_mode(settings.wandb.mode) if self.ranks.is_main else "disabled"
+        self.wandb_name = Launch.current().run_name(config)
+        self.val_batches = self._val_batches(block_size, settings.seed)
+        # the run, new or resumed, and its schedule
         self.run = self._begin(Path(run_dir))
         self.initial_embedding = self._initial_embedding()
         self.step_fn = self._wrap(self.state.model)
         self.snapshots = set(
             snapshot_steps(self.tc.max_iters, self.tc.snapshots.log_spaced_until, self.tc.snapshots.every)
         )
-        tokens_per_step = self.tc.batch_size * cfg.model.block_size * self.tc.grad_accum_steps * self.ranks.world_size
-        self.training_speed = TrainingSpeed(tokens_per_step, self.device)
-        self.projector_steps = {*cfg.wandb.projector.steps, self.tc.max_iters}
-        self.tracker = Tracker(
-            OmegaConf.merge(cfg, {"wandb": {"mode": mode}}),
+        self.training_speed = TrainingSpeed(self._tokens_per_step(block_size), self.device)
+        self.projector_steps = {*settings.wandb.projector.steps, self.tc.max_iters}
+        self.tracker = self._tracker(wandb_run_mode)
+        self.progress_log = self.tracker.stream("progress")
+
+    def _new_state(self, sizes: Model, seed: int) -> TrainingState:
+        """The model (drawn from the seed set just before), its optimizer and the batch order."""
+        tc = self.tc
+        model = GPT(GPTConfig(vocab_size=self.data.vocab.size, **sizes.model_dump())).to(self.device)
+        if self.ranks.is_main:
+            log.info(
+                f"model: {model.num_params() / 1e6:.2f}M parameters ({sizes.n_layer} layers, "
+                f"{sizes.n_head} heads, {sizes.n_embd} dims, block {sizes.block_size}), "
+                f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)"
+            )
+        optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
+        batch_generator = torch.Generator().manual_seed(seed)  # the same on every rank: each takes its slice
+        return TrainingState(model, optimizer, batch_generator)
+
+    def _measurements(self, corpus: Corpus, analysis: Analysis, block_size: int) -> Measurements | None:
+        """What every snapshot measures besides the losses (nothing more with analysis.at_snapshots=false)."""
+        if not analysis.at_snapshots:
+            return None
+        return Measurements.from_config(corpus, analysis, self.data, block_size)
+
+    def _val_batches(self, block_size: int, seed: int) -> list:
+        """The fixed validation batches, of the global batch size, so any world size evaluates alike."""
+        batch_size = self.tc.batch_size * self.ranks.world_size
+        return self.data.fixed_batches("val", self.tc.eval_iters, batch_size, block_size, seed=seed + 1)
+
+    def _tokens_per_step(self, block_size: int) -> int:
+        """Tokens of one optimisation step, over every rank and micro-batch."""
+        return self.tc.batch_size * block_size * self.tc.grad_accum_steps * self.ranks.world_size
+
+    def _tracker(self, wandb_run_mode: str) -> Tracker:
+        """The run's metrics.jsonl and W&B run (rank 0's; other ranks log nowhere)."""
+        return Tracker(
+            OmegaConf.merge(self.config, {"wandb": {"mode": wandb_run_mode}}),
             self.run.dir,
             job_type="train",
             run_id=self.run.wandb_id,
@@ -118,20 +154,6 @@ class Trainer:
             metrics_path=None if self.ranks.is_main else Path(os.devnull),
             facts={"n_params": self.state.model.num_params()},
         )
-        self.progress_log = self.tracker.stream("progress")
-
-    def _new_state(self) -> TrainingState:
-        cfg, tc = self.cfg, self.tc
-        model = GPT(GPTConfig(vocab_size=self.data.vocab.size, **cfg.model)).to(self.device)
-        if self.ranks.is_main:
-            log.info(
-                f"model: {model.num_params() / 1e6:.2f}M parameters ({cfg.model.n_layer} layers, "
-                f"{cfg.model.n_head} heads, {cfg.model.n_embd} dims, block {cfg.model.block_size}), "
-                f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)"
-            )
-        optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
-        batch_generator = torch.Generator().manual_seed(cfg.seed)  # the same on every rank: each takes its slice
-        return TrainingState(model, optimizer, batch_generator)
 
     def _begin(self, run_dir: Path) -> RunStart:
         """Start or resume the run on rank 0 (run/resume.py), then give every other rank the same state."""
@@ -139,12 +161,12 @@ class Trainer:
             run_facts = {"n_params": self.state.model.num_params(), "wandb_run_name": self.wandb_name}
             if self.measurements is not None:
                 run_facts["probe_pairs"] = self.measurements.probes.describe_pairs()
-            run = start_run(self.cfg, run_dir, self.state, self.data.vocab.hash, run_facts)
+            run = start_run(self.settings, self.config, run_dir, self.state, self.data.vocab.hash, run_facts)
         else:
             run = None
         run = distributed.from_main(run)
         if self.ranks.is_main:
-            point_latest(run.dir, self.cfg.paths.output_dir, self.cfg.name)
+            point_latest(run.dir, self.settings.paths.output_dir, self.settings.name)
         elif run.resumed_step is not None:
             self.state.restore(load_snapshot(snapshot_path(run.dir, run.resumed_step)))
         return run
@@ -168,7 +190,7 @@ class Trainer:
         stop = StopSignals()  # from here on, Ctrl-C and SIGTERM end the run after the current step
         try:
             self.tracker.use_artifact(
-                dataset_artifact_name(self.cfg.corpus.name),
+                dataset_artifact_name(self.settings.corpus.name),
                 "dataset",
                 vocab_hash=self.data.vocab.hash,
                 sha256=self.data.meta["inputs"]["sha256"],
@@ -196,7 +218,7 @@ class Trainer:
         with tqdm(
             total=tc.max_iters,
             initial=self.run.step,
-            desc=f"train {self.cfg.name}",
+            desc=f"train {self.settings.name}",
             unit="step",
             dynamic_ncols=True,
             disable=not is_main,
@@ -217,7 +239,9 @@ class Trainer:
                         self._check_finite(step)
                         self._save(step)
                     raise Interrupted(
-                        stop.signum or signal.SIGTERM, step, how_to_resume(self.cfg, snapshot_path(self.run.dir, step))
+                        stop.signum or signal.SIGTERM,
+                        step,
+                        how_to_resume(self.tc.resume, snapshot_path(self.run.dir, step)),
                     )
                 loss, lr = self._optimisation_step(step)
                 bar.update()
@@ -235,7 +259,7 @@ class Trainer:
             x, y = self.data.batch(
                 "train",
                 tc.batch_size,
-                self.cfg.model.block_size,
+                self.settings.model.block_size,
                 state.batch_generator,
                 rank=self.ranks.rank,
                 world_size=self.ranks.world_size,
@@ -283,7 +307,10 @@ class Trainer:
                 f"(validation loss {val_loss[last]:.4g}; at step 0 {val_loss[0]:.4g}), so resuming from it would "
                 f"diverge again. {advice}, and start a new run (train.resume=never)."
             )
-        resume = how_to_resume(self.cfg, path) or "Run the command again with it: train.resume=auto resumes from there."
+        resume = (
+            how_to_resume(self.tc.resume, path)
+            or "Run the command again with it: train.resume=auto resumes from there."
+        )
         return GlassboxError(f"{what}; the last good snapshot is {path} (step {last}). {advice}. {resume}")
 
     def _measure(self, step: int) -> None:
@@ -314,7 +341,7 @@ class Trainer:
         vocab = self.data.vocab
         groups = self.measurements.probes.char_groups() if self.measurements is not None else {}
         probe_ids = torch.tensor([vocab.stoi[char] for char in groups], dtype=torch.long)
-        ids = with_most_frequent(probe_ids, vocab.counts, self.cfg.wandb.projector.n_frequent).tolist()
+        ids = with_most_frequent(probe_ids, vocab.counts, self.settings.wandb.projector.n_frequent).tolist()
         vectors = W[ids].float().cpu().round(decimals=4).tolist()
         group = {char: name or "pairs only" for char, name in groups.items()}  # "": a probe in no group
         rows = [
@@ -325,7 +352,7 @@ class Trainer:
 
     def _save(self, step: int) -> None:
         """A snapshot: everything a resumed run needs to go on exactly as this one would."""
-        config = OmegaConf.to_container(self.cfg, resolve=True)
+        config = OmegaConf.to_container(self.config, resolve=True)
         payload = self.state.payload(step, config, self.data.vocab.hash, self.run.wandb_id)
         save_snapshot(snapshot_path(self.run.dir, step), payload)
         write_run_state(self.run.dir, last_snapshot=step)
@@ -337,7 +364,7 @@ class Trainer:
                 "model",
                 [weights],
                 aliases=[f"step-{step}"],
-                metadata={"step": step, "experiment": self.cfg.name},
+                metadata={"step": step, "experiment": self.settings.name},
             )
 
     def _log_progress(self, step: int, loss: float, lr: float, bar: tqdm) -> None:
@@ -352,7 +379,7 @@ class Trainer:
         final = self.tracker.metrics.read()[-1]
         write_run_state(self.run.dir, status="complete", train_seconds=round(seconds, 1))
         self.tracker.summary({keys.FINAL_LOSS_VAL: final[keys.LOSS_VAL], keys.FINAL_STEP: self.tc.max_iters})
-        latest = latest_link(self.cfg.paths.output_dir, self.cfg.name)
+        latest = latest_link(self.settings.paths.output_dir, self.settings.name)
         log.info(
             f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
             f"(snapshots, metrics, W&B run, log); {latest} points at it"

@@ -6,10 +6,11 @@ import math
 from contextlib import nullcontext
 
 import torch
-from omegaconf import DictConfig
+
+from glassbox.config.groups import Train
 
 
-def lr_at(step: int, tc: DictConfig) -> float:
+def lr_at(step: int, tc: Train) -> float:
     """Linear warmup to learning_rate, then cosine decay to min_lr at lr_decay_iters."""
     if step < tc.warmup_iters:
         return tc.learning_rate * (step + 1) / tc.warmup_iters
