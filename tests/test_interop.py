@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 import glassbox
 from glassbox.analysis import suites
+from glassbox.config import validate
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.export import export
 from glassbox.generation import generate
@@ -258,7 +259,9 @@ def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path
     assert (tmp_path / "report.md").exists() and json.loads((tmp_path / "analysis.json").read_text())["model"]
 
     model = snapshot_of(tiny, step).model()
-    inputs = suites.SuiteInputs.from_config(cfg, TokenData(cfg.paths.processed_dir), model.config.block_size)
+    settings = validate(cfg, "inspect_hf")
+    data = TokenData(settings.paths.processed_dir)
+    inputs = suites.SuiteInputs.from_config(settings.corpus, settings.analysis, data, model.config.block_size, None)
     native = {name: suites.SUITES[name](model, inputs) for name in ("embeddings", "logit_lens", "context", "attention")}
 
     for ours, theirs in zip(analysis["neighbours"], native["embeddings"]["neighbours"], strict=True):

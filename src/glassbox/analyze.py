@@ -45,7 +45,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
     asked = validate(cfg, "analyze")
     run_dir = resolve_run_dir(asked.paths.output_dir, asked.name, asked.run)
 
-    run = open_run(cfg, run_dir)
+    run = open_run(asked, run_dir)
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
         cfg.wandb.group = run.train_config["wandb"]["group"]
     train_name = read_run_state(run_dir).get("wandb_run_name", run_dir.name)  # runs before names: their folder

@@ -24,6 +24,7 @@ from glassbox import metric_keys as keys
 from glassbox.analysis.claims import claims
 from glassbox.analysis.replicates import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.analysis.suites import Suite, SuiteInputs, run_suites, select_suites
+from glassbox.config.stages import Analyze
 from glassbox.errors import GlassboxError
 from glassbox.paths import PROJECT_ROOT
 from glassbox.run.layout import METRICS, list_snapshots, read_run_state, replicate_link
@@ -64,7 +65,7 @@ class OpenRun:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # {"step", "reason"} per unusable snapshot
 
 
-def open_run(cfg: DictConfig, run_dir: Path) -> OpenRun:
+def open_run(settings: Analyze, run_dir: Path) -> OpenRun:
     """The run's snapshots and the suites' inputs, from its first usable snapshot; a GlassboxError without one."""
     snapshots = list_snapshots(run_dir)
     if not snapshots:
@@ -80,7 +81,7 @@ def open_run(cfg: DictConfig, run_dir: Path) -> OpenRun:
             training_now,
             ", ".join(str(s) for s, _ in snapshots),
         )
-    data = TokenData(cfg.paths.processed_dir)
+    data = TokenData(settings.paths.processed_dir)
     skipped: list[dict[str, Any]] = []
     first = None
     while first is None:  # the first usable snapshot: the run's config, its vocabulary, the probe inputs
@@ -90,13 +91,13 @@ def open_run(cfg: DictConfig, run_dir: Path) -> OpenRun:
         snapshots = snapshots if first else snapshots[1:]
     check_vocab(first, data.vocab.hash, data.dir)
     initial = first.weights["wte.weight"] if first.step == 0 else None  # what the dcos/ keys measure from
-    inputs = SuiteInputs.from_config(cfg, data, first.model_args["block_size"], initial)
+    inputs = SuiteInputs.from_config(settings.corpus, settings.analysis, data, first.model_args["block_size"], initial)
     model = first.model()
     return OpenRun(
         run_dir=run_dir,
         data=data,
         inputs=inputs,
-        suites=select_suites(list(cfg.analysis.suites), inputs),
+        suites=select_suites(settings.analysis.suites, inputs),
         snapshots=snapshots,
         training_now=training_now,
         train_run_id=first.wandb_run_id,

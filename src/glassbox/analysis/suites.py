@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from glassbox import hooks
@@ -81,19 +80,14 @@ class SuiteInputs:
 
     @classmethod
     def from_config(
-        cls, cfg: DictConfig, data: TokenData, block_size: int, initial_embedding: Tensor | None = None
+        cls, corpus: Corpus, settings: Analysis, data: TokenData, block_size: int, initial_embedding: Tensor | None
     ) -> SuiteInputs:
-        measurements = Measurements.from_config(
-            Corpus.model_validate(OmegaConf.to_container(cfg.corpus, resolve=True)),
-            Analysis.model_validate(OmegaConf.to_container(cfg.analysis, resolve=True)),
-            data,
-            block_size,
-        )
+        measurements = Measurements.from_config(corpus, settings, data, block_size)
         probes = measurements.probes
         group_of = probes.char_groups()
 
-        spec = cfg.corpus.probes
-        where = f"corpus.probes of '{cfg.corpus.name}' (conf/corpus/{cfg.corpus.name}.yaml)"
+        spec = corpus.probes
+        where = f"corpus.probes of '{corpus.name}' (conf/corpus/{corpus.name}.yaml)"
 
         def prompt(text: str) -> Prompt:
             if len(text) > block_size:
@@ -104,7 +98,7 @@ class SuiteInputs:
                 raise GlassboxError(f"{where}: prompt {text!r}: {err}") from err
 
         context = None
-        if spec.get("context"):
+        if spec.context:
             char = spec.context.char
             prompts, senses = [], []
             for sense, texts in spec.context.senses.items():
@@ -115,7 +109,6 @@ class SuiteInputs:
                     senses.append(sense)
             context = ContextProbe(char, prompt(char).ids[0], prompts, senses)
 
-        settings = cfg.analysis
         return cls(
             measurements=measurements,
             itos=data.vocab.itos,
@@ -124,7 +117,9 @@ class SuiteInputs:
             probe_ids=torch.tensor([data.vocab.stoi[c] for c in group_of], dtype=torch.long),
             prompts=[prompt(text) for text in spec.prompts],
             context=context,
-            sampling=Sampling(**OmegaConf.to_container(settings.predictions)),
+            sampling=Sampling(
+                **settings.predictions.model_dump(include={"temperature", "top_k", "gen_tokens", "seed"})
+            ),
             neighbours_k=settings.neighbours_k,
             lens_k=settings.logit_lens_k,
             map_n_frequent=settings.explorer.n_frequent,

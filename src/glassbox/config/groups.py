@@ -50,11 +50,21 @@ class Normalize(Group):
     nfkc: bool
 
 
+class ContextProbe(Group):
+    """corpus.probes.context: one character in prompts of its different senses (the context suite)."""
+
+    char: str
+    senses: dict[str, list[str]]
+
+
 class Probes(Group):
-    """corpus.probes: what the emergence metrics measure; ProbeSet.build checks them against the vocabulary."""
+    """corpus.probes: what the emergence metrics measure; ProbeSet.build checks them against the vocabulary,
+    the analysis suites the prompts and the context."""
 
     groups: dict[str, Any] | None  # None: no groups yet (conf/corpus/local.yaml)
     pairs: list[Any]
+    prompts: list[str] = []
+    context: ContextProbe | None = None
 
 
 class Corpus(Group):
@@ -168,9 +178,14 @@ class Embedding(Group):
     n_frequent: int  # emb/top<n>/* and emb/bottom<n>/*: the most and least frequent characters
 
 
+class Explorer(Group):
+    n_frequent: PositiveInt  # the embedding map: the probe characters and this many most frequent others
+
+
 class Analysis(Group):
     at_snapshots: bool
     embedding: Embedding
+    explorer: Explorer
     chance: Chance
     probe_batch: ProbeBatch
     suites: list[str]
