@@ -24,6 +24,7 @@ REPORT_DIR = "report"
 INTERVENTIONS_DIR = "interventions"
 LATEST = "latest"
 REPLICATE_DIR = "replicate"
+SWEEPS_DIR = "sweeps"  # outputs/<experiment>/sweeps/<time>/<job>/ (conf/hydra/default.yaml)
 _SNAPSHOT_NAME = re.compile(r"^step_(\d{7})\.pt$")
 
 

@@ -45,6 +45,7 @@ from glassbox.run.layout import (
     CHECKPOINT_DIR,
     METRICS,
     PROGRESS,
+    SWEEPS_DIR,
     latest_link,
     read_run_state,
     run_of_snapshot,
@@ -139,6 +140,11 @@ def find_snapshot_to_resume(settings: TrainStage) -> Snapshot | None:
     return found
 
 
+def is_sweep_job() -> bool:
+    """Whether this process is a job of a sweep (--multirun): its run lives in the sweep, never at `latest`."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def _run_to_continue(settings: TrainStage) -> Path | None:
     """The run `train.resume` may continue, not yet looked into: the given snapshot's, or (auto) the latest."""
     setting = settings.train.resume
@@ -154,9 +160,13 @@ def _run_to_continue(settings: TrainStage) -> Path | None:
         if not path.exists():
             raise GlassboxError(f"train.resume={setting}: there is no such snapshot")
         return run_of_snapshot(path)
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+    if is_sweep_job():
         return None
     latest = latest_link(settings.paths.output_dir, settings.name)
+    if latest.exists() and latest.resolve().parent.parent.name == SWEEPS_DIR:
+        # an older glassbox pointed `latest` at sweep jobs: a plain train must not continue one in place
+        log.warning(f"{latest} points at a sweep's job, {latest.resolve()}: training a new run instead")
+        return None
     return latest.resolve() if latest.exists() else None
 
 
@@ -238,7 +248,7 @@ def how_to_resume(resume: str, snapshot: Path) -> str | None:
     new run (or rewind this one), and in a sweep auto means never: then it is the run's own overrides with
     train.resume=<this snapshot>.
     """
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    multirun = is_sweep_job()
     if resume == "auto" and not multirun:
         return None
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []

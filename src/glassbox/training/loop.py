@@ -35,7 +35,7 @@ from glassbox.model import GPT, GPTConfig
 from glassbox.probes.embeddings import row_norms, with_most_frequent
 from glassbox.run import distributed, lock
 from glassbox.run.layout import latest_link, point_latest, read_run_state, snapshot_path, weights_path, write_run_state
-from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resume, start_run
+from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resume, is_sweep_job, start_run
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot, save_weights
 from glassbox.run.tracking import Launch, Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.tokens import TokenData
@@ -165,7 +165,7 @@ class Trainer:
         else:
             run = None
         run = distributed.from_main(run)
-        if self.ranks.is_main:
+        if self.ranks.is_main and not is_sweep_job():  # a sweep's jobs live in the sweep: `latest` is the user's run
             point_latest(run.dir, self.settings.paths.output_dir, self.settings.name)
         elif run.resumed_step is not None:
             self.state.restore(load_snapshot(snapshot_path(run.dir, run.resumed_step)))
