@@ -164,6 +164,15 @@ def test_values_of_the_wrong_type_are_refused_not_guessed_at(root, tmp_path, ove
     assert not (tmp_path / "samples.json").exists()
 
 
+@pytest.mark.parametrize("override", ["+num_sample=1", "+sampler_name=greedy"])
+def test_a_key_the_stage_does_not_read_is_refused_not_ignored(root, tmp_path, override):
+    """`+num_sample=1` (what Hydra suggests for the typo num_sample=1) used to run with the default 3 samples."""
+    key = override[1:].split("=")[0]
+    with pytest.raises(GlassboxError, match=re.escape(f"{key}: not a key of this stage (did you mean ")):
+        sample(sample_cfg(root, override), tmp_path)
+    assert not (tmp_path / "samples.json").exists()
+
+
 @pytest.mark.slow
 def test_a_value_of_the_wrong_type_stops_the_command_before_its_folder_exists(root):
     samples = root / "outputs" / "tiny" / "samples"

@@ -16,6 +16,7 @@ Two ways in:
 
 from __future__ import annotations
 
+import difflib
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
-from glassbox.config.stages import STAGES, Stage
+from glassbox.config.stages import COMMON_GROUPS, STAGES, Stage
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.fileio import explain_write_errors
 
@@ -46,7 +47,23 @@ def validate(cfg: DictConfig, stage: str, *, training: bool = False) -> Stage:
         data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     except OmegaConfBaseException as err:
         raise GlassboxError(f"the config does not resolve: {err}") from None
+    refuse_unknown_keys(data, stage)
     return check(STAGES[stage], data, training=training)
+
+
+def refuse_unknown_keys(data: dict[str, Any], stage: str) -> None:
+    """A key the stage does not read (`+num_sample=1`, the fix Hydra suggests for a typo) is refused, not ignored."""
+    known = [*STAGES[stage].model_fields, *COMMON_GROUPS]
+    unknown = [key for key in data if key not in known]
+    if unknown:
+        lines = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=1)
+            lines.append(f"  {key}: not a key of this stage{f' (did you mean {close[0]}?)' if close else ''}")
+        raise GlassboxError(
+            "the config is not valid, so nothing was run:\n" + "\n".join(lines) + "\n"
+            f"The keys it reads: {', '.join(STAGES[stage].model_fields)} (`--help` says what each does)."
+        )
 
 
 def check(schema: type[Schema], data: dict[str, Any], *, where: str = "", training: bool = False) -> Schema:

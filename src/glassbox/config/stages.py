@@ -20,6 +20,8 @@ from pydantic import BeforeValidator, Field, NonNegativeFloat, NonNegativeInt, P
 from glassbox import hooks
 from glassbox.config.groups import Analysis, Claims, Corpus, Group, Model, Paths, Train, Wandb
 
+# The groups of conf/common.yaml: every stage composes them, whether or not its schema declares them.
+COMMON_GROUPS = ("paths", "corpus", "model", "train", "analysis", "wandb")
 TopP = Annotated[float, Field(gt=0, le=1)]  # the nucleus: a share of the probability, (0, 1]
 
 
