@@ -9,6 +9,8 @@ import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
+from glassbox.prepare import prepare
+from glassbox.train import train
 from helpers import (
     CORPUS_FILES,
     CORPUS_SOURCES,
@@ -20,6 +22,7 @@ from helpers import (
     path_overrides,
     project_with_corpus,
     run_stages,
+    tiny_cfg,
 )
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
@@ -68,3 +71,24 @@ def tiny_project(tmp_path_factory) -> Path:
     root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
     run_stages(root, ["prepare", "train"], ["experiment=tiny"])
     return root
+
+
+@pytest.fixture(scope="session")
+def root(tmp_path_factory) -> Path:
+    """A project directory with the tiny experiment's corpus prepared, for the tests of resuming, locking,
+    failures and damaged files. Read it only: a test that changes its data puts it back."""
+    root = project_with_corpus(tmp_path_factory.mktemp("reference"))
+    prepare(tiny_cfg(root, root / "outputs", config_name="prepare"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def reference(root) -> Path:
+    """An uninterrupted run of TINY_RUN: what every interrupted and resumed run must end up equal to.
+    Tests copy it (`copy_run`) rather than damage it."""
+    return train(tiny_cfg(root, root / "reference"), root / "reference" / "tiny" / "run")
+
+
+@pytest.fixture
+def outputs(tmp_path) -> Path:
+    return tmp_path / "outputs"

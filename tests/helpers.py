@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from omegaconf import OmegaConf
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR, PROJECT_ROOT
 from glassbox.probes.probe_set import ProbeSet
-from glassbox.run.layout import write_run_state
+from glassbox.run.layout import point_latest, write_run_state
+from glassbox.run.snapshots import load_payload, save_snapshot
 from glassbox.run.tracking import JsonlFile
+from glassbox.training.schedule import snapshot_steps
 
 CORPUS_SOURCES = (PROJECT_ROOT / "data" / "raw", PROJECT_ROOT.parent / "shared" / "corpora")
 CORPUS_FILES = {"xiyouji": "xiyouji.txt", "shakespeare": "tinyshakespeare.txt"}
@@ -48,6 +51,62 @@ def copy_project(root: Path, to: Path) -> Path:
     ever serves reads (a snapshot's vocabulary), so `root` must stay as it is."""
     shutil.copytree(root, to, symlinks=True, dirs_exist_ok=True)
     return to
+
+
+# --- the tiny experiment cut to 40 steps (the `reference` fixture), and runs damaged or compared to it -----
+
+# Snapshots at 0, 1, 2, 4, 8, 16, 32 and 40, about a second. Dropout draws from torch's global RNG, so
+# exact equality after a resume needs its state too. (TINY, further down, is a hand-made sweep's model.)
+TINY_RUN = ["experiment=tiny", "train.device=cpu", "train.max_iters=40", "model.dropout=0.1"]
+SCHEDULE = snapshot_steps(40, 16, 32)
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
+
+
+def tiny_cfg(root: Path, output_dir: Path, *overrides: str, config_name: str = "train"):
+    """The tiny experiment's config as its stage composes it, W&B off, outputs in output_dir."""
+    return stage_config(config_name, root, f"paths.output_dir={output_dir}", *TINY_RUN, *overrides)
+
+
+def history(run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """metrics.jsonl and progress.jsonl, without the one wall-clock number (tokens/s)."""
+    progress = [
+        {k: v for k, v in row.items() if k != "tokens_per_sec"} for row in JsonlFile(run_dir / "progress.jsonl").read()
+    ]
+    return JsonlFile(run_dir / "metrics.jsonl").read(), progress
+
+
+def leftovers(run_dir: Path) -> list[str]:
+    return [p.name for p in (run_dir / "checkpoints").iterdir() if ".tmp-" in p.name]
+
+
+def copy_run(reference: Path, outputs: Path, name: str = "run") -> Path:
+    """A copy of the reference run as the latest run of the tiny experiment."""
+    run_dir = outputs / "tiny" / name
+    shutil.copytree(reference, run_dir)
+    point_latest(run_dir, outputs, "tiny")
+    return run_dir
+
+
+def assert_equals_the_reference(run_dir: Path, reference: Path) -> None:
+    metrics = JsonlFile(run_dir / "metrics.jsonl").read()
+    assert [row["step"] for row in metrics] == SCHEDULE  # each step once, in order
+    assert metrics == JsonlFile(reference / "metrics.jsonl").read()
+
+
+def flip_a_byte_of_the_embedding(path: Path) -> None:
+    """Damage the stored token embedding, well inside its tensor data, as a bad disk would."""
+    with zipfile.ZipFile(path) as archive:
+        entry = next(i for i in archive.infolist() if i.filename.endswith("/data/0"))
+    data = bytearray(path.read_bytes())
+    data[entry.header_offset + entry.file_size // 2] ^= 0xFF
+    path.write_bytes(data)
+
+
+def poison(path: Path) -> None:
+    """Re-save a snapshot with nan in its embedding (and a valid checksum), as a diverged run once wrote."""
+    payload = load_payload(path)
+    payload["model"]["wte.weight"][0, 0] = float("nan")
+    save_snapshot(path, payload)
 
 
 def run_stages(root: Path, stages: list[str], overrides: list[str]) -> None:

@@ -1,5 +1,5 @@
 """The command line as a user meets it: `make help`, the glassbox-* commands pyproject.toml installs,
-each stage's --help and Hydra's tab completion on them."""
+each stage's --help, Hydra's tab completion on them, and paths with spaces and CJK characters through make."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from glassbox.paths import PROJECT_ROOT
+from helpers import ENV, project_with_corpus
 
 STAGES = [
     "prepare",
@@ -106,3 +107,28 @@ def test_tab_completion_offers_the_config_groups_options():
     done = command("train", "-sc", "query=bash", env={"COMP_LINE": line, "COMP_POINT": str(len(line))})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["model=big", "model=llama-style", "model=seed", "model=tiny"]
+
+
+# --- paths with spaces and CJK characters ---------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_paths_with_spaces_and_cjk_work_through_make_when_quoted_as_the_readme_says(tmp_path):
+    project = project_with_corpus(tmp_path / "project")
+    data_dir, output_dir = tmp_path / "my data" / "数据", tmp_path / "my runs" / "西游"
+    args = (
+        f"paths.raw_dir={project / 'data' / 'raw'} wandb.mode=disabled "
+        f"paths.data_dir='\"{data_dir}\"' paths.output_dir='\"{output_dir}\"'"
+    )  # the README's quoting
+    make = ["make", "-f", str(PROJECT_ROOT / "Makefile"), "-o", "install", f"PY={sys.executable}"]  # no venv
+    done = subprocess.run(
+        [*make, "prepare", "EXPERIMENT=tiny", f"ARGS={args}"],
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (data_dir / "processed" / "shakespeare" / "meta.json").exists()
+    assert (output_dir / "prepare" / "shakespeare").is_dir()

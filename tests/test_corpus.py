@@ -1,4 +1,5 @@
-"""corpus.py: fetch (cache, download, hash check), decode and normalize."""
+"""corpus.py: fetch (cache, download, hash check), decode and normalize, and an encoding forced on the
+corpus: a byte order mark dropped, mojibake flagged loudly."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 
 from glassbox.errors import GlassboxError
 from glassbox.fileio import sha256_of
-from glassbox.text.corpus import decode, fetch, normalize
+from glassbox.prepare import prepare
+from glassbox.text.corpus import decode, fetch, mojibake_warning, normalize
+from helpers import find_corpus
 
 TEXT = "第一回　灵根育孕源流出\n悟空道：“师父，山高水远。”\nRoses are red.\n"
 UNREACHABLE = "http://127.0.0.1:9/corpus.txt"  # the discard port: refused at once, no network touched
@@ -150,3 +153,23 @@ def test_stale_cache_names_both_hashes(tmp_path):
     assert f"has sha256 {found}, expected {'cd' * 32}" in message
     assert UNREACHABLE in message and str(cache.resolve()) in message
     assert cache.read_bytes() == b"some other text"  # a failed download does not destroy it
+
+
+# --- forced encodings -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_byte_order_mark_is_never_a_character_of_the_text(encoding):
+    assert decode("\ufeff悟空道".encode(encoding), encoding)[0] == "悟空道"
+
+
+def test_gb18030_forced_through_latin_1_is_flagged_loudly(workdir, make_cfg, caplog):
+    raw = find_corpus("xiyouji.txt").read_bytes()
+    text, _ = decode(raw, "latin-1")
+    warning = mojibake_warning(text, "latin-1")
+    assert "looks like mojibake" in warning and "'£'" in warning and "corpus.encoding=auto" in warning
+    assert mojibake_warning(raw.decode("gb18030"), "gb18030") is None  # the real decoding: Chinese text
+    french = "Là où il était, l'été dernier, à côté de la forêt, nous avons mangé des crêpes. " * 50
+    assert mojibake_warning(decode(french.encode("latin-1"), "latin-1")[0], "latin-1") is None  # real Latin-1 text
+    prepare(make_cfg("prepare", ["experiment=xiyouji", "corpus.encoding=latin-1", "wandb.mode=disabled"]))
+    assert [r.levelname for r in caplog.records if "mojibake" in r.getMessage()] == ["WARNING"]

@@ -294,3 +294,20 @@ def test_prepare_real_corpus(workdir, corpus, encoding, vocab_size, n_chars):
     assert (meta["encoding"], meta["vocab_size"], meta["n_chars"]) == (encoding, vocab_size, n_chars)
     assert meta["split"] == {"train": n_chars - round(n_chars * 0.1), "val": round(n_chars * 0.1)}
     assert f"vocabulary {vocab_size:,}" in result.stdout
+
+
+# --- a corpus too short for the model -------------------------------------------------------------
+
+
+def test_the_corpus_length_is_checked_against_the_configured_model(workdir, make_cfg):
+    short = workdir / "data" / "raw" / "short.txt"
+    short.write_bytes(find_corpus("tinyshakespeare.txt").read_bytes()[:2000])  # 200 characters of validation text
+    corpus = [
+        "corpus.name=short",
+        "corpus.file=short.txt",
+        f"corpus.sha256={fileio.sha256_of(short)}",
+        "wandb.mode=disabled",
+    ]
+    with pytest.raises(GlassboxError, match=r"200 characters, but the model's block_size is 256 .* at least 257"):
+        prepare(make_cfg("prepare", [*corpus, "model=big"]))
+    assert prepare(make_cfg("prepare", [*corpus, "model=tiny"])).is_dir()  # block 32: long enough

@@ -1,7 +1,7 @@
 """train.py: the learning-rate and snapshot schedules, a tiny model memorising a tiny text
 through the real train(), atomic snapshot files, the article model's size, and the tiny
 experiment end to end as a user runs it (subprocess), read back from metrics.jsonl, the
-snapshot files and the offline W&B run."""
+snapshot files and the offline W&B run; bad input (no prepared data, an unwritable output folder)."""
 
 from __future__ import annotations
 
@@ -295,3 +295,10 @@ def test_training_before_prepare_says_to_run_make_prepare(workdir):
     assert done.returncode == 2
     assert "make prepare" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.e2e
+def test_an_unwritable_output_dir_is_explained(tmp_path):
+    done = run_stage("train", ["experiment=tiny", "paths.output_dir=/proc/glassbox"], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "could not write /proc/glassbox/tiny: No such file or directory" in done.stderr

@@ -1,4 +1,5 @@
-"""vocab.py: the character table, encode/decode, hash, JSON round trip, id dtype."""
+"""vocab.py: the character table, encode/decode, hash, JSON round trip, id dtype; a run's vocabulary
+that no longer matches the prepared corpus."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from glassbox import fileio
 from glassbox.errors import GlassboxError
+from glassbox.run.layout import snapshot_path
+from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot
 from glassbox.text.vocab import Vocab
 
 # U+3000 (ideographic space, the indentation of 西游记) and U+20000 (outside the BMP: two UTF-16 units).
@@ -121,3 +125,39 @@ def test_ids_are_uint32_past_uint16():
     ids = np.array(vocab.encode(last), dtype=vocab.dtype)
     assert ids.tobytes() == (65_536).to_bytes(4, "little")
     assert vocab.decode(ids) == last
+
+
+# --- a run's vocabulary against the prepared corpus -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_vocabulary_mismatch_names_the_runs_corpus_and_the_command_that_fixes_it(root, reference):
+    snapshot = load_snapshot(snapshot_path(reference, 0))
+    processed = root / "data" / "processed" / "shakespeare"
+    meta = fileio.read_json(processed / "meta.json")
+    renormalized = {**meta, "inputs": {**meta["inputs"], "normalize": {**meta["inputs"]["normalize"], "nfkc": True}}}
+    fileio.write_json(processed / "meta.json", renormalized)
+    try:
+        with pytest.raises(GlassboxError) as error:
+            check_vocab(snapshot, "f" * 64, processed)
+    finally:
+        fileio.write_json(processed / "meta.json", meta)
+    message = str(error.value)
+    assert "was trained on corpus 'shakespeare'" in message
+    assert 'make prepare EXPERIMENT=tiny ARGS="corpus.normalize.nfkc=false"' in message
+    assert "Use experiment=" not in message  # not the circular advice to use the experiment already in use
+
+    elsewhere = Snapshot(
+        snapshot.path,
+        0,
+        {},
+        {},
+        snapshot.vocab_hash,
+        {**snapshot.config, "name": "xiyouji", "corpus": {"name": "xiyouji"}},
+        "",
+        {},
+    )
+    with pytest.raises(
+        GlassboxError, match="holds corpus 'shakespeare'. Use the run's own experiment: EXPERIMENT=xiyouji"
+    ):
+        check_vocab(elsewhere, "f" * 64, processed)

@@ -1,18 +1,18 @@
-"""Training survives what happens to real runs: kill -9 in the middle of a snapshot, Ctrl-C and
-SIGTERM, corrupt or truncated snapshots, a config that no longer fits, a NaN loss, W&B failing,
-a full disk, and snapshot files crafted to run code. A resumed run must reproduce the
-uninterrupted one exactly (CPU, same seed and config): every metric at every snapshot step."""
+"""Resuming a run after what stops real runs: kill -9 in the middle of a snapshot, Ctrl-C and SIGTERM;
+which snapshot a run resumes from (corrupt, truncated, unchecksummed or non-finite ones skipped, a given
+one, never for a sweep job); a snapshot that no longer fits the config; the advice printed to resume.
+A resumed run must reproduce the uninterrupted one exactly (CPU, same seed and config): every metric at
+every snapshot step."""
 
 from __future__ import annotations
 
-import errno
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,54 +22,29 @@ from hydra.types import RunMode
 from omegaconf import open_dict
 
 from glassbox.errors import GlassboxError
-from glassbox.model import GPT
-from glassbox.paths import PROJECT_ROOT
-from glassbox.prepare import prepare
+from glassbox.run import lock
 from glassbox.run.layout import list_snapshots, read_run_state, snapshot_path, write_run_state
 from glassbox.run.resume import Interrupted, find_snapshot_to_resume, warn_about_changed_settings
-from glassbox.run.snapshots import check_fits, load_payload, load_snapshot, save_snapshot
+from glassbox.run.snapshots import check_fits, load_snapshot
 from glassbox.run.tracking import JsonlFile
 from glassbox.train import train
 from glassbox.training import loop
-from glassbox.training.schedule import snapshot_steps
-from helpers import compose_config, project_with_corpus, run_stage, stage_config, wandb_records
+from helpers import (
+    SCHEDULE,
+    assert_equals_the_reference,
+    compose_config,
+    copy_run,
+    flip_a_byte_of_the_embedding,
+    history,
+    leftovers,
+    poison,
+    run_stage,
+    tiny_cfg,
+    wandb_records,
+)
+from helpers import TINY_RUN as TINY
 
-# The tiny experiment cut to 40 steps: snapshots at 0, 1, 2, 4, 8, 16, 32 and 40, about a second.
-# Dropout draws from torch's global RNG, so exact equality after a resume needs its state too.
-TINY = ["experiment=tiny", "train.device=cpu", "train.max_iters=40", "model.dropout=0.1"]
-SCHEDULE = snapshot_steps(40, 16, 32)
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    """A project directory with the tiny experiment's corpus prepared, shared by the tests here."""
-    root = project_with_corpus(tmp_path_factory.mktemp("reliability"))
-    prepare(tiny_cfg(root, root / "outputs"))
-    return root
-
-
-def tiny_cfg(root: Path, output_dir: Path, *overrides: str):
-    """The train config as `make train EXPERIMENT=tiny` composes it, W&B off, outputs in output_dir."""
-    return stage_config("train", root, f"paths.output_dir={output_dir}", *TINY, *overrides)
-
-
-@pytest.fixture(scope="module")
-def reference(root) -> Path:
-    """An uninterrupted run: what every interrupted and resumed run must end up equal to."""
-    return train(tiny_cfg(root, root / "reference"), root / "reference" / "tiny" / "run")
-
-
-@pytest.fixture
-def outputs(tmp_path) -> Path:
-    return tmp_path / "outputs"
-
-
-def history(run_dir: Path) -> tuple[list[dict], list[dict]]:
-    """metrics.jsonl and progress.jsonl, without the one wall-clock number (tokens/s)."""
-    progress = [
-        {k: v for k, v in row.items() if k != "tokens_per_sec"} for row in JsonlFile(run_dir / "progress.jsonl").read()
-    ]
-    return JsonlFile(run_dir / "metrics.jsonl").read(), progress
+# --- kill -9 and signals, as a user runs it ------------------------------------------------------------------------
 
 
 def assert_same_run(run_dir: Path, reference: Path) -> None:
@@ -84,18 +59,11 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
 
 
-def leftovers(run_dir: Path) -> list[str]:
-    return [p.name for p in (run_dir / "checkpoints").iterdir() if ".tmp-" in p.name]
-
-
 def interrupted_run(root: Path, outputs: Path) -> Path:
     """A finished run marked as if it had been killed: the test then damages or changes what it needs."""
     run_dir = train(tiny_cfg(root, outputs), outputs / "tiny" / "first")
     write_run_state(run_dir, status="interrupted")
     return run_dir
-
-
-# --- kill -9 and signals, as a user runs it ---------------------------------------------------------
 
 
 @pytest.mark.e2e
@@ -219,29 +187,7 @@ def test_resuming_with_changed_settings_names_them(caplog):
     ]
 
 
-# --- which snapshot a run resumes from ----------------------------------------------------------------
-
-
-def flip_a_byte_of_the_embedding(path: Path) -> None:
-    """Damage the stored token embedding, well inside its tensor data, as a bad disk would."""
-    with zipfile.ZipFile(path) as archive:
-        entry = next(i for i in archive.infolist() if i.filename.endswith("/data/0"))
-    data = bytearray(path.read_bytes())
-    data[entry.header_offset + entry.file_size // 2] ^= 0xFF
-    path.write_bytes(data)
-
-
-@pytest.mark.slow
-def test_a_flipped_byte_loads_silently_with_torch_but_not_with_load_snapshot(root, reference, tmp_path):
-    run_dir = tmp_path / "run"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    path = run_dir / "checkpoints" / "step_0000016.pt"
-    save_snapshot(path, torch.load(snapshot_path(reference, 16), weights_only=True))
-    flip_a_byte_of_the_embedding(path)
-    damaged = torch.load(path, weights_only=True)["model"]["wte.weight"]  # torch alone does not notice
-    assert not torch.equal(damaged, load_snapshot(snapshot_path(reference, 16)).weights["wte.weight"])
-    with pytest.raises(GlassboxError, match=r"step_0000016.pt is corrupt: its sha256 is"):
-        load_snapshot(path)
+# --- which snapshot a run resumes from -----------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -261,6 +207,17 @@ def test_auto_resume_skips_corrupt_truncated_and_unchecksummed_snapshots(root, r
     assert "step_0000016.pt has no checksum" in warnings
     assert read_run_state(run_dir)["resumed_at"] == [8]
     assert_same_run(run_dir, reference)
+
+
+@pytest.mark.slow
+def test_resuming_skips_a_snapshot_with_non_finite_weights(reference, outputs, caplog):
+    run_dir = copy_run(reference, outputs)
+    write_run_state(run_dir, status="failed")
+    poison(snapshot_path(run_dir, 40))
+    found = find_snapshot_to_resume(tiny_cfg(outputs.parent, outputs))
+    lock.release(run_dir)
+    assert found.path == snapshot_path(run_dir, 32)
+    assert "step_0000040.pt holds non-finite numbers (nan or inf in wte.weight" in caplog.text
 
 
 @pytest.mark.slow
@@ -307,7 +264,7 @@ def test_rewinding_a_jsonl_file_drops_later_rows_and_a_line_cut_short(tmp_path):
     assert log.read() == [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 0.5}, {"step": 2, "loss": 1 / 3}]
 
 
-# --- a snapshot that does not fit ---------------------------------------------------------------------
+# --- a snapshot that does not fit ----------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
@@ -334,132 +291,41 @@ def test_resuming_with_a_different_model_is_refused_before_anything_changes(root
     assert (history(run_dir), read_run_state(run_dir)) == before
 
 
-# --- failures while training ----------------------------------------------------------------------------
+# --- the resume advice ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_a_nan_loss_stops_training_and_keeps_the_last_good_snapshot(root, outputs, monkeypatch):
-    lr_at, forward = loop.lr_at, GPT.forward
-    step_now = [0]
+def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root, reference, outputs, monkeypatch):
+    overrides = [
+        f"paths.root_dir={root}",
+        f"paths.output_dir={outputs}",
+        "wandb.mode=disabled",
+        *TINY,
+        "train.resume=never",
+    ]
+    HydraConfig.instance().set_config(compose_config("train", overrides, hydra_node=True))  # what the command was
+    lr_at = loop.lr_at
 
-    def lr_noting_the_step(step, tc):
-        step_now[0] = step
+    def lr_and_sigterm_at_step_18(step, tc):
+        if step == 18:
+            os.kill(os.getpid(), signal.SIGTERM)
         return lr_at(step, tc)
 
-    def forward_with_a_nan_loss_from_step_10(self, idx, targets=None, cache=None):
-        logits, loss = forward(self, idx, targets, cache)
-        return logits, loss * float("nan") if step_now[0] >= 10 else loss
+    monkeypatch.setattr(loop, "lr_at", lr_and_sigterm_at_step_18)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            train(compose_config("train", overrides), outputs / "tiny" / "first")
+    finally:
+        HydraConfig.instance().cfg = None
+        monkeypatch.undo()
+    message = str(stopped.value)
+    assert "Run the same command again" not in message
+    assert "train.resume=auto in place of train.resume=never" in message
+    command = shlex.split(message.split("\n")[1])
+    run_dir = outputs / "tiny" / "first"
+    assert command[:3] == ["python", "-m", "glassbox.train"]
+    assert command[-1] == f"train.resume={snapshot_path(run_dir, 19)}" and "train.resume=never" not in command
 
-    monkeypatch.setattr(loop, "lr_at", lr_noting_the_step)
-    monkeypatch.setattr(GPT, "forward", forward_with_a_nan_loss_from_step_10)
-    run_dir = outputs / "tiny" / "run"
-    with pytest.raises(
-        GlassboxError,
-        match=r"the training loss became nan at step 10; the last good snapshot is "
-        rf"{re.escape(str(snapshot_path(run_dir, 8)))} \(step 8\)",
-    ):
-        train(tiny_cfg(root, outputs), run_dir)
-    monkeypatch.undo()
-    assert read_run_state(run_dir)["status"] == "failed"
-    assert [step for step, _ in list_snapshots(run_dir)] == [0, 1, 2, 4, 8]
-    assert all(torch.isfinite(w).all() for w in load_snapshot(snapshot_path(run_dir, 8)).weights.values())
-    assert train(tiny_cfg(root, outputs), outputs / "tiny" / "again") == run_dir  # the advice: run it again
-    assert read_run_state(run_dir)["resumed_at"] == [8]
-
-
-@pytest.mark.slow
-def test_wandb_init_failing_warns_once_and_training_goes_on(root, outputs, monkeypatch, caplog):
-    import wandb
-
-    def no_wandb(**kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(wandb, "init", no_wandb)
-    run_dir = train(tiny_cfg(root, outputs, "wandb.mode=offline"), outputs / "tiny" / "run")
-    assert [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()] == [
-        f"W&B init failed (OSError: [Errno 28] No space left on device); continuing without W&B, "
-        f"{run_dir / 'metrics.jsonl'} stays complete"
-    ]
-    assert [row["step"] for row in JsonlFile(run_dir / "metrics.jsonl").read()] == SCHEDULE
-    assert read_run_state(run_dir)["status"] == "complete"
-
-
-@pytest.mark.slow
-def test_wandb_log_failing_warns_once_and_metrics_jsonl_stays_complete(root, reference, outputs, monkeypatch, caplog):
-    from wandb.sdk.wandb_run import Run
-
-    def broken_log(self, *args, **kwargs):
-        raise RuntimeError("wandb-core went away")
-
-    monkeypatch.setattr(Run, "log", broken_log)
-    run_dir = train(tiny_cfg(root, outputs, "wandb.mode=offline"), outputs / "tiny" / "run")
-    warnings = [r.getMessage() for r in caplog.records if "W&B" in r.getMessage()]
-    assert len(warnings) == 1 and warnings[0].startswith("W&B log failed (RuntimeError: wandb-core went away)")
-    assert read_run_state(run_dir)["status"] == "complete"
-    assert history(run_dir) == history(reference)
-
-
-@pytest.mark.slow
-def test_a_full_disk_while_saving_a_snapshot_is_explained_and_the_old_one_survives(reference, tmp_path, monkeypatch):
-    path = tmp_path / "run" / "checkpoints" / "step_0000016.pt"
-    old = load_payload(snapshot_path(reference, 16))
-    save_snapshot(path, old)
-
-    def half_then_disk_full(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04" + bytes(1000))
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(torch, "save", half_then_disk_full)
-    with pytest.raises(GlassboxError, match=r"could not write .*step_0000016\.pt: No space left on device"):
-        save_snapshot(path, {**old, "step": 17})
-    monkeypatch.undo()
-    assert load_snapshot(path).step == 16  # intact, checksum and all
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary file left
-
-
-@pytest.mark.slow
-def test_a_full_disk_during_training_fails_the_run_and_keeps_earlier_snapshots(root, outputs, monkeypatch):
-    save = torch.save
-
-    def disk_full_at_step_4(obj, f, *args, **kwargs):
-        if obj["step"] == 4:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return save(obj, f, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "save", disk_full_at_step_4)
-    with pytest.raises(GlassboxError, match="could not write .*step_0000004.pt: No space left on device"):
-        train(tiny_cfg(root, outputs), outputs / "tiny" / "run")
-    run_dir = outputs / "tiny" / "run"
-    assert read_run_state(run_dir)["status"] == "failed"
-    assert [load_snapshot(path).step for _, path in list_snapshots(run_dir)] == [0, 1, 2]
-    assert not leftovers(run_dir)
-
-
-# --- loading never runs code ---------------------------------------------------------------------------
-
-
-class RunsCode:
-    """Unpickling this calls Path.touch: what a malicious .pt file could do with os.system instead."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def test_a_snapshot_carrying_code_is_refused_and_the_code_never_runs(tmp_path):
-    marker = tmp_path / "code-ran"
-    path = tmp_path / "run" / "checkpoints" / "step_0000000.pt"
-    save_snapshot(path, {"step": 0, "payload": RunsCode(marker)})  # its checksum is recorded: it is "valid"
-    with pytest.raises(GlassboxError, match="unreadable"):
-        load_snapshot(path)
-    assert not marker.exists()
-
-
-def test_every_torch_load_is_weights_only_and_nothing_unpickles_or_evaluates():
-    sources = {p: p.read_text(encoding="utf-8") for p in (PROJECT_ROOT / "src" / "glassbox").rglob("*.py")}
-    loads = [(p.name, call) for p, text in sources.items() for call in re.findall(r"torch\.load\([^)]*\)", text)]
-    assert loads and all("weights_only=True" in call for _, call in loads), loads
-    for p, text in sources.items():
-        assert not re.search(r"\bimport pickle\b|\bpickle\.|(?<![.\w])(eval|exec)\(|allow_pickle=True", text), p
+    assert train(compose_config("train", command[3:]), outputs / "tiny" / "second") == run_dir  # it resumes the run
+    assert read_run_state(run_dir)["resumed_at"] == [19]
+    assert_equals_the_reference(run_dir, reference)
