@@ -254,6 +254,23 @@ def test_a_sweep_job_never_auto_resumes_the_experiments_latest_run(root, outputs
     assert find_snapshot_to_resume(cfg) is not None
 
 
+@pytest.mark.slow
+def test_a_latest_left_at_a_sweep_job_is_never_continued_by_a_plain_train(root, reference, outputs, caplog):
+    """Older glassbox pointed `latest` at a sweep's last job; a plain train then continued that job in place."""
+    job = copy_run(reference, outputs, name="sweeps/2026-11-30_15-59-10/0")  # as Hydra lays out a sweep's job
+    write_run_state(job, status="interrupted")
+    assert find_snapshot_to_resume(tiny_cfg(root, outputs)) is None
+    assert "points at a sweep's job" in caplog.text
+
+
+def test_a_sweep_job_leaves_latest_at_the_users_run(root, reference, outputs, monkeypatch):
+    users_run = copy_run(reference, outputs)
+    job = outputs / "tiny" / "sweeps" / "2026-11-30_15-59-10" / "0"
+    monkeypatch.setattr(loop, "is_sweep_job", lambda: True)
+    train(tiny_cfg(root, outputs, "train.max_iters=2", "train.resume=never"), job)
+    assert list_snapshots(job) and (outputs / "tiny" / "latest").resolve() == users_run.resolve()
+
+
 def test_rewinding_a_jsonl_file_drops_later_rows_and_a_line_cut_short(tmp_path):
     log = JsonlFile(tmp_path / "metrics.jsonl")
     for step in (0, 1, 2, 4):
