@@ -33,7 +33,7 @@ def cjk_subset_woff2(text: str) -> bytes | None:
 
     ASCII is left to the browser's own fonts, so Latin text looks as it does on any page.
     """
-    font = TTFont(packaged_font_path(), lazy=True)
+    font = TTFont(packaged_font_path(), lazy=True, recalcTimestamp=False)  # the same page for the same data
     cmap = font.getBestCmap()
     chars = sorted({c for c in text if ord(c) > 0x7F and ord(c) in cmap})
     if not chars:
