@@ -196,7 +196,9 @@ def shown_pair_values(driver) -> dict[tuple[str, str], float]:
 
 
 def shown_step(driver) -> int:
-    return int(driver.find_element("id", "step-value").text)
+    """Read in one script: the page draws a new step-value element at every step, so an element found
+    first and read after may be gone while play runs (a stale element reference)."""
+    return int(driver.execute_script("return document.getElementById('step-value').textContent"))
 
 
 @pytest.mark.e2e
