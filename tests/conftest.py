@@ -1,5 +1,5 @@
-"""Fixtures: configs composed as the entry points compose them, outputs under tmp_path, and the one
-trained tiny run the whole session shares."""
+"""Fixtures: configs composed as the entry points compose them, outputs under tmp_path, and the trained
+runs the whole session shares: a tiny run on shakespeare and one on 西游记."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ from helpers import (
     CORPUS_SOURCES,
     SMALL,
     TINY,
+    XIYOUJI_RUN,
     compose_config,
     fake_job,
     final_row,
     path_overrides,
     project_with_corpus,
+    run_as_user,
     run_stages,
     tiny_cfg,
 )
@@ -92,3 +94,15 @@ def reference(root) -> Path:
 @pytest.fixture
 def outputs(tmp_path) -> Path:
     return tmp_path / "outputs"
+
+
+@pytest.fixture(scope="session")
+def xiyouji_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(project, run) after prepare, train and analyze of XIYOUJI_RUN with WANDB_MODE=offline in the
+    environment and no wandb.mode on the command line, as a W&B user runs them: done once for the session
+    (test_explorer's page, test_wandb's W&B runs). Read it only; a test that runs a stage on it works on a
+    `copy_project` of it."""
+    root = project_with_corpus(tmp_path_factory.mktemp("xiyouji"), "xiyouji")
+    for stage in ("prepare", "train", "analyze"):
+        run_as_user(stage, XIYOUJI_RUN, root, WANDB_MODE="offline")
+    return root, (root / "outputs" / "tiny" / "latest").resolve()

@@ -149,6 +149,56 @@ def run_stage(
     )
 
 
+def without_wandb_mode() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
+
+
+def run_as_user(stage: str, overrides: list[str], root: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python -m glassbox.<stage>` with no wandb.mode on the command line: the mode comes from `env`."""
+    environment = {**without_wandb_mode(), "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", **env}
+    done = subprocess.run(
+        [sys.executable, "-m", f"glassbox.{stage}", f"paths.root_dir={root}", *overrides],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+# --- the one 西游记 run of the session (test_explorer, test_wandb) ----------------------------------------
+
+XIYOUJI_RUN = [
+    "experiment=tiny",
+    "corpus=xiyouji",
+    "model.n_layer=4",
+    "model.n_head=4",
+    "train.snapshots.every=6",
+    "wandb.projector.steps=[0,1]",
+]  # the default run's shape (4 layers × 4 heads, 17 snapshots) on the tiny model's 64 steps
+XIYOUJI_SNAPSHOTS = [
+    0,
+    1,
+    2,
+    4,
+    6,
+    8,
+    12,
+    16,
+    18,
+    24,
+    30,
+    36,
+    42,
+    48,
+    54,
+    60,
+    64,
+]  # log-spaced to 16, every 6, the last
+
+
 def wandb_records(run_dir: Path) -> list[dict]:
     """Every record of the offline W&B run(s) under run_dir, via `wandb leet inspect --json`."""
     import json

@@ -1,6 +1,6 @@
 """The explorer pages: the alignment of the embedding map; the page of a real tiny run on 西游记 (4 layers ×
-4 heads, 17 snapshots: the default run's shape) read as a file and in a real headless Chromium, as a user
-opens it from disk; and the page of a hand-made sweep."""
+4 heads, 17 snapshots: the default run's shape; the session's xiyouji_run) read as a file and in a real
+headless Chromium, as a user opens it from disk; and the page of a hand-made sweep."""
 
 from __future__ import annotations
 
@@ -25,17 +25,10 @@ from glassbox.report.markdown import WHITESPACE
 from glassbox.report.page_font import FAMILY, cjk_subset_woff2, font_face_css
 from glassbox.run.tracking import JsonlFile
 from glassbox.sweep import summarize_sweep
-from helpers import project_with_corpus, run_stage, run_stages
+from helpers import XIYOUJI_RUN, XIYOUJI_SNAPSHOTS, copy_project, run_stage
 
 SCREENSHOT_COPY = Path("/tmp/explorer-screenshot.png")
-N_LAYER, N_HEAD = 4, 4
-RUN = [
-    "experiment=tiny",
-    "corpus=xiyouji",
-    f"model.n_layer={N_LAYER}",
-    f"model.n_head={N_HEAD}",
-    "train.snapshots.every=6",
-]  # snapshots 0, 1, 2, 4, 6, 8, 12, 16, 18, 24, ..., 60, 64: 17 of them
+N_LAYER, N_HEAD = 4, 4  # XIYOUJI_RUN: the shared 西游记 run of conftest.py
 
 
 # --- the alignment of the embedding map ------------------------------------------------------------
@@ -85,11 +78,10 @@ def test_the_page_font_holds_the_cjk_characters_it_is_given_and_nothing_else():
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    """prepare + train + analyze of a tiny 西游记 run shaped like the default one (analyze writes the page)."""
-    root = project_with_corpus(tmp_path_factory.mktemp("explorer"), "xiyouji")
-    run_stages(root, ["prepare", "train", "analyze"], RUN)
-    return (root / "outputs" / "tiny" / "latest").resolve()
+def run_dir(xiyouji_run) -> Path:
+    """The session's tiny 西游记 run shaped like the default one, analysed (analyze writes the page)."""
+    _, run = xiyouji_run
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +97,8 @@ def analysis(run_dir) -> dict:
 @pytest.mark.e2e
 def test_the_page_is_one_self_contained_file_within_the_size_budget(page, analysis):
     html = page.read_text(encoding="utf-8")
-    assert len(analysis["snapshots"]) == 17 and analysis["vocab_size"] > 4000
+    assert [s["step"] for s in analysis["snapshots"]] == XIYOUJI_SNAPSHOTS and analysis["vocab_size"] > 4000
+    assert len(XIYOUJI_SNAPSHOTS) == 17
     assert not re.search(r"<script[^>]*\ssrc\s*=", html, re.IGNORECASE)  # every script inline
     assert re.findall(r"<link[^>]*\shref\s*=\s*\"([^\"]*)\"", html, re.IGNORECASE) == ["data:,"]
     assert not re.search(r"url\(\s*['\"]?https?:|@import", html, re.IGNORECASE)
@@ -117,13 +110,15 @@ def test_the_page_is_one_self_contained_file_within_the_size_budget(page, analys
 
 
 @pytest.mark.e2e
-def test_make_explore_redraws_the_page_analyze_wrote(run_dir, page):
-    written = page.read_bytes()
-    page.unlink()
-    done = run_stage("explore", RUN, run_dir.parents[2])
+def test_make_explore_redraws_the_page_analyze_wrote(xiyouji_run, page, tmp_path):
+    root, _ = xiyouji_run
+    copy = copy_project(root, tmp_path / "project")
+    redrawn = (copy / "outputs" / "tiny" / "latest").resolve() / "report" / FILE_NAME
+    redrawn.unlink()
+    done = run_stage("explore", XIYOUJI_RUN, copy)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert page.read_bytes() == written
-    assert f"explorer: {page}" in done.stdout
+    assert redrawn.read_bytes() == page.read_bytes()
+    assert f"explorer: {redrawn}" in done.stdout
 
 
 # --- the page in a real browser ---------------------------------------------------------------------
@@ -201,7 +196,9 @@ def shown_pair_values(driver) -> dict[tuple[str, str], float]:
 
 
 def shown_step(driver) -> int:
-    return int(driver.find_element("id", "step-value").text)
+    """Read in one script: the page draws a new step-value element at every step, so an element found
+    first and read after may be gone while play runs (a stale element reference)."""
+    return int(driver.execute_script("return document.getElementById('step-value').textContent"))
 
 
 @pytest.mark.e2e

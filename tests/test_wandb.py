@@ -1,12 +1,12 @@
 """What a W&B user sees: the mode taken from the environment as W&B users expect, and a 西游记 run
-(tiny model) read back from its offline W&B runs: keys W&B can sort and group, runs named and tagged
+(the tiny model, 4 layers × 4 heads: the session's xiyouji_run, W&B offline from WANDB_MODE alone) read
+back from its offline W&B runs: keys W&B can sort and group, runs named and tagged
 after their Hydra choices, the best val loss in the summary, the embedding views. The shakespeare
 half of the key rule, the analysis run and the model artifacts are tested in test_analyze.py and
 test_train.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,46 +17,16 @@ from glassbox import fileio
 from glassbox.errors import GlassboxError
 from glassbox.run import tracking
 from glassbox.run.tracking import STEP_KEY, JsonlFile, wandb_mode
-from helpers import WANDB_KEY, logged_keys, project_with_corpus, wandb_records
-
-# A short 西游记 run: four snapshots, small baselines; the tiny model on a 4,490-character vocabulary.
-XIYOUJI = [
-    "experiment=tiny",
-    "corpus=xiyouji",
-    "train.snapshots.log_spaced_until=2",
-    "analysis.chance.n_pairs=100",
-    "analysis.chance.n_permutations=50",
-    "wandb.projector.steps=[0,1]",
-]
-STEPS = ["train.max_iters=4"]
-
-
-def without_wandb_mode() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
-
-
-def run_as_user(stage: str, overrides: list[str], root: Path, **env: str) -> subprocess.CompletedProcess:
-    """`python -m glassbox.<stage>` with no wandb.mode on the command line: the mode comes from `env`."""
-    environment = {**without_wandb_mode(), "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", **env}
-    done = subprocess.run(
-        [sys.executable, "-m", f"glassbox.{stage}", f"paths.root_dir={root}", *overrides],
-        cwd=root,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-@pytest.fixture(scope="module")
-def xiyouji(tmp_path_factory) -> tuple[Path, Path]:
-    """(project, run) after prepare, train and analyze with WANDB_MODE=offline in the environment."""
-    root = project_with_corpus(tmp_path_factory.mktemp("xiyouji"), "xiyouji")
-    for stage in ("prepare", "train", "analyze"):
-        run_as_user(stage, [*XIYOUJI, *STEPS], root, WANDB_MODE="offline")
-    return root, (root / "outputs" / "tiny" / "latest").resolve()
+from helpers import (
+    WANDB_KEY,
+    XIYOUJI_RUN,
+    XIYOUJI_SNAPSHOTS,
+    copy_project,
+    logged_keys,
+    run_as_user,
+    wandb_records,
+    without_wandb_mode,
+)
 
 
 def train_records(run_dir: Path) -> list[dict]:
@@ -95,12 +65,12 @@ def test_wandb_disabled_in_the_project_is_read_from_wands_own_settings_file(tmp_
 
 
 @pytest.mark.e2e
-def test_wandb_mode_disabled_in_the_environment_writes_no_wandb_run(xiyouji, tmp_path):
-    root, _ = xiyouji
+def test_wandb_mode_disabled_in_the_environment_writes_no_wandb_run(xiyouji_run, tmp_path):
+    root = copy_project(xiyouji_run[0], tmp_path / "project")  # its data prepared; train points `latest` here
     run_dir = tmp_path / "quiet"
     run_as_user(
         "train",
-        [*XIYOUJI, "train.max_iters=1", "analysis.at_snapshots=false", f"hydra.run.dir={run_dir}"],
+        [*XIYOUJI_RUN, "train.max_iters=1", "analysis.at_snapshots=false", f"hydra.run.dir={run_dir}"],
         root,
         WANDB_MODE="disabled",
     )  # what `WANDB_MODE=disabled make train` runs
@@ -114,8 +84,8 @@ def test_wandb_mode_disabled_in_the_environment_writes_no_wandb_run(xiyouji, tmp
 
 
 @pytest.mark.e2e
-def test_every_key_logged_for_xiyouji_follows_the_wandb_naming_rule(xiyouji):
-    root, run_dir = xiyouji
+def test_every_key_logged_for_xiyouji_follows_the_wandb_naming_rule(xiyouji_run):
+    root, run_dir = xiyouji_run
     records = wandb_records(root / "outputs")  # prepare, train and analysis runs: offline, from WANDB_MODE alone
     assert {r["run"]["job_type"] for r in records if r["type"] == "run"} == {"prepare", "train", "analysis"}
     keys = logged_keys(records)
@@ -137,14 +107,14 @@ def test_every_key_logged_for_xiyouji_follows_the_wandb_naming_rule(xiyouji):
 
 
 @pytest.mark.e2e
-def test_the_run_is_named_and_tagged_after_its_hydra_choices_and_records_them(xiyouji):
-    root, run_dir = xiyouji
+def test_the_run_is_named_and_tagged_after_its_hydra_choices_and_records_them(xiyouji_run):
+    root, run_dir = xiyouji_run
     (run,) = [r["run"] for r in train_records(run_dir) if r["type"] == "run"]
     assert run["display_name"] == "tiny-tiny-s1337" == fileio.read_json(run_dir / "run.json")["wandb_run_name"]
     assert {"model=tiny", "corpus=xiyouji", "train=default", "experiment=tiny"} <= set(run["tags"])
     config = run["config"]["update"]
     assert config["choices"]["corpus"] == "xiyouji" and config["choices"]["model"] == "tiny"
-    assert config["overrides"] == [f"paths.root_dir={root}", *XIYOUJI, *STEPS]
+    assert config["overrides"] == [f"paths.root_dir={root}", *XIYOUJI_RUN]
     assert config["n_params"] == fileio.read_json(run_dir / "run.json")["n_params"]
     assert config["wandb"]["mode"] == "offline"  # the mode it ran in, though the config left it to WANDB_MODE
     shuo_dao = config["corpus"]["probes"]["pairs"][0]
@@ -152,8 +122,8 @@ def test_the_run_is_named_and_tagged_after_its_hydra_choices_and_records_them(xi
 
 
 @pytest.mark.e2e
-def test_the_summary_holds_the_best_val_loss(xiyouji):
-    _, run_dir = xiyouji
+def test_the_summary_holds_the_best_val_loss(xiyouji_run):
+    _, run_dir = xiyouji_run
     updates = [r["summary"]["update"] for r in train_records(run_dir) if r["type"] == "summary"]
     summary = {key: value for update in updates for key, value in update.items()}
     losses = [r["loss/val"] for r in JsonlFile(run_dir / "metrics.jsonl").read()]
@@ -162,16 +132,16 @@ def test_the_summary_holds_the_best_val_loss(xiyouji):
 
 
 @pytest.mark.e2e
-def test_every_snapshot_logs_a_row_norm_histogram_and_chosen_ones_a_projector_table(xiyouji):
-    root, run_dir = xiyouji
+def test_every_snapshot_logs_a_row_norm_histogram_and_chosen_ones_a_projector_table(xiyouji_run):
+    root, run_dir = xiyouji_run
     vocab = fileio.read_json(root / "data" / "processed" / "xiyouji" / "vocab.json")
     history = [r["history"]["item"] for r in train_records(run_dir) if r["type"] == "history"]
     steps = [r["step"] for r in JsonlFile(run_dir / "metrics.jsonl").read()]
     histograms = [item for item in history if item.get("emb/row_norms._type") == "histogram"]
-    assert [item[STEP_KEY] for item in histograms] == steps == [0, 1, 2, 4]
+    assert [item[STEP_KEY] for item in histograms] == steps == XIYOUJI_SNAPSHOTS
     assert all(sum(item["emb/row_norms.values"]) == len(vocab["itos"]) for item in histograms)  # one per character
     tables = [item for item in history if item.get("emb/projector._type") == "table-file"]
-    assert [item[STEP_KEY] for item in tables] == [0, 1, 4]  # wandb.projector.steps, and the last step
+    assert [item[STEP_KEY] for item in tables] == [0, 1, 64]  # wandb.projector.steps=[0,1], and the last step
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     table = fileio.read_json(offline_run / "files" / tables[0]["emb/projector.path"])
     assert table["columns"] == ["char", "count", "group", "vector"]
