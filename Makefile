@@ -17,6 +17,10 @@ SEEDS ?= 1,2,3
 ARGS ?=
 # More pytest options for make test / test-fast, e.g. PYTEST_ARGS="--durations=15 -x".
 PYTEST_ARGS ?=
+# Test processes at once (pytest-xdist; each test file stays in one process). Tests run torch on one thread
+# (tests/conftest.py), so two processes fill 2 cores; TEST_WORKERS=0 runs them in this process, one by one.
+TEST_WORKERS ?= 2
+PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU wheel lies on this machine's disk; on a GPU machine use e.g. TORCH_SPEC=torch.
@@ -103,10 +107,10 @@ replicate: install  ## every claim judged over seeds: a sweep over seed alone (S
 	$(PY) -m glassbox.train --multirun $(STAGE_ARGS) hydra/callbacks=replicate $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER)) seed=$(SEEDS)
 
 test: install  ## the whole test suite, as CI runs it (PYTEST_ARGS: more pytest options)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-fast: install  ## the tests not marked slow or e2e, in about a minute: the edit loop
-	$(PY) -m pytest -q -m "not slow and not e2e" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not e2e" $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # ruff (configured in pyproject.toml): lint and format check, as CI runs them; `make format` fixes.
 lint: install  ## ruff check and format check of src, tests and scripts, as CI runs them
