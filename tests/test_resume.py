@@ -59,6 +59,18 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
 
 
+def sigterm_at_step_18(monkeypatch) -> None:
+    """SIGTERM arrives while training works out step 18's learning rate: in the middle of a step."""
+    lr_at = loop.lr_at
+
+    def lr_and_sigterm_at_step_18(step, tc):
+        if step == 18:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return lr_at(step, tc)
+
+    monkeypatch.setattr(loop, "lr_at", lr_and_sigterm_at_step_18)
+
+
 def interrupted_run(root: Path, outputs: Path) -> Path:
     """A finished run marked as if it had been killed: the test then damages or changes what it needs."""
     run_dir = train(tiny_cfg(root, outputs), outputs / "tiny" / "first")
@@ -153,14 +165,7 @@ def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matche
     root, reference, outputs, monkeypatch, caplog
 ):
     cfg = tiny_cfg(root, outputs)
-    lr_at = loop.lr_at
-
-    def lr_and_sigterm_at_step_18(step, tc):
-        if step == 18:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return lr_at(step, tc)
-
-    monkeypatch.setattr(loop, "lr_at", lr_and_sigterm_at_step_18)
+    sigterm_at_step_18(monkeypatch)
     with pytest.raises(Interrupted) as stopped:
         train(cfg, outputs / "tiny" / "first")
     monkeypatch.undo()
@@ -321,14 +326,7 @@ def test_a_run_stopped_with_resume_never_prints_the_command_that_resumes_it(root
         "train.resume=never",
     ]
     HydraConfig.instance().set_config(compose_config("train", overrides, hydra_node=True))  # what the command was
-    lr_at = loop.lr_at
-
-    def lr_and_sigterm_at_step_18(step, tc):
-        if step == 18:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return lr_at(step, tc)
-
-    monkeypatch.setattr(loop, "lr_at", lr_and_sigterm_at_step_18)
+    sigterm_at_step_18(monkeypatch)
     try:
         with pytest.raises(Interrupted) as stopped:
             train(compose_config("train", overrides), outputs / "tiny" / "first")

@@ -7,7 +7,7 @@ from typing import Any
 
 from glassbox import hooks
 from glassbox import metric_keys as keys
-from glassbox.report.markdown import escape, num, quoted, table, visible_char
+from glassbox.report.markdown import escape, lens_table, num, quoted, table, visible_char
 
 
 def render(a: dict[str, Any]) -> str:
@@ -112,12 +112,7 @@ def _lens(a: dict[str, Any]) -> str:
             "prediction."
         )
     ]
-    for prompt in a["logit_lens"]:
-        rows = [
-            [layer["layer"], ", ".join(f"{visible_char(t)} {p:.0%}" for t, p in layer["top"])]
-            for layer in prompt["layers"]
-        ]
-        parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", "top next tokens"], rows))
+    parts += [lens_table(prompt, "next tokens") for prompt in a["logit_lens"]]
     return "\n\n".join(parts)
 
 

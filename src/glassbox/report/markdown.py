@@ -54,3 +54,11 @@ def table(header: list[str], rows: Iterable[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def lens_table(prompt: dict[str, Any], what: str) -> str:
+    """One prompt's logit lens: each layer's most likely next `what` (characters, tokens) with their probabilities."""
+    rows = [
+        [layer["layer"], ", ".join(f"{visible_char(t)} {p:.0%}" for t, p in layer["top"])] for layer in prompt["layers"]
+    ]
+    return f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", f"top {what}"], rows)

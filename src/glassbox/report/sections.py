@@ -14,7 +14,7 @@ from glassbox.analysis.claims import GROUP_CLAIM, HELD, MOVING_APART, NO_ASSOCIA
 from glassbox.model import NORM_NAMES, GPTConfig
 from glassbox.report.claims import claim_sentence
 from glassbox.report.figures import FIGURE_CAPTIONS
-from glassbox.report.markdown import escape, num, p_text, quoted, table, visible_char
+from glassbox.report.markdown import escape, lens_table, num, p_text, quoted, table, visible_char
 from glassbox.report.plotting import missing_font_notice
 
 
@@ -356,12 +356,7 @@ def _lens_section(a: dict[str, Any]) -> str | None:
         f"{norm} and lm_head (temperature {a['sampling']['temperature']:g}); the last block's row is the "
         "model's own prediction."
     ]
-    for prompt in final["logit_lens"]["prompts"]:
-        rows = [
-            [layer["layer"], ", ".join(f"{visible_char(char)} {prob:.0%}" for char, prob in layer["top"])]
-            for layer in prompt["layers"]
-        ]
-        parts.append(f"After {quoted(prompt['prompt'])}:\n\n" + table(["layer", "top characters"], rows))
+    parts += [lens_table(prompt, "characters") for prompt in final["logit_lens"]["prompts"]]
     return "\n\n".join(parts)
 
 
