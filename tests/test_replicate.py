@@ -19,8 +19,9 @@ from glassbox import fileio
 from glassbox.analysis.replicates import SeedRun, seeds_phrase, summarize_replicate
 from glassbox.paths import PROJECT_ROOT
 from glassbox.replicate import main
+from glassbox.report.replicate import replicate_markdown
 from glassbox.run.tracking import JsonlFile
-from helpers import project_with_corpus, run_stage, run_stages, wandb_records
+from helpers import ENV, project_with_corpus, run_stage, run_stages, wandb_records
 
 SETTINGS = {"z_min": 2.0, "p_max": 0.05, "early_drift": 0.25}
 
@@ -186,6 +187,7 @@ def test_the_summary_of_three_made_up_seeds_counts_words_and_bands_them():
     ]  # left out
     data = summarize_replicate(
         runs,
+        [1, 2, 3, 4],
         pairs,
         {"g": ["a", "b"]},
         SETTINGS,
@@ -205,7 +207,76 @@ def test_the_summary_of_three_made_up_seeds_counts_words_and_bands_them():
     assert claim["curve"]["steps"] == [0, 8, 16] and claim["curve"]["mean"][1] == pytest.approx(5.7 / 3)
     assert claim["article"] == {"init": 0.0, "trained": 0.3}
     assert data["not_complete"] == [{"job": 3, "seed": 4, "status": "failed"}]
+    assert (data["seeds_asked"], data["finished"], data["not_started"]) == ([1, 2, 3, 4], False, [])
     assert data["loss_val"]["mean"] == pytest.approx(2.2) and data["train_minutes"]["mean"] == pytest.approx(2.0)
+
+
+def test_a_replicate_stopped_part_way_says_which_seeds_finished_stopped_and_never_started():
+    pairs = [{"name": "a-b", "a": "a", "b": "b", "kind": "within", "expect": "up"}]
+    runs = [
+        SeedRun(1, 0, "complete", seed_rows({0: 0.0, 16: 3.0}, 2.0), 60.0, 16),
+        SeedRun(2, 1, "interrupted", seed_rows({0: 0.0}, 4.0), None, 6),
+    ]
+    data = summarize_replicate(runs, [1, 2, 3], pairs, {"g": ["a", "b"]}, SETTINGS, None, {})
+    assert (data["seeds"], data["seeds_asked"], data["finished"]) == ([1], [1, 2, 3], False)
+    assert data["not_complete"] == [{"job": 1, "seed": 2, "status": "interrupted", "step": 6}]
+    assert data["not_started"] == [3]
+    markdown = replicate_markdown({"experiment": "toy", "overrides": [], "wandb_group": "g", **data}, None)
+    assert markdown.startswith("# Replicate: toy, 1 of 3 seeds, unfinished\n")
+    assert (
+        "**Unfinished: 1 of the 3 seeds asked for (1, 2, 3) finished; seed 2 (job 1) stopped at step 6; "
+        "seed 3 never started.**"
+    ) in markdown
+
+    every_seed = summarize_replicate([runs[0]], [1], pairs, {"g": ["a", "b"]}, SETTINGS, None, {})
+    assert every_seed["finished"] and "Unfinished" not in replicate_markdown(
+        {"experiment": "toy", "overrides": [], "wandb_group": "g", **every_seed}, None
+    )
+
+
+# Ctrl-C in the second job's step 5 (lr_at runs once per optimisation step), then the real train command.
+CTRL_C_IN_THE_SECOND_JOB = """
+import os, runpy, signal, sys
+from glassbox.training import loop
+lr_at, reached = loop.lr_at, []
+def lr_and_ctrl_c(step, tc):
+    reached.append(step == 5)
+    if step == 5 and sum(reached) == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+    return lr_at(step, tc)
+loop.lr_at = lr_and_ctrl_c
+sys.argv = ["glassbox.train", *sys.argv[1:]]
+runpy.run_module("glassbox.train", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_second_of_three_seeds_stops_the_replicate_and_says_it_is_unfinished(root, tmp_path):
+    out = tmp_path / "outputs"
+    overrides = ["experiment=tiny", "train.max_iters=16", "hydra/callbacks=replicate", "seed=1,2,3"]
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_THE_SECOND_JOB, "--multirun", f"paths.root_dir={root}"]
+        + [f"paths.output_dir={out}", "wandb.mode=offline", *overrides],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 130, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    assert "job 1: stopped by SIGINT at step 6" in done.stderr and "The sweep stops here." in done.stderr
+    (sweep,) = (out / "tiny" / "sweeps").iterdir()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
+    data = fileio.read_json(sweep / "replicate.json")
+    assert (data["seeds_asked"], data["seeds"], data["finished"], data["not_started"]) == ([1, 2, 3], [1], False, [3])
+    assert data["not_complete"] == [{"job": 1, "seed": 2, "status": "interrupted", "step": 6}]
+    markdown = (sweep / "replicate.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# Replicate: tiny, 1 of 3 seeds, unfinished")
+    assert "seed 2 (job 1) stopped at step 6; seed 3 never started" in markdown
+    assert not (out / "tiny" / "replicate" / "latest").exists()  # make analyze quotes no unfinished replicate
+    jobs = {job["job"]: job["status"] for job in fileio.read_json(sweep / "summary.json")["jobs"]}
+    assert jobs == {0: "complete", 1: "interrupted"}
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 Entry points wrap their main function in `exits_cleanly`, so the user sees a `GlassboxError`'s message
 and exit code 2, not a traceback, and a command that stopped before it wrote anything leaves no empty
-directory behind (e.g. no run directory for `make train` to mistake for a run).
+directory behind (e.g. no run directory for `make train` to mistake for a run). Ctrl-C is a clean stop
+too: exit code 130, one line of what was kept and where, and no half-written folder (a stage that keeps
+what it finished says so with `Stopped`; otherwise its fresh folder is removed, a training run's never).
 
 Some values are text a person types as it is: a prompt (悟空道), a file of their own (红楼梦.txt,
 "my notes.txt"). Hydra's override grammar accepts only ASCII in unquoted values and gives meaning
@@ -16,15 +18,17 @@ import logging
 import re
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from glassbox.errors import EXIT_USER_ERROR, GlassboxError
+from glassbox.errors import EXIT_USER_ERROR, GlassboxError, Stopped
 from glassbox.fileio import is_bare_hydra_dir
+from glassbox.run.layout import RUN_STATE
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
@@ -72,17 +76,21 @@ def run(main: Callable[[], None]) -> None:
 
 
 def exits_cleanly(main: F) -> F:
-    """Turn a `GlassboxError` raised by `main` into its message on stderr and exit code 2.
+    """Turn a `GlassboxError` raised by `main` into its message on stderr and exit code 2, and Ctrl-C
+    (`Stopped`, or a bare KeyboardInterrupt) into one line of what was kept and its exit code, 130.
 
-    In a Hydra multirun the error is re-raised instead: Hydra records it as that job's failure
-    and goes on with the next job, where exiting would end the whole sweep (and the job's
-    directory stays, for the sweep summary to list it as failed).
+    In a Hydra multirun both are re-raised instead: Hydra records that job's failure and calls the
+    sweep's callbacks, which list it (the job's directory stays); an error goes on with the next job,
+    a stop ends the sweep (sweep.py, `SweepSummary`).
     """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
-            return main(*args, **kwargs)
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                raise Stopped(f"stopped by Ctrl-C: {_unfinished_output_dropped()}") from None
         except GlassboxError as err:
             if _in_multirun():
                 log.error("%s", err)
@@ -90,8 +98,44 @@ def exits_cleanly(main: F) -> F:
             _remove_bare_output_dir()
             print(f"\nerror: {err}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+        except Stopped as stop:
+            if _in_multirun():
+                log.warning("%s", stop)
+                raise
+            print(f"\n{stop}", file=sys.stderr)
+            sys.exit(stop.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def removed_if_stopped(folder: Path) -> Iterator[Path]:
+    """A folder this command fills outside its Hydra directory: Ctrl-C before it is finished removes it."""
+    try:
+        yield folder
+    except KeyboardInterrupt:
+        raise Stopped(f"stopped by Ctrl-C: {_removed(folder)}") from None
+
+
+def _removed(folder: Path) -> str:
+    shutil.rmtree(folder, ignore_errors=True)
+    return f"nothing kept (removed the unfinished {folder})"
+
+
+def _unfinished_output_dropped() -> str:
+    """Remove this command's fresh Hydra directory, stopped before it was finished; say what is left.
+
+    A training run's directory (it holds run.json) is kept: the same command resumes it. So is a
+    sweep job's, which the sweep summary lists.
+    """
+    if not HydraConfig.initialized() or _in_multirun():
+        return "nothing was removed"
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if output_dir.resolve() == Path.cwd().resolve() or not output_dir.is_dir():
+        return "nothing was written"
+    if (output_dir / RUN_STATE).exists():
+        return f"the run {output_dir} is kept; run the same command again to resume it"
+    return _removed(output_dir)
 
 
 def _remove_bare_output_dir() -> None:

@@ -10,11 +10,11 @@ When jobs end it writes into the sweep directory outputs/<experiment>/sweeps/<ti
     replicate_zf.png      every claim's zf against step: each seed, and the mean ± sd band
     replicate_final.png   every claim's final zf: one dot per seed, mean ± sd
 
-logs them as one W&B run (job_type replicate) in the sweep's group, and points
-outputs/<experiment>/replicate/latest at the sweep directory: the single-run report of the
-experiment (make analyze) quotes it for every claim. The claims are judged from the metrics
-training logged at every snapshot (analysis/replicates.py), so no seed needs `make analyze`.
-The sweep summary (summary.md, explorer.html with every seed side by side) is written as for any sweep.
+logs them as one W&B run (job_type replicate) in the sweep's group and, once every seed asked for
+has completed, points outputs/<experiment>/replicate/latest at the sweep directory, which the single-run
+report (make analyze) quotes for every claim. The claims are judged from the metrics training logged at
+every snapshot (analysis/replicates.py), so no seed needs `make analyze`. The sweep summary (summary.md,
+explorer.html with every seed side by side) is written as for any sweep.
 
 By hand, on any sweep whose jobs differ only by their seed:
     python -m glassbox.replicate outputs/<experiment>/sweeps/<time>
@@ -33,7 +33,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox import fileio
-from glassbox.analysis.replicates import replicate_jobs, seed_runs, summarize_replicate, trained_overrides
+from glassbox.analysis import replicates
 from glassbox.command_line import exits_cleanly
 from glassbox.config import check
 from glassbox.config.groups import Claims
@@ -48,15 +48,16 @@ log = logging.getLogger(__name__)
 def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
     """Judge every claim in every seed of the sweep, write the replicate files, link them, log them."""
     sweep_dir = Path(sweep_dir)
-    jobs = replicate_jobs(sweep_dir)
+    jobs = replicates.replicate_jobs(sweep_dir)
     # the config this stage reads: the first job's (analysis.claims and .chance, the corpus's probes, W&B)
     cfg = OmegaConf.load(jobs[0].run_dir / ".hydra" / "config.yaml")
     check(Claims, settings := OmegaConf.to_container(cfg.analysis.claims), where="analysis.claims")
     complete = [job for job in jobs if job.status == "complete" and job.rows]
     if not complete:
         raise GlassboxError(f"no job of {sweep_dir} has completed yet: a replicate needs at least one finished seed")
-    data = summarize_replicate(
-        seed_runs(jobs),
+    data = replicates.summarize_replicate(
+        replicates.seed_runs(jobs),
+        replicates.asked_seeds(sweep_dir, jobs),
         pairs=read_run_state(complete[0].run_dir).get("probe_pairs", []),
         groups=OmegaConf.to_container(cfg.corpus.probes.groups),
         settings=settings,
@@ -64,9 +65,10 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
         reference=OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
     )
     where = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group}
-    data = where | {"overrides": trained_overrides(complete[0]), **data}
+    data = where | {"overrides": replicates.trained_overrides(complete[0]), **data}
     write_replicate(sweep_dir, data)
-    fileio.point_link(replicate_link(cfg.paths.output_dir, cfg.name), sweep_dir)
+    if data["finished"]:  # the single-run report quotes only a replicate of every seed asked for
+        fileio.point_link(replicate_link(cfg.paths.output_dir, cfg.name), sweep_dir)
     if to_wandb:
         about = {"dir": str(sweep_dir), "seeds": data["seeds"], "step": data["step"], "claims": data["thresholds"]}
         with sweep_report_tracker(cfg, sweep_dir, "replicate", "replicate", {"replicate": about}) as tracker:
@@ -75,11 +77,8 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
 
 
 class ReplicateReport(Callback):
-    """Hydra callback: rewrites the replicate files as jobs end, and logs them to W&B at the end.
-
-    As for the sweep summary, the files are rewritten after every job, since Hydra skips
-    on_multirun_end once a job has failed; such a replicate lists the failure.
-    """
+    """Hydra callback: rewrites the replicate files after every job (Hydra skips on_multirun_end once a job
+    has failed; such a replicate lists the failure), and logs them to W&B at the end."""
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
@@ -108,12 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", type=Path, help="outputs/<experiment>/sweeps/<time>")
     sweep_dir = parser.parse_args(argv).sweep_dir
     data = replicate(sweep_dir)
-    held = sum(c["n_held"] == c["n_seeds"] for c in data["claims"] if c["expect"] != "none")
-    directional = sum(c["expect"] != "none" for c in data["claims"])
-    print(
-        f"{data['n_seeds']} seeds; {held} of {directional} directional claims held in every seed; "
-        f"report: {sweep_dir / 'replicate.md'}"
-    )
+    directional = [c for c in data["claims"] if c["expect"] != "none"]
+    held = sum(c["n_held"] == c["n_seeds"] for c in directional)
+    seeds = f"{data['n_seeds']} of {len(data['seeds_asked'])} seeds finished"
+    print(f"{seeds}; {held} of {len(directional)} directional claims held in every seed")
+    print(f"report: {sweep_dir / 'replicate.md'}")
 
 
 if __name__ == "__main__":

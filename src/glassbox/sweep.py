@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from glassbox import fileio
 from glassbox.analysis.sweeps import summarize, sweep_jobs
 from glassbox.command_line import exits_cleanly
+from glassbox.errors import Stopped
 from glassbox.report import explorer
 from glassbox.report.sweep_summary import explorer_page, report_log, write_summary
 from glassbox.run.tracking import sweep_report_tracker
@@ -65,10 +67,19 @@ class SweepSummary(Callback):
     """
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """A job stopped by Ctrl-C ends the sweep here, once every summary lists it: Hydra calls the
+        callbacks in reverse, and this one comes first in conf/hydra/callbacks (replicate.yaml's defaults)."""
         if config.hydra.mode == RunMode.MULTIRUN:
             summary = self._summarize(Path(config.hydra.sweep.dir), to_wandb=False)
-            if summary and job_return.status == JobStatus.FAILED:
-                print(f"job {config.hydra.job.num} failed; {where(summary, Path(config.hydra.sweep.dir))}")
+            # the exception itself: the public return_value re-raises it
+            stop = job_return._return_value if job_return.status == JobStatus.FAILED else None
+            stopped = isinstance(stop, Stopped)
+            if summary and stop:
+                what = "stopped" if stopped else "failed"
+                print(f"job {config.hydra.job.num} {what}; {where(summary, Path(config.hydra.sweep.dir))}")
+            if stopped:
+                print(f"\njob {config.hydra.job.num}: {stop} The sweep stops here.", file=sys.stderr)
+                sys.exit(stop.exit_code)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         summary = self._summarize(Path(config.hydra.sweep.dir), to_wandb=True)

@@ -11,7 +11,6 @@ The loop itself is training/loop.py.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -23,7 +22,6 @@ from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
 from glassbox.paths import CONF_DIR
 from glassbox.run import distributed
-from glassbox.run.resume import Interrupted
 from glassbox.training.loop import Trainer
 
 
@@ -36,11 +34,7 @@ def train(cfg: DictConfig, run_dir: Path) -> Path:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 @exits_cleanly
 def main(cfg: DictConfig) -> None:
-    try:
-        train(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except Interrupted as stop:
-        print(f"\n{stop}", file=sys.stderr)
-        sys.exit(stop.exit_code)
+    train(cfg, Path(HydraConfig.get().runtime.output_dir))  # Ctrl-C: `Interrupted`, which exits_cleanly reports
 
 
 def cli() -> None:

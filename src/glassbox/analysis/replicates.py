@@ -6,6 +6,9 @@ claims are judged by analysis/claims.py's `judge`, the very function the single-
 on the metrics training logged at every snapshot; then, per claim: in how many seeds it held at the
 end, its zf as mean ± sd, the step it first held at in each seed and whether it stayed held, and
 its zf against step with a band over seeds. report/replicate.py words and draws it.
+
+A replicate is finished when every seed asked for (the sweep's `seed=` override) has completed; until
+then it says which seeds finished, which stopped (and at which step) and which never started.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
 
 from glassbox import metric_keys as keys
 from glassbox.analysis.claims import HELD, MOVING_APART, NO_ASSOCIATION, ClaimResult, claim_list, judge
@@ -22,6 +28,7 @@ from glassbox.run.layout import read_run_state
 from glassbox.run.resume import QUIET_SETTINGS
 
 REPLICATE_JSON = "replicate.json"  # the replicate as plain data, in the sweep directory
+MULTIRUN_CONFIG = "multirun.yaml"  # Hydra's, in the sweep directory: the command line that started the sweep
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class SeedRun:
     status: str
     rows: list[dict[str, Any]]
     train_seconds: float | None = None  # run.json's: None until the run completes
+    last_snapshot: int | None = None  # run.json's: the step an interrupted run can resume from
 
 
 def seeds_phrase(n_held: int, n_seeds: int, what: str = "held") -> str:
@@ -56,11 +64,23 @@ def replicate_jobs(sweep_dir: Path) -> list[Job]:
 
 
 def seed_runs(jobs: list[Job]) -> list[SeedRun]:
-    """Every job as a seed's run, with how long it trained (run.json's)."""
+    """Every job as a seed's run, with how long it trained and its last snapshot (run.json's)."""
+    states = [read_run_state(job.run_dir) for job in jobs]
     return [
-        SeedRun(job.seed, job.num, job.status, job.rows, read_run_state(job.run_dir).get("train_seconds"))
-        for job in jobs
+        SeedRun(job.seed, job.num, job.status, job.rows, state.get("train_seconds"), state.get("last_snapshot"))
+        for job, state in zip(jobs, states)
     ]
+
+
+def asked_seeds(sweep_dir: Path, jobs: list[Job]) -> list[int]:
+    """The seeds the sweep was started with (`seed=1,2,3` in Hydra's multirun.yaml); the jobs' own
+    seeds where the sweep directory has no such file (a sweep put together by hand)."""
+    path = sweep_dir / MULTIRUN_CONFIG
+    task = OmegaConf.load(path).hydra.overrides.task if path.exists() else []
+    for override in OverridesParser.create().parse_overrides(list(task)):
+        if override.key_or_group == SEED:
+            return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+    return [job.seed for job in jobs]
 
 
 def trained_overrides(job: Job) -> list[str]:
@@ -70,6 +90,7 @@ def trained_overrides(job: Job) -> list[str]:
 
 def summarize_replicate(
     runs: list[SeedRun],
+    asked: list[int],
     pairs: list[dict[str, Any]],
     groups: dict[str, list[str]],
     settings: dict[str, float],
@@ -78,7 +99,8 @@ def summarize_replicate(
 ) -> dict[str, Any]:
     """The replicate as plain data (replicate.json): every claim over the complete seeds.
 
-    pairs: run.json's probe_pairs (ProbeSet.describe_pairs); groups: corpus.probes.groups;
+    asked: the seeds the sweep was started with (`asked_seeds`); pairs: run.json's probe_pairs
+    (ProbeSet.describe_pairs); groups: corpus.probes.groups;
     settings: analysis.claims; chance: analysis.chance; reference: corpus.reference.
     """
     complete = [run for run in runs if run.status == "complete" and run.rows]
@@ -119,9 +141,10 @@ def summarize_replicate(
     return {
         "seeds": [run.seed for run in complete],
         "n_seeds": len(complete),
-        "not_complete": [
-            {"job": run.job, "seed": run.seed, "status": run.status} for run in runs if run not in complete
-        ],
+        "seeds_asked": asked,
+        "finished": {run.seed for run in complete} >= set(asked),
+        "not_complete": [_not_complete_entry(run) for run in runs if run not in complete],
+        "not_started": [seed for seed in asked if seed not in {run.seed for run in runs}],
         "step": steps[-1] if steps else None,
         "steps_differ": len(steps) > 1,
         "thresholds": settings,
@@ -133,6 +156,12 @@ def summarize_replicate(
         "seed_minutes": minutes,
         "claims": result,
     }
+
+
+def _not_complete_entry(run: SeedRun) -> dict[str, Any]:
+    """A seed left out: its job and status, and for a stopped run the step it can resume from."""
+    entry = {"job": run.job, "seed": run.seed, "status": run.status}
+    return entry | ({"step": run.last_snapshot} if run.status == "interrupted" else {})
 
 
 def _seed_entry(run: SeedRun, judged: ClaimResult) -> dict[str, Any]:

@@ -39,14 +39,15 @@ def claim_label(claim: dict[str, Any], chars: Callable[[str], str] = str) -> str
 def replicate_markdown(data: dict[str, Any], explorer: str | None) -> str:
     """replicate.md: the verdicts over seeds in words, the table, every seed, the plots; explorer: the
     sweep's explorer page beside it, if there is one."""
-    n = data["n_seeds"]
+    n, asked = data["n_seeds"], len(data["seeds_asked"])
+    seeds = f"{n} seed{'s' if n != 1 else ''}" if data["finished"] else f"{n} of {asked} seeds, unfinished"
     directional = [c for c in data["claims"] if c["expect"] != "none"]
     in_all = sum(c["n_held"] == c["n_seeds"] for c in directional)
     in_most = sum(c["n_held"] > c["n_seeds"] / 2 for c in directional)
     return (
         "\n\n".join(
             [
-                f"# Replicate: {escape(data['experiment'])}, {n} seed{'s' if n != 1 else ''}",
+                f"# Replicate: {escape(data['experiment'])}, {seeds}",
                 _intro(data, explorer),
                 "## Verdicts over seeds",
                 "\n".join(_verdict_line(c, n) for c in data["claims"]),
@@ -79,17 +80,28 @@ def _intro(data: dict[str, Any], explorer: str | None) -> str:
         f"{t['early_drift']:.0%} of the steps on, its *moving apart* compares its cosine's change since step 0 "
         f"with that of random pairs from the same frequency bands. W&B group `{data['wandb_group']}`."
     )
-    if data["not_complete"]:
-        intro += (
-            " **Not complete, left out:** "
-            + ", ".join(f"job {r['job']} (seed {r['seed']}, {r['status']})" for r in data["not_complete"])
-            + "."
-        )
+    if not data["finished"]:
+        intro += " " + _unfinished_text(data)
     if data["steps_differ"]:
         intro += " **The seeds did not all end at the same step.**"
     if explorer:
         intro += f" Every seed side by side: [{explorer}]({explorer})."
     return intro
+
+
+def _unfinished_text(data: dict[str, Any]) -> str:
+    """What is missing from a replicate: the seeds asked for and finished, each one stopped, failed or
+    never started; and that outputs/<experiment>/replicate/latest did not move to it."""
+    left_out = [
+        f"seed {r['seed']} (job {r['job']}) "
+        + (f"stopped at step {r['step']}" if r.get("step") is not None else r["status"])
+        for r in data["not_complete"]
+    ] + [f"seed {seed} never started" for seed in data["not_started"]]
+    return (
+        f"**Unfinished: {data['n_seeds']} of the {len(data['seeds_asked'])} seeds asked for "
+        f"({', '.join(map(str, data['seeds_asked']))}) finished; {'; '.join(left_out)}.** The numbers below are "
+        "of the finished seeds alone, and replicate/latest (which `make analyze` quotes) was not moved here."
+    )
 
 
 def _verdict_line(c: dict[str, Any], n: int) -> str:

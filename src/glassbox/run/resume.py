@@ -38,7 +38,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from glassbox.config.stages import TrainStage
-from glassbox.errors import GlassboxError
+from glassbox.errors import GlassboxError, Stopped
 from glassbox.fileio import is_bare_hydra_dir
 from glassbox.run import lock
 from glassbox.run.layout import (
@@ -270,15 +270,15 @@ def _hydra_value(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class Interrupted(Exception):
+class Interrupted(Stopped):
     """Training stopped on Ctrl-C or SIGTERM after saving a snapshot; exits 128 + the signal's number."""
 
     def __init__(self, signum: int, step: int, resume: str | None) -> None:
         """`resume`: how to continue, when the same command would not (`how_to_resume`)."""
-        self.exit_code = 128 + signum
         super().__init__(
             f"stopped by {signal.Signals(signum).name} at step {step}, after saving a snapshot. "
-            + (resume or "Run the same command again to resume (train.resume=auto).")
+            + (resume or "Run the same command again to resume (train.resume=auto)."),
+            128 + signum,
         )
 
 
