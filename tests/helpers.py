@@ -149,6 +149,42 @@ def run_stage(
     )
 
 
+# Ctrl-C as a user presses it (SIGINT to the process), at a point of the run chosen exactly: as the nth call
+# of a function begins. argv: "module:Attribute.path", n, the stage's module, its overrides.
+CTRL_C_AT_A_CALL = """
+import importlib, os, runpy, signal, sys
+where, nth, stage = sys.argv[1:4]
+module, path = where.split(":")
+*owner_path, name = path.split(".")
+owner = importlib.import_module(module)
+for part in owner_path:
+    owner = getattr(owner, part)
+real, calls = getattr(owner, name), []
+def ctrl_c_at_the_nth_call(*args, **kwargs):
+    calls.append(None)
+    if len(calls) == int(nth):
+        os.kill(os.getpid(), signal.SIGINT)
+    return real(*args, **kwargs)
+setattr(owner, name, ctrl_c_at_the_nth_call)
+sys.argv = [stage, *sys.argv[4:]]
+runpy.run_module(stage, run_name="__main__", alter_sys=True)
+"""
+
+
+def run_stage_with_ctrl_c(
+    stage: str, at: str, nth: int, overrides: list[str], root: Path
+) -> subprocess.CompletedProcess:
+    """`run_stage`, with Ctrl-C pressed as the nth call of `at` ("glassbox.generation:sample_next") begins."""
+    return subprocess.run(
+        [sys.executable, "-c", CTRL_C_AT_A_CALL, at, str(nth), f"glassbox.{stage}", *path_overrides(root), *overrides],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 def without_wandb_mode() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if key != "WANDB_MODE"}
 

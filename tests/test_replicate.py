@@ -21,7 +21,7 @@ from glassbox.paths import PROJECT_ROOT
 from glassbox.replicate import main
 from glassbox.report.replicate import replicate_markdown
 from glassbox.run.tracking import JsonlFile
-from helpers import ENV, project_with_corpus, run_stage, run_stages, wandb_records
+from helpers import project_with_corpus, run_stage, run_stage_with_ctrl_c, run_stages, wandb_records
 
 SETTINGS = {"z_min": 2.0, "p_max": 0.05, "early_drift": 0.25}
 
@@ -234,35 +234,13 @@ def test_a_replicate_stopped_part_way_says_which_seeds_finished_stopped_and_neve
     )
 
 
-# Ctrl-C in the second job's step 5 (lr_at runs once per optimisation step), then the real train command.
-CTRL_C_IN_THE_SECOND_JOB = """
-import os, runpy, signal, sys
-from glassbox.training import loop
-lr_at, reached = loop.lr_at, []
-def lr_and_ctrl_c(step, tc):
-    reached.append(step == 5)
-    if step == 5 and sum(reached) == 2:
-        os.kill(os.getpid(), signal.SIGINT)
-    return lr_at(step, tc)
-loop.lr_at = lr_and_ctrl_c
-sys.argv = ["glassbox.train", *sys.argv[1:]]
-runpy.run_module("glassbox.train", run_name="__main__", alter_sys=True)
-"""
-
-
 @pytest.mark.slow
 def test_ctrl_c_in_the_second_of_three_seeds_stops_the_replicate_and_says_it_is_unfinished(root, tmp_path):
     out = tmp_path / "outputs"
-    overrides = ["experiment=tiny", "train.max_iters=16", "hydra/callbacks=replicate", "seed=1,2,3"]
-    done = subprocess.run(
-        [sys.executable, "-c", CTRL_C_IN_THE_SECOND_JOB, "--multirun", f"paths.root_dir={root}"]
-        + [f"paths.output_dir={out}", "wandb.mode=offline", *overrides],
-        cwd=root,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    overrides = ["hydra.mode=MULTIRUN", f"paths.output_dir={out}", "experiment=tiny", "train.max_iters=16"]
+    # 16 optimisation steps in job 0, then steps 0 to 5 of job 1: Ctrl-C in its step 5
+    at = "glassbox.training.loop:Trainer._optimisation_step"
+    done = run_stage_with_ctrl_c("train", at, 16 + 6, [*overrides, "hydra/callbacks=replicate", "seed=1,2,3"], root)
     assert done.returncode == 130, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     assert "job 1: stopped by SIGINT at step 6" in done.stderr and "The sweep stops here." in done.stderr

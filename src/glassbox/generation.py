@@ -308,7 +308,8 @@ def encode_prompts(texts: list[str], vocab: Vocab) -> list[list[int]]:
 def draw_samples(
     model: GPT, ids: list[int], settings: SampleSettings, generator: torch.Generator, speed: Throughput
 ) -> list[list[int]]:
-    """num_samples continuations of one prompt, as one batch, each step timed into `speed`."""
+    """num_samples continuations of one prompt, as one batch, each step timed into `speed`; Ctrl-C
+    raises `StoppedDrawing` with the continuations as far as they got."""
     idx = torch.tensor([ids] * settings.num_samples, device=generator.device)
     steps = generation_steps(
         model,
@@ -320,6 +321,23 @@ def draw_samples(
         top_p=settings.top_p,
         use_cache=settings.use_cache,
     )
-    tokens = [step.token for step, _ in timed_steps(steps, speed, generator.device)]
-    new = torch.cat(tokens, dim=1).tolist() if tokens else [[] for _ in range(settings.num_samples)]
+    tokens = []
+    try:
+        for step, _ in timed_steps(steps, speed, generator.device):
+            tokens.append(step.token)
+    except KeyboardInterrupt:
+        raise StoppedDrawing(_with_prompt(ids, tokens, settings.num_samples)) from None
+    return _with_prompt(ids, tokens, settings.num_samples)
+
+
+def _with_prompt(ids: list[int], tokens: list[Tensor], num_samples: int) -> list[list[int]]:
+    new = torch.cat(tokens, dim=1).tolist() if tokens else [[] for _ in range(num_samples)]
     return [[*ids, *row] for row in new]
+
+
+class StoppedDrawing(KeyboardInterrupt):
+    """Ctrl-C while `draw_samples` drew a batch: the samples as far as they got (prompt and new tokens)."""
+
+    def __init__(self, rows: list[list[int]]) -> None:
+        super().__init__()
+        self.rows = rows

@@ -16,6 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from glassbox import fileio
+from glassbox.command_line import removed_if_stopped
 from glassbox.model import GPT
 from glassbox.report import interventions as report
 from glassbox.run.layout import METRICS, interventions_dir, run_of_snapshot
@@ -39,7 +40,11 @@ def run_intervention(
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
         cfg.wandb.group = last.config["wandb"]["group"]
     name = f"{run_dir.name}-{kind}"
-    with Tracker(cfg, out_dir, job_type=kind, name=name, metrics_path=out_dir / METRICS) as tracker:
+    # Ctrl-C: W&B finished (the Tracker is entered second, left first), then the unfinished folder removed
+    with (
+        removed_if_stopped(out_dir),
+        Tracker(cfg, out_dir, job_type=kind, name=name, metrics_path=out_dir / METRICS) as tracker,
+    ):
         steps = over_snapshots(paths, vocab, experiment, tracker)
         results = {"kind": kind, "run_dir": str(run_dir), "settings": spec.describe(), "steps": steps}
         fileio.write_json(out_dir / "results.json", results)

@@ -11,7 +11,8 @@ prefill over the prompt, then one decode step per new character through the KV c
 prints the throughput the way LLM servers report it: prefill tokens/s (prompt tokens read per
 second) and decode tokens/s (new tokens per second after the first). Seeded: the same command
 draws the same text. The samples and the speeds are also written to samples.json in the
-command's own folder, outputs/<experiment>/samples/<time>/.
+command's own folder, outputs/<experiment>/samples/<time>/; Ctrl-C stops it cleanly and keeps the
+text drawn so far there ("stopped": true).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from glassbox import command_line, fileio, generation
 from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
 from glassbox.device import resolve_device
+from glassbox.errors import Stopped
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshot
 from glassbox.run.snapshots import load_snapshot
@@ -63,23 +65,35 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     # One generator for the whole command, seeded once: each prompt continues the same random stream.
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     speed, results = generation.Throughput(), []
-    for text, ids in zip(texts, encoded):
-        if len(ids) > c.block_size:
-            print(f"(the prompt has {len(ids)} characters; the model reads its last {c.block_size})")
-        samples = [vocab.decode(row) for row in generation.draw_samples(model, ids, settings, generator, speed)]
-        for sample_text in samples:
-            print(f"{sample_text}\n{SEPARATOR}", flush=True)
-        results.append({"prompt": text, "samples": samples})
-    print(speed.describe(settings.num_samples, c.block_size))
-
     written = {
         "snapshot": str(path),
         "step": snapshot.step,
         "device": str(device),
         "settings": {**vars(settings), "sampler": asked.sampler},
         "prompts": results,
-        "speed": speed.as_dict(),
     }
+    try:
+        for text, ids in zip(texts, encoded):
+            if len(ids) > c.block_size:
+                print(f"(the prompt has {len(ids)} characters; the model reads its last {c.block_size})")
+            samples = [vocab.decode(row) for row in generation.draw_samples(model, ids, settings, generator, speed)]
+            for sample_text in samples:
+                print(f"{sample_text}\n{SEPARATOR}", flush=True)
+            results.append({"prompt": text, "samples": samples})
+    except KeyboardInterrupt as stop:  # keep what was drawn: the finished prompts, the current one so far
+        finished = len(results)
+        if isinstance(stop, generation.StoppedDrawing) and len(stop.rows[0]) > len(ids):
+            results.append({"prompt": text, "samples": [vocab.decode(row) for row in stop.rows], "stopped": True})
+        if not results:
+            raise  # nothing drawn: exits_cleanly removes the folder
+        written |= {"stopped": True, "speed": speed.as_dict()}
+        fileio.write_json(out_dir / "samples.json", written)
+        raise Stopped(
+            f"stopped by Ctrl-C: kept the text drawn so far ({finished} of {len(texts)} prompts finished) "
+            f"in {out_dir / 'samples.json'}"
+        ) from None
+    print(speed.describe(settings.num_samples, c.block_size))
+    written["speed"] = speed.as_dict()
     fileio.write_json(out_dir / "samples.json", written)
     return written
 
