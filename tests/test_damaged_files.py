@@ -20,7 +20,7 @@ from glassbox import fileio
 from glassbox.analyze import analyze
 from glassbox.errors import GlassboxError
 from glassbox.prepare import prepare
-from glassbox.run.layout import snapshot_path, write_run_state
+from glassbox.run.layout import pick_snapshot, point_latest, resolve_run_dir, snapshot_path, write_run_state
 from glassbox.run.snapshots import load_snapshot, save_snapshot
 from glassbox.run.tracking import JsonlFile
 from glassbox.text.tokens import TokenData
@@ -181,3 +181,19 @@ def test_analysing_a_run_still_training_says_so_and_which_steps(analysed):
     assert f"still training (pid {pid}): analysing the snapshots it has saved so far" in analysed["log"]
     assert f"(status: still training, pid {pid})" in analysed["report"]
     assert f"this analysis covers the snapshots it had saved, steps {steps}" in analysed["report"]
+
+
+def test_run_given_as_the_experiments_folder_means_its_latest_run_as_load_run_reads_it(tmp_path):
+    """run=outputs/tiny (the experiment's folder) once said "no snapshots"; it is the `latest` run, for
+    every stage as for glassbox.load_run."""
+    run_dir = tmp_path / "tiny" / "2026-01-01_00-00-00"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "step_0000016.pt").write_bytes(b"")
+    point_latest(run_dir, tmp_path, "tiny")
+    experiment = str(tmp_path / "tiny")
+    assert pick_snapshot(tmp_path, "tiny", experiment, None, None) == (
+        run_dir / "checkpoints" / "step_0000016.pt",
+        [16],
+    )
+    assert resolve_run_dir(tmp_path, "other", experiment) == run_dir.resolve()
+    assert resolve_run_dir(tmp_path, "other", str(run_dir)) == run_dir.resolve()  # a run stays itself

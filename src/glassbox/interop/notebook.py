@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from glassbox.errors import GlassboxError
 from glassbox.interop import require
 from glassbox.model import GPT
-from glassbox.run.layout import METRICS, list_snapshots
+from glassbox.run.layout import METRICS, list_snapshots, run_or_its_latest
 from glassbox.run.snapshots import Snapshot, load_snapshot
 from glassbox.run.tracking import JsonlFile
 from glassbox.text.vocab import Vocab
@@ -82,6 +82,4 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.is_dir():
         raise GlassboxError(f"{path} is not a directory: give a run directory, e.g. outputs/<experiment>/latest")
-    if not (path / "checkpoints").is_dir() and (path / "latest").is_dir():
-        path = path / "latest"
-    return Run(path.resolve())
+    return Run(run_or_its_latest(path).resolve())

@@ -95,7 +95,7 @@ def resolve_run_dir(output_dir: str | Path, name: str, run: str | None = None) -
         run_dir = Path(run)
         if not run_dir.is_dir():
             raise GlassboxError(f"run directory {run_dir} does not exist")
-        return run_dir.resolve()
+        return run_or_its_latest(run_dir).resolve()
     latest = latest_link(output_dir, name)
     if not latest.exists():
         raise GlassboxError(
@@ -103,6 +103,13 @@ def resolve_run_dir(output_dir: str | Path, name: str, run: str | None = None) -
             f"Train one first: make prepare train EXPERIMENT={name}"
         )
     return latest.resolve()
+
+
+def run_or_its_latest(path: Path) -> Path:
+    """A run directory as it is; an experiment's folder (outputs/tiny: no checkpoints, a `latest`) as its newest run."""
+    if not (path / CHECKPOINT_DIR).is_dir() and (path / LATEST).is_dir():
+        return path / LATEST
+    return path
 
 
 def point_report(run_dir: Path, report_dir: Path) -> None:
