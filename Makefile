@@ -28,7 +28,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace sample steer patch ablate export inspect-hf sweep replicate test test-fast lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace sample steer patch scope ablate export inspect-hf sweep replicate test test-fast lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -71,12 +71,16 @@ sample: install  ## text from a snapshot (nanoGPT's sample.py), with prefill and
 # <run>/interventions/<steer|patch|ablate>/<time>/ (report.md, results.json, metrics.jsonl, W&B):
 #   make steer                                    a "speech follows" direction (corpus.steering) against random ones
 #   make patch ARGS="source=悟空道 target=修道 layer=all position=-1"
+#   make scope ARGS="step=all"                    Patch Scope: hidden states continued from, per layer
 #   make ablate ARGS="mode=zero"                  every attention head knocked out in turn
 steer: install  ## a steering direction, its effect against random directions of the same norm
 	$(PY) -m glassbox.steer $(STAGE_ARGS)
 
 patch: install  ## one prompt's hidden state patched into another's run, layer by layer
 	$(PY) -m glassbox.patch $(STAGE_ARGS)
+
+scope: install  ## Patch Scope: each layer's hidden state continued from in a neutral and an identity prompt
+	$(PY) -m glassbox.scope $(STAGE_ARGS)
 
 ablate: install  ## every attention head ablated in turn: which heads the loss needs
 	$(PY) -m glassbox.ablate $(STAGE_ARGS)

@@ -25,6 +25,7 @@ STAGES = [
     "sample",
     "steer",
     "patch",
+    "scope",
     "ablate",
 ]
 
