@@ -28,7 +28,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace sample steer patch scope ablate export inspect-hf sweep replicate test test-fast lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace sample steer patch scope ablate export inspect inspect-hf sweep replicate test test-fast lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -88,6 +88,9 @@ ablate: install  ## every attention head ablated in turn: which heads the loss n
 # A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
 export: install  ## a snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/
 	$(PY) -m glassbox.export $(STAGE_ARGS)
+
+inspect: install  ## a snapshot's model printed: every module, parameter shapes and counts, totals by kind
+	$(PY) -m glassbox.inspect_model $(STAGE_ARGS)
 
 # The snapshot-free suites on a local Hugging Face causal LM or a folder of its step_N/ checkpoints:
 #   make inspect-hf ARGS="hf.path=outputs/tiny/latest/export" EXPERIMENT=tiny

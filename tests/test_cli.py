@@ -22,6 +22,7 @@ STAGES = [
     "explore",
     "export",
     "inspect_hf",
+    "inspect_model",
     "sample",
     "steer",
     "patch",

@@ -135,6 +135,10 @@ class Explore(RunStage):
     sweep: str | None
 
 
+class InspectModel(OneSnapshot):
+    pass
+
+
 class Export(Snapshots):
     pass
 
@@ -255,6 +259,7 @@ STAGES: dict[str, type[Stage]] = {
     "explore": Explore,
     "export": Export,
     "inspect_hf": InspectHf,
+    "inspect_model": InspectModel,
     "sample": Sample,
     "trace": Trace,
     "steer": Steer,
