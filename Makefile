@@ -28,7 +28,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAGE_ARGS = experiment=$(EXPERIMENT) $(if $(CORPUS),corpus=$(CORPUS)) $(ARGS)
 
-.PHONY: help install prepare train analyze explore trace sample steer patch ablate export inspect-hf sweep replicate test test-fast lint format benchmark clean
+.PHONY: help install prepare train analyze explore trace sample steer patch scope ablate export inspect inspect-hf sweep replicate test test-fast lint format benchmark clean
 
 # `make help`: every target with its `## ` description.
 help:  ## this list
@@ -71,6 +71,7 @@ sample: install  ## text from a snapshot (nanoGPT's sample.py), with prefill and
 # <run>/interventions/<steer|patch|ablate>/<time>/ (report.md, results.json, metrics.jsonl, W&B):
 #   make steer                                    a "speech follows" direction (corpus.steering) against random ones
 #   make patch ARGS="source=悟空道 target=修道 layer=all position=-1"
+#   make scope ARGS="step=all"                    Patch Scope: hidden states continued from, per layer
 #   make ablate ARGS="mode=zero"                  every attention head knocked out in turn
 steer: install  ## a steering direction, its effect against random directions of the same norm
 	$(PY) -m glassbox.steer $(STAGE_ARGS)
@@ -78,12 +79,18 @@ steer: install  ## a steering direction, its effect against random directions of
 patch: install  ## one prompt's hidden state patched into another's run, layer by layer
 	$(PY) -m glassbox.patch $(STAGE_ARGS)
 
+scope: install  ## Patch Scope: each layer's hidden state continued from in a neutral and an identity prompt
+	$(PY) -m glassbox.scope $(STAGE_ARGS)
+
 ablate: install  ## every attention head ablated in turn: which heads the loss needs
 	$(PY) -m glassbox.ablate $(STAGE_ARGS)
 
 # A snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/ (ARGS="step=all": every one).
 export: install  ## a snapshot as a Hugging Face / TransformerLens / nanoGPT folder: <run>/export/step-N/
 	$(PY) -m glassbox.export $(STAGE_ARGS)
+
+inspect: install  ## a snapshot's model printed: every module, parameter shapes and counts, totals by kind
+	$(PY) -m glassbox.inspect_model $(STAGE_ARGS)
 
 # The snapshot-free suites on a local Hugging Face causal LM or a folder of its step_N/ checkpoints:
 #   make inspect-hf ARGS="hf.path=outputs/tiny/latest/export" EXPERIMENT=tiny

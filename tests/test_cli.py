@@ -22,9 +22,11 @@ STAGES = [
     "explore",
     "export",
     "inspect_hf",
+    "inspect_model",
     "sample",
     "steer",
     "patch",
+    "scope",
     "ablate",
 ]
 

@@ -257,6 +257,8 @@ def test_inspect_hf_on_the_export_gives_the_native_suites_numbers(tiny, tmp_path
     cfg = config(tiny["root"], "inspect_hf", "experiment=tiny", f"hf.path={tiny['last']}")
     analysis = inspect_hf(cfg, tmp_path)
     assert (tmp_path / "report.md").exists() and json.loads((tmp_path / "analysis.json").read_text())["model"]
+    assert analysis["modules"]["total"] == analysis["model"]["n_params"]  # the tree counts the tied head once
+    assert "tied to transformer.wte.weight" in (tmp_path / "report.md").read_text(encoding="utf-8")
 
     model = snapshot_of(tiny, step).model()
     settings = validate(cfg, "inspect_hf")

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable)
 
 # Overrides whose value is taken exactly as typed: prompts (trace, sample), the source and target
-# prompts of `make patch`, a prompt file and a text file of your own.
-LITERAL_KEYS = ("prompt", "prompt_file", "source", "target", "corpus.path")
+# prompts of `make patch`, the neutral target of `make scope`, a prompt file and a text file of your own.
+LITERAL_KEYS = ("prompt", "prompt_file", "source", "target", "neutral", "corpus.path")
 LIST_KEYS = ("prompts",)  # [a,b,c]: each element one literal string, split at the commas
 
 

@@ -3,7 +3,8 @@
 
 Reads  hf.path: a model folder (config.json, weights, tokenizer), or a folder of checkpoint
        folders step_N/ (a series, e.g. Pythia's, or `make export step=all`'s <run>/export/).
-Writes outputs/hf/<folder name>/<time>/{report.md, analysis.json, metrics.jsonl (series only)}.
+Writes outputs/hf/<folder name>/<time>/{report.md, analysis.json, metrics.jsonl (series only)}; prints the
+       model's module tree with each parameter's shape and count (as `make inspect` does for a snapshot).
 
     python -m glassbox.inspect_hf experiment=tiny hf.path=outputs/tiny/latest/export
 """
@@ -23,6 +24,7 @@ from glassbox.interop.export import EXPORT_DIR
 from glassbox.interop.hf import import_transformers
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.paths import CONF_DIR
+from glassbox.report import modules
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ OmegaConf.register_new_resolver("glassbox.folder_name", folder_name)
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     import_transformers().utils.logging.disable_progress_bar()  # one bar per loaded checkpoint is noise
-    inspect_hf(cfg, out_dir)
+    analysis = inspect_hf(cfg, out_dir)
+    print(modules.terminal(analysis["modules"]))
     log.info(f"wrote {out_dir}: report {out_dir / 'report.md'}")
 
 

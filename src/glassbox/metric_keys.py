@@ -54,6 +54,10 @@ snapshot step:
     patch_moved/<layer>                         how far patching the source's state moved the target's
                                                 prediction toward the source's (1 = all the way)
     ablate_dloss/<layer>H<h>                    validation loss with that head ablated minus without
+    scope_<p1|z>/<layer>_<target>               Patch Scope: how often the target, with the source's state
+                                                of that layer written in, continues with the source's own
+                                                next character (Precision@1), and its z against shuffles
+    scope_lens_p1/<layer>                       the logit lens's Precision@1 on the same sources
 """
 
 from __future__ import annotations
@@ -165,3 +169,14 @@ def patch_moved(layer: str) -> str:
 
 def ablation_dloss(layer: str, head: int) -> str:
     return f"ablate_dloss/{layer}H{head}"
+
+
+def scope(stat: str, layer: str, target: str) -> str:
+    """`scope_p1/L2_neutral`, `scope_z/L0_identity`: Patch Scope's Precision@1 from a source layer into a
+    target, and its z against shuffled sources."""
+    return f"scope_{stat}/{layer}_{target}"
+
+
+def scope_lens(layer: str) -> str:
+    """`scope_lens_p1/L2`: the logit lens's Precision@1 on the same sources, for comparison."""
+    return f"scope_lens_p1/{layer}"

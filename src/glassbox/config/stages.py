@@ -135,6 +135,10 @@ class Explore(RunStage):
     sweep: str | None
 
 
+class InspectModel(OneSnapshot):
+    pass
+
+
 class Export(Snapshots):
     pass
 
@@ -217,6 +221,30 @@ class Patch(Intervention):
     position: int  # whether both prompts have it is checked once they are encoded
 
 
+class Identity(Group):
+    """How `make scope` builds its identity template from the corpus's most frequent letters."""
+
+    examples: PositiveInt  # "XX" lines, one per frequent character
+    separator: Text  # between a character and its copy ("" in 西游记, " " in tiny-shakespeare)
+    placeholder: Text | None  # the character whose state is overwritten; None: the next frequent letter
+
+
+class Scope(Intervention):
+    prompts: Texts  # sources whose continuation is shown (at their last position)
+    n_sequences: PositiveInt  # validation windows, every position a source of Precision@1
+    length: PositiveInt  # characters per window
+    seed: NonNegativeInt  # which windows, and the shuffles of the chance baseline
+    point: Point
+    layer: Layers
+    target_layer: NonNegativeInt | None  # None: each source layer's own (ℓ* = ℓ)
+    targets: Annotated[list[Literal["neutral", "identity"]], BeforeValidator(_as_list), Field(min_length=1)]
+    neutral: Text  # the neutral target: a newline, or any fixed context
+    identity: Identity
+    gen_tokens: PositiveInt  # greedy continuation; its first character is the one Precision@1 scores
+    n_shuffles: Annotated[int, Field(ge=2)]
+    z_min: float
+
+
 class Ablate(Intervention):
     mode: Literal["mean", "zero"]  # mean: a head's output replaced by its mean over the validation windows
     n_sequences: PositiveInt
@@ -231,9 +259,11 @@ STAGES: dict[str, type[Stage]] = {
     "explore": Explore,
     "export": Export,
     "inspect_hf": InspectHf,
+    "inspect_model": InspectModel,
     "sample": Sample,
     "trace": Trace,
     "steer": Steer,
     "patch": Patch,
     "ablate": Ablate,
+    "scope": Scope,
 }

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from glassbox import fileio
 from glassbox.analysis import suites
+from glassbox.analysis.modules import module_tree
 from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
 from glassbox.errors import GlassboxError
 from glassbox.interop.hf import (
@@ -241,6 +242,7 @@ def inspect_hf(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             "final_norm": model.final_norm_path,
             "tied_embeddings": model.hf.get_output_embeddings().weight is model.embedding,
         },
+        "modules": module_tree(model.hf),
         "counts": counts_source,
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
         "probes": {

@@ -7,12 +7,14 @@ from typing import Any
 
 from glassbox import hooks
 from glassbox import metric_keys as keys
+from glassbox.report import modules
 from glassbox.report.markdown import escape, lens_table, num, quoted, table, visible_char
 
 
 def render(a: dict[str, Any]) -> str:
     sections = [
         _header(a),
+        modules.render(a["modules"], "Modules and parameters").rstrip(),
         _tokenization(a),
         _emergence(a),
         _series(a),

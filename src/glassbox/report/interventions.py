@@ -30,17 +30,25 @@ def _header(results: dict[str, Any], title: str) -> str:
 
 def render(results: dict[str, Any]) -> str:
     """report.md of any kind."""
-    return {"steer": render_steering, "patch": render_patching, "ablate": render_ablation}[results["kind"]](results)
+    renderers = {"steer": render_steering, "patch": render_patching, "ablate": render_ablation, "scope": render_scope}
+    return renderers[results["kind"]](results)
 
 
 def summary(results: dict[str, Any]) -> str:
     """The few lines printed at the end of a command."""
-    return {"steer": steering_summary, "patch": patching_summary, "ablate": ablation_summary}[results["kind"]](results)
+    summaries = {
+        "steer": steering_summary,
+        "patch": patching_summary,
+        "ablate": ablation_summary,
+        "scope": scope_summary,
+    }
+    return summaries[results["kind"]](results)
 
 
 def tables(results: dict[str, Any]) -> Tables:
     """W&B tables, every snapshot in one table with a step column."""
-    return {"steer": steering_tables, "patch": patching_tables, "ablate": ablation_tables}[results["kind"]](results)
+    makers = {"steer": steering_tables, "patch": patching_tables, "ablate": ablation_tables, "scope": scope_tables}
+    return makers[results["kind"]](results)
 
 
 # ---------------------------------------------------------------- steering
@@ -334,3 +342,118 @@ def ablation_tables(results: dict[str, Any]) -> Tables:
         [s["step"], h["layer"], h["head"], h["loss"], h["dloss"], h["dp"]] for s in results["steps"] for h in s["heads"]
     ]
     return {"ablate": (["step", "layer", "head", "loss", "dloss", "dp"], rows)}
+
+
+# ---------------------------------------------------------------- Patch Scope
+
+
+def _p1(row: dict[str, Any]) -> str:
+    """Precision@1, starred where it beats chance."""
+    return f"{row['p1']:.2f}{'*' if row['exceeds'] else ''}"
+
+
+def _scope_columns(results: dict[str, Any]) -> tuple[list[str], list[tuple[str, int]]]:
+    """The (target, block) pairs of every step's rows, and their column names."""
+    settings = results["settings"]
+    pairs = [(t["name"], layer) for t in settings["targets"] for layer in settings["layers"]]
+    return [f"{name} {layer}" for name, layer in pairs], pairs
+
+
+def _scope_row(step: dict[str, Any], pair: tuple[str, int]) -> dict[str, Any]:
+    return next(row for row in step["layers"] if (row["target"], row["layer"]) == pair)
+
+
+def _beats_chance_since(steps: list[dict[str, Any]], pair: tuple[str, int]) -> int | str:
+    """The first step from which on Precision@1 beats chance at every later snapshot."""
+    since: int | str = "not yet"
+    for step in reversed(steps):
+        if not _scope_row(step, pair)["exceeds"]:
+            break
+        since = step["step"]
+    return since
+
+
+def _scope_over_training(results: dict[str, Any]) -> list[str]:
+    names, pairs = _scope_columns(results)
+    steps = results["steps"]
+    rows = [
+        [step["step"], *(f"{lens['p1']:.2f}" for lens in step["lens"]), *(_p1(_scope_row(step, p)) for p in pairs)]
+        for step in steps
+    ]
+    return [
+        "\n## Over training: Precision@1 per source block (* beats chance)\n",
+        table(["step", *(f"lens {layer}" for layer in results["settings"]["layers"]), *names], rows),
+        "\nFrom which step on Precision@1 beats chance at every later snapshot:\n",
+        table(["target block", "from step"], [[name, _beats_chance_since(steps, p)] for name, p in zip(names, pairs)]),
+    ]
+
+
+def render_scope(results: dict[str, Any]) -> str:
+    settings, last = results["settings"], results["steps"][-1]
+    n, length = settings["sources"]
+    written = "the same block" if settings["target_layer"] is None else f"block {settings['target_layer']}"
+    parts = [
+        _header(results, "Patch Scope"),
+        f"Each source is one position of {n} validation windows of {length} characters ({n * length} in all): its "
+        f"hidden state (`{settings['point']}`) after a source block is written into a target prompt at one position, "
+        f"in {written}, and the model continues greedily from the target. Precision@1: the share of sources whose "
+        "patched next character is the one the source model itself predicts there. Chance: the same agreement with "
+        f"the sources shuffled ({settings['n_shuffles']} shuffles, seed {settings['seed']}), mean ± sd, and z against "
+        f"it; * marks z ≥ {settings['z_min']:g}. The logit lens reads the same states with the final norm and the "
+        "unembedding alone. Written at `resid_post` of the last block, a state meets only the final norm and the "
+        "unembedding, so Precision@1 is 1 there for every target.\n",
+        table(
+            ["target", "text", "state written at position"],
+            [[t["name"], quoted(t["text"]), t["position"]] for t in settings["targets"]],
+        ),
+    ]
+    if len(results["steps"]) > 1:
+        parts += _scope_over_training(results)
+    lens = {row["layer"]: row["p1"] for row in last["lens"]}
+    parts += [
+        f"\n## Step {last['step']}\n",
+        table(
+            ["target", "source block", "Precision@1", "chance (mean ± sd)", "z", "logit lens"],
+            [
+                [
+                    row["target"],
+                    row["layer"],
+                    _p1(row),
+                    f"{row['chance']:.3f} ± {row['chance_sd']:.3f}",
+                    num(row["z"], "+.1f"),
+                    f"{lens[row['layer']]:.2f}",
+                ]
+                for row in last["layers"]
+            ],
+        ),
+        f"\nContinuations ({settings['gen_tokens']} characters, greedy) from each prompt's last position:\n",
+        table(
+            ["prompt", "its next character", "target", "source block", "continuation"],
+            [
+                [quoted(c["prompt"]), visible_char(c["next"]), c["target"], c["layer"], quoted(c["text"])]
+                for c in last["continuations"]
+            ],
+        ),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def scope_summary(results: dict[str, Any]) -> str:
+    names, pairs = _scope_columns(results)
+    rows = [[step["step"], *(_p1(_scope_row(step, p)) for p in pairs)] for step in results["steps"]]
+    return "Patch Scope: Precision@1 per target and source block (* beats chance)\n" + table(["step", *names], rows)
+
+
+def scope_tables(results: dict[str, Any]) -> Tables:
+    precision = (["step", "target", "layer", "p1", "chance", "chance_sd", "z", "lens_p1"], [])
+    texts = (["step", "prompt", "next", "target", "layer", "continuation"], [])
+    for step in results["steps"]:
+        lens = {row["layer"]: row["p1"] for row in step["lens"]}
+        precision[1].extend(
+            [step["step"], r["target"], r["layer"], r["p1"], r["chance"], r["chance_sd"], r["z"], lens[r["layer"]]]
+            for r in step["layers"]
+        )
+        texts[1].extend(
+            [step["step"], c["prompt"], c["next"], c["target"], c["layer"], c["text"]] for c in step["continuations"]
+        )
+    return {"scope": precision, "scope_continuations": texts}

@@ -22,6 +22,7 @@ CHECKPOINT_DIR = "checkpoints"
 ANALYSIS_DIR = "analysis"
 REPORT_DIR = "report"
 INTERVENTIONS_DIR = "interventions"
+INSPECT_DIR = "inspect"  # `make inspect`: <run>/inspect/step-N/
 LATEST = "latest"
 REPLICATE_DIR = "replicate"
 SWEEPS_DIR = "sweeps"  # outputs/<experiment>/sweeps/<time>/<job>/ (conf/hydra/default.yaml)
@@ -156,6 +157,11 @@ def pick_snapshots(
     if not paths:
         raise GlassboxError(f"run {run_dir} has no snapshots: train it first (make prepare train EXPERIMENT={name})")
     return paths
+
+
+def inspect_dir(run_dir: str | Path, step: int) -> Path:
+    """Where `make inspect` writes a snapshot's module tree: `<run>/inspect/step-N`."""
+    return Path(run_dir) / INSPECT_DIR / f"step-{step}"
 
 
 def interventions_dir(run_dir: str | Path, kind: str) -> Path:
