@@ -71,7 +71,9 @@ class PositionProperty(Group):
         try:
             re.compile(pattern)
         except re.error as err:
-            raise ValueError(f"not a Python regular expression ({err}): e.g. '(?<=“)[^”]*”' for inside quotes") from None
+            raise ValueError(
+                f"not a Python regular expression ({err}): e.g. '(?<=“)[^”]*”' for inside quotes"
+            ) from None
         return pattern
 
     @field_validator("decided_after")

@@ -72,9 +72,7 @@ def control_labels(token_ids: Tensor, positive_share: float, generator: torch.Ge
     return type_label[token_ids.cpu()]
 
 
-def probe_scores(
-    x: Tensor, y: Tensor, control: Tensor, is_train: Tensor, l2: float, max_iter: int
-) -> dict[str, float]:
+def probe_scores(x: Tensor, y: Tensor, control: Tensor, is_train: Tensor, l2: float, max_iter: int) -> dict[str, float]:
     """accuracy, baseline (majority class), control (the control task's accuracy) and selectivity
     (accuracy − control) of a probe of x [n, d] for y [n], with control labels [n] of the same positions."""
     accuracy = probe_accuracy(x, y, is_train, l2, max_iter)
