@@ -407,10 +407,11 @@ def _layer_probes_section(a: dict[str, Any]) -> str | None:
         parts.append(
             f"Can a logistic regression read {quoted(probes['property'])} off each layer's residual stream? Fit on "
             f"{positions['fit']} positions of the fixed validation windows, scored on {positions['scored']} others "
-            f"(whole windows apart); {positions['share']:.1%} of them have the property, so always answering the "
-            f"commoner class scores {probes['layers'][0]['baseline']:.3f}. The control task gives each character a "
-            "random label with the same balance (Hewitt & Liang 2019): a probe that only recognises characters "
-            "scores as well on it, so the selectivity (accuracy − control) is what the layer adds.\n\n"
+            f"(whole windows apart); {positions['share']:.1%} of all have the property, and always answering the "
+            f"commoner class of the scored ones scores {probes['layers'][0]['baseline']:.3f}. The control task gives "
+            "each character a random label with the same balance (Hewitt & Liang 2019): a probe that only "
+            "recognises characters scores as well on it, so the selectivity "
+            "(accuracy − control) is what the layer adds.\n\n"
             "Cells: accuracy / control / selectivity.\n\n"
             + table(["layer", *(f"step {s['step']}" for s in picked)], rows)
         )
