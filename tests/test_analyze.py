@@ -15,12 +15,14 @@ from glassbox import fileio
 from glassbox import metric_keys as keys
 from glassbox.analysis import suites
 from glassbox.analysis.measurements import Measurements
-from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
+from glassbox.analysis.suites import ContextProbe, LayerWindows, Prompt, Sampling, SuiteInputs
 from glassbox.errors import GlassboxError
 from glassbox.model import GPT, GPTConfig
 from glassbox.probes.activations import capture_activations, residual_stats
 from glassbox.probes.baselines import ChanceModel
+from glassbox.probes.linear_probe import control_labels
 from glassbox.probes.probe_set import ProbeSet
+from glassbox.probes.text_property import UNDECIDED
 from glassbox.report.figures import FIGURE_CAPTIONS
 from glassbox.run.layout import list_snapshots
 from glassbox.run.snapshots import Snapshot, check_vocab
@@ -227,8 +229,55 @@ def test_an_unknown_suite_is_a_clear_error_and_one_without_its_probes_is_skipped
     bare = SuiteInputs(**{**inputs.__dict__, "context": None, "prompts": []})
     assert list(suites.select_suites(list(suites.SUITES), bare)) == ["embeddings", "activations"]
     skipped = [m for m in caplog.messages if m.startswith("skipping the ")]
-    assert len(skipped) == 4 and "context suite: corpus.probes.context is not set" in skipped[-1]
+    assert len(skipped) == 6 and "context suite: corpus.probes.context is not set" in skipped[3]
     assert "predictions suite: corpus.probes.prompts is empty" in skipped[1]
+
+
+@pytest.fixture
+def windows() -> LayerWindows:
+    """12 windows of 16 characters; the property: the character is among the first 13 of ITOS."""
+    ids = torch.randint(len(ITOS), (12, 16), generator=torch.Generator().manual_seed(5))
+    labels = (ids < 13).long()
+    labels[:, :2] = UNDECIDED
+    control = torch.full_like(labels, UNDECIDED)
+    control[labels != UNDECIDED] = control_labels(ids[labels != UNDECIDED], 1 / 3, torch.Generator().manual_seed(6))
+    return LayerWindows(ids, "early letter", labels, control, torch.arange(12) % 2 == 0, l2=1e-2, max_iter=50)
+
+
+def test_linear_probes_score_every_layer_against_the_baseline_and_the_control(model, inputs, windows):
+    result = suites.linear_probes(model, replace(inputs, layer_windows=windows))
+    layers = ["embed", "L0", "L1", "final"]
+    assert [row["layer"] for row in result["layers"]] == layers
+    assert result["positions"] == {
+        "fit": 84,
+        "scored": 84,
+        "share": pytest.approx((windows.labels == 1).sum().item() / 168),
+    }
+    scored = windows.labels[1::2, 2:]
+    baseline = max((scored == 1).double().mean().item(), (scored == 0).double().mean().item())
+    assert result["scalars"][keys.PROBE_MAJORITY] == pytest.approx(baseline)  # the commoner class both sides
+    for row in result["layers"]:
+        assert result["scalars"][keys.probe_selectivity(row["layer"])] == row["accuracy"] - row["control"]
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["control"] <= 1
+    # the property is a function of the character, so the embedding reads it as well as it reads the control
+    assert result["layers"][0]["accuracy"] > baseline
+
+
+def test_layer_settling_compares_each_layer_with_the_last_snapshot(model, inputs, windows):
+    settled = suites.with_final_snapshot(replace(inputs, layer_windows=windows), model, step=64)
+    result = suites.layer_settling(model, settled)
+    assert result["final_step"] == 64
+    assert all(value == pytest.approx(1.0) for value in result["scalars"].values())
+    assert list(result["scalars"]) == [keys.cka_to_final(layer) for layer in ("embed", "L0", "L1", "final")]
+    torch.manual_seed(1)
+    other = GPT(model.config).eval()
+    assert all(value < 0.99 for value in suites.layer_settling(other, settled)["scalars"].values())
+
+
+def test_linear_probes_are_skipped_when_a_class_is_too_rare(inputs, windows, caplog):
+    rare = replace(windows, labels=torch.where(windows.labels == UNDECIDED, UNDECIDED, 0))
+    assert list(suites.select_suites(["linear_probes"], replace(inputs, layer_windows=rare))) == []
+    assert "the fit windows hold 0 positions with the property 'early letter'" in caplog.messages[-1]
 
 
 # --- the tiny experiment end to end ----------------------------------------------------------------
@@ -281,6 +330,7 @@ def test_analysis_replays_every_snapshot_to_the_numbers_training_logged(tiny_run
     steps = [step for step, _ in list_snapshots(tiny_run)]
     assert [s["step"] for s in analysis["snapshots"]] == steps
     every_suite = {"embeddings", "activations", "attention", "predictions", "logit_lens", "context"}
+    every_suite |= {"linear_probes", "layer_settling"}
     assert every_suite <= analysis["snapshots"][0].keys()
     logged = {r["step"]: r for r in JsonlFile(tiny_run / "metrics.jsonl").read()}
     for snapshot in analysis["snapshots"]:
@@ -289,6 +339,26 @@ def test_analysis_replays_every_snapshot_to_the_numbers_training_logged(tiny_run
         assert {k: snapshot["scalars"][k] for k in shared} == pytest.approx(shared, abs=1e-6)
     claims = [(c["claim"], c["label"]) for c in analysis["claims"]]
     assert claims[:3] == [("a_A", "a–A"), ("e_E", "e–E"), ("t_T", "t–T")]
+
+
+@pytest.mark.slow
+def test_the_analysis_probes_and_settles_every_layer_and_the_report_says_so(tiny_run, analysis):
+    layers = ["embed", "L0", "L1", "final"]
+    for snapshot in analysis["snapshots"]:
+        scalars = snapshot["scalars"]
+        assert 0.5 <= scalars[keys.PROBE_MAJORITY] < 1
+        for layer in layers:
+            assert {keys.probe_accuracy(layer), keys.probe_control(layer), keys.cka_to_final(layer)} <= scalars.keys()
+            assert scalars[keys.probe_selectivity(layer)] == pytest.approx(
+                scalars[keys.probe_accuracy(layer)] - scalars[keys.probe_control(layer)]
+            )
+    final = analysis["snapshots"][-1]
+    assert final["linear_probes"]["property"] == "speaker's name line"
+    assert final["layer_settling"]["final_step"] == 64
+    assert all(final["scalars"][keys.cka_to_final(layer)] == pytest.approx(1.0) for layer in layers)
+    markdown = (tiny_run / "report" / "report.md").read_text(encoding="utf-8")
+    section = markdown.split("## Linear probes and layers settling")[1].split("\n## ")[0]
+    assert "step 0 | step 8 | step 64" in section and section.count("| L1 |") == 2
 
 
 @pytest.mark.e2e

@@ -33,6 +33,12 @@ from helpers import (
         ("train.dtype=float16", "train.dtype='float16': float16 is not supported"),
         ("train.device=gpu", "train.device='gpu': expected auto, cpu, cuda, cuda:<index> or mps"),
         ("wandb.mode=onlin", "wandb.mode='onlin': Input should be 'online', 'offline' or 'disabled'"),
+        (
+            "corpus.probes.position.pattern='(ab'",
+            "corpus.probes.position.pattern='(ab': not a Python regular expression",
+        ),
+        ("corpus.probes.position.decided_after=[ab]", "decided_after=['ab']: expected single characters"),
+        ("analysis.layer_probes.train_share=1.0", "analysis.layer_probes.train_share=1.0: Input should be less than 1"),
     ],
 )
 def test_an_invalid_config_is_named_key_by_key(override, problem):

@@ -29,7 +29,17 @@ its layer and number (`L0H1`). One row of metrics.jsonl per snapshot step holds:
     resid_mean/<layer>, resid_std/<layer>, resid_max/<layer>
                                                 the residual stream on the probe batch, per layer
 
-and the analysis adds attn_entropy/<layer>H<head> and context_gap/<layer>.
+and the analysis adds attn_entropy/<layer>H<head> and context_gap/<layer>, and per layer (fixed validation
+windows, analysis.layer_probes):
+
+    probe_acc/<layer>, probe_acc/majority       held-out accuracy of a logistic probe for the corpus's position
+                                                property (corpus.probes.position) on that layer's residual
+                                                stream, and of always answering the commoner class
+    probe_control/<layer>                       the same probe's accuracy on the control task (a random label
+                                                per character type, same balance: Hewitt & Liang 2019)
+    probe_selectivity/<layer>                   probe_acc minus probe_control
+    cka_to_final/<layer>                        linear CKA of the layer's residual stream with the same layer's
+                                                at the run's last snapshot (1 = settled)
 progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.
 
 W&B alone also gets, all on the x-axis `train/step` (run/tracking.py):
@@ -130,6 +140,25 @@ def attn_entropy(layer: str, head: int) -> str:
 
 def context_gap(layer: str) -> str:
     return f"context_gap/{layer}"
+
+
+PROBE_MAJORITY = "probe_acc/majority"  # the majority-class baseline, beside the layers' probe accuracies
+
+
+def probe_accuracy(layer: str) -> str:
+    return f"probe_acc/{layer}"
+
+
+def probe_control(layer: str) -> str:
+    return f"probe_control/{layer}"
+
+
+def probe_selectivity(layer: str) -> str:
+    return f"probe_selectivity/{layer}"
+
+
+def cka_to_final(layer: str) -> str:
+    return f"cka_to_final/{layer}"
 
 
 def verdict(claim: str) -> str:

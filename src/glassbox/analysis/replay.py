@@ -23,9 +23,10 @@ from glassbox import fileio
 from glassbox import metric_keys as keys
 from glassbox.analysis.claims import claims
 from glassbox.analysis.replicates import REPLICATE_JSON, verdicts_over_seeds
-from glassbox.analysis.suites import Suite, SuiteInputs, run_suites, select_suites
+from glassbox.analysis.suites import Suite, SuiteInputs, run_suites, select_suites, with_final_snapshot
 from glassbox.config.stages import Analyze
 from glassbox.errors import GlassboxError
+from glassbox.model import GPT
 from glassbox.paths import PROJECT_ROOT
 from glassbox.run.layout import METRICS, list_snapshots, read_run_state, replicate_link
 from glassbox.run.resume import is_running_elsewhere
@@ -93,11 +94,14 @@ def open_run(settings: Analyze, run_dir: Path) -> OpenRun:
     initial = first.weights["wte.weight"] if first.step == 0 else None  # what the dcos/ keys measure from
     inputs = SuiteInputs.from_config(settings.corpus, settings.analysis, data, first.model_args["block_size"], initial)
     model = first.model()
+    suites = select_suites(settings.analysis.suites, inputs)
+    if "layer_settling" in suites:  # each snapshot's layers are compared with the last snapshot's
+        inputs = with_final_snapshot(inputs, *last_usable_model(snapshots))
     return OpenRun(
         run_dir=run_dir,
         data=data,
         inputs=inputs,
-        suites=select_suites(settings.analysis.suites, inputs),
+        suites=suites,
         snapshots=snapshots,
         training_now=training_now,
         train_run_id=first.wandb_run_id,
@@ -129,6 +133,15 @@ def usable_snapshot(step: int, path: Path, skipped: list[dict[str, Any]]) -> Sna
         log.warning("skipping the snapshot at step %d: %s", step, err)
         skipped.append({"step": step, "reason": str(err)})
         return None
+
+
+def last_usable_model(snapshots: list[tuple[int, Path]]) -> tuple[GPT, int]:
+    """The model of the last snapshot that can be used, and its step (those after it are noted by `measure`)."""
+    for step, path in reversed(snapshots):
+        snapshot = usable_snapshot(step, path, [])
+        if snapshot is not None:
+            return snapshot.model(), step
+    raise GlassboxError("none of the snapshots can be used (see the warnings above)")
 
 
 def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The six analysis suites: what `make analyze` asks of every snapshot of a run.
+"""The analysis suites: what `make analyze` asks of every snapshot of a run.
 
 Each suite is a function (model, SuiteInputs) -> plain data (dicts, lists, numbers, strings)
 composed from the pure probe functions in glassbox.probes. None re-implements the forward pass:
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,14 +24,17 @@ from torch import Tensor, nn
 from glassbox import hooks
 from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
-from glassbox.config.groups import Analysis, Corpus
+from glassbox.config.groups import Analysis, Corpus, LayerProbes
 from glassbox.errors import GlassboxError
 from glassbox.generation import generate
 from glassbox.probes import lens
 from glassbox.probes.activations import attention_entropy, capture_activations, residual_table
 from glassbox.probes.context import collect_target_residuals, sense_similarity
 from glassbox.probes.embeddings import nearest_neighbours, pca_2d, with_most_frequent
+from glassbox.probes.linear_probe import control_labels, probe_scores
 from glassbox.probes.predictions import top_k_next
+from glassbox.probes.similarity import linear_cka
+from glassbox.probes.text_property import UNDECIDED, window_labels
 from glassbox.text.tokens import TokenData
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,74 @@ class Sampling:
     seed: int
 
 
+MIN_PER_CLASS = 20  # positions of each class a probe needs on each side of the fit/score split
+WINDOW_CHUNK = 16  # windows per forward pass: the cache holds logits for every position
+
+
+@dataclass(frozen=True)
+class LayerWindows:
+    """The fixed validation windows the linear_probes and layer_settling suites measure every snapshot on.
+
+    labels [n, T]: the corpus's position property (text_property.UNDECIDED where the window cannot tell),
+    control [n, T]: the control task's labels of the same positions (None without a property, as labels);
+    is_train [n]: whether the probes are fit on the window's positions (else scored on them), one draw per run.
+    final: every layer's residual stream on these windows at the run's last snapshot (final_step), what
+    layer_settling compares each snapshot with; `with_final_snapshot` sets it.
+    """
+
+    ids: Tensor
+    property_name: str | None
+    labels: Tensor | None
+    control: Tensor | None
+    is_train: Tensor
+    l2: float
+    max_iter: int
+    final_step: int | None = None
+    final: dict[str, Tensor] | None = None
+
+    @classmethod
+    def from_config(cls, corpus: Corpus, settings: LayerProbes, data: TokenData, block_size: int) -> LayerWindows:
+        n = settings.n_sequences
+        generator = torch.Generator().manual_seed(settings.seed)  # its own draws: no other number moves
+        fit = torch.randperm(n, generator=generator)[: min(max(round(settings.train_share * n), 1), n - 1)]
+        is_train = torch.zeros(n, dtype=torch.bool)
+        is_train[fit] = True
+        ids = data.probe_batch(n, block_size)
+        position = corpus.probes.position
+        labels = control = None
+        if position is not None:
+            text = data.vocab.decode(data.splits["val"])
+            starts = data.probe_starts(n, block_size)
+            labels = window_labels(text, position.pattern, starts, block_size, position.decided_after)
+            decided = labels != UNDECIDED
+            control = torch.full_like(labels, UNDECIDED)
+            if decided.any():
+                share = labels[decided].double().mean().item()
+                control[decided] = control_labels(ids[decided], share, generator)
+        return cls(
+            ids=ids,
+            property_name=position.name if position else None,
+            labels=labels,
+            control=control,
+            is_train=is_train,
+            l2=settings.l2,
+            max_iter=settings.max_iter,
+        )
+
+    def too_few(self) -> str | None:
+        """Why the windows cannot fit and score a probe (a class too rare on one side), or None when they can."""
+        split = self.is_train[:, None].expand_as(self.labels)
+        for side, where in (("fit", split), ("scored", ~split)):
+            counts = [int(((self.labels == c) & where).sum()) for c in (0, 1)]
+            if min(counts) < MIN_PER_CLASS:
+                return (
+                    f"the {side} windows hold {counts[1]} positions with the property {self.property_name!r} and "
+                    f"{counts[0]} without (at least {MIN_PER_CLASS} of each needed): raise "
+                    "analysis.layer_probes.n_sequences or check corpus.probes.position.pattern"
+                )
+        return None
+
+
 @dataclass(frozen=True)
 class SuiteInputs:
     """Everything the suites need besides the model, fixed once per analysis."""
@@ -77,6 +148,7 @@ class SuiteInputs:
     lens_k: int
     map_n_frequent: int  # the embedding map shows the probe characters and this many most frequent others
     initial_embedding: Tensor | None = None  # the run's step-0 embedding, for the dcos/ keys
+    layer_windows: LayerWindows | None = None  # the linear_probes and layer_settling suites' windows
 
     @classmethod
     def from_config(
@@ -124,6 +196,7 @@ class SuiteInputs:
             lens_k=settings.logit_lens_k,
             map_n_frequent=settings.explorer.n_frequent,
             initial_embedding=initial_embedding,
+            layer_windows=LayerWindows.from_config(corpus, settings.layer_probes, data, block_size),
         )
 
 
@@ -279,6 +352,67 @@ def context(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
     }
 
 
+def _window_residuals(model: nn.Module, ids: Tensor) -> dict[str, Tensor]:
+    """Every layer's residual stream on the windows ids [n, T], as [n·T, d] float32 on the CPU."""
+    device = next(model.parameters()).device
+    chunks: dict[str, list[Tensor]] = {}
+    for start in range(0, len(ids), WINDOW_CHUNK):
+        _, cache = capture_activations(model, ids[start : start + WINDOW_CHUNK].to(device))
+        for layer, hook in hooks.residual_stream(model.config.n_layer).items():
+            chunks.setdefault(layer, []).append(cache[hook].flatten(0, 1).float().cpu())
+    return {layer: torch.cat(parts) for layer, parts in chunks.items()}
+
+
+def linear_probes(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """Per layer, a logistic probe's held-out accuracy for the corpus's position property, the majority-class
+    baseline, the control task's accuracy and the selectivity (accuracy − control)."""
+    windows = inputs.layer_windows
+    decided = (windows.labels != UNDECIDED).flatten()
+    is_train = windows.is_train[:, None].expand_as(windows.labels).flatten()[decided]
+    labels, control = windows.labels.flatten()[decided], windows.control.flatten()[decided]
+    layers = [
+        {"layer": layer, **probe_scores(x[decided], labels, control, is_train, windows.l2, windows.max_iter)}
+        for layer, x in _window_residuals(model, windows.ids).items()
+    ]
+    scalars = {keys.PROBE_MAJORITY: layers[0]["baseline"]}
+    for row in layers:
+        scalars[keys.probe_accuracy(row["layer"])] = row["accuracy"]
+        scalars[keys.probe_control(row["layer"])] = row["control"]
+        scalars[keys.probe_selectivity(row["layer"])] = row["selectivity"]
+    return {
+        "scalars": scalars,
+        "property": windows.property_name,
+        "positions": {
+            "fit": int(is_train.sum()),
+            "scored": int((~is_train).sum()),
+            "share": labels.double().mean().item(),
+        },
+        "layers": layers,
+    }
+
+
+def with_final_snapshot(inputs: SuiteInputs, model: nn.Module, step: int) -> SuiteInputs:
+    """The inputs with every layer's residual stream of the run's last snapshot (`model`, at `step`) on the
+    fixed windows: what layer_settling compares each snapshot with."""
+    windows = inputs.layer_windows
+    final = replace(windows, final=_window_residuals(model, windows.ids), final_step=step)
+    return replace(inputs, layer_windows=final)
+
+
+def layer_settling(model: nn.Module, inputs: SuiteInputs) -> dict[str, Any]:
+    """Per layer, the linear CKA of its residual stream with the same layer's at the run's last snapshot,
+    on the fixed windows: 1 once a layer computes what it will end up computing (up to rotation and scale)."""
+    windows = inputs.layer_windows
+    if windows.final is None:
+        raise ValueError("layer_settling needs the last snapshot's residual stream: call with_final_snapshot first")
+    cka = {layer: linear_cka(x, windows.final[layer]) for layer, x in _window_residuals(model, windows.ids).items()}
+    return {
+        "scalars": {keys.cka_to_final(layer): value for layer, value in cka.items()},
+        "final_step": windows.final_step,
+        "layers": [{"layer": layer, "cka": value} for layer, value in cka.items()],
+    }
+
+
 Suite = Callable[[nn.Module, SuiteInputs], dict[str, Any]]
 SUITES: dict[str, Suite] = {
     "embeddings": embeddings,
@@ -287,6 +421,8 @@ SUITES: dict[str, Suite] = {
     "predictions": predictions,
     "logit_lens": logit_lens,
     "context": context,
+    "linear_probes": linear_probes,
+    "layer_settling": layer_settling,
 }
 
 
@@ -316,6 +452,15 @@ def _missing_probes(suite: str, inputs: SuiteInputs) -> str | None:
             "corpus.probes.context is not set: give a character and prompts of its senses, as "
             "conf/corpus/xiyouji.yaml does (or drop context from analysis.suites)"
         )
+    if suite in ("linear_probes", "layer_settling") and inputs.layer_windows is None:
+        return "no fixed windows for the layer probes (analysis.layer_probes)"
+    if suite == "linear_probes" and inputs.layer_windows.labels is None:
+        return (
+            "corpus.probes.position is not set: give a property of each position as a regular expression, "
+            "as conf/corpus/xiyouji.yaml does (or drop linear_probes from analysis.suites)"
+        )
+    if suite == "linear_probes":
+        return inputs.layer_windows.too_few()
     if suite in PROMPT_SUITES and not inputs.prompts:
         return (
             "corpus.probes.prompts is empty: give some, e.g. \"corpus.probes.prompts=['悟空道','师父']\" "

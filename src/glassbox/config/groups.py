@@ -57,14 +57,43 @@ class ContextProbe(Group):
     senses: dict[str, list[str]]
 
 
+class PositionProperty(Group):
+    """corpus.probes.position: a property of each character position that the linear probes read from
+    every layer (glassbox.probes.text_property): the positions a regular expression's matches cover."""
+
+    name: str  # how the report names it
+    pattern: str
+    decided_after: list[str] = []  # single characters: positions of a window before the first one are left out
+
+    @field_validator("pattern")
+    @classmethod
+    def compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(
+                f"not a Python regular expression ({err}): e.g. '(?<=“)[^”]*”' for inside quotes"
+            ) from None
+        return pattern
+
+    @field_validator("decided_after")
+    @classmethod
+    def single_characters(cls, chars: list[str]) -> list[str]:
+        longer = [c for c in chars if len(c) != 1]
+        if longer:
+            raise ValueError(f"expected single characters, got {longer}")
+        return chars
+
+
 class Probes(Group):
     """corpus.probes: what the emergence metrics measure; ProbeSet.build checks them against the vocabulary,
-    the analysis suites the prompts and the context."""
+    the analysis suites the prompts, the context and the position property."""
 
     groups: dict[str, Any] | None  # None: no groups yet (conf/corpus/local.yaml)
     pairs: list[Any]
     prompts: list[str] = []
     context: ContextProbe | None = None
+    position: PositionProperty | None = None  # None: no linear probes (the layer_settling suite still runs)
 
 
 class Corpus(Group):
@@ -182,6 +211,16 @@ class Explorer(Group):
     n_frequent: PositiveInt  # the embedding map: the probe characters and this many most frequent others
 
 
+class LayerProbes(Group):
+    """analysis.layer_probes: the fixed windows and the probe of the linear_probes and layer_settling suites."""
+
+    n_sequences: Annotated[int, Field(ge=2)]  # validation windows of block_size (some fit, the others score)
+    train_share: OpenFraction  # the share of the windows the probes are fit on
+    l2: NonNegativeFloat  # the logistic regression's weight decay (on standardised features)
+    max_iter: PositiveInt  # L-BFGS iterations
+    seed: int  # the windows' fit/score split and the control task's labels
+
+
 class Analysis(Group):
     at_snapshots: bool
     embedding: Embedding
@@ -192,6 +231,7 @@ class Analysis(Group):
     neighbours_k: PositiveInt
     predictions: Predictions
     logit_lens_k: PositiveInt
+    layer_probes: LayerProbes
 
 
 class Claims(Group):

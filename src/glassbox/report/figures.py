@@ -21,6 +21,8 @@ FIGURE_CAPTIONS = {
     "attention_final.png": "Attention patterns at the last snapshot",
     "pca.png": "PCA of the probe characters' embeddings, first and last snapshot",
     "context.png": "Context gap per layer vs step",
+    "linear_probes.png": "Linear probe accuracy and selectivity per layer vs step (fixed validation windows)",
+    "layer_settling.png": "Linear CKA of each layer with itself at the last snapshot vs step",
 }
 
 
@@ -215,6 +217,41 @@ def _context_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     return png(fig)
 
 
+def _layer_rows(snapshot: dict[str, Any], suite: str) -> list[str]:
+    return [row["layer"] for row in snapshot[suite]["layers"]]
+
+
+def _linear_probes_figure(a: dict[str, Any]) -> bytes:
+    snapshots = a["snapshots"]
+    steps = [s["step"] for s in snapshots]
+    layers = _layer_rows(snapshots[-1], "linear_probes")
+    fig, axes = figure(1, 2, size=(12, 4.5))
+    accuracy = {layer: _series(snapshots, keys.probe_accuracy(layer)) for layer in layers}
+    _against_step(axes[0, 0], steps, accuracy, "held-out accuracy", legend=False)
+    axes[0, 0].plot(steps, _series(snapshots, keys.PROBE_MAJORITY), color="0.4", linestyle="--", label="majority class")
+    axes[0, 0].legend(fontsize="small")
+    axes[0, 0].set_title(f"probe for '{snapshots[-1]['linear_probes']['property']}'")
+    selectivity = {layer: _series(snapshots, keys.probe_selectivity(layer)) for layer in layers}
+    _against_step(axes[0, 1], steps, selectivity, "accuracy − control task accuracy")
+    axes[0, 1].axhline(0, color="0.4", linestyle="--", linewidth=0.8)
+    axes[0, 1].set_title("selectivity (above the control task)")
+    return png(fig)
+
+
+def _layer_settling_figure(a: dict[str, Any]) -> bytes:
+    snapshots = a["snapshots"]
+    layers = _layer_rows(snapshots[-1], "layer_settling")
+    fig, axes = figure(size=(8, 4.5))
+    _against_step(
+        axes[0, 0],
+        [s["step"] for s in snapshots],
+        {layer: _series(snapshots, keys.cka_to_final(layer)) for layer in layers},
+        "linear CKA",
+    )
+    axes[0, 0].set_title(f"each layer vs itself at step {snapshots[-1]['layer_settling']['final_step']}")
+    return png(fig)
+
+
 def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:
     """PNG bytes by file name, for the suites that ran (names as in FIGURE_CAPTIONS)."""
     a = analysis
@@ -236,4 +273,8 @@ def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:
             out["attention_final.png"] = attention_figure(final, labels)
         if "context" in final:
             out["context.png"] = _context_figure(a, labels)
+        if "linear_probes" in final:
+            out["linear_probes.png"] = _linear_probes_figure(a)
+        if "layer_settling" in final:
+            out["layer_settling.png"] = _layer_settling_figure(a)
     return out

@@ -386,6 +386,49 @@ def _context_section(a: dict[str, Any]) -> str | None:
     )
 
 
+def _layer_probes_section(a: dict[str, Any]) -> str | None:
+    snapshots = a["snapshots"]
+    picked = [snapshots[0], snapshots[len(snapshots) // 2], snapshots[-1]]
+    final = snapshots[-1]
+    parts = ["## Linear probes and layers settling"]
+    if "linear_probes" in final:
+        probes = final["linear_probes"]
+        positions = probes["positions"]
+        rows = [
+            [
+                row["layer"],
+                *(
+                    "{accuracy:.3f} / {control:.3f} / {selectivity:+.3f}".format(**s["linear_probes"]["layers"][i])
+                    for s in picked
+                ),
+            ]
+            for i, row in enumerate(probes["layers"])
+        ]
+        parts.append(
+            f"Can a logistic regression read {quoted(probes['property'])} off each layer's residual stream? Fit on "
+            f"{positions['fit']} positions of the fixed validation windows, scored on {positions['scored']} others "
+            f"(whole windows apart); {positions['share']:.1%} of all have the property, and always answering the "
+            f"commoner class of the scored ones scores {probes['layers'][0]['baseline']:.3f}. The control task gives "
+            "each character a random label with the same balance (Hewitt & Liang 2019): a probe that only "
+            "recognises characters scores as well on it, so the selectivity "
+            "(accuracy − control) is what the layer adds.\n\n"
+            "Cells: accuracy / control / selectivity.\n\n"
+            + table(["layer", *(f"step {s['step']}" for s in picked)], rows)
+        )
+    if "layer_settling" in final:
+        rows = [
+            [row["layer"], *(f"{s['layer_settling']['layers'][i]['cka']:.3f}" for s in picked)]
+            for i, row in enumerate(final["layer_settling"]["layers"])
+        ]
+        parts.append(
+            f"Linear CKA (Kornblith et al. 2019) of each layer's residual stream with the same layer's at step "
+            f"{final['layer_settling']['final_step']}, on the same windows: 1 = it already represents them as it "
+            "will at the end (up to rotation and scale). A layer that reaches 1 early settled early.\n\n"
+            + table(["layer", *(f"step {s['step']}" for s in picked)], rows)
+        )
+    return "\n\n".join(parts) if len(parts) > 1 else None
+
+
 def _neighbours_section(a: dict[str, Any]) -> str | None:
     final = a["snapshots"][-1]
     if "embeddings" not in final or not final["embeddings"]["neighbours"]:
@@ -413,6 +456,7 @@ def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
             _predictions_section,
             _lens_section,
             _context_section,
+            _layer_probes_section,
             _neighbours_section,
         )
     ]

@@ -109,8 +109,11 @@ class TokenData:
         generator = torch.Generator().manual_seed(seed)
         return [self.batch(split, batch_size, block_size, generator) for _ in range(n_batches)]
 
+    def probe_starts(self, n_sequences: int, block_size: int) -> torch.Tensor:
+        """Where in the validation split the `probe_batch` windows start: evenly spaced."""
+        n = self._check_length("val", block_size)
+        return torch.linspace(0, n, n_sequences).long()
+
     def probe_batch(self, n_sequences: int, block_size: int) -> torch.Tensor:
         """Evenly spaced validation windows: the text the per-layer statistics are measured on."""
-        n = self._check_length("val", block_size)
-        starts = torch.linspace(0, n, n_sequences).long()
-        return self._windows("val", starts, block_size)[0]
+        return self._windows("val", self.probe_starts(n_sequences, block_size), block_size)[0]
