@@ -109,8 +109,12 @@ class TokenData:
         generator = torch.Generator().manual_seed(seed)
         return [self.batch(split, batch_size, block_size, generator) for _ in range(n_batches)]
 
-    def probe_batch(self, n_sequences: int, block_size: int) -> torch.Tensor:
-        """Evenly spaced validation windows: the text the per-layer statistics are measured on."""
+    def probe_windows(self, n_sequences: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evenly spaced validation windows (input, target): the same text at every snapshot."""
         n = self._check_length("val", block_size)
         starts = torch.linspace(0, n, n_sequences).long()
-        return self._windows("val", starts, block_size)[0]
+        return self._windows("val", starts, block_size)
+
+    def probe_batch(self, n_sequences: int, block_size: int) -> torch.Tensor:
+        """Evenly spaced validation windows: the text the per-layer statistics are measured on."""
+        return self.probe_windows(n_sequences, block_size)[0]
