@@ -6,6 +6,7 @@ import torch
 
 from glassbox import metric_keys as keys
 from glassbox.analysis.claims import HELD, NOT_YET, judge_mechanism, mechanisms
+from glassbox.analysis.replicates import SeedRun, summarize_replicate
 from glassbox.model import GPT, GPTConfig
 from glassbox.probes.activations import capture_activations
 from glassbox.probes.heads import (
@@ -18,6 +19,7 @@ from glassbox.probes.heads import (
     uniform_chance,
 )
 from glassbox.probes.mechanisms import MechanismProbe
+from glassbox.report.replicate import replicate_markdown
 from glassbox.run.tracking import JsonlFile
 
 L = 6  # each copy's length: sequences of 2·L + 1 = 13 tokens
@@ -164,3 +166,26 @@ def test_the_tiny_run_logs_the_mechanism_metrics_at_every_snapshot(tiny_project)
         assert len(keys.head_scores_in(row, "induction")) == 2 * 2  # model=tiny: 2 layers × 2 heads
     verdicts = mechanisms(rows, HELD_RULE)
     assert [v["mechanism"] for v in verdicts] == list(keys.MECHANISMS)
+
+
+def test_the_replicate_counts_the_seeds_a_mechanism_held_in_with_each_onset():
+    first, second = head_rows([(0.04, 0.04), (0.2, 0.04), (0.3, 0.04)]), head_rows([(0.04, 0.04), (0.05, 0.04)])
+    runs = [
+        SeedRun(seed, seed - 1, "complete", [{"loss/val": 2.0, **row} for row in rows])
+        for seed, rows in ((1, first), (2, second))
+    ]
+    data = summarize_replicate(runs, [], {}, {"z_min": 2.0, "p_max": 0.05, "early_drift": 0.25}, None, {}, HELD_RULE)
+    (induction,) = data["mechanisms"]
+    assert (induction["mechanism"], induction["n_held"], induction["over_seeds"]) == (
+        "head_induction",
+        1,
+        "held in 1 of 2: not robust",
+    )
+    assert [(s["seed"], s["verdict"], s["onset"], s["head"]) for s in induction["seeds"]] == [
+        (1, HELD, 10, "L0H0"),
+        (2, NOT_YET, None, "L0H0"),
+    ]
+    lines = replicate_markdown(
+        {**data, "experiment": "toy", "overrides": [], "sweep_dir": "x", "wandb_group": "g"}, None
+    )
+    assert "- induction head: held in 1 of 2: not robust (seed 1: from step 10 (L0H0), seed 2: not yet (L0H0))" in lines

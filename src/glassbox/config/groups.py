@@ -208,10 +208,10 @@ class Mechanisms(Group):
 
     @field_validator("band", "icl_early", "icl_late")
     @classmethod
-    def ordered(cls, span: list[float]) -> tuple[float, float]:
+    def ordered(cls, span: list[float]) -> list[float]:
         if not span[0] < span[1]:
             raise ValueError("expected [from, to) with from < to, both shares between 0 and 1")
-        return span[0], span[1]
+        return span
 
 
 class Analysis(Group):

@@ -20,6 +20,8 @@ segment's second occurrence against its first. Negative means the context helped
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,7 +30,7 @@ HEAD_ROLES = ("prev", "dup", "induction", "sink")  # metric_keys.head_score's na
 
 
 def repeated_random_tokens(
-    counts: Tensor, n_sequences: int, length: int, band: tuple[float, float], generator: torch.Generator
+    counts: Tensor, n_sequences: int, length: int, band: Sequence[float], generator: torch.Generator
 ) -> Tensor:
     """[n_sequences, 2·length + 1]: one fixed first character, then `length` random characters, twice.
 

@@ -8,6 +8,7 @@ are evenly spaced through val.bin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,17 +43,17 @@ class MechanismProbe:
         windows: tuple[Tensor, Tensor],
         seq_len: int,
         n_sequences: int,
-        band: tuple[float, float],
+        band: Sequence[float],
         seed: int,
-        icl_early: tuple[float, float],
-        icl_late: tuple[float, float],
+        icl_early: Sequence[float],
+        icl_late: Sequence[float],
     ) -> MechanismProbe:
         """seq_len is capped so that 2·L+1 tokens fit the windows' block size (as n_frequent is capped)."""
         inputs, targets = windows
         length = min(seq_len, (inputs.size(1) - 1) // 2)
         generator = torch.Generator().manual_seed(seed)
         repeated = repeated_random_tokens(counts, n_sequences, length, band, generator)
-        return cls(repeated, length, inputs, targets, icl_early, icl_late)
+        return cls(repeated, length, inputs, targets, tuple(icl_early), tuple(icl_late))
 
     def metrics(self, model: nn.Module, validation: dict[str, Tensor]) -> dict[str, float]:
         """Every head's score per role with its best and chance (head_*/), and the ICL scores (icl/);
