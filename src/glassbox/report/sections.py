@@ -270,7 +270,7 @@ def _mechanisms_section(a: dict[str, Any]) -> str | None:
     rows = []
     for result in verdicts:
         by_step = {p["step"]: p for p in result["points"]}
-        chance = by_step[steps[-1]].get("chance")
+        chance = result["points"][-1].get("chance")
         rows.append(
             [
                 MECHANISM_LABELS[result["mechanism"]],
