@@ -74,11 +74,12 @@ class MechanismProbe:
         return metrics | self._icl(model, device)
 
     def _icl(self, model: nn.Module, device: torch.device) -> dict[str, float]:
-        """Loss late minus early in the validation windows; loss on their first L characters seen twice."""
+        """Loss late minus early in the validation windows; loss on the first L characters of as many windows
+        as there are random sequences, seen twice (a paired difference: it needs fewer than the ICL score)."""
         logits, _ = capture_activations(model, self.inputs.to(device))
         losses = position_losses(logits, self.targets.to(device))
         early, late = span_mean(losses, self.icl_early), span_mean(losses, self.icl_late)
-        segments = self.inputs[:, : self.length].to(device)
+        segments = self.inputs[: len(self.repeated), : self.length].to(device)
         twice = torch.cat([segments, segments], dim=1)
         logits, _ = capture_activations(model, twice[:, :-1])
         first, second = repeat_losses(position_losses(logits, twice[:, 1:]), self.length)
