@@ -44,6 +44,7 @@ from glassbox.device import resolve_device
 from glassbox.generation import Throughput, generation_steps, rate, synchronize, timed_steps
 from glassbox.model import GPT, GPTConfig
 from glassbox.paths import CONF_DIR
+from glassbox.probes.mechanisms import MechanismProbe
 from glassbox.run import distributed
 from glassbox.text.tokens import TokenData
 from glassbox.train import train
@@ -58,6 +59,7 @@ WATCHED = {
     "eval": (loop, "mean_loss"),
     "metrics": (Measurements, "of"),
     "metrics setup": (Measurements, "from_config"),
+    "mechanisms": (MechanismProbe, "metrics"),  # inside "metrics": the head-role and ICL part of it
     "snapshot": (loop.Trainer, "_save"),
     "save": (loop, "save_snapshot"),
 }
@@ -302,6 +304,11 @@ def report(full: DictConfig, short: DictConfig, model: GPT, peak: float, on: Tim
     full_metrics = metrics_setup + n_full * metrics_each
     projected = full_metrics / full_without
     denser = (n_short / iters) / (n_full / tc.max_iters)
+    mechanisms_full = n_full * on.calls.mean("mechanisms")
+    print(
+        f"of which the mechanism metrics (head roles, ICL): {on.calls.mean('mechanisms'):.3f} s a snapshot, "
+        f"{mechanisms_full:.1f} s over the full schedule = {percent(mechanisms_full / full_without)}"
+    )
     print(f"load average now {load_average()}")
     verdict = "meets" if projected <= OVERHEAD_TARGET else "MISSES"
     print(

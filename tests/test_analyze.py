@@ -315,6 +315,7 @@ def test_the_report_folder_holds_every_plot_and_the_report(tiny_run):
     for section in (
         "## Claims at step 64",
         "## Cosine similarity",
+        "## Mechanisms over training",
         "## Residual stream",
         "## Logit lens",
         "## Next character",

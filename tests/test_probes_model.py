@@ -132,7 +132,7 @@ def test_snapshot_metrics_returns_every_documented_key(model, batch):
     )
     stats = ChanceModel.build(counts, probes, n_pairs=200, n_bands=4, min_count=5, n_permutations=50)
     model.train()
-    metrics = snapshot_metrics(model, probes, counts, batch, stats, n_frequent=10)
+    metrics = snapshot_metrics(model, probes, counts, capture_activations(model, batch)[1], stats, n_frequent=10)
 
     expected = {f"emb/{s}" for s in ("std", "min", "max", "l2_mean")}
     expected |= {f"emb/{end}10/{s}" for end in ("top", "bottom") for s in ("std", "min", "max", "l2_mean")}

@@ -28,6 +28,19 @@ its layer and number (`L0H1`). One row of metrics.jsonl per snapshot step holds:
                                                 step 0, where nothing has changed yet
     resid_mean/<layer>, resid_std/<layer>, resid_max/<layer>
                                                 the residual stream on the probe batch, per layer
+    head_<role>/<layer>H<head>                  each head's score for a role (probes/heads.py): prev
+                                                (attention to the previous token), dup (to the same
+                                                character earlier), induction (to what followed it
+                                                earlier), all three on random characters repeated
+                                                twice, and sink (to position 0, on the probe batch)
+    head_<role>/max, head_<role>/chance         the best head's score, and what a head attending
+                                                evenly to every position it may see would score
+    icl/loss_early, icl/loss_late, icl/score    mean loss at early and late positions of validation
+                                                windows, and late minus early (Olsson et al.'s ICL
+                                                score: negative = the longer context helps)
+    icl/repeat_first, icl/repeat_second, icl/repeat_score
+                                                mean loss on a natural-text segment's first and second
+                                                occurrence, and second minus first (negative = copied)
 
 and the analysis adds attn_entropy/<layer>H<head> and context_gap/<layer>, and per layer (fixed validation
 windows, analysis.layer_probes):
@@ -54,7 +67,9 @@ W&B alone also gets, all on the x-axis `train/step` (run/tracking.py):
 
 and in the run summary loss/val's minimum (best validation loss), final/loss_val and final/step,
 and on the analysis run verdict/<claim> and zf/<claim> for every claim (`claim_id`: a pair's id, or
-within_minus_cross for the groups).
+within_minus_cross for the groups), and verdict/<mechanism> with onset/<mechanism> (the step from which
+it held and stayed held) for every mechanism (`MECHANISMS`: head_prev, head_dup, head_induction,
+head_sink, icl_score, icl_repeat).
 
 The intervention stages write their own metrics.jsonl (<run>/interventions/<kind>/<time>/), one row per
 snapshot step:
@@ -95,6 +110,18 @@ PAIR_STATS = ("cos", "z", "zf", "p")  # the per-pair metrics, in the order they 
 CHANGE_STATS = ("dcos", "zf_dcos", "p_dcos")  # the per-pair change since step 0, against its null
 EMBEDDING_STATS = ("std", "min", "max", "l2_mean")
 RESIDUAL_STATS = ("mean", "std", "max")
+
+ICL_EARLY = "icl/loss_early"
+ICL_LATE = "icl/loss_late"
+ICL_SCORE = "icl/score"
+REPEAT_FIRST = "icl/repeat_first"
+REPEAT_SECOND = "icl/repeat_second"
+REPEAT_SCORE = "icl/repeat_score"
+# The mechanisms judged held / not yet (analysis/claims.py), by id: each head role's best head, then the two
+# in-context-learning scores.
+HEAD_MECHANISMS = {"head_prev": "prev", "head_dup": "dup", "head_induction": "induction", "head_sink": "sink"}
+ICL_MECHANISMS = {"icl_score": ICL_SCORE, "icl_repeat": REPEAT_SCORE}
+MECHANISMS = (*HEAD_MECHANISMS, *ICL_MECHANISMS)
 
 # W&B only (see the module docstring).
 ROW_NORMS = "emb/row_norms"
@@ -138,6 +165,27 @@ def attn_entropy(layer: str, head: int) -> str:
     return f"attn_entropy/{layer}H{head}"
 
 
+def head_score(role: str, layer: str, head: int) -> str:
+    """`head_induction/L1H2`: one head's score for a role of probes/heads.HEAD_ROLES."""
+    return f"head_{role}/{layer}H{head}"
+
+
+def head_max(role: str) -> str:
+    """`head_induction/max`: the best head's score for the role."""
+    return f"head_{role}/max"
+
+
+def head_chance(role: str) -> str:
+    """`head_induction/chance`: what uniform causal attention scores for the role."""
+    return f"head_{role}/chance"
+
+
+def head_scores_in(row: Iterable[str], role: str) -> dict[str, str]:
+    """Head (`L1H2`) -> key of its score for `role`, for the heads `row`'s keys hold, in logged order."""
+    found = (re.fullmatch(rf"head_{role}/(L\d+H\d+)", key) for key in row)
+    return {m.group(1): m.group(0) for m in found if m}
+
+
 def context_gap(layer: str) -> str:
     return f"context_gap/{layer}"
 
@@ -164,6 +212,11 @@ def cka_to_final(layer: str) -> str:
 def verdict(claim: str) -> str:
     """`verdict/<claim>`: a claim's verdict in the analysis run's summary."""
     return f"verdict/{claim}"
+
+
+def onset(mechanism: str) -> str:
+    """`onset/<mechanism>`: the step from which a mechanism held and stayed held, in the analysis run's summary."""
+    return f"onset/{mechanism}"
 
 
 def claim_id(name: str, test: str) -> str:

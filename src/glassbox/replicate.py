@@ -63,6 +63,7 @@ def replicate(sweep_dir: str | Path, to_wandb: bool = True) -> dict[str, Any]:
         settings=settings,
         chance=OmegaConf.to_container(cfg.analysis.chance),
         reference=OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
+        held=OmegaConf.to_container(cfg.analysis.mechanisms.held) if cfg.analysis.get("mechanisms") else None,
     )
     where = {"experiment": cfg.name, "sweep_dir": str(sweep_dir), "wandb_group": cfg.wandb.group}
     data = where | {"overrides": replicates.trained_overrides(complete[0]), **data}

@@ -15,6 +15,10 @@ A claim is worded by the numbers only. Three tests, each judged at one snapshot 
   matched null pairs over the same steps (zf_dcos ≤ -z_min and p_dcos ≤ p_max): a null for the
   change, not for the level.
 
+Mechanisms (head roles and in-context learning, probes/heads.py) are judged the same way against their own
+null, uniform causal attention or no change of loss, by `judge_mechanism`: "held" or "not yet", with the
+step from which they held and stayed held (their onset).
+
 `judge` turns one claim's snapshots into its verdict; the single-run analysis (`claims`) and the
 replicate (analysis/replicates.py) both call it; report/claims.py words the verdicts. The global z
 is shown, never used to judge: drift of all frequent characters fools it (see probes/baselines.py).
@@ -252,3 +256,67 @@ def claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
         judge(claim, rows, analysis["thresholds"], analysis.get("chance")).as_dict()
         for claim in claim_list(probes["pairs"], probes["groups"], rows[-1])
     ]
+
+
+def mechanism_points(mechanism: str, rows: list[dict[str, Any]], held: dict[str, float]) -> list[dict[str, Any]]:
+    """A mechanism (metric_keys.MECHANISMS) at every snapshot that measured it: {"step", "value", "held"},
+    for a head role also its best "head", its "chance" and that head's "initial" (first snapshot's) score.
+
+    held: analysis.mechanisms.held. A head role held where its best head scores at least ratio × chance
+    and at least its own first score + margin (a head that was already there at step 0 formed nothing);
+    an ICL score (negative = the context helped) where it is at most -nats and at most its first value - nats.
+    """
+    if mechanism in keys.HEAD_MECHANISMS:
+        role = keys.HEAD_MECHANISMS[mechanism]
+        measured = [row for row in rows if keys.head_max(role) in row]
+        heads = keys.head_scores_in(measured[0], role) if measured else {}
+        points = []
+        for row in measured:
+            best = max(heads, key=lambda head: row[heads[head]])
+            value, chance, initial = row[heads[best]], row[keys.head_chance(role)], measured[0][heads[best]]
+            is_held = value >= held["ratio"] * chance and value >= initial + held["margin"]
+            points.append(
+                {
+                    "step": row["step"],
+                    "head": best,
+                    "value": value,
+                    "chance": chance,
+                    "initial": initial,
+                    "held": is_held,
+                }
+            )
+        return points
+    key = keys.ICL_MECHANISMS[mechanism]
+    nats = held["icl_nats" if key == keys.ICL_SCORE else "repeat_nats"]
+    measured = [row for row in rows if key in row]
+    bar = min(0.0, measured[0][key]) - nats if measured else 0.0
+    return [{"step": row["step"], "value": row[key], "held": row[key] <= bar} for row in measured]
+
+
+def judge_mechanism(mechanism: str, rows: list[dict[str, Any]], held: dict[str, float]) -> dict[str, Any] | None:
+    """A mechanism over a run's snapshots (rows: {"step": s, key: value}, in step order; the first one is
+    the baseline, step 0 in a full run): its verdict at the last snapshot (held / not yet), its onset (the
+    first step from which it held at every later snapshot; None when it does not hold at the end), the
+    step it first held at, and its points (`mechanism_points`). None where no snapshot measured it."""
+    points = mechanism_points(mechanism, rows, held)
+    if not points:
+        return None
+    onset = None
+    for point in reversed(points):
+        if not point["held"]:
+            break
+        onset = point["step"]
+    return {
+        "mechanism": mechanism,
+        "verdict": HELD if points[-1]["held"] else NOT_YET,
+        "onset": onset,
+        "first_held": next((p["step"] for p in points if p["held"]), None),
+        "baseline_step": points[0]["step"],
+        "points": points,
+    }
+
+
+def mechanisms(rows: list[dict[str, Any]], held: dict[str, float]) -> list[dict[str, Any]]:
+    """Every mechanism the rows measured, judged (`judge_mechanism`), in metric_keys.MECHANISMS order."""
+    judged = (judge_mechanism(mechanism, rows, held) for mechanism in keys.MECHANISMS)
+    return [result for result in judged if result is not None]

@@ -14,8 +14,10 @@ import torch
 
 from glassbox.config.groups import Analysis, Corpus
 from glassbox.errors import GlassboxError
+from glassbox.probes.activations import capture_activations
 from glassbox.probes.baselines import ChanceModel
 from glassbox.probes.emergence import snapshot_metrics
+from glassbox.probes.mechanisms import MechanismProbe
 from glassbox.probes.probe_set import ProbeSet
 from glassbox.text.tokens import TokenData
 
@@ -29,11 +31,13 @@ class Measurements:
     counts: torch.Tensor
     probe_batch: torch.Tensor  # fixed validation windows [n_sequences, block_size]
     n_frequent: int
+    mechanisms: MechanismProbe | None = None  # the head-role and ICL metrics (none: not measured)
 
     @classmethod
     def from_config(cls, corpus: Corpus, analysis: Analysis, data: TokenData, block_size: int) -> Measurements:
         """From the corpus's probes and the analysis settings (their config sections)."""
         counts = torch.tensor(data.vocab.counts)
+        settings = analysis.mechanisms
         try:
             probes = ProbeSet.build(corpus.probes.groups or {}, corpus.probes.pairs, data.vocab.stoi)
             chance = ChanceModel.build(counts, probes, **analysis.chance.model_dump())
@@ -54,12 +58,20 @@ class Measurements:
             counts=counts,
             probe_batch=data.probe_batch(analysis.probe_batch.n_sequences, block_size),
             n_frequent=analysis.embedding.n_frequent,
+            mechanisms=MechanismProbe.build(
+                counts,
+                data.probe_windows(settings.n_windows, block_size),
+                **settings.model_dump(include={"seq_len", "n_sequences", "band", "seed", "icl_early", "icl_late"}),
+            ),
         )
 
     def of(self, model: torch.nn.Module, initial: torch.Tensor | None = None) -> dict[str, float]:
-        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py);
-        with the run's step-0 embedding `initial`, also each pair's change since then (dcos/)."""
+        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py), then the
+        mechanism metrics (probes/mechanisms.py); with the run's step-0 embedding `initial`, also each
+        pair's change since then (dcos/)."""
         device = next(model.parameters()).device
-        return snapshot_metrics(
-            model, self.probes, self.counts, self.probe_batch.to(device), self.chance, self.n_frequent, initial
-        )
+        _, cache = capture_activations(model, self.probe_batch.to(device))
+        metrics = snapshot_metrics(model, self.probes, self.counts, cache, self.chance, self.n_frequent, initial)
+        if self.mechanisms is not None:
+            metrics |= self.mechanisms.metrics(model, cache)
+        return metrics

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from glassbox import fileio
 from glassbox import metric_keys as keys
-from glassbox.analysis.claims import claims
+from glassbox.analysis.claims import claims, mechanisms
 from glassbox.analysis.replicates import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.analysis.suites import Suite, SuiteInputs, run_suites, select_suites, with_final_snapshot
 from glassbox.config.stages import Analyze
@@ -181,6 +181,11 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
         },
     }
     analysis["claims"] = claims(analysis)
+    held = OmegaConf.to_container(cfg.analysis.mechanisms.held)
+    analysis["mechanisms"] = {
+        "held": held,
+        "verdicts": mechanisms([{"step": s["step"], **s["scalars"]} for s in analysis["snapshots"]], held),
+    }
     return analysis | {"training_now": run.training_now, "skipped_snapshots": run.skipped}
 
 

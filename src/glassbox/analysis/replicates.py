@@ -21,7 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from glassbox import metric_keys as keys
-from glassbox.analysis.claims import HELD, MOVING_APART, NO_ASSOCIATION, ClaimResult, claim_list, judge
+from glassbox.analysis.claims import HELD, MOVING_APART, NO_ASSOCIATION, ClaimResult, claim_list, judge, judge_mechanism
 from glassbox.analysis.sweeps import SEED, Job, mean_sd, over_steps, sweep_axes, sweep_jobs
 from glassbox.errors import GlassboxError
 from glassbox.run.layout import read_run_state
@@ -96,8 +96,10 @@ def summarize_replicate(
     settings: dict[str, float],
     chance: dict[str, int] | None,
     reference: dict[str, Any],
+    held: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The replicate as plain data (replicate.json): every claim over the complete seeds.
+    """The replicate as plain data (replicate.json): every claim over the complete seeds, and with
+    analysis.mechanisms.held every mechanism the seeds logged (`mechanisms_over_seeds`).
 
     asked: the seeds the sweep was started with (`asked_seeds`); pairs: run.json's probe_pairs
     (ProbeSet.describe_pairs); groups: corpus.probes.groups;
@@ -155,6 +157,7 @@ def summarize_replicate(
         "train_minutes": mean_sd([m for m in minutes if m is not None]),
         "seed_minutes": minutes,
         "claims": result,
+        "mechanisms": mechanisms_over_seeds(complete, held) if held else [],
     }
 
 
@@ -162,6 +165,25 @@ def _not_complete_entry(run: SeedRun) -> dict[str, Any]:
     """A seed left out: its job and status, and for a stopped run the step it can resume from."""
     entry = {"job": run.job, "seed": run.seed, "status": run.status}
     return entry | ({"step": run.last_snapshot} if run.status == "interrupted" else {})
+
+
+def mechanisms_over_seeds(runs: list[SeedRun], held: dict[str, float]) -> list[dict[str, Any]]:
+    """Per mechanism every seed logged (metric_keys.MECHANISMS): in how many seeds it held at the end,
+    and each seed's verdict, onset step and (a head role) best head, judged as the run report judges it."""
+    result = []
+    for mechanism in keys.MECHANISMS:
+        judged = [judge_mechanism(mechanism, run.rows, held) for run in runs]
+        if not judged or None in judged:
+            continue
+        n_held = sum(j["verdict"] == HELD for j in judged)
+        seeds = [
+            {"seed": run.seed, "verdict": j["verdict"], "onset": j["onset"], "head": j["points"][-1].get("head")}
+            for run, j in zip(runs, judged)
+        ]
+        result.append(
+            {"mechanism": mechanism, "n_held": n_held, "over_seeds": seeds_phrase(n_held, len(judged)), "seeds": seeds}
+        )
+    return result
 
 
 def _seed_entry(run: SeedRun, judged: ClaimResult) -> dict[str, Any]:

@@ -221,6 +221,38 @@ class LayerProbes(Group):
     seed: int  # the windows' fit/score split and the control task's labels
 
 
+class Held(Group):
+    """analysis.mechanisms.held: when a mechanism held at a snapshot (conf/analysis/default.yaml says how)."""
+
+    ratio: Annotated[float, Field(gt=1)]
+    margin: NonNegativeFloat
+    icl_nats: NonNegativeFloat
+    repeat_nats: NonNegativeFloat
+
+
+Span = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=2, max_length=2)]  # [a, b): shares
+
+
+class Mechanisms(Group):
+    """analysis.mechanisms: the head-role and in-context-learning metrics (probes/heads.py) and their verdicts."""
+
+    seq_len: Annotated[int, Field(ge=2)]
+    n_sequences: PositiveInt
+    band: Span
+    seed: int
+    n_windows: PositiveInt
+    icl_early: Span
+    icl_late: Span
+    held: Held
+
+    @field_validator("band", "icl_early", "icl_late")
+    @classmethod
+    def ordered(cls, span: list[float]) -> list[float]:
+        if not span[0] < span[1]:
+            raise ValueError("expected [from, to) with from < to, both shares between 0 and 1")
+        return span
+
+
 class Analysis(Group):
     at_snapshots: bool
     embedding: Embedding
@@ -232,6 +264,7 @@ class Analysis(Group):
     predictions: Predictions
     logit_lens_k: PositiveInt
     layer_probes: LayerProbes
+    mechanisms: Mechanisms
 
 
 class Claims(Group):

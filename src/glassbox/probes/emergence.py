@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from glassbox import metric_keys as keys
-from glassbox.probes.activations import capture_activations, residual_stats
+from glassbox.probes.activations import residual_stats
 from glassbox.probes.baselines import ChanceModel, group_cosine_means, permutation_p_values, z_score
 from glassbox.probes.embeddings import embedding_stats_by_frequency, pair_cosines, unit_rows
 from glassbox.probes.probe_set import ProbeSet
@@ -33,16 +33,16 @@ def snapshot_metrics(
     model: nn.Module,
     probes: ProbeSet,
     counts: Sequence[int] | Tensor,
-    probe_batch: Tensor,
+    probe_cache: dict[str, Tensor],
     chance: ChanceModel,
     n_frequent: int = 100,
     initial: Tensor | None = None,
 ) -> dict[str, float]:
-    """Every snapshot metric of `model` as {key: float}; probe_batch is validation text [B, T];
-    initial: the run's step-0 embedding, for the dcos/ keys (none without it)."""
+    """Every snapshot metric of `model` as {key: float}; probe_cache: its activations on validation text
+    (`capture_activations` of the probe batch); initial: the run's step-0 embedding, for the dcos/ keys
+    (none without it)."""
     metrics = embedding_metrics(model.wte.weight, probes, counts, chance, n_frequent, initial)
-    _, cache = capture_activations(model, probe_batch)
-    for layer, values in residual_stats(cache, model.config.n_layer).items():
+    for layer, values in residual_stats(probe_cache, model.config.n_layer).items():
         metrics |= {keys.residual(layer, stat): value for stat, value in values.items()}
     return metrics
 

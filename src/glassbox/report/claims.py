@@ -53,3 +53,32 @@ def _no_association_sentence(claim: dict[str, Any], z_min: float, label: Callabl
             + ", ".join(f"{label(name)} ({cos:+.3f})" for name, cos in broke["above"].items())
         )
     return f"**did not** hold over {span}: at step {broke['step']} {' and '.join(reasons)}"
+
+
+MECHANISM_LABELS = {
+    "head_prev": "previous-token head",
+    "head_dup": "duplicate-token head",
+    "head_induction": "induction head",
+    "head_sink": "attention sink (first position)",
+    "icl_score": "in-context learning: loss late − early",
+    "icl_repeat": "copying: loss on a segment's 2nd − 1st occurrence",
+}
+
+
+def mechanism_rule(mechanism: str, held: dict[str, float]) -> str:
+    """What "held" asks of a mechanism (analysis/claims.py mechanism_points), in words."""
+    if mechanism == "icl_score":
+        return f"≤ −{held['icl_nats']:g} nats and ≤ its step-0 value − {held['icl_nats']:g}"
+    if mechanism == "icl_repeat":
+        return f"≤ −{held['repeat_nats']:g} nats and ≤ its step-0 value − {held['repeat_nats']:g}"
+    return f"best head ≥ {held['ratio']:g} × chance and ≥ its own step-0 score + {held['margin']:g}"
+
+
+def mechanism_verdict(result: dict[str, Any]) -> str:
+    """A mechanism's verdict with its onset: "**held** from step 400 (L0H3)", "**not yet**"."""
+    last = result["points"][-1]
+    head = f" ({last['head']})" if "head" in last else ""
+    if result["verdict"] == HELD:
+        return f"**held** from step {result['onset']}{head}"
+    faded = f"; held at step {result['first_held']} but not to the end" if result["first_held"] is not None else ""
+    return f"**not yet**{faded}"

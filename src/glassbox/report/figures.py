@@ -17,6 +17,7 @@ FIGURE_CAPTIONS = {
     "z_scores.png": "z-scores vs step: global and frequency-matched baselines",
     "embedding_scale.png": "Token embedding std and mean row L2 norm vs step",
     "residual_std.png": "Residual stream std per layer vs step (fixed validation windows)",
+    "mechanisms.png": "Head roles (best head's score, dashed: chance) and in-context learning vs step",
     "attention_first.png": "Attention patterns at the first snapshot",
     "attention_final.png": "Attention patterns at the last snapshot",
     "pca.png": "PCA of the probe characters' embeddings, first and last snapshot",
@@ -125,6 +126,24 @@ def _residual_figure(a: dict[str, Any]) -> bytes:
         "std",
     )
     axes[0, 0].set_title("residual stream std per layer (fixed validation windows)")
+    return png(fig)
+
+
+def _mechanisms_figure(a: dict[str, Any]) -> bytes:
+    snapshots = a["snapshots"]
+    steps = [s["step"] for s in snapshots]
+    fig, axes = figure(1, 2, size=(12, 4.5))
+    roles = list(keys.HEAD_MECHANISMS.values())
+    _against_step(axes[0, 0], steps, {role: _series(snapshots, keys.head_max(role)) for role in roles}, "attention")
+    for i, role in enumerate(roles):
+        axes[0, 0].plot(steps, _series(snapshots, keys.head_chance(role)), color=COLOURS[i], linestyle="--", lw=0.8)
+    axes[0, 0].set_title("best head per role (dashed: uniform causal attention)")
+    icl = {"late − early": keys.ICL_SCORE, "2nd − 1st occurrence": keys.REPEAT_SCORE}
+    _against_step(
+        axes[0, 1], steps, {name: _series(snapshots, key) for name, key in icl.items()}, "loss difference (nats)"
+    )
+    axes[0, 1].axhline(0, color="0.4", linestyle="--", linewidth=0.8)
+    axes[0, 1].set_title("in-context learning (negative: the context helped)")
     return png(fig)
 
 
@@ -266,6 +285,8 @@ def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:
                 out["z_scores.png"] = _z_figure(a, labels)
             out["embedding_scale.png"] = _embedding_figure(a)
             out["residual_std.png"] = _residual_figure(a)
+            if keys.ICL_SCORE in final["scalars"]:
+                out["mechanisms.png"] = _mechanisms_figure(a)
             if "pca" in final["embeddings"]:
                 out["pca.png"] = _pca_figure(a, labels)
         if "attention" in final and final["attention"]["prompts"]:

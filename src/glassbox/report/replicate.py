@@ -19,6 +19,7 @@ from glassbox import fileio
 from glassbox.analysis.claims import GROUP_CLAIM, HELD, LEVEL, MOVING_APART, NO_ASSOCIATION
 from glassbox.analysis.replicates import REPLICATE_JSON
 from glassbox.report import explorer
+from glassbox.report.claims import MECHANISM_LABELS
 from glassbox.report.markdown import escape, num, p_text, table, visible_char
 from glassbox.report.plotting import COLOURS, CharLabels, figure, missing_font_notice, png
 from glassbox.report.sweep_summary import mean_sd_cell
@@ -46,12 +47,14 @@ def replicate_markdown(data: dict[str, Any], explorer: str | None) -> str:
     in_most = sum(c["n_held"] > c["n_seeds"] / 2 for c in directional)
     return (
         "\n\n".join(
-            [
+            part
+            for part in [
                 f"# Replicate: {escape(data['experiment'])}, {seeds}",
                 _intro(data, explorer),
                 "## Verdicts over seeds",
                 "\n".join(_verdict_line(c, n) for c in data["claims"]),
                 f"{in_all} of {len(directional)} directional claims held in every seed, {in_most} in more than half.",
+                _mechanisms_over_seeds(data),
                 "## The claims, mean ± sd over seeds",
                 _claims_table(data),
                 "## Every seed at the last step",
@@ -63,9 +66,24 @@ def replicate_markdown(data: dict[str, Any], explorer: str | None) -> str:
                 "![zf against step, mean ± sd over seeds](replicate_zf.png)",
                 "![final zf of every seed](replicate_final.png)",
             ]
+            if part
         )
         + "\n"
     )
+
+
+def _mechanisms_over_seeds(data: dict[str, Any]) -> str:
+    """Each mechanism: held in k of n seeds, and per seed its onset step (and best head) or "not yet"."""
+    lines = []
+    for m in data.get("mechanisms", []):
+        per_seed = ", ".join(
+            f"seed {s['seed']}: "
+            + (f"from step {s['onset']}" if s["onset"] is not None else "not yet")
+            + (f" ({s['head']})" if s["head"] else "")
+            for s in m["seeds"]
+        )
+        lines.append(f"- {MECHANISM_LABELS[m['mechanism']]}: {m['over_seeds']} ({per_seed})")
+    return "## Mechanisms over seeds\n\n" + "\n".join(lines) if lines else ""
 
 
 def _intro(data: dict[str, Any], explorer: str | None) -> str:

@@ -2,7 +2,7 @@
 
 The folder: analysis.json, the figures, report.md and explorer.html. W&B: tables of every snapshot
 and the claims at the last step, every snapshot's attention patterns at its step, each claim's
-verdict and zf in the run's summary, and the report folder as an artifact.
+verdict and zf and each mechanism's verdict and onset in the run's summary, and the report folder as an artifact.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def report_log(analysis: dict[str, Any], labels: CharLabels, report_dir: Path, a
     for c in analysis["claims"]:
         claim = keys.claim_id(c["claim"], c["test"])
         verdicts |= {keys.verdict(claim): c["verdict"], keys.pair("zf", claim): c["zf"]}
+    for m in analysis.get("mechanisms", {}).get("verdicts", []):
+        verdicts[keys.verdict(m["mechanism"])] = m["verdict"]
+        if m["onset"] is not None:
+            verdicts[keys.onset(m["mechanism"])] = m["onset"]
     return ReportLog(
         tables={keys.table(name): table for name, table in table_rows(analysis).items()},
         step=snapshots[-1]["step"],

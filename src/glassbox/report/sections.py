@@ -12,7 +12,7 @@ from typing import Any
 from glassbox import metric_keys as keys
 from glassbox.analysis.claims import GROUP_CLAIM, HELD, MOVING_APART, NO_ASSOCIATION, NO_DIRECTION, Claim, claim_list
 from glassbox.model import NORM_NAMES, GPTConfig
-from glassbox.report.claims import claim_sentence
+from glassbox.report.claims import MECHANISM_LABELS, claim_sentence, mechanism_rule, mechanism_verdict
 from glassbox.report.figures import FIGURE_CAPTIONS
 from glassbox.report.markdown import escape, lens_table, num, p_text, quoted, table, visible_char
 from glassbox.report.plotting import missing_font_notice
@@ -255,6 +255,41 @@ def _emergence_section(a: dict[str, Any]) -> str | None:
     )
 
 
+def _mechanisms_section(a: dict[str, Any]) -> str | None:
+    verdicts = a.get("mechanisms", {}).get("verdicts")
+    if not verdicts:
+        return None
+    held = a["mechanisms"]["held"]
+    steps = [p["step"] for p in verdicts[0]["points"]]
+    shown = sorted({steps[0], steps[len(steps) // 2], steps[-1]})
+
+    def cell(point: dict[str, Any]) -> str:
+        where = f" ({point['head']})" if "head" in point else ""
+        return f"{point['value']:+.3f}{where}{' ✓' if point['held'] else ''}"
+
+    rows = []
+    for result in verdicts:
+        by_step = {p["step"]: p for p in result["points"]}
+        chance = result["points"][-1].get("chance")
+        rows.append(
+            [
+                MECHANISM_LABELS[result["mechanism"]],
+                num(chance, ".3f") if chance is not None else "0",
+                *(cell(by_step[step]) if step in by_step else "—" for step in shown),
+                mechanism_verdict(result),
+            ]
+        )
+    rules = "; ".join(f"{MECHANISM_LABELS[r['mechanism']]}: {mechanism_rule(r['mechanism'], held)}" for r in verdicts)
+    return (
+        "## Mechanisms over training\n\nHead scores: the attention the best head (layer, head) puts on the role's "
+        "target, on random characters repeated twice (the sink: on position 0 of the validation windows); chance is "
+        "what a head attending evenly to every position it may see would score. ICL scores in nats, negative = the "
+        "context helped. ✓ where it held at that step; held from step N: it held at every snapshot from N on.\n\n"
+        + table(["mechanism", "chance", *(f"step {step}" for step in shown), "verdict"], rows)
+        + f"\n\nHeld means: {rules}."
+    )
+
+
 def _residual_section(a: dict[str, Any]) -> str | None:
     first, final = a["snapshots"][0], a["snapshots"][-1]
     if "activations" not in final or not final["activations"]["residual"]:
@@ -450,6 +485,7 @@ def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
             _embedding_section,
             _cosine_section,
             _emergence_section,
+            _mechanisms_section,
             _residual_section,
             _entropy_section,
             _attention_section,

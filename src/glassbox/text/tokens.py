@@ -114,6 +114,10 @@ class TokenData:
         n = self._check_length("val", block_size)
         return torch.linspace(0, n, n_sequences).long()
 
+    def probe_windows(self, n_sequences: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Evenly spaced validation windows (input, target): the same text at every snapshot."""
+        return self._windows("val", self.probe_starts(n_sequences, block_size), block_size)
+
     def probe_batch(self, n_sequences: int, block_size: int) -> torch.Tensor:
         """Evenly spaced validation windows: the text the per-layer statistics are measured on."""
-        return self._windows("val", self.probe_starts(n_sequences, block_size), block_size)[0]
+        return self.probe_windows(n_sequences, block_size)[0]
