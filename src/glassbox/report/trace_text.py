@@ -280,7 +280,7 @@ def format_generation(trace: dict) -> str:
         + table(["layer", "K", "V"], kv_rows, "rll")
         + f"\n{format_kv_sharing(gen['kv_groups'])}\n"
         + f"The cache holds {gen['kv_bytes']['prefill']:,} bytes after the prefill and "
-        f"{gen['kv_bytes']['largest']:,} at its largest (float32: 2 × layers × key/value heads × head size × "
+        f"{gen['kv_bytes']['largest']:,} at its largest\n(float32: 2 × layers × key/value heads × head size × "
         f"tokens × 4 bytes).\n"
         + "\nDecode: each later step runs only the newest token. Its query reads every cached key, and its "
         "own key\nand value join the cache, which grows by one (keys = the cache's length after the step).\n"
@@ -325,7 +325,7 @@ def format_kv_sharing(groups: list[list[int]]) -> str:
     )
     return (
         f"{kind.capitalize()} attention: {shared}.\nThe cache stores {len(groups)} key/value head"
-        f"{'s' if len(groups) > 1 else ''} instead of {n_head}: {n_head // len(groups)}x smaller; "
+        f"{'s' if len(groups) > 1 else ''} instead of {n_head}: {n_head // len(groups)}x smaller;\n"
         "the attention patterns stay one per query head."
     )
 
