@@ -35,6 +35,8 @@ POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
 NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}  # as papers and torch spell them
 MLPS = ("gelu", "swiglu")
+ANGLE_BASE = 10000  # the positions' wavelengths grow up to 2π·ANGLE_BASE (RoPE's "theta", as in the transformer paper)
+RMSNORM_EPS = 1e-5  # added to the mean square before the square root, so a zero vector divides by no zero
 
 
 @dataclass
@@ -143,7 +145,7 @@ def position_angles(positions: Tensor, dim: int) -> Tensor:
     rotates each pair of q and k by them (dim = head size).
     """
     two_i = torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device)
-    return positions.float()[..., None] / 10000 ** (two_i / dim)
+    return positions.float()[..., None] / ANGLE_BASE ** (two_i / dim)
 
 
 def sinusoidal_table(n_positions: int, dim: int) -> Tensor:
@@ -365,7 +367,7 @@ class RMSNorm(nn.Module):
     Skipping the mean (and the bias) is cheaper and works as well in practice, which is why LLaMA uses it.
     """
 
-    def __init__(self, dim: int, eps: float = 1e-5):
+    def __init__(self, dim: int, eps: float = RMSNORM_EPS):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
