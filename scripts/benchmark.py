@@ -17,7 +17,8 @@ the verdict uses the full schedule, projected from the per-call times.
 Generation: decode tokens/s (new tokens after the first, per second; batch 1, greedy, float32, random
 weights) with and without the KV cache, for the experiment's model at 128 new tokens and for the same
 model with block_size 512 at 512 new tokens, each from a one-character prompt so that the whole
-generation fits the block (no re-encoding); the median of --repeats runs.
+generation fits the block (no re-encoding); the median of --repeats runs. Beside them, the KV cache's bytes at
+the end (model.n_kv_head shrinks it: compare model.n_kv_head=4,2,1).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
 from glassbox.device import resolve_device
 from glassbox.generation import Throughput, generation_steps, rate, synchronize, timed_steps
-from glassbox.model import GPT, GPTConfig
+from glassbox.model import GPT, GPTConfig, describe_heads
 from glassbox.paths import CONF_DIR
 from glassbox.probes.mechanisms import MechanismProbe
 from glassbox.run import distributed
@@ -196,10 +197,13 @@ def generation_benchmark(overrides: list[str], vocab_size: int, device: torch.de
             for use_cache in (True, False)
         }
         past_block = " (past block_size both re-encode the window each step)" if new_tokens > mc.block_size else ""
+        cached_tokens = min(new_tokens, mc.block_size)  # the one-token prompt and every token drawn but the last
         print(
             f"{model.num_params() / 1e6:.2f}M parameters, block_size {mc.block_size} ({label}), "
             f"{new_tokens} new tokens: {rates[True]:,.0f} tokens/s with the cache, {rates[False]:,.0f} without "
-            f"-> {rates[True] / rates[False]:.1f}x{past_block}"
+            f"-> {rates[True] / rates[False]:.1f}x{past_block}; KV cache "
+            f"{model.config.kv_cache_bytes(cached_tokens):,} bytes for {cached_tokens} tokens, "
+            f"{describe_heads(mc.n_head, mc.n_kv_head)}"
         )
 
 

@@ -22,17 +22,26 @@ from glassbox.config import validate
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.export import export
 from glassbox.generation import generate
-from glassbox.interop.export import char_tokenizer, check_exportable, export_dir, export_snapshot, gpt2_weights
+from glassbox.interop.export import (
+    char_tokenizer,
+    export_class,
+    export_dir,
+    export_snapshot,
+    gpt2_weights,
+    rotate_half_order,
+)
 from glassbox.interop.hf import load_causal_lm
 from glassbox.interop.hf_suites import inspect_hf
 from glassbox.model import GPT, GPTConfig
+from glassbox.prepare import prepare
 from glassbox.run.layout import list_snapshots, snapshot_path
 from glassbox.run.snapshots import Snapshot, load_snapshot, model_args, save_snapshot
 from glassbox.run.tracking import JsonlFile
 from glassbox.text.corpus import decode, normalize
 from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
-from helpers import copy_project, find_corpus, run_stage, run_stages, stage_config
+from glassbox.train import train
+from helpers import copy_project, find_corpus, project_with_corpus, run_stage, run_stages, stage_config
 
 TOL = 1e-5
 
@@ -222,15 +231,152 @@ def test_export_of_a_model_with_biases_keeps_them(tmp_path):
     assert torch.equal(nanogpt["transformer.ln_f.bias"], model.ln_f.bias)
 
 
+LLAMA_TEXT = "to be, or not to be: that is the question."
+
+
+def llama_snapshot(tmp_path: Path, **options) -> tuple[Snapshot, Vocab]:
+    """A llama-style glassbox model (rope, rmsnorm, swiglu) with weights moved off their initialisation
+    (sharper attention, non-trivial gains, biases if asked), as a snapshot."""
+    vocab = Vocab.from_text(LLAMA_TEXT)
+    torch.manual_seed(0)
+    config = GPTConfig(
+        vocab_size=vocab.size,
+        block_size=24,
+        n_layer=2,
+        n_head=4,
+        n_embd=32,
+        pos_encoding="rope",
+        norm="rmsnorm",
+        mlp="swiglu",
+        **options,
+    )
+    model = GPT(config).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    payload = {
+        "step": 7,
+        "model": model.state_dict(),
+        "model_args": dataclasses.asdict(model.config),
+        "vocab_hash": vocab.hash,
+        "config": {"name": "synthetic", "corpus": {"name": "hamlet"}},
+    }
+    return Snapshot.from_payload(tmp_path / "checkpoints" / "step_0000007.pt", payload), vocab
+
+
+def test_rotate_half_order_pairs_glassbox_rotary_dimensions_as_llama_does():
+    rows = torch.arange(2 * 8).float()  # two heads of head size 8
+    assert rotate_half_order(rows, 8).tolist() == [0, 2, 4, 6, 1, 3, 5, 7, 8, 10, 12, 14, 9, 11, 13, 15]
+    weight = torch.arange(16 * 3).float().view(16, 3)
+    assert torch.equal(rotate_half_order(weight, 8)[:, 1], rotate_half_order(weight[:, 1], 8))
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"n_kv_head": 2}, {"n_kv_head": 1, "bias": True}], ids=["mha", "gqa", "mqa-bias"]
+)
+def test_a_llama_style_export_loads_as_llama_and_gives_glassbox_logits(tmp_path, options):
+    snapshot, vocab = llama_snapshot(tmp_path, **options)
+    folder = export_snapshot(snapshot, vocab, tmp_path / "export")
+    assert not (folder / "nanogpt.safetensors").exists()
+    assert "LlamaForCausalLM" in (folder / "README.md").read_text()
+
+    handler, logger = Records(), logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        hf_model, info = transformers.LlamaForCausalLM.from_pretrained(folder, output_loading_info=True)
+    finally:
+        logger.removeHandler(handler)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING] == []
+    hf_model.eval()
+    assert hf_model.lm_head.weight is hf_model.model.embed_tokens.weight  # tied, as in glassbox
+    assert hf_model.config.num_key_value_heads == snapshot.model_args["n_kv_head"]
+
+    model = snapshot.model()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer(LLAMA_TEXT[:24], return_tensors="pt").input_ids
+    assert ids.tolist() == [vocab.encode(LLAMA_TEXT[:24])]
+    idx = torch.cat([ids, torch.randint(vocab.size, (3, 24), generator=torch.Generator().manual_seed(1))])
+    with torch.no_grad():
+        expected, _ = model(idx)
+        got = hf_model(idx).logits
+    largest, scale = (expected - got).abs().max().item(), expected.abs().max().item()
+    print(
+        f"largest logit difference glassbox vs LlamaForCausalLM ({options}): {largest:.3g} of logits up to {scale:.3g}"
+    )
+    # float32 rounding only: transformers runs q, k and v as three matmuls where glassbox runs one, so sums are
+    # taken in another order; on logits this large (a sharp model) that is ~1e-6 of their size.
+    assert largest < TOL * max(1.0, scale)
+    assert expected.std() > 1  # logits far from uniform: a wrong rotary order or head grouping would show
+
+    prompt = ids[:, :5]
+    greedy = hf_model.generate(prompt, max_new_tokens=19, do_sample=False)
+    assert greedy.tolist() == generate(model, prompt, 19, top_k=1).tolist()
+
+
+def test_a_llama_export_with_glassboxs_rotary_order_left_as_is_would_differ(tmp_path, monkeypatch):
+    """The logit comparison above can see the rotary convention: skipping the permutation breaks it."""
+    snapshot, vocab = llama_snapshot(tmp_path)
+    monkeypatch.setattr("glassbox.interop.export.rotate_half_order", lambda rows, head_dim: rows)
+    folder = export_snapshot(snapshot, vocab, tmp_path / "export")
+    hf_model = transformers.LlamaForCausalLM.from_pretrained(folder).eval()
+    idx = torch.tensor([vocab.encode(LLAMA_TEXT[:24])])
+    with torch.no_grad():
+        assert (hf_model(idx).logits - snapshot.model()(idx)[0]).abs().max() > 1e-2
+
+
+LLAMA_RUN = [
+    "experiment=tiny",
+    "train.device=cpu",
+    "train.max_iters=32",
+    "model.pos_encoding=rope",
+    "model.norm=rmsnorm",
+    "model.mlp=swiglu",
+    "model.n_kv_head=1",
+]
+
+
+@pytest.mark.slow
+def test_make_export_of_a_llama_style_run_and_inspect_hf_on_it(tmp_path):
+    root = project_with_corpus(tmp_path / "project")
+    prepare(config(root, "prepare", *LLAMA_RUN))
+    run_dir = train(config(root, "train", *LLAMA_RUN), root / "outputs" / "tiny" / "llama")
+    (folder,) = export(config(root, "export", *LLAMA_RUN))
+    assert folder == export_dir(run_dir, 32)
+    assert json.loads((folder / "config.json").read_text())["num_key_value_heads"] == 1
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    assert type(hf_model).__name__ == "LlamaForCausalLM"
+    snapshot = load_snapshot(snapshot_path(run_dir, 32))
+    model, vocab = snapshot.model(), snapshot.vocab()
+    prompt = find_corpus("tinyshakespeare.txt").read_text(encoding="utf-8")[:32]
+    idx = torch.tensor([vocab.encode(prompt)])
+    with torch.no_grad():
+        largest = (model(idx)[0] - hf_model(idx).logits).abs().max().item()
+    print(f"largest logit difference of the trained llama-style run: {largest:.3g}")
+    assert largest < TOL
+    greedy = hf_model.generate(idx[:, :8], max_new_tokens=24, do_sample=False)
+    assert greedy.tolist() == generate(model, idx[:, :8], 24, top_k=1).tolist()
+
+    analysis = inspect_hf(config(root, "inspect_hf", *LLAMA_RUN, f"hf.path={folder}"), tmp_path / "inspect")
+    assert analysis["model"]["class"] == "LlamaForCausalLM" and (tmp_path / "inspect" / "report.md").exists()
+
+
 def test_export_refuses_other_architectures():
-    check_exportable({"pos_encoding": "learned", "norm": "layernorm"})
+    assert export_class({"pos_encoding": "learned", "norm": "layernorm"}) == "GPT2LMHeadModel"
+    assert export_class({"pos_encoding": "rope", "norm": "rmsnorm", "mlp": "swiglu"}) == "LlamaForCausalLM"
     with pytest.raises(GlassboxError, match="model.pos_encoding=rope"):
-        check_exportable({"pos_encoding": "rope"})
+        export_class({"pos_encoding": "rope"})
     with pytest.raises(GlassboxError, match="model.norm=rmsnorm.*model.norm=layernorm"):
-        check_exportable({"norm": "rmsnorm"})
+        export_class({"norm": "rmsnorm"})
     with pytest.raises(GlassboxError, match="model.mlp=swiglu.*model.mlp=gelu"):
-        check_exportable({"mlp": "swiglu"})
-    check_exportable(model_args(GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4))))
+        export_class({"mlp": "swiglu"})
+    with pytest.raises(GlassboxError, match=r"model.pos_encoding=sinusoidal.*\(LlamaForCausalLM\)"):
+        export_class({"pos_encoding": "sinusoidal", "norm": "rmsnorm", "mlp": "swiglu"})
+    with pytest.raises(GlassboxError, match="model.n_kv_head=1, n_head=2.*only the llama-style model"):
+        export_class({"n_head": 2, "n_kv_head": 1})
+    assert export_class(model_args(GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4)))) == (
+        "GPT2LMHeadModel"
+    )
     model = GPT(GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4))
     args = {"n_layer": 1, "bias": False}
     with pytest.raises(GlassboxError, match="unknown"):

@@ -133,10 +133,12 @@ def _steps(
 
 @dataclass
 class Throughput:
-    """Tokens and seconds of the prefills and of the decode steps, summed over generations.
+    """Tokens and seconds of the prefills and of the decode steps, summed over generations, and
+    the largest KV cache a step held.
 
     The way LLM servers report speed: prefill tokens/s (prompt tokens read per second) and
-    decode tokens/s (new tokens per second after the first).
+    decode tokens/s (new tokens per second after the first); and memory: the KV cache grows with
+    every token, which is what grouped-query attention (model.n_kv_head) shrinks.
     """
 
     prefill_tokens: int = 0
@@ -145,9 +147,13 @@ class Throughput:
     decode_seconds: float = 0.0
     decode_steps: int = 0
     re_encoded_steps: int = 0  # decode steps past block_size, which re-encode the window
+    kv_cache_bytes: int = 0  # the largest KV cache after any step (0 without the cache)
 
     def add(self, step: GenerationStep, seconds: float, prefill: bool) -> None:
         batch = step.token.size(0)
+        if step.kv_cache is not None:
+            held = sum(layer.nbytes for layer in step.kv_cache)
+            self.kv_cache_bytes = max(self.kv_cache_bytes, held)
         if prefill:  # the prompt (its last block_size tokens) in one pass, and the first new token
             self.prefill_tokens += step.n_in * batch
             self.prefill_seconds += seconds
@@ -172,6 +178,7 @@ class Throughput:
             "decode_tokens_per_sec": rate(self.decode_tokens, self.decode_seconds),
             "decode_steps": self.decode_steps,
             "re_encoded_steps": self.re_encoded_steps,
+            "kv_cache_bytes": self.kv_cache_bytes,
         }
 
     def describe(self, num_samples: int, block_size: int) -> str:
@@ -193,6 +200,10 @@ class Throughput:
             lines.append(
                 f"         {self.re_encoded_steps:,} of the decode steps were past block_size {block_size}: "
                 f"they re-encode the last {block_size} tokens (a new prefill), as without the cache"
+            )
+        if self.kv_cache_bytes:
+            lines.append(
+                f"KV cache: {self.kv_cache_bytes:,} bytes at its largest ({self.kv_cache_bytes / 1024:,.1f} KiB)"
             )
         return "\n".join(lines)
 

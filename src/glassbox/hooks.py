@@ -6,7 +6,8 @@
     embed, pos_embed                      token and position embedding [B, T, d] (pos_embed: only
                                           pos_encoding learned or sinusoidal add one to the input)
     blocks.{i}.resid_pre                  the residual stream entering block i [B, T, d]
-    blocks.{i}.attn.q_rot, attn.k_rot     queries and keys after RoPE's rotation [B, H, T, hd] (rope only)
+    blocks.{i}.attn.q_rot, attn.k_rot     queries and keys after RoPE's rotation [B, H, T, hd] (rope only;
+                                          k_rot has the n_kv_head key/value heads, as cached)
     blocks.{i}.attn.pattern               attention weights after the causal mask [B, H, T, T]
     blocks.{i}.attn.head_out              each head's output, before c_proj mixes the heads [B, T, H, hd]
     blocks.{i}.attn_out                   what attention adds to the residual stream [B, T, d]

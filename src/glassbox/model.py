@@ -35,6 +35,8 @@ POS_ENCODINGS = ("learned", "sinusoidal", "rope", "none")
 NORMS = ("layernorm", "rmsnorm")
 NORM_NAMES = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}  # as papers and torch spell them
 MLPS = ("gelu", "swiglu")
+ANGLE_BASE = 10000  # the positions' wavelengths grow up to 2π·ANGLE_BASE (RoPE's "theta", as in the transformer paper)
+RMSNORM_EPS = 1e-5  # added to the mean square before the square root, so a zero vector divides by no zero
 
 
 @dataclass
@@ -52,10 +54,22 @@ class GPTConfig:
     pos_encoding: str = "learned"
     norm: str = "layernorm"  # layernorm | rmsnorm
     mlp: str = "gelu"  # gelu (4·n_embd hidden) | swiglu (see swiglu_hidden_size)
+    # Key/value heads (Llama's num_key_value_heads): None or n_head gives every query head its own
+    # keys and values (GPT-2); fewer makes groups of n_head / n_kv_head query heads share one
+    # (grouped-query attention), 1 makes all share one (multi-query). Only the KV cache shrinks:
+    # patterns and head outputs stay one per query head.
+    n_kv_head: int | None = None
 
     def __post_init__(self):
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.n_kv_head is not None and not (self.n_kv_head >= 1 and self.n_head % self.n_kv_head == 0):
+            divisors = [d for d in range(1, self.n_head + 1) if self.n_head % d == 0]
+            raise ValueError(
+                f"model.n_kv_head ({self.n_kv_head}) must divide n_head ({self.n_head}), so that every key/value "
+                f"head serves the same number of query heads: use one of {', '.join(map(str, divisors))} "
+                f"(or null for n_head)"
+            )
         for key, options in (("pos_encoding", POS_ENCODINGS), ("norm", NORMS), ("mlp", MLPS)):
             if getattr(self, key) not in options:
                 raise ValueError(f"model.{key} must be one of {', '.join(options)} (got {getattr(self, key)!r})")
@@ -65,6 +79,30 @@ class GPTConfig:
                 f"model.pos_encoding=rope rotates pairs of dimensions, so the head size n_embd / n_head "
                 f"must be even (got {self.n_embd} / {self.n_head} = {head_dim})"
             )
+
+    @property
+    def kv_heads(self) -> int:
+        """How many key/value heads the attention has (n_kv_head, or n_head when it is None)."""
+        return self.n_kv_head or self.n_head
+
+    def kv_groups(self) -> list[list[int]]:
+        """The query heads that read each key/value head: [[0, 1], [2, 3]] for 4 heads sharing 2."""
+        group = self.n_head // self.kv_heads
+        return [list(range(kv * group, (kv + 1) * group)) for kv in range(self.kv_heads)]
+
+    def kv_cache_bytes(self, n_tokens: int, batch: int = 1, bytes_per_value: int = 4) -> int:
+        """The KV cache's size for n_tokens tokens of each of `batch` sequences (float32 by default):
+        a key and a value vector of head size per layer, key/value head and token."""
+        head_dim = self.n_embd // self.n_head
+        return 2 * self.n_layer * self.kv_heads * head_dim * n_tokens * batch * bytes_per_value
+
+
+def describe_heads(n_head: int, n_kv_head: int | None) -> str:
+    """ "4 heads", or how the query heads share key/value heads: "4 heads sharing 2 key/value heads"."""
+    if n_kv_head is None or n_kv_head == n_head:
+        return f"{n_head} heads"
+    kind = "multi-query" if n_kv_head == 1 else "grouped-query"
+    return f"{n_head} heads sharing {n_kv_head} key/value head{'s' if n_kv_head > 1 else ''} ({kind})"
 
 
 class Hooks:
@@ -107,7 +145,7 @@ def position_angles(positions: Tensor, dim: int) -> Tensor:
     rotates each pair of q and k by them (dim = head size).
     """
     two_i = torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device)
-    return positions.float()[..., None] / 10000 ** (two_i / dim)
+    return positions.float()[..., None] / ANGLE_BASE ** (two_i / dim)
 
 
 def sinusoidal_table(n_positions: int, dim: int) -> Tensor:
@@ -149,12 +187,14 @@ def apply_rope(x: Tensor, positions: Tensor) -> Tensor:
 
 
 class KVCache:
-    """One layer's keys and values [B, H, T, hd] for every token generated so far.
+    """One layer's keys and values [B, H_kv, T, hd] for every token generated so far.
 
     Why it exists: in a causal model a token's keys and values never change once computed (it
     never sees later tokens), yet generation without a cache recomputes them for the whole
     context at every step. With the cache, the prompt is run once (prefill) and each later step
     runs only the newest token (decode), whose query attends to the stored keys and values.
+    It holds the n_kv_head key/value heads, not one per query head: grouped-query attention
+    shrinks it by n_head / n_kv_head.
     """
 
     def __init__(self):
@@ -165,8 +205,15 @@ class KVCache:
         """How many tokens are cached (the absolute position the next token will have)."""
         return 0 if self.keys is None else self.keys.size(2)
 
+    @property
+    def nbytes(self) -> int:
+        """The memory its keys and values take."""
+        if self.keys is None:
+            return 0
+        return self.keys.numel() * self.keys.element_size() + self.values.numel() * self.values.element_size()
+
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Add the new tokens' k and v [B, H, T_new, hd]; return the keys and values of all tokens so far."""
+        """Add the new tokens' k and v [B, H_kv, T_new, hd]; return the keys and values of all tokens so far."""
         if self.keys is not None:
             k = torch.cat([self.keys, k], dim=2)
             v = torch.cat([self.values, v], dim=2)
@@ -187,10 +234,14 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, config: GPTConfig, layer: int):
         super().__init__()
         self.n_head = config.n_head
+        self.n_kv_head = config.kv_heads
         self.n_embd = config.n_embd
+        self.kv_width = self.n_kv_head * (config.n_embd // config.n_head)  # keys (or values) of every kv head
         self.dropout = config.dropout
         self.rope = config.pos_encoding == "rope"
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # q, k, v at once
+        # q for every head, k and v for the key/value heads, all at once: 3·n_embd wide without
+        # grouping (GPT-2's c_attn, so its snapshots still load), narrower with it.
+        self.c_attn = nn.Linear(config.n_embd, config.n_embd + 2 * self.kv_width, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -212,18 +263,23 @@ class CausalSelfAttention(nn.Module):
         With a `kv_cache` (generation), x holds only the new tokens: their keys and values are
         appended to the cache and their queries attend to every token so far. An intervention on
         the pattern needs the matrix too, so it takes the explicit way.
+
+        With fewer key/value heads than query heads, k and v are computed (and cached) for the
+        key/value heads only and each is then shared by its group of query heads.
         """
         B, T, C = x.shape
         head_dim = C // self.n_head
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, head_dim).transpose(1, 2) for t in (q, k, v))  # [B, H, T, hd]
+        q, k, v = self.c_attn(x).split([self.n_embd, self.kv_width, self.kv_width], dim=2)
+        q = q.view(B, T, self.n_head, head_dim).transpose(1, 2)  # [B, H, T, hd]
+        k, v = (t.view(B, T, self.n_kv_head, head_dim).transpose(1, 2) for t in (k, v))  # [B, H_kv, T, hd]
         if self.rope:
             # Keys are rotated at their own absolute position before they are cached, so a cached
             # key never needs touching again.
             q = hooked(apply_rope(q, positions), self.hook_q_rot)
             k = hooked(apply_rope(k, positions), self.hook_k_rot)
         if kv_cache is not None:
-            k, v = kv_cache.append(k, v)  # [B, H, T_cached + T, hd]
+            k, v = kv_cache.append(k, v)  # [B, H_kv, T_cached + T, hd]
+        k, v = self.share_kv(k), self.share_kv(v)  # [B, H, T_cached + T, hd]
 
         if not hooked.wants(self.hook_pattern):
             y = self._fused_attention(q, k, v)
@@ -236,6 +292,17 @@ class CausalSelfAttention(nn.Module):
 
         y = hooked(y.transpose(1, 2), self.hook_head_out)  # [B, T, H, hd]: one vector per head
         return self.resid_dropout(self.c_proj(y.reshape(B, T, C)))  # the heads side by side, then mixed
+
+    def share_kv(self, kv: Tensor) -> Tensor:
+        """Key/value heads [B, H_kv, T, hd] -> one per query head [B, H, T, hd]: query head h reads
+        key/value head h // (H / H_kv), so neighbouring query heads form a group (Llama's order,
+        `GPTConfig.kv_groups`).
+
+        A copy (repeat_interleave), after the cache: the cache keeps only H_kv heads. Without
+        grouping there is nothing to share and the tensor passes through untouched.
+        """
+        group = self.n_head // self.n_kv_head
+        return kv if group == 1 else kv.repeat_interleave(group, dim=1)
 
     def _fused_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """softmax(q·kᵀ/√d_head) v with the fused kernel, masking whatever each query must not see."""
@@ -300,7 +367,7 @@ class RMSNorm(nn.Module):
     Skipping the mean (and the bias) is cheaper and works as well in practice, which is why LLaMA uses it.
     """
 
-    def __init__(self, dim: int, eps: float = 1e-5):
+    def __init__(self, dim: int, eps: float = RMSNORM_EPS):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))

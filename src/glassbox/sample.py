@@ -30,6 +30,7 @@ from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
 from glassbox.device import resolve_device
 from glassbox.errors import Stopped
+from glassbox.model import describe_heads
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshot
 from glassbox.run.snapshots import load_snapshot
@@ -54,7 +55,8 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     model = snapshot.model().to(device)
     c = model.config
     print(
-        f"snapshot {path} (step {snapshot.step}): {c.n_layer} layers × {c.n_head} heads, n_embd {c.n_embd}, "
+        f"snapshot {path} (step {snapshot.step}): {c.n_layer} layers × {describe_heads(c.n_head, c.n_kv_head)}, "
+        f"n_embd {c.n_embd}, "
         f"block_size {c.block_size}, pos_encoding={c.pos_encoding}, norm={c.norm}, mlp={c.mlp}, "
         f"{model.num_params() / 1e6:.2f}M parameters, on {device}"
     )

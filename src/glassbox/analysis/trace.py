@@ -177,8 +177,10 @@ def generation_stage(
     """8. `generation_steps` with the KV cache, each step recorded and timed; then the same without it.
 
     Step 1 is the prefill (the prompt at once, filling the cache: "prefill_kv" holds each layer's
-    K and V shapes after it), each later step a decode (the newest token only) or, once the cache
-    holds block_size tokens, a re-encode of the last block_size. "scores" counts the attention
+    K and V shapes after it, "kv_bytes" the cache's bytes then and at its largest), each later
+    step a decode (the newest token only) or, once the cache holds block_size tokens, a re-encode
+    of the last block_size. "kv_groups" lists the query heads that read each key/value head (one
+    each unless model.n_kv_head shares them). "scores" counts the attention
     scores computed per layer and head (queries × keys) with and without the cache; "positions"
     the token positions run through the model.
 
@@ -186,21 +188,23 @@ def generation_stage(
     text is what `generate` gives with the same seed.
     """
 
-    def run(use_cache: bool) -> tuple[list[tuple[GenerationStep, float]], Throughput, list[list[list[int]]]]:
-        """Each step with its seconds, their sums, and each layer's [K shape, V shape] right after the prefill."""
+    def run(use_cache: bool) -> tuple[list[tuple[GenerationStep, float]], Throughput, dict[str, Any]]:
+        """Each step with its seconds, their sums, and the cache right after the prefill: each layer's
+        [K shape, V shape] and its bytes."""
         generator = torch.Generator().manual_seed(seed)
         idx = torch.tensor([ids])
         steps = generation_steps(
             model, idx, gen_tokens, temperature, top_k, generator, top_p=top_p, use_cache=use_cache
         )
-        timed, speed, prefill_kv = [], Throughput(), []
+        timed, speed, prefill = [], Throughput(), {"shapes": [], "bytes": 0}
         for step, seconds in timed_steps(steps, speed, idx.device):
-            if not timed and step.kv_cache is not None:  # shapes now: the same cache grows in later steps
-                prefill_kv = [[list(layer.keys.shape), list(layer.values.shape)] for layer in step.kv_cache]
+            if not timed and step.kv_cache is not None:  # now: the same cache grows in later steps
+                prefill["shapes"] = [[list(layer.keys.shape), list(layer.values.shape)] for layer in step.kv_cache]
+                prefill["bytes"] = sum(layer.nbytes for layer in step.kv_cache)
             timed.append((step, seconds))
-        return timed, speed, prefill_kv
+        return timed, speed, prefill
 
-    cached, cached_speed, prefill_kv = run(use_cache=True)
+    cached, cached_speed, prefill = run(use_cache=True)
     uncached, uncached_speed, _ = run(use_cache=False)
     block_size, rows, text_ids = model.config.block_size, [], list(ids)
     for number, (step, seconds) in enumerate(cached):
@@ -227,7 +231,9 @@ def generation_stage(
         "steps": rows,
         "ids": text_ids,
         "text": vocab.decode(text_ids),
-        "prefill_kv": prefill_kv,
+        "prefill_kv": prefill["shapes"],
+        "kv_groups": model.config.kv_groups(),
+        "kv_bytes": {"prefill": prefill["bytes"], "largest": cached_speed.kv_cache_bytes},
         "scores": {
             "cached": sum(s.n_in * s.n_keys for s, _ in cached),
             "uncached": sum(s.n_in * s.n_keys for s, _ in uncached),

@@ -110,10 +110,11 @@ class Corpus(Group):
 
 class Model(Group):
     """The sizes must be positive; the rest GPTConfig checks itself (which keys exist, n_embd divisible by
-    n_head, the variants), so those rules keep one owner."""
+    n_head, n_kv_head dividing n_head, the variants), so those rules keep one owner."""
 
     n_layer: PositiveInt
     n_head: PositiveInt
+    n_kv_head: PositiveInt | None = None  # null: n_head (GPTConfig checks that it divides n_head)
     n_embd: PositiveInt
     block_size: PositiveInt
     dropout: Fraction

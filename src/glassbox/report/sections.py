@@ -11,7 +11,7 @@ from typing import Any
 
 from glassbox import metric_keys as keys
 from glassbox.analysis.claims import GROUP_CLAIM, HELD, MOVING_APART, NO_ASSOCIATION, NO_DIRECTION, Claim, claim_list
-from glassbox.model import NORM_NAMES, GPTConfig
+from glassbox.model import NORM_NAMES, GPTConfig, describe_heads
 from glassbox.report.claims import MECHANISM_LABELS, claim_sentence, mechanism_rule, mechanism_verdict
 from glassbox.report.figures import FIGURE_CAPTIONS
 from glassbox.report.markdown import escape, lens_table, num, p_text, quoted, table, visible_char
@@ -38,7 +38,8 @@ def _header(a: dict[str, Any]) -> str:
         ["snapshots", f"{len(snapshots)}, steps {snapshots[0]['step']} … {snapshots[-1]['step']}"],
         [
             "model",
-            f"{model['n_layer']} layers × {model['n_head']} heads, {model['n_embd']} dims, block "
+            f"{model['n_layer']} layers × {describe_heads(model['n_head'], model.get('n_kv_head'))}, "
+            f"{model['n_embd']} dims, block "
             f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters; "
             + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp")),
         ],

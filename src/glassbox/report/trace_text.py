@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from glassbox import hooks
-from glassbox.model import GPT, NORM_NAMES
+from glassbox.model import GPT, NORM_NAMES, describe_heads
 from glassbox.run.snapshots import Snapshot
 from glassbox.text.vocab import Vocab
 
@@ -276,8 +276,12 @@ def format_generation(trace: dict) -> str:
     return (
         f"Generation runs in two phases, as LLM servers run it. Prefill: the prompt's {first['n_in']} tokens\n"
         f"go through the model at once, and every layer keeps their keys and values, the KV cache\n"
-        f"([batch, heads, tokens, head size]):\n"
+        f"([batch, key/value heads, tokens, head size]):\n"
         + table(["layer", "K", "V"], kv_rows, "rll")
+        + f"\n{format_kv_sharing(gen['kv_groups'])}\n"
+        + f"The cache holds {gen['kv_bytes']['prefill']:,} bytes after the prefill and "
+        f"{gen['kv_bytes']['largest']:,} at its largest\n(float32: 2 × layers × key/value heads × head size × "
+        f"tokens × 4 bytes).\n"
         + "\nDecode: each later step runs only the newest token. Its query reads every cached key, and its "
         "own key\nand value join the cache, which grows by one (keys = the cache's length after the step).\n"
         + (
@@ -310,6 +314,22 @@ def format_generation(trace: dict) -> str:
     )
 
 
+def format_kv_sharing(groups: list[list[int]]) -> str:
+    """Which query heads read which key/value head (model.n_kv_head), and what that saves."""
+    if all(len(group) == 1 for group in groups):
+        return "Every query head has its own key/value head (model.n_kv_head = n_head)."
+    n_head = sum(len(group) for group in groups)
+    kind = "multi-query" if len(groups) == 1 else "grouped-query"
+    shared = "; ".join(
+        f"query heads {', '.join(map(str, group))} read key/value head {kv}" for kv, group in enumerate(groups)
+    )
+    return (
+        f"{kind.capitalize()} attention: {shared}.\nThe cache stores {len(groups)} key/value head"
+        f"{'s' if len(groups) > 1 else ''} instead of {n_head}: {n_head // len(groups)}x smaller;\n"
+        "the attention patterns stay one per query head."
+    )
+
+
 def milliseconds(seconds: float) -> str:
     return f"{1000 * seconds:.2f} ms"
 
@@ -334,7 +354,8 @@ def format_snapshot(
     lines = [
         f"snapshot {path}",
         f"  step {step}" + (f" (the run has snapshots at steps {', '.join(map(str, steps))})" if steps else ""),
-        f"  model: {cfg.n_layer} layers × {cfg.n_head} heads, n_embd {cfg.n_embd}, block_size {cfg.block_size}, "
+        f"  model: {cfg.n_layer} layers × {describe_heads(cfg.n_head, cfg.n_kv_head)}, n_embd {cfg.n_embd}, "
+        f"block_size {cfg.block_size}, "
         f"{model.num_params() / 1e6:.2f}M parameters",
         f"  variant: pos_encoding={cfg.pos_encoding}, norm={cfg.norm}, mlp={cfg.mlp}",
         f"  vocabulary: {vocab.size:,} characters of corpus {snapshot.config['corpus']['name']}",

@@ -47,7 +47,18 @@ log = logging.getLogger(__name__)
 
 # The model_args that decide the weights' shapes or what the weights compute (dropout does neither):
 # a learned wpe means nothing to a rope model, a LayerNorm gain read as an RMSNorm one computes something else.
-SHAPE_KEYS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias", "pos_encoding", "norm", "mlp")
+SHAPE_KEYS = (
+    "vocab_size",
+    "block_size",
+    "n_layer",
+    "n_head",
+    "n_kv_head",
+    "n_embd",
+    "bias",
+    "pos_encoding",
+    "norm",
+    "mlp",
+)
 # The payload keys a model needs; the rest (optimizer, rng, recent_losses) only resuming does.
 WEIGHTS_KEYS = ("step", "model", "model_args", "vocab_hash", "config", "wandb_run_id")
 
@@ -65,7 +76,12 @@ def plain_model(model: torch.nn.Module) -> torch.nn.Module:
 
 def model_args(model: GPT) -> dict[str, Any]:
     """The GPTConfig a model was built from, as plain data."""
-    return dataclasses.asdict(model.config)
+    return config_args(model.config)
+
+
+def config_args(config: GPTConfig) -> dict[str, Any]:
+    """A GPTConfig as plain data, n_kv_head spelled out (null means n_head): one model, one spelling."""
+    return {**dataclasses.asdict(config), "n_kv_head": config.kv_heads}
 
 
 def non_finite(named: Iterable[tuple[str, Any]]) -> list[str]:
@@ -84,9 +100,9 @@ def _optimizer_tensors(optimizer_state: dict[str, Any]) -> list[tuple[str, Any]]
 
 def complete_model_args(saved: dict[str, Any], path: Path) -> dict[str, Any]:
     """A snapshot's model_args with every GPTConfig field: a snapshot saved before an option
-    existed (pos_encoding, norm, mlp) was trained with its default, which is what it reads as."""
+    existed (pos_encoding, norm, mlp, n_kv_head) was trained with its default, which is what it reads as."""
     try:
-        return dataclasses.asdict(GPTConfig(**saved))
+        return config_args(GPTConfig(**saved))
     except ValueError as err:  # an option this version of glassbox does not know
         raise GlassboxError(f"snapshot {path}: its model cannot be built by this version of glassbox ({err})") from err
 

@@ -31,7 +31,7 @@ from glassbox.config.groups import Analysis, Corpus, Model
 from glassbox.config.stages import TrainStage
 from glassbox.device import resolve_device
 from glassbox.errors import GlassboxError
-from glassbox.model import GPT, GPTConfig
+from glassbox.model import GPT, GPTConfig, describe_heads
 from glassbox.probes.embeddings import row_norms, with_most_frequent
 from glassbox.run import distributed, lock
 from glassbox.run.layout import latest_link, point_latest, read_run_state, snapshot_path, weights_path, write_run_state
@@ -121,7 +121,7 @@ class Trainer:
         if self.ranks.is_main:
             log.info(
                 f"model: {model.num_params() / 1e6:.2f}M parameters ({sizes.n_layer} layers, "
-                f"{sizes.n_head} heads, {sizes.n_embd} dims, block {sizes.block_size}), "
+                f"{describe_heads(sizes.n_head, sizes.n_kv_head)}, {sizes.n_embd} dims, block {sizes.block_size}), "
                 f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)"
             )
         optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
