@@ -174,7 +174,9 @@ def test_the_replicate_counts_the_seeds_a_mechanism_held_in_with_each_onset():
         SeedRun(seed, seed - 1, "complete", [{"loss/val": 2.0, **row} for row in rows])
         for seed, rows in ((1, first), (2, second))
     ]
-    data = summarize_replicate(runs, [], {}, {"z_min": 2.0, "p_max": 0.05, "early_drift": 0.25}, None, {}, HELD_RULE)
+    data = summarize_replicate(
+        runs, [1, 2], [], {}, {"z_min": 2.0, "p_max": 0.05, "early_drift": 0.25}, None, {}, HELD_RULE
+    )
     (induction,) = data["mechanisms"]
     assert (induction["mechanism"], induction["n_held"], induction["over_seeds"]) == (
         "head_induction",
