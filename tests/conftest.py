@@ -29,6 +29,17 @@ from helpers import (
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
 
+# Files whose tests share a costly session run, so that `make test`'s processes (pytest-xdist, --dist
+# loadgroup) train it once, in the process that runs them, rather than once in each.
+SHARED_RUNS = {"test_explorer.py": "xiyouji_run", "test_wandb.py": "xiyouji_run"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """One xdist group per test file (module fixtures are built once), files sharing a session run together."""
+    for item in items:
+        file_name = item.path.name
+        item.add_marker(pytest.mark.xdist_group(SHARED_RUNS.get(file_name, file_name)))
+
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
