@@ -3,6 +3,7 @@ runs the whole session shares: a tiny run on shakespeare and one on 西游记.""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,11 @@ from helpers import (
     compose_config,
     fake_job,
     final_row,
+    make_replicate_overrides,
     path_overrides,
     project_with_corpus,
     run_as_user,
+    run_stage,
     run_stages,
     tiny_cfg,
 )
@@ -31,7 +34,12 @@ torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads 
 
 # Files whose tests share a costly session run, so that `make test`'s processes (pytest-xdist, --dist
 # loadgroup) train it once, in the process that runs them, rather than once in each.
-SHARED_RUNS = {"test_explorer.py": "xiyouji_run", "test_wandb.py": "xiyouji_run"}
+SHARED_RUNS = {
+    "test_explorer.py": "xiyouji_run",
+    "test_wandb.py": "xiyouji_run",
+    "test_replicate.py": "two_seed_replicate",
+    "test_sweep.py": "two_seed_replicate",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -117,3 +125,18 @@ def xiyouji_run(tmp_path_factory) -> tuple[Path, Path]:
     for stage in ("prepare", "train", "analyze"):
         run_as_user(stage, XIYOUJI_RUN, root, WANDB_MODE="offline")
     return root, (root / "outputs" / "tiny" / "latest").resolve()
+
+
+@pytest.fixture(scope="session")
+def two_seed_replicate(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """(project, its train process) after `make prepare replicate EXPERIMENT=tiny SEEDS=1,2
+    ARGS=train.max_iters=32` in a fresh project: a real two-seed multirun, its sweep summary and its
+    replicate report, for test_replicate and test_sweep. Its jobs are analysed by test_replicate."""
+    root = project_with_corpus(tmp_path_factory.mktemp("replicate"))
+    run_stages(root, ["prepare"], ["experiment=tiny"])
+    overrides = make_replicate_overrides("EXPERIMENT=tiny", "SEEDS=1,2", "ARGS=train.max_iters=32")
+    assert overrides == ["--multirun", "experiment=tiny", "train.max_iters=32", "hydra/callbacks=replicate", "seed=1,2"]
+    # --multirun as an override: run_stage puts its own overrides first, where no flag may follow them
+    done = run_stage("train", ["hydra.mode=MULTIRUN", *overrides[1:]], root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, done

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -169,6 +170,21 @@ setattr(owner, name, ctrl_c_at_the_nth_call)
 sys.argv = [stage, *sys.argv[4:]]
 runpy.run_module(stage, run_name="__main__", alter_sys=True)
 """
+
+
+def make_replicate_overrides(*variables: str) -> list[str]:
+    """The train overrides `make replicate` passes (read from `make -n`), so the test runs what users run."""
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    done = subprocess.run(
+        ["make", "-n", "-C", str(PROJECT_ROOT), "replicate", f"PY={sys.executable}", *variables],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (command,) = [line for line in done.stdout.splitlines() if "-m glassbox.train" in line]
+    words = shlex.split(command)
+    return words[words.index("glassbox.train") + 1 :]
 
 
 def run_stage_with_ctrl_c(

@@ -5,8 +5,6 @@ it; the replicate summary of made-up seeds (wording, means, curves); the errors 
 
 from __future__ import annotations
 
-import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -21,37 +19,18 @@ from glassbox.paths import PROJECT_ROOT
 from glassbox.replicate import main
 from glassbox.report.replicate import replicate_markdown
 from glassbox.run.tracking import JsonlFile
-from helpers import project_with_corpus, run_stage, run_stage_with_ctrl_c, run_stages, wandb_records
+from helpers import (
+    run_stage_with_ctrl_c,
+    run_stages,
+    wandb_records,
+)
 
 SETTINGS = {"z_min": 2.0, "p_max": 0.05, "early_drift": 0.25}
 
 
-def make_replicate_overrides(*variables: str) -> list[str]:
-    """The train overrides `make replicate` passes (read from `make -n`), so the test runs what users run."""
-    if shutil.which("make") is None:
-        pytest.skip("no make here")
-    done = subprocess.run(
-        ["make", "-n", "-C", str(PROJECT_ROOT), "replicate", f"PY={sys.executable}", *variables],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    (command,) = [line for line in done.stdout.splitlines() if "-m glassbox.train" in line]
-    words = shlex.split(command)
-    return words[words.index("glassbox.train") + 1 :]
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """`make prepare replicate EXPERIMENT=tiny SEEDS=1,2 ARGS=train.max_iters=32` in a fresh project."""
-    root = project_with_corpus(tmp_path_factory.mktemp("replicate"))
-    run_stages(root, ["prepare"], ["experiment=tiny"])
-    overrides = make_replicate_overrides("EXPERIMENT=tiny", "SEEDS=1,2", "ARGS=train.max_iters=32")
-    assert overrides == ["--multirun", "experiment=tiny", "train.max_iters=32", "hydra/callbacks=replicate", "seed=1,2"]
-    # --multirun as an override: run_stage puts its own overrides first, where no flag may follow them
-    done = run_stage("train", ["hydra.mode=MULTIRUN", *overrides[1:]], root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root
+def project(two_seed_replicate) -> Path:
+    return two_seed_replicate[0]
 
 
 @pytest.fixture(scope="module")

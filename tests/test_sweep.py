@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from glassbox.model import GPT, GPTConfig
-from glassbox.prepare import prepare
 from glassbox.report.sweep_summary import plot_labels, plot_pair_z, plot_val_loss
 from glassbox.run.layout import read_run_state
 from glassbox.run.tracking import JsonlFile
@@ -149,36 +148,23 @@ def test_a_sweep_with_one_bad_job_stops_before_any_directory_naming_that_job(wor
 
 
 @pytest.mark.e2e
-def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(workdir, make_cfg):
-    prepare(make_cfg("prepare", ["experiment=tiny", "wandb.mode=disabled"]))
-    done = run_stage(
-        "train",
-        [
-            "hydra.mode=MULTIRUN",
-            "experiment=tiny",
-            "train.max_iters=16",
-            "train.snapshots.log_spaced_until=4",
-            "train.snapshots.every=8",
-            "seed=1,2",
-        ],
-        workdir,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    [sweep_dir] = (workdir / "outputs" / "tiny" / "sweeps").iterdir()
+def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(two_seed_replicate, make_cfg):
+    project, done = two_seed_replicate  # `make replicate SEEDS=1,2`: a sweep over seeds, summarised as any sweep
+    [sweep_dir] = (project / "outputs" / "tiny" / "sweeps").iterdir()
     run_dirs = [sweep_dir / "0", sweep_dir / "1"]
     assert done.stdout.splitlines()[-1].startswith(f"2/2 jobs complete; sweep summary: {sweep_dir / 'summary.md'}")
     group = f"tiny-sweep-{sweep_dir.name}"
     for job, (run_dir, seed) in enumerate(zip(run_dirs, (1, 2))):
         state = read_run_state(run_dir)
         assert state["status"] == "complete"
-        [run] = [r["run"] for r in wandb_records(run_dir) if r["type"] == "run"]  # its own run, only one
+        records = [r["run"] for r in wandb_records(run_dir) if r["type"] == "run"]
+        [run] = [r for r in records if r["job_type"] == "train"]  # its own run, only one (analyses have theirs)
         assert (run["run_id"], run["run_group"], run["job_type"]) == (state["wandb_run_id"], group, "train")
         assert run["config"]["update"]["seed"] == seed
         assert run["display_name"] == state["wandb_run_name"] == f"tiny-tiny-s{seed}-job{job}"  # told apart by name
     records = wandb_records(sweep_dir / "wandb")
-    [summary_run] = [r["run"] for r in records if r["type"] == "run"]
-    assert (summary_run["run_group"], summary_run["job_type"]) == (group, "sweep-summary")
+    [summary_run] = [r["run"] for r in records if r["type"] == "run" and r["run"]["job_type"] == "sweep-summary"]
+    assert summary_run["run_group"] == group
     logged = {key for r in records if r["type"] == "history" for key in r["history"]["item"]}
     assert {"sweep/val_loss._type", "sweep/pair_z._type", "sweep/pairs._type"} <= logged
 
