@@ -28,6 +28,13 @@ its layer and number (`L0H1`). One row of metrics.jsonl per snapshot step holds:
                                                 step 0, where nothing has changed yet
     resid_mean/<layer>, resid_std/<layer>, resid_max/<layer>
                                                 the residual stream on the probe batch, per layer
+    offset/<set>/<stat>                         an offset set of the corpus config (probes/arithmetic.py):
+                                                cos, the mean cosine between its pairs' offsets b − a;
+                                                null_mean, null_std of the same over its random
+                                                frequency-matched sets; zf against them and permutation p
+    analogy/<set>/<stat>                        the set's analogies b − a + c → d: mrr, the mean reciprocal
+                                                rank of d; null_mrr, null_std over the random sets; zf, p;
+                                                median_rank and null_median_rank, for people
 
 and the analysis adds attn_entropy/<layer>H<head> and context_gap/<layer>.
 progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.
@@ -44,7 +51,7 @@ W&B alone also gets, all on the x-axis `train/step` (run/tracking.py):
 
 and in the run summary loss/val's minimum (best validation loss), final/loss_val and final/step,
 and on the analysis run verdict/<claim> and zf/<claim> for every claim (`claim_id`: a pair's id, or
-within_minus_cross for the groups).
+within_minus_cross for the groups, or an offset set's name and test: antonyms_parallel_offsets, antonyms_analogy).
 
 The intervention stages write their own metrics.jsonl (<run>/interventions/<kind>/<time>/), one row per
 snapshot step:
@@ -126,6 +133,16 @@ def attn_entropy(layer: str, head: int) -> str:
 
 def context_gap(layer: str) -> str:
     return f"context_gap/{layer}"
+
+
+def offset(offset_set: str, stat: str) -> str:
+    """`offset/antonyms/zf`: a stat of one offset set's parallel offsets."""
+    return f"offset/{offset_set}/{stat}"
+
+
+def analogy(offset_set: str, stat: str) -> str:
+    """`analogy/case/mrr`: a stat of one offset set's analogies."""
+    return f"analogy/{offset_set}/{stat}"
 
 
 def verdict(claim: str) -> str:

@@ -14,7 +14,8 @@ import torch
 
 from glassbox.config.groups import Analysis, Corpus
 from glassbox.errors import GlassboxError
-from glassbox.probes.baselines import ChanceModel
+from glassbox.probes.arithmetic import OffsetSet, offset_metrics, offset_sets
+from glassbox.probes.baselines import ChanceModel, frequency_bands
 from glassbox.probes.emergence import snapshot_metrics
 from glassbox.probes.probe_set import ProbeSet
 from glassbox.text.tokens import TokenData
@@ -29,6 +30,7 @@ class Measurements:
     counts: torch.Tensor
     probe_batch: torch.Tensor  # fixed validation windows [n_sequences, block_size]
     n_frequent: int
+    offsets: tuple[OffsetSet, ...] = ()  # the corpus's offset sets with their random sets
 
     @classmethod
     def from_config(cls, corpus: Corpus, analysis: Analysis, data: TokenData, block_size: int) -> Measurements:
@@ -37,6 +39,12 @@ class Measurements:
         try:
             probes = ProbeSet.build(corpus.probes.groups or {}, corpus.probes.pairs, data.vocab.stoi)
             chance = ChanceModel.build(counts, probes, **analysis.chance.model_dump())
+            offsets = offset_sets(
+                corpus.probes.offsets or {},
+                data.vocab.stoi,
+                frequency_bands(counts, analysis.chance.n_bands, analysis.chance.min_count),
+                **analysis.arithmetic.model_dump(),
+            )
         except ValueError as err:
             raise GlassboxError(
                 f"corpus.probes of '{corpus.name}': {err}. "
@@ -54,12 +62,17 @@ class Measurements:
             counts=counts,
             probe_batch=data.probe_batch(analysis.probe_batch.n_sequences, block_size),
             n_frequent=analysis.embedding.n_frequent,
+            offsets=offsets,
         )
 
     def of(self, model: torch.nn.Module, initial: torch.Tensor | None = None) -> dict[str, float]:
-        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py);
-        with the run's step-0 embedding `initial`, also each pair's change since then (dcos/)."""
+        """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py), and each offset
+        set's (probes/arithmetic.py); with the run's step-0 embedding `initial`, also each pair's change since
+        then (dcos/)."""
         device = next(model.parameters()).device
-        return snapshot_metrics(
+        metrics = snapshot_metrics(
             model, self.probes, self.counts, self.probe_batch.to(device), self.chance, self.n_frequent, initial
         )
+        for offset_set in self.offsets:
+            metrics |= offset_metrics(model.wte.weight, offset_set)
+        return metrics
