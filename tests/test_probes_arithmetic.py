@@ -62,18 +62,37 @@ def test_analogy_rank_matches_a_ranking_by_sorting():
         ranking = [i for i in scores.argsort(descending=True).tolist() if i not in (a, b, c)]
         expected.append(ranking.index(d) + 1)
     assert analogy_ranks(W, quadruples).tolist() == expected
+    by_c_alone = []
+    for a, b, c, d in quadruples.tolist():
+        ranking = [i for i in (U @ U[c]).argsort(descending=True).tolist() if i not in (a, b, c)]
+        by_c_alone.append(ranking.index(d) + 1)
+    assert analogy_ranks(W, quadruples, offset_weight=0.0).tolist() == by_c_alone
+
+
+def parallelogram(alpha: float, seed: int = 3) -> torch.Tensor:
+    """Random rows, but pair i (ids 2i, 2i+1) at cos α p_i ∓ sin α e, unit rows with p_i ⊥ p_j ⊥ e: b_i − a_i
+    is the same vector 2 sin α e for every i, and a_i, b_i are cos 2α apart."""
+    W = random_embedding(seed) / 0.02 / math.sqrt(D)  # rows of about unit length, like the planted ones
+    basis = torch.linalg.qr(torch.randn(D, len(PAIRS) + 1, generator=torch.Generator().manual_seed(4)))[0].T
+    e = basis[0]
+    for i, p in enumerate(basis[1:]):
+        W[2 * i], W[2 * i + 1] = math.cos(alpha) * p - math.sin(alpha) * e, math.cos(alpha) * p + math.sin(alpha) * e
+    return W
 
 
 def test_an_exact_parallelogram_completes_every_analogy():
-    """Unit rows a_i = cos α p_i − sin α e, b_i = cos α p_i + sin α e: b_i − a_i is the same vector for all i."""
-    W = random_embedding(3)
-    basis = torch.linalg.qr(torch.randn(D, 7, generator=torch.Generator().manual_seed(4)))[0].T  # orthonormal rows
-    e, alpha = basis[0], 0.4
-    for i, p in enumerate(basis[1:]):
-        W[2 * i], W[2 * i + 1] = math.cos(alpha) * p - math.sin(alpha) * e, math.cos(alpha) * p + math.sin(alpha) * e
-    pair_ids = torch.arange(12).reshape(6, 2)
+    pair_ids = torch.arange(2 * len(PAIRS)).reshape(-1, 2)
+    W = parallelogram(alpha=0.4)
     assert parallel_offsets(W, pair_ids).item() == pytest.approx(1.0, abs=1e-5)
     assert (analogy_ranks(W, analogy_quadruples(pair_ids)) == 1).all()
+
+
+def test_the_gain_credits_the_offset_not_the_neighbourhood_of_c():
+    """Pairs 83° apart: c is no closer to d than to the rest, and only b − a finds d."""
+    metrics = offset_metrics(parallelogram(alpha=0.72), offset_set())
+    assert metrics[keys.analogy("planted", "mrr")] == 1
+    assert metrics[keys.analogy("planted", "c_only_mrr")] < 0.5
+    assert metrics[keys.analogy("planted", "gain_zf")] > 5
 
 
 def test_a_planted_shared_offset_stands_far_above_chance():
@@ -94,6 +113,7 @@ def test_a_planted_pair_offset_completes_analogies_above_chance():
     assert metrics[keys.analogy("planted", "median_rank")] == 1
     assert metrics[keys.analogy("planted", "zf")] > 5
     assert metrics[keys.analogy("planted", "null_median_rank")] > 10
+    assert abs(metrics[keys.analogy("planted", "gain_zf")]) < 3  # d is c's neighbour: the offset adds nothing
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -102,6 +122,7 @@ def test_random_embeddings_stay_at_chance(seed):
     for zf, p in (
         (keys.offset("planted", "zf"), keys.offset("planted", "p")),
         (keys.analogy("planted", "zf"), keys.analogy("planted", "p")),
+        (keys.analogy("planted", "gain_zf"), keys.analogy("planted", "gain_p")),
     ):
         assert abs(metrics[zf]) < 3
         assert metrics[p] > 0.01

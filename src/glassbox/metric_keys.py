@@ -34,7 +34,9 @@ its layer and number (`L0H1`). One row of metrics.jsonl per snapshot step holds:
                                                 frequency-matched sets; zf against them and permutation p
     analogy/<set>/<stat>                        the set's analogies b − a + c → d: mrr, the mean reciprocal
                                                 rank of d; null_mrr, null_std over the random sets; zf, p;
-                                                median_rank and null_median_rank, for people
+                                                median_rank and null_median_rank, for people; c_only_mrr,
+                                                the mrr ranking by c alone (without b − a); gain_zf, gain_p:
+                                                mrr − c_only_mrr against the same of the random sets
 
 and the analysis adds attn_entropy/<layer>H<head> and context_gap/<layer>.
 progress.jsonl rows hold loss/train_batch, lr and tokens_per_sec.

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from glassbox import fileio
 from glassbox import metric_keys as keys
-from glassbox.analysis.claims import claims
+from glassbox.analysis.claims import claims, offset_claims
 from glassbox.analysis.replicates import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.analysis.suites import Suite, SuiteInputs, run_suites, select_suites
 from glassbox.config.stages import Analyze
@@ -148,10 +148,12 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
             "groups": probes.groups,
             "pairs": probes.describe_pairs(),
             "prompts": [p.text for p in run.inputs.prompts],
+            "offsets": {s.name: [list(pair) for pair in s.pairs] for s in run.inputs.measurements.offsets},
         },
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
         "thresholds": OmegaConf.to_container(cfg.analysis.claims),
         "chance": OmegaConf.to_container(cfg.analysis.chance),
+        "arithmetic": OmegaConf.to_container(cfg.analysis.arithmetic),
         "replicate": replicate_found(cfg),
         "reference": OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
         "losses": [
@@ -168,6 +170,7 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
         },
     }
     analysis["claims"] = claims(analysis)
+    analysis["offset_claims"] = offset_claims(analysis)
     return analysis | {"training_now": run.training_now, "skipped_snapshots": run.skipped}
 
 

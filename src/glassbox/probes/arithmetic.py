@@ -8,7 +8,9 @@ b − a):
   unrelated pairs point anywhere (mean near 0); a direction they share ("smaller", "upper case") lifts it.
 - analogy rank: for every ordered couple of pairs (a, b), (c, d), the rank of d among all characters by cosine
   to u_b − u_a + u_c, with a, b and c left out (3CosAdd, as in Mikolov et al. 2013); rank 1 = the analogy
-  completes. Summed up as the mean reciprocal rank (MRR), which a few hopeless couples cannot swamp.
+  completes. Summed up as the mean reciprocal rank (MRR), which a few hopeless couples cannot swamp. Beside it,
+  the MRR by u_c alone: antonyms are often each other's neighbours, so d may rank high without the offset; the
+  gain (MRR − MRR by u_c alone) against the same gain of the random sets says whether b − a adds anything.
 
 Each is judged against the same score of random sets: every character of the set replaced by a random character
 of its own frequency band (distinct within a set, `relabel_within_bands`), drawn once per run from their own
@@ -47,16 +49,17 @@ def analogy_quadruples(pair_ids: Tensor) -> Tensor:
     return torch.cat([pair_ids[..., first, :], pair_ids[..., second, :]], dim=-1)
 
 
-def analogy_ranks(W: Tensor, quadruples: Tensor) -> Tensor:
-    """Rank of d among all rows by cosine to u_b − u_a + u_c, a, b and c left out (1 = best; a tie counts
-    for d): quadruples [..., 4] -> ranks [...]."""
+def analogy_ranks(W: Tensor, quadruples: Tensor, offset_weight: float = 1.0) -> Tensor:
+    """Rank of d among all rows by cosine to offset_weight · (u_b − u_a) + u_c, a, b and c left out (1 = best;
+    a tie counts for d): quadruples [..., 4] -> ranks [...]. offset_weight 0 ranks by u_c alone: how much of
+    an analogy's success is only d being c's neighbour."""
     U = unit_rows(W)
     flat = quadruples.reshape(-1, 4).to(U.device)
     used, position = torch.unique(flat, return_inverse=True)
     similarity = U[used] @ U.T  # cosine of u_x to every row: the scores are sums of three of these rows
     ranks = []
     for quads, at in zip(flat.split(QUERY_CHUNK), position.split(QUERY_CHUNK)):
-        scores = similarity[at[:, 1]] - similarity[at[:, 0]] + similarity[at[:, 2]]
+        scores = offset_weight * (similarity[at[:, 1]] - similarity[at[:, 0]]) + similarity[at[:, 2]]
         target = scores.gather(1, quads[:, 3:])
         scores.scatter_(1, quads[:, :3], float("-inf"))
         ranks.append(1 + (scores > target).sum(1))
@@ -114,25 +117,35 @@ def offset_sets(
 
 
 def offset_metrics(W: Tensor, offset_set: OffsetSet) -> dict[str, float]:
-    """The offset/<set>/ and analogy/<set>/ keys of one set on the embedding W [V, d] (see metric_keys)."""
+    """The offset/<set>/ and analogy/<set>/ keys of one set on the embedding W [V, d] (see metric_keys): each
+    score, the same over the random sets, and its z and p against them."""
     W = W.detach()
     name = offset_set.name
     cosine = parallel_offsets(W, offset_set.pair_ids)
     null_cosine = parallel_offsets(W, offset_set.random_sets)
-    ranks = analogy_ranks(W, analogy_quadruples(offset_set.pair_ids)).float()
-    null_ranks = analogy_ranks(W, analogy_quadruples(offset_set.random_sets)).float()
+    quadruples, null_quadruples = analogy_quadruples(offset_set.pair_ids), analogy_quadruples(offset_set.random_sets)
+    ranks, null_ranks = analogy_ranks(W, quadruples).float(), analogy_ranks(W, null_quadruples).float()
     mrr, null_mrr = (1 / ranks).mean(-1), (1 / null_ranks).mean(-1)
+    c_only_mrr = (1 / analogy_ranks(W, quadruples, offset_weight=0.0).float()).mean(-1)
+    null_c_only_mrr = (1 / analogy_ranks(W, null_quadruples, offset_weight=0.0).float()).mean(-1)
     return {
         keys.offset(name, "cos"): cosine.item(),
         keys.offset(name, "null_mean"): null_cosine.mean().item(),
         keys.offset(name, "null_std"): null_cosine.std().item(),
-        keys.offset(name, "zf"): z_score(cosine, null_cosine).item(),
-        keys.offset(name, "p"): permutation_p_values(cosine[None], null_cosine[None], ["up"]).item(),
+        **_against_chance(keys.offset(name, "zf"), keys.offset(name, "p"), cosine, null_cosine),
         keys.analogy(name, "mrr"): mrr.item(),
         keys.analogy(name, "null_mrr"): null_mrr.mean().item(),
         keys.analogy(name, "null_std"): null_mrr.std().item(),
-        keys.analogy(name, "zf"): z_score(mrr, null_mrr).item(),
-        keys.analogy(name, "p"): permutation_p_values(mrr[None], null_mrr[None], ["up"]).item(),
+        **_against_chance(keys.analogy(name, "zf"), keys.analogy(name, "p"), mrr, null_mrr),
         keys.analogy(name, "median_rank"): ranks.median().item(),
         keys.analogy(name, "null_median_rank"): null_ranks.median().item(),
+        keys.analogy(name, "c_only_mrr"): c_only_mrr.item(),
+        **_against_chance(
+            keys.analogy(name, "gain_zf"), keys.analogy(name, "gain_p"), mrr - c_only_mrr, null_mrr - null_c_only_mrr
+        ),
     }
+
+
+def _against_chance(z_key: str, p_key: str, value: Tensor, null: Tensor) -> dict[str, float]:
+    """{z_key: z of the value [] against its null [n], p_key: its permutation p, expected up}."""
+    return {z_key: z_score(value, null).item(), p_key: permutation_p_values(value[None], null[None], ["up"]).item()}
