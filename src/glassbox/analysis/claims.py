@@ -279,5 +279,5 @@ def offset_claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
             claim = Claim(name, test, None, None, "offsets", "up", key(name, value), key(name, zf), key(name, p))
             if claim.measured_in(rows[-1]):
                 judged = judge(claim, rows, analysis["thresholds"], None)
-                result.append(replace(judged, label=f"{name}, {test}", p_floor=1 / (n_sets + 1)).as_dict())
+                result.append(replace(judged, label=name, p_floor=1 / (n_sets + 1)).as_dict())
     return result
