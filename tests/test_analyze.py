@@ -422,6 +422,26 @@ def test_every_key_logged_to_wandb_or_metrics_jsonl_follows_the_wandb_naming_rul
 
 
 @pytest.mark.e2e
+def test_the_case_offsets_are_measured_at_every_snapshot_and_judged_in_the_report_and_wandb(
+    tiny_project, tiny_run, analysis
+):
+    offset_keys = [f"offset/case/{stat}" for stat in ("cos", "null_mean", "null_std", "zf", "p")]
+    analogy_keys = [f"analogy/case/{stat}" for stat in ("mrr", "null_mrr", "zf", "p", "c_only_mrr", "gain_zf")]
+    rows = JsonlFile(tiny_run / "metrics.jsonl").read()
+    assert len(rows) == len(list_snapshots(tiny_run))
+    assert all(set(offset_keys + analogy_keys) <= row.keys() for row in rows)
+    assert [(c["claim"], c["test"]) for c in analysis["offset_claims"]] == [
+        ("case", "parallel offsets"),
+        ("case", "analogy"),
+        ("case", "analogy gain"),
+    ]
+    markdown = (tiny_run / "report" / "report.md").read_text(encoding="utf-8")
+    assert "### case: e → E, t → T, o → O" in markdown
+    summary = logged_keys(wandb_records(tiny_project / "outputs"))
+    assert {"verdict/case_parallel_offsets", "verdict/case_analogy_gain", offset_keys[3], analogy_keys[5]} <= summary
+
+
+@pytest.mark.e2e
 def test_a_snapshot_of_another_vocabulary_is_refused_naming_both(tiny_project, tiny_run):
     data = TokenData(tiny_project / "data" / "processed" / "shakespeare")
     snapshot = Snapshot(

@@ -14,6 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from glassbox.analysis.claims import (
+    ANALOGY,
+    ANALOGY_GAIN,
     DID_NOT,
     HELD,
     LEVEL,
@@ -21,7 +23,9 @@ from glassbox.analysis.claims import (
     NO_ASSOCIATION,
     NO_DIRECTION,
     NOT_YET,
+    PARALLEL_OFFSETS,
     claims,
+    offset_claims,
     verdict,
 )
 from glassbox.report.figures import figures, plotted_chars
@@ -266,6 +270,35 @@ def test_the_emergence_table_ticks_exactly_the_steps_where_a_claim_held(analysis
     ticks = {step: [cell.strip().endswith("✓") for cell in row.strip("|").split("|")[2:]] for step, row in rows.items()}
     # 说-山 (third) is ticked by its "no association" test: within chance and under both within pairs
     assert ticks == {"0": [False] * 4, "8": [True, True, True, False], "16": [True, False, True, False]}
+
+
+def offset_values(name: str, zf: float, p: float, mrr_zf: float, gain_zf: float) -> dict[str, float]:
+    """An offset set's keys at one snapshot (probes/arithmetic.py): the zf and p that judge, plausible rest."""
+    offset = {"cos": 0.1, "null_mean": 0.0, "null_std": 0.02, "zf": zf, "p": p}
+    analogy = {"mrr": 0.2, "null_mrr": 0.01, "null_std": 0.01, "zf": mrr_zf, "p": 0.5 if mrr_zf < 2 else 1 / 201}
+    analogy |= {"median_rank": 20, "null_median_rank": 900, "c_only_mrr": 0.4, "gain_zf": gain_zf, "gain_p": 0.9}
+    return {f"offset/{name}/{k}": v for k, v in offset.items()} | {f"analogy/{name}/{k}": v for k, v in analogy.items()}
+
+
+def test_offset_claims_are_judged_like_the_pair_claims_and_shown_in_their_own_section():
+    analysis = synthetic_analysis(
+        {0: offset_values("case", 0.1, 0.5, 0.0, 0.0), 8: offset_values("case", 2.5, 0.01, 1.0, -4.0)}, []
+    )
+    analysis |= {"arithmetic": {"n_sets": 200, "seed": 0}}
+    analysis["probes"]["offsets"] = {"case": [["a", "A"], ["e", "E"]]}
+    found = {c["test"]: c for c in offset_claims(analysis)}
+    assert {test: c["verdict"] for test, c in found.items()} == {
+        PARALLEL_OFFSETS: HELD,
+        ANALOGY: NOT_YET,
+        ANALOGY_GAIN: DID_NOT,
+    }
+    assert found[PARALLEL_OFFSETS]["first_held"] == 8 and found[PARALLEL_OFFSETS]["p_floor"] == 1 / 201
+    markdown = render({**analysis, "offset_claims": list(found.values())}, [])
+    section = markdown[markdown.index("## Embedding arithmetic") :]
+    assert "### case: a → A, e → E" in section
+    assert "- parallel offsets: **held** at step 8: zf +2.50, p 0.010" in section
+    assert "- analogy gain: **did not** hold at step 8" in section
+    assert "| 8 | +0.100 | +0.000 ± 0.020 | +2.50 | 0.010 | 0.200 |" in section
 
 
 def test_no_embeddings_suite_means_no_claims():

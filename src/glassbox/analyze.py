@@ -58,7 +58,7 @@ def analyze(cfg: DictConfig, analysis_dir: Path) -> Path:
             tracker.use_artifact(f"model-{run.train_run_id}", "model", alias=f"step-{record.step}", step=record.step)
             records.append(record)
         analysis = describe(cfg, run, records)
-        for claim in analysis["claims"]:
+        for claim in [*analysis["claims"], *analysis["offset_claims"]]:
             test = "" if claim["test"] == LEVEL else f", {claim['test']}"
             log.info(
                 f"claim {claim['label']} ({claim['kind']}{test}, expected {claim['expect']}): {claim['verdict']} "

@@ -42,6 +42,17 @@ its layer and number (`L0H1`). One row of metrics.jsonl per snapshot step holds:
                                                 mean loss on a natural-text segment's first and second
                                                 occurrence, and second minus first (negative = copied)
 
+
+    offset/<set>/<stat>                         an offset set of the corpus config (probes/arithmetic.py):
+                                                cos, the mean cosine between its pairs' offsets b − a;
+                                                null_mean, null_std of the same over its random
+                                                frequency-matched sets; zf against them and permutation p
+    analogy/<set>/<stat>                        the set's analogies b − a + c → d: mrr, the mean reciprocal
+                                                rank of d; null_mrr, null_std over the random sets; zf, p;
+                                                median_rank and null_median_rank, for people; c_only_mrr,
+                                                the mrr ranking by c alone (without b − a); gain_zf, gain_p:
+                                                mrr − c_only_mrr against the same of the random sets
+
 and the analysis adds attn_entropy/<layer>H<head> and context_gap/<layer>, and per layer (fixed validation
 windows, analysis.layer_probes):
 
@@ -67,9 +78,9 @@ W&B alone also gets, all on the x-axis `train/step` (run/tracking.py):
 
 and in the run summary loss/val's minimum (best validation loss), final/loss_val and final/step,
 and on the analysis run verdict/<claim> and zf/<claim> for every claim (`claim_id`: a pair's id, or
-within_minus_cross for the groups), and verdict/<mechanism> with onset/<mechanism> (the step from which
-it held and stayed held) for every mechanism (`MECHANISMS`: head_prev, head_dup, head_induction,
-head_sink, icl_score, icl_repeat).
+within_minus_cross for the groups, or an offset set's name and test: antonyms_parallel_offsets, antonyms_analogy),
+and verdict/<mechanism> with onset/<mechanism> (the step from which it held and stayed held) for every
+mechanism (`MECHANISMS`: head_prev, head_dup, head_induction, head_sink, icl_score, icl_repeat).
 
 The intervention stages write their own metrics.jsonl (<run>/interventions/<kind>/<time>/), one row per
 snapshot step:
@@ -207,6 +218,16 @@ def probe_selectivity(layer: str) -> str:
 
 def cka_to_final(layer: str) -> str:
     return f"cka_to_final/{layer}"
+
+
+def offset(offset_set: str, stat: str) -> str:
+    """`offset/antonyms/zf`: a stat of one offset set's parallel offsets."""
+    return f"offset/{offset_set}/{stat}"
+
+
+def analogy(offset_set: str, stat: str) -> str:
+    """`analogy/case/mrr`: a stat of one offset set's analogies."""
+    return f"analogy/{offset_set}/{stat}"
 
 
 def verdict(claim: str) -> str:

@@ -320,3 +320,32 @@ def mechanisms(rows: list[dict[str, Any]], held: dict[str, float]) -> list[dict[
     """Every mechanism the rows measured, judged (`judge_mechanism`), in metric_keys.MECHANISMS order."""
     judged = (judge_mechanism(mechanism, rows, held) for mechanism in keys.MECHANISMS)
     return [result for result in judged if result is not None]
+
+
+PARALLEL_OFFSETS, ANALOGY, ANALOGY_GAIN = "parallel offsets", "analogy", "analogy gain"  # an offset set's tests
+OFFSET_TESTS = {  # test: (metric section, its value, zf and p stats); keys built by keys.offset / keys.analogy
+    PARALLEL_OFFSETS: (keys.offset, "cos", "zf", "p"),
+    ANALOGY: (keys.analogy, "mrr", "zf", "p"),
+    ANALOGY_GAIN: (keys.analogy, "c_only_mrr", "gain_zf", "gain_p"),
+}
+
+
+def offset_claims(analysis: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each offset set's claims (probes/arithmetic.py), judged at the last snapshot as `judge` judges a level
+    claim expected up: its offsets share a direction; its analogies b − a + c find d more often than random
+    frequency-matched quadruples do; and more often than c alone finds d (the gain), so the offset adds something.
+    The gain's claim shows the MRR by c alone as its value."""
+    snapshots = analysis["snapshots"]
+    offsets = analysis["probes"].get("offsets") or {}
+    if not snapshots or not offsets:
+        return []
+    rows = [{"step": s["step"], **s["scalars"]} for s in snapshots]
+    n_sets = analysis["arithmetic"]["n_sets"]
+    result = []
+    for name in offsets:
+        for test, (key, value, zf, p) in OFFSET_TESTS.items():
+            claim = Claim(name, test, None, None, "offsets", "up", key(name, value), key(name, zf), key(name, p))
+            if claim.measured_in(rows[-1]):
+                judged = judge(claim, rows, analysis["thresholds"], None)
+                result.append(replace(judged, label=name, p_floor=1 / (n_sets + 1)).as_dict())
+    return result

@@ -15,7 +15,8 @@ import torch
 from glassbox.config.groups import Analysis, Corpus
 from glassbox.errors import GlassboxError
 from glassbox.probes.activations import capture_activations
-from glassbox.probes.baselines import ChanceModel
+from glassbox.probes.arithmetic import OffsetSet, offset_metrics, offset_sets
+from glassbox.probes.baselines import ChanceModel, frequency_bands
 from glassbox.probes.emergence import snapshot_metrics
 from glassbox.probes.mechanisms import MechanismProbe
 from glassbox.probes.probe_set import ProbeSet
@@ -32,6 +33,7 @@ class Measurements:
     probe_batch: torch.Tensor  # fixed validation windows [n_sequences, block_size]
     n_frequent: int
     mechanisms: MechanismProbe | None = None  # the head-role and ICL metrics (none: not measured)
+    offsets: tuple[OffsetSet, ...] = ()  # the corpus's offset sets with their random sets
 
     @classmethod
     def from_config(cls, corpus: Corpus, analysis: Analysis, data: TokenData, block_size: int) -> Measurements:
@@ -41,6 +43,12 @@ class Measurements:
         try:
             probes = ProbeSet.build(corpus.probes.groups or {}, corpus.probes.pairs, data.vocab.stoi)
             chance = ChanceModel.build(counts, probes, **analysis.chance.model_dump())
+            offsets = offset_sets(
+                corpus.probes.offsets or {},
+                data.vocab.stoi,
+                frequency_bands(counts, analysis.chance.n_bands, analysis.chance.min_count),
+                **analysis.arithmetic.model_dump(),
+            )
         except ValueError as err:
             raise GlassboxError(
                 f"corpus.probes of '{corpus.name}': {err}. "
@@ -63,15 +71,18 @@ class Measurements:
                 data.probe_windows(settings.n_windows, block_size),
                 **settings.model_dump(include={"seq_len", "n_sequences", "band", "seed", "icl_early", "icl_late"}),
             ),
+            offsets=offsets,
         )
 
     def of(self, model: torch.nn.Module, initial: torch.Tensor | None = None) -> dict[str, float]:
         """Every emergence metric of `model` now, as {key: value} (keys: probes/emergence.py), then the
-        mechanism metrics (probes/mechanisms.py); with the run's step-0 embedding `initial`, also each
-        pair's change since then (dcos/)."""
+        mechanism metrics (probes/mechanisms.py) and each offset set's (probes/arithmetic.py); with the run's
+        step-0 embedding `initial`, also each pair's change since then (dcos/)."""
         device = next(model.parameters()).device
         _, cache = capture_activations(model, self.probe_batch.to(device))
         metrics = snapshot_metrics(model, self.probes, self.counts, cache, self.chance, self.n_frequent, initial)
         if self.mechanisms is not None:
             metrics |= self.mechanisms.metrics(model, cache)
+        for offset_set in self.offsets:
+            metrics |= offset_metrics(model.wte.weight, offset_set)
         return metrics

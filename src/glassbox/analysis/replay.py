@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from glassbox import fileio
 from glassbox import metric_keys as keys
-from glassbox.analysis.claims import claims, mechanisms
+from glassbox.analysis.claims import claims, mechanisms, offset_claims
 from glassbox.analysis.replicates import REPLICATE_JSON, verdicts_over_seeds
 from glassbox.analysis.suites import Suite, SuiteInputs, run_suites, select_suites, with_final_snapshot
 from glassbox.config.stages import Analyze
@@ -161,10 +161,12 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
             "groups": probes.groups,
             "pairs": probes.describe_pairs(),
             "prompts": [p.text for p in run.inputs.prompts],
+            "offsets": {s.name: [list(pair) for pair in s.pairs] for s in run.inputs.measurements.offsets},
         },
         "sampling": OmegaConf.to_container(cfg.analysis.predictions),
         "thresholds": OmegaConf.to_container(cfg.analysis.claims),
         "chance": OmegaConf.to_container(cfg.analysis.chance),
+        "arithmetic": OmegaConf.to_container(cfg.analysis.arithmetic),
         "replicate": replicate_found(cfg),
         "reference": OmegaConf.to_container(cfg.corpus.reference) if cfg.corpus.get("reference") else {},
         "losses": [
@@ -186,6 +188,7 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
         "held": held,
         "verdicts": mechanisms([{"step": s["step"], **s["scalars"]} for s in analysis["snapshots"]], held),
     }
+    analysis["offset_claims"] = offset_claims(analysis)
     return analysis | {"training_now": run.training_now, "skipped_snapshots": run.skipped}
 
 

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from glassbox import metric_keys as keys
 from glassbox.model import GPTConfig
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]  # dropout, Adam's betas
@@ -85,15 +86,37 @@ class PositionProperty(Group):
         return chars
 
 
+OffsetPair = Annotated[list[str], Field(min_length=2, max_length=2)]  # [a, b]: b − a is the pair's offset
+
+
 class Probes(Group):
     """corpus.probes: what the emergence metrics measure; ProbeSet.build checks them against the vocabulary,
-    the analysis suites the prompts, the context and the position property."""
+    the analysis suites the prompts, the context and the position property; OffsetSet.build the offset sets."""
 
     groups: dict[str, Any] | None  # None: no groups yet (conf/corpus/local.yaml)
     pairs: list[Any]
     prompts: list[str] = []
     context: ContextProbe | None = None
     position: PositionProperty | None = None  # None: no linear probes (the layer_settling suite still runs)
+    offsets: dict[str, list[OffsetPair]] | None = None  # None: no offset sets (probes/arithmetic.py)
+
+    @field_validator("offsets")
+    @classmethod
+    def offsets_measurable(cls, offsets: dict[str, list[list[str]]] | None) -> dict[str, list[list[str]]] | None:
+        """Each set: a name that can stand in a metric key, two or more pairs of single, distinct characters."""
+        for name, pairs in (offsets or {}).items():
+            if not keys.is_fragment(name):
+                raise ValueError(
+                    f"offset set {name!r}: its name must be ASCII letters, digits and _, not starting with a digit "
+                    "(it names the set's metric keys, e.g. offset/antonyms/zf)"
+                )
+            chars = [char for pair in pairs for char in pair]
+            if len(pairs) < 2 or any(len(char) != 1 for char in chars) or len(set(chars)) != len(chars):
+                raise ValueError(
+                    f"offset set {name}: give two or more pairs [a, b] of single characters, no character twice "
+                    f"(e.g. [[大, 小], [多, 少]]), got {pairs}"
+                )
+        return offsets
 
 
 class Corpus(Group):
@@ -193,6 +216,13 @@ class Chance(Group):
     seed: int
 
 
+class Arithmetic(Group):
+    """analysis.arithmetic: the random frequency-matched sets the offset sets are judged against."""
+
+    n_sets: Annotated[int, Field(ge=2)]
+    seed: int
+
+
 class Predictions(Group):
     temperature: NonNegativeFloat  # 0: greedy
     top_k: PositiveInt | None
@@ -259,6 +289,7 @@ class Analysis(Group):
     embedding: Embedding
     explorer: Explorer
     chance: Chance
+    arithmetic: Arithmetic
     probe_batch: ProbeBatch
     suites: list[str]
     neighbours_k: PositiveInt

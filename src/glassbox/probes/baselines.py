@@ -145,7 +145,7 @@ class ChanceModel:
                 message = f"pair {pair.name}: its bands hold no pair of non-probe characters"
                 raise ValueError(message) from error
 
-        relabelings = _relabel_within_bands(probes.group_char_ids, bands, n_permutations, generator)
+        relabelings = relabel_within_bands(probes.group_char_ids, bands, n_permutations, generator)
         return cls(global_pairs, matched_pairs, relabelings)
 
     def global_null(self, W: Tensor) -> Tensor:
@@ -167,7 +167,7 @@ class ChanceModel:
         return within - cross
 
 
-def _relabel_within_bands(ids: Tensor, bands: Tensor, n_permutations: int, generator: torch.Generator) -> Tensor:
+def relabel_within_bands(ids: Tensor, bands: Tensor, n_permutations: int, generator: torch.Generator) -> Tensor:
     """[n_permutations, m]: each row swaps every id for a random member of its band.
 
     Within one row, ids of the same band get distinct replacements (a random ordering of the

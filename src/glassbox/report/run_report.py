@@ -44,7 +44,7 @@ def report_log(analysis: dict[str, Any], labels: CharLabels, report_dir: Path, a
     """The analysis as W&B shows it: its tables at the last step, the attention patterns, the verdicts."""
     snapshots = analysis["snapshots"]
     verdicts = {}
-    for c in analysis["claims"]:
+    for c in [*analysis["claims"], *analysis.get("offset_claims", [])]:
         claim = keys.claim_id(c["claim"], c["test"])
         verdicts |= {keys.verdict(claim): c["verdict"], keys.pair("zf", claim): c["zf"]}
     for m in analysis.get("mechanisms", {}).get("verdicts", []):

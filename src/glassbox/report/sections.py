@@ -291,6 +291,62 @@ def _mechanisms_section(a: dict[str, Any]) -> str | None:
     )
 
 
+def _offsets_section(a: dict[str, Any]) -> str | None:
+    """Embedding arithmetic (probes/arithmetic.py): each offset set's claims in words, its scores over training."""
+    claims_of = _claims_by_pair(a.get("offset_claims", []))
+    if not claims_of:
+        return None
+    t, floor = a["thresholds"], 1 / (a["arithmetic"]["n_sets"] + 1)
+    lines = [
+        "## Embedding arithmetic: parallel offsets and analogies",
+        "",
+        "Offsets b − a between unit rows. Parallel offsets: the mean cosine between the offsets of every two pairs. "
+        "Analogy: the rank of d among all characters by cosine to b − a + c (a, b, c left out) for every ordered "
+        "couple of pairs, as a mean reciprocal rank (MRR); by c alone: the same without b − a, as antonyms are "
+        "often each other's neighbours; the gain claim asks whether b − a beats c alone by more than it does for "
+        f"random pairs. Chance: {a['arithmetic']['n_sets']} random sets of pairs from the same frequency bands.",
+    ]
+    for name, pairs in a["probes"]["offsets"].items():
+        if name not in claims_of:
+            continue
+        lines += ["", f"### {name}: " + ", ".join(f"{visible_char(x)} → {visible_char(y)}" for x, y in pairs), ""]
+        lines += [f"- {c['test']}: {claim_sentence(c, t['z_min'], t['p_max'])}." for c in claims_of[name]]
+        rows = [_offset_row(s["step"], s["scalars"], name, floor) for s in a["snapshots"]]
+        rows = [row for row in rows if row]
+        header = ["step", "offset cos", "chance", "zf", "p", "analogy MRR", "chance", "zf", "p"]
+        header += ["median rank (chance)", "MRR by c alone", "gain zf", "gain p"]
+        lines += ["", table(header, rows)]
+    return "\n".join(lines)
+
+
+def _offset_row(step: int, scalars: dict[str, float], name: str, floor: float) -> list[Any] | None:
+    """One snapshot's row of an offset set's table; None where it was not measured."""
+    if keys.offset(name, "cos") not in scalars:
+        return None
+
+    def offset(stat: str) -> float:
+        return scalars[keys.offset(name, stat)]
+
+    def analogy(stat: str) -> float:
+        return scalars[keys.analogy(name, stat)]
+
+    return [
+        step,
+        num(offset("cos")),
+        f"{num(offset('null_mean'))} ± {num(offset('null_std'), '.3f')}",
+        num(offset("zf"), "+.2f"),
+        p_text(offset("p"), floor),
+        num(analogy("mrr"), ".3f"),
+        f"{num(analogy('null_mrr'), '.3f')} ± {num(analogy('null_std'), '.3f')}",
+        num(analogy("zf"), "+.2f"),
+        p_text(analogy("p"), floor),
+        f"{num(analogy('median_rank'), '.0f')} ({num(analogy('null_median_rank'), '.0f')})",
+        num(analogy("c_only_mrr"), ".3f"),
+        num(analogy("gain_zf"), "+.2f"),
+        p_text(analogy("gain_p"), floor),
+    ]
+
+
 def _residual_section(a: dict[str, Any]) -> str | None:
     first, final = a["snapshots"][0], a["snapshots"][-1]
     if "activations" not in final or not final["activations"]["residual"]:
@@ -487,6 +543,7 @@ def render(analysis: dict[str, Any], figure_names: list[str]) -> str:
             _cosine_section,
             _emergence_section,
             _mechanisms_section,
+            _offsets_section,
             _residual_section,
             _entropy_section,
             _attention_section,
