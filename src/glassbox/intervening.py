@@ -1,9 +1,9 @@
-"""What the steer, patch and ablate stages share: run one experiment over the chosen snapshots and
+"""What the steer, patch, scope and ablate stages share: run one experiment over the chosen snapshots and
 write its report into the run.
 
-Each stage validates its config, picks its snapshots, checks every input into a spec (before anything is
-written), and hands `run_intervention` the experiment to run on each model; here each snapshot is loaded and
-its scalars logged. The experiments themselves are in analysis/steering.py, patching.py and ablation.py,
+Each stage names its spec and its experiment; `intervene` validates the config, picks the snapshots,
+checks every input into the spec (before anything is written) and hands `run_intervention` the experiment
+to run on each model, where each snapshot is loaded and its scalars logged. The experiments themselves are in analysis/steering.py, patching.py, scoping.py and ablation.py,
 their reports in report/interventions.py.
 """
 
@@ -17,12 +17,41 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from glassbox import fileio
 from glassbox.command_line import removed_if_stopped
+from glassbox.config import validate
 from glassbox.model import GPT
 from glassbox.report import interventions as report
-from glassbox.run.layout import METRICS, interventions_dir, run_of_snapshot
+from glassbox.run.layout import METRICS, interventions_dir, pick_snapshots, run_of_snapshot
 from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot
 from glassbox.run.tracking import Tracker
+from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
+
+
+def intervene(
+    cfg: DictConfig,
+    kind: str,
+    spec_from_config: Callable[[Any, Any, dict[str, Any]], Any],
+    experiment: Callable[[GPT, Any, list[str]], dict[str, Any]],
+    reads_corpus: bool = False,
+) -> Path:
+    """A stage's whole run: validate its config, pick its snapshots, check every input into its spec
+    (`spec_from_config(settings, vocab or corpus, model_args)`, before anything is written), then
+    `experiment(model, spec, itos)` on every snapshot (`run_intervention`); return the report's folder.
+
+    reads_corpus: the experiment reads validation text, so the spec gets the prepared corpus (checked to
+    be the one the run was trained on) rather than the snapshot's vocabulary.
+    """
+    settings = validate(cfg, kind)
+    paths = pick_snapshots(settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint)
+    last = load_snapshot(paths[-1])
+    if reads_corpus:
+        data = TokenData(settings.paths.processed_dir)
+        check_vocab(last, data.vocab.hash, data.dir)
+        vocab, source = data.vocab, data
+    else:
+        vocab = source = last.vocab()
+    spec = spec_from_config(settings, source, last.model_args)
+    return run_intervention(cfg, kind, (paths, last, vocab), spec, lambda model: experiment(model, spec, vocab.itos))
 
 
 def run_intervention(

@@ -22,24 +22,15 @@ from omegaconf import DictConfig
 from glassbox import command_line
 from glassbox.analysis.patching import PatchSpec, patching
 from glassbox.command_line import exits_cleanly
-from glassbox.config import validate
-from glassbox.intervening import run_intervention
+from glassbox.intervening import intervene
 from glassbox.paths import CONF_DIR
-from glassbox.run.layout import pick_snapshots
-from glassbox.run.snapshots import load_snapshot
 
 KIND = "patch"
 
 
 def patch(cfg: DictConfig) -> Path:
     """Patch on every chosen snapshot; write the report; return its folder."""
-    settings = validate(cfg, KIND)
-    paths = pick_snapshots(settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint)
-    last = load_snapshot(paths[-1])
-    vocab = last.vocab()
-    spec = PatchSpec.from_config(settings, vocab, last.model_args)  # every input checked before anything is written
-    experiment = lambda model: patching(model, spec, vocab.itos)
-    return run_intervention(cfg, KIND, (paths, last, vocab), spec, experiment)
+    return intervene(cfg, KIND, PatchSpec.from_config, patching)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="patch")

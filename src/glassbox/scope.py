@@ -25,27 +25,15 @@ from omegaconf import DictConfig
 from glassbox import command_line
 from glassbox.analysis.scoping import ScopeSpec, patch_scope
 from glassbox.command_line import exits_cleanly
-from glassbox.config import validate
-from glassbox.intervening import run_intervention
+from glassbox.intervening import intervene
 from glassbox.paths import CONF_DIR
-from glassbox.run.layout import pick_snapshots
-from glassbox.run.snapshots import check_vocab, load_snapshot
-from glassbox.text.tokens import TokenData
 
 KIND = "scope"
 
 
 def scope(cfg: DictConfig) -> Path:
     """Patch Scope on every chosen snapshot; write the report; return its folder."""
-    settings = validate(cfg, KIND)
-    paths = pick_snapshots(settings.paths.output_dir, settings.name, settings.run, settings.step, settings.checkpoint)
-    last = load_snapshot(paths[-1])
-    data = TokenData(settings.paths.processed_dir)
-    check_vocab(last, data.vocab.hash, data.dir)
-    vocab = data.vocab
-    spec = ScopeSpec.from_config(settings, data, last.model_args)  # every input checked before anything is written
-    experiment = lambda model: patch_scope(model, spec, vocab.itos)
-    return run_intervention(cfg, KIND, (paths, last, vocab), spec, experiment)
+    return intervene(cfg, KIND, ScopeSpec.from_config, patch_scope, reads_corpus=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="scope")
