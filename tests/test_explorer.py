@@ -105,7 +105,9 @@ def test_the_page_is_one_self_contained_file_within_the_size_budget(page, analys
     packed = re.search(r'<script type="application/gzip;base64" id="plotly-js">(.*?)</script>', html).group(1)
     assert b"plotly.js v" in gzip.decompress(base64.b64decode(packed))[:1000]  # the library itself, not a link
     blob = re.search(r'<script type="application/json" id="glassbox-data">(.*?)</script>', html, re.DOTALL).group(1)
-    assert len(blob.encode()) < 150_000  # compact: no vocabulary per step, 4 significant digits
+    # compact: no vocabulary per step, 4 significant digits (the head-role heatmaps, 4 roles × 16 heads × 17 steps,
+    # take about 10 kB of it)
+    assert len(blob.encode()) < 175_000
     assert len(html.encode()) <= 2_500_000  # the default run's shape (budget 5 MB): 4 layers × 4 heads, 17 snapshots
 
 
