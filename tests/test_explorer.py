@@ -105,7 +105,9 @@ def test_the_page_is_one_self_contained_file_within_the_size_budget(page, analys
     packed = re.search(r'<script type="application/gzip;base64" id="plotly-js">(.*?)</script>', html).group(1)
     assert b"plotly.js v" in gzip.decompress(base64.b64decode(packed))[:1000]  # the library itself, not a link
     blob = re.search(r'<script type="application/json" id="glassbox-data">(.*?)</script>', html, re.DOTALL).group(1)
-    assert len(blob.encode()) < 150_000  # compact: no vocabulary per step, 4 significant digits
+    # compact: no vocabulary per step, 4 significant digits (the head-role heatmaps, 4 roles × 16 heads × 17 steps,
+    # take about 10 kB of it)
+    assert len(blob.encode()) < 175_000
     assert len(html.encode()) <= 2_500_000  # the default run's shape (budget 5 MB): 4 layers × 4 heads, 17 snapshots
 
 
@@ -244,6 +246,56 @@ def test_the_slider_moves_every_panel_to_the_chosen_step(opened, run_dir, analys
         assert top == WHITESPACE.get(char, char)
 
 
+def shown_mechanisms(driver) -> dict:
+    """What the mechanism panels draw now: per head role its heatmap's z [layer][head] and title, the ICL
+    curves' traces, and the layer probe's and the CKA's bars."""
+    return driver.execute_script(
+        """const data = (id) => document.getElementById(id).data;
+           return {heads: data("heads-plot").map(t => t.z),
+                   titles: [...document.querySelectorAll("#heads-plot .annotation-text")].map(a => a.textContent),
+                   icl: data("icl-plot").map(t => t.y),
+                   probe: data("layer-probe-plot").map(t => [t.x, t.y]),
+                   cka: data("settling-plot").map(t => [t.x, t.y])};"""
+    )
+
+
+@pytest.mark.e2e
+def test_the_mechanism_panels_show_the_analysed_numbers_of_the_chosen_step(opened, analysis):
+    from selenium.webdriver.common.keys import Keys
+
+    driver, _ = opened
+    snapshots = analysis["snapshots"]
+    slider = driver.find_element("id", "step")
+    layers = ["embed", *(f"L{layer}" for layer in range(N_LAYER)), "final"]
+    drawn = []
+    for keys, index in ((Keys.HOME, 0), (Keys.END, len(snapshots) - 1)):
+        slider.send_keys(keys)
+        assert shown_step(driver) == snapshots[index]["step"]
+        scalars, shown = snapshots[index]["scalars"], shown_mechanisms(driver)
+        drawn.append(shown)
+        assert len(shown["heads"]) == 4  # prev, dup, induction, sink: a layers × heads heatmap each
+        for role, z, title in zip(("prev", "dup", "induction", "sink"), shown["heads"], shown["titles"]):
+            expected = [[scalars[f"head_{role}/L{layer}H{head}"] for head in range(N_HEAD)] for layer in range(N_LAYER)]
+            assert z == [pytest.approx(row, rel=1e-3, abs=1e-7) for row in expected], (role, index)
+            assert f"chance {scalars[f'head_{role}/chance']:.3f}" in title
+        # the two ICL curves over every step, each followed by its dot at the slider's step
+        score, score_dot, repeat, repeat_dot = shown["icl"]
+        assert score == pytest.approx([s["scalars"]["icl/score"] for s in snapshots], rel=1e-3, abs=1e-7)
+        assert repeat == pytest.approx([s["scalars"]["icl/repeat_score"] for s in snapshots], rel=1e-3, abs=1e-7)
+        assert score_dot == pytest.approx([scalars["icl/score"]], rel=1e-3)
+        assert repeat_dot == pytest.approx([scalars["icl/repeat_score"]], rel=1e-3)
+        (x, accuracy), (_, control), (_, majority) = shown["probe"]
+        assert x == layers
+        assert accuracy == pytest.approx([scalars[f"probe_acc/{layer}"] for layer in layers], rel=1e-3)
+        assert control == pytest.approx([scalars[f"probe_control/{layer}"] for layer in layers], rel=1e-3)
+        assert majority == pytest.approx([scalars["probe_acc/majority"]] * len(layers), rel=1e-3)
+        [(x, cka)] = shown["cka"]
+        assert x == layers and cka == pytest.approx([scalars[f"cka_to_final/{layer}"] for layer in layers], rel=1e-3)
+    first, last = drawn
+    assert first["heads"] != last["heads"] and first["probe"] != last["probe"] and first["cka"] != last["cka"]
+    assert last["cka"][0][1] == pytest.approx([1.0] * len(layers), abs=1e-3)  # the last snapshot against itself
+
+
 @pytest.mark.e2e
 def test_attention_has_a_heatmap_per_layer_and_head_with_the_future_masked(opened, analysis):
     driver, _ = opened
@@ -350,14 +402,19 @@ def test_play_runs_through_the_snapshots_from_the_first(opened, analysis):
 
 @pytest.mark.e2e
 def test_an_analysis_without_some_suites_still_opens_and_says_what_is_missing(browser, analysis, tmp_path):
-    """An older analysis (no embedding map) of a run analysed without attention and logit_lens."""
+    """An older analysis (no embedding map, no head scores or ICL, no linear_probes or layer_settling) of a run
+    analysed without attention and logit_lens."""
     from selenium.webdriver.support.ui import WebDriverWait
 
     from glassbox.report.explorer import explorer_html
 
     analysis = copy.deepcopy(analysis)
+    del analysis["mechanisms"]
+    mechanism_keys = re.compile(r"head_|icl/|probe_|cka_to_final/")
     for snapshot in analysis["snapshots"]:
         del snapshot["attention"], snapshot["logit_lens"], snapshot["embeddings"]["map"]
+        del snapshot["linear_probes"], snapshot["layer_settling"]
+        snapshot["scalars"] = {k: v for k, v in snapshot["scalars"].items() if not mechanism_keys.match(k)}
     page = tmp_path / FILE_NAME
     page.write_text(explorer_html(analysis), encoding="utf-8")
     browser.get(page.as_uri())
@@ -369,6 +426,12 @@ def test_an_analysis_without_some_suites_still_opens_and_says_what_is_missing(br
     assert notes == [
         "No embedding map in this analysis: analyse the run again (make analyze) to add one.",
         "The attention suite did not run.",
+        "No head scores in this analysis: the embeddings suite did not run, or the run was analysed before glassbox "
+        "measured head roles (make analyze adds them).",
+        "No in-context-learning scores in this analysis: the embeddings suite did not run, or the run was analysed "
+        "before glassbox measured them (make analyze adds them).",
+        "The linear_probes suite did not run.",
+        "The layer_settling suite did not run.",
     ]
     assert browser.find_elements("css selector", "#next-plot-0 .barlayer")  # predictions ran: its bars are there
 

@@ -346,7 +346,81 @@ function drawNext() {
   });
 }
 
-// ---------------------------------------------------------------- 7. claims and the run
+// ---------------------------------------------------------------- 7. mechanisms
+
+/** The top of a head role's colour scale: its largest score (or chance) at any step, so colours compare across steps. */
+const HEAD_SCALE = (D.heads?.roles ?? []).map((role) =>
+  Math.max(...role.scores.flat(2).concat(role.chance).filter((v) => v !== null)));
+
+/** Per head role a layers × heads heatmap at the slider's step, side by side, each with its own colour bar. */
+function drawHeads() {
+  if (!D.heads) return;
+  const h = D.heads, width = 1 / h.roles.length;
+  const heads = [...Array(h.n_head).keys()].map((k) => `H${k}`);
+  const traces = [], extra = {annotations: []};
+  h.roles.forEach((role, i) => {
+    const left = i * width, right = left + width - 0.075;  // the rest of its width: the colour bar
+    const chance = role.chance[current];
+    traces.push({type: "heatmap", x: heads, y: h.layers, z: role.scores[current], zmin: 0, zmax: HEAD_SCALE[i],
+                 colorscale: "Viridis", texttemplate: "%{z:.3f}", textfont: {size: 10},
+                 colorbar: {x: right + 0.005, xanchor: "left", thickness: 10, len: 1, tickfont: {size: 10}},
+                 hovertemplate: `%{y}%{x}: %{z:.4f} (chance ${fmt(chance, 4)})<extra>${esc(role.label)}</extra>`,
+                 xaxis: `x${axis(i)}`, yaxis: `y${axis(i)}`});
+    extra[`xaxis${axis(i)}`] = {domain: [left, right], anchor: `y${axis(i)}`, type: "category"};
+    extra[`yaxis${axis(i)}`] = {anchor: `x${axis(i)}`, type: "category", autorange: "reversed"};
+    extra.annotations.push(subplotTitle(i, `${esc(role.label)}, chance ${fmt(chance, 3)}` +
+                                           (role.verdict ? `<br>${esc(role.verdict)}` : "")));
+  });
+  Plotly.react("heads-plot", traces, layout({height: 90 + 45 * h.layers.length, margin: {l: 40, r: 10, t: 55, b: 30},
+                                             ...extra}), CONFIG);
+  const rule = h.roles.find((role) => role.rule)?.rule;  // the same for every role
+  document.getElementById("heads-rule").textContent = rule ? `Held: ${rule}.` : "";
+}
+
+/** The ICL score and the repeated-segment score against step, each with its verdict and what "held" asks. */
+function drawIcl() {
+  if (!D.icl) return;
+  const traces = [], extra = {grid: grid(D.icl.length, 2), annotations: [], shapes: []};
+  D.icl.forEach((score, i) => {
+    traces.push(...curve(score.values, i, score.label, COLOURS[i]));
+    extra[`xaxis${axis(i)}`] = stepAxis(LAST_STEP);
+    extra[`yaxis${axis(i)}`] = {zeroline: true, zerolinecolor: "#999", title: {text: "nats"}};
+    const verdict = score.verdict ? `<br>${esc(score.verdict)} (held: ${esc(score.rule)})` : "";
+    extra.annotations.push(subplotTitle(i, `${esc(score.label)}: ${fmt(score.values[current], 3, true)}${verdict}`));
+    extra.shapes.push(stepLine(i));
+  });
+  Plotly.react("icl-plot", traces, layout({height: 300, margin: {l: 50, r: 10, t: 55, b: 30}, ...extra}), CONFIG);
+}
+
+/** A bar chart against the layers at the slider's step, on a fixed 0 … 1 scale. */
+function layerBars(id, title, traces) {
+  Plotly.react(id, traces, layout({
+    height: 300, barmode: "group", margin: {l: 50, r: 10, t: 30, b: 30}, legend: {orientation: "h", y: -0.12},
+    title: {text: title, font: {size: 12}, x: 0.02, xanchor: "left"},
+    xaxis: {type: "category"}, yaxis: {range: [0, 1.05]}}), CONFIG);
+}
+
+function drawLayerProbe() {
+  if (!D.layer_probe) return;
+  const probe = D.layer_probe, i = current;
+  const bars = [["probe", probe.accuracy[i], COLOURS[0]], ["control task", probe.control[i], "#b0b4b8"]].map(
+    ([name, y, colour]) => ({type: "bar", x: probe.layers, y, name, marker: {color: colour},
+                             hovertemplate: `%{x}: %{y:.3f}<extra>${name}</extra>`}));
+  bars.push({x: probe.layers, y: probe.layers.map(() => probe.majority[i]), mode: "lines", name: "majority class",
+             line: {color: "#5f6368", dash: "dash"}, hovertemplate: "majority class: %{y:.3f}<extra></extra>"});
+  layerBars("layer-probe-plot", `“${esc(probe.property)}” at step ${D.steps[i]}: held-out accuracy ` +
+                                `(majority class ${fmt(probe.majority[i], 3)})`, bars);
+}
+
+function drawSettling() {
+  if (!D.settling) return;
+  const cka = D.settling.cka[current];
+  layerBars("settling-plot", `linear CKA, step ${D.steps[current]} vs step ${D.settling.final_step}`, [
+    {type: "bar", x: D.settling.layers, y: cka, marker: {color: COLOURS[2]}, text: cka.map((v) => fmt(v, 2)),
+     textposition: "auto", hovertemplate: "%{x}: %{y:.3f}<extra>CKA</extra>"}]);
+}
+
+// ---------------------------------------------------------------- 8. claims and the run
 
 function drawClaims() {
   const head = headerRow(["claim", "kind", "expected", "article, init", "article, trained", "this run", "z (global)",
@@ -381,6 +455,12 @@ function noteMissing() {
     [noPrompt("residual"), "residual", "The activations suite did not run."],
     [noPrompt("next") && noPrompt("lens"), "next", "Neither the predictions nor the logit_lens suite ran."],
     [noPrompt("attention"), "attention", "The attention suite did not run."],
+    [!D.heads, "heads-plot", "No head scores in this analysis: the embeddings suite did not run, or the run was " +
+                             "analysed before glassbox measured head roles (make analyze adds them)."],
+    [!D.icl, "icl-plot", "No in-context-learning scores in this analysis: the embeddings suite did not run, or " +
+                         "the run was analysed before glassbox measured them (make analyze adds them)."],
+    [!D.layer_probe, "layer-probe-plot", "The linear_probes suite did not run."],
+    [!D.settling, "settling-plot", "The layer_settling suite did not run."],
     [!D.claims.length, "claims-table", "No claims: the embeddings suite did not run."],
   ];
   for (const [absent, id, text] of notes) {
@@ -400,6 +480,10 @@ function show(i) {
   drawResidual();
   drawAttention();
   drawNext();
+  drawHeads();
+  drawIcl();
+  drawLayerProbe();
+  drawSettling();
 }
 
 noteMissing();

@@ -17,8 +17,10 @@ page of the default run stays far below its 5 MB budget however plotly.js grows.
 The blob holds, per snapshot, only what the panels show (floats rounded to 4 significant digits,
 never the whole vocabulary): the embedding map aligned across steps, every probe pair's cosine with
 its two chance bands, the embedding statistics, and per prompt the residual table, the attention
-patterns, the next-character ranking and the logit lens; then the claims and the run's provenance.
-A suite that did not run leaves its panels out.
+patterns, the next-character ranking and the logit lens; every head's role scores as a layers × heads
+grid, the ICL scores, and per layer the linear probe's accuracies and the CKA to the last snapshot; then the
+claims and the run's provenance. A suite that did not run (or an analysis made before it existed) leaves its
+panels out.
 """
 
 from __future__ import annotations
@@ -30,15 +32,18 @@ import html
 import json
 import math
 import statistics
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from glassbox import hooks
 from glassbox import metric_keys as keys
 from glassbox.analysis.alignment import aligned_maps
 from glassbox.analysis.claims import GROUP_CLAIM, LEVEL, Claim, claim_list
 from glassbox.analysis.sweeps import axis_values
+from glassbox.report.claims import MECHANISM_LABELS, mechanism_rule, mechanism_verdict
 from glassbox.report.markdown import WHITESPACE
 from glassbox.report.page_font import font_face_css
 
@@ -164,6 +169,85 @@ def _prompts(analysis: dict[str, Any]) -> list[dict[str, Any]]:
     return prompts
 
 
+def _series(analysis: dict[str, Any], key: str) -> list[float | None]:
+    """One scalar at every snapshot (None where a snapshot lacks it), rounded."""
+    return _nums([s["scalars"].get(key) for s in analysis["snapshots"]])
+
+
+def _per_layer(analysis: dict[str, Any], key: Callable[[str], str], layers: list[str]) -> list[list[float | None]]:
+    """A per-layer scalar (`key(layer)`) at every snapshot, as [step][layer], rounded."""
+    return [_nums([s["scalars"].get(key(layer)) for layer in layers]) for s in analysis["snapshots"]]
+
+
+def _suite_layers(analysis: dict[str, Any], suite: str) -> list[str]:
+    """The layers a per-layer suite measured at the last snapshot, in its order."""
+    return [row["layer"] for row in analysis["snapshots"][-1][suite]["layers"]]
+
+
+def _verdicts(analysis: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per mechanism its verdict at the last snapshot and what "held" asks, in the report's words (plain text)."""
+    mechanisms = analysis.get("mechanisms", {})
+    return {
+        result["mechanism"]: {
+            "verdict": mechanism_verdict(result).replace("**", ""),
+            "rule": mechanism_rule(result["mechanism"], mechanisms["held"]),
+        }
+        for result in mechanisms.get("verdicts", [])
+    }
+
+
+def _heads(analysis: dict[str, Any], verdicts: dict[str, dict[str, str]]) -> dict[str, Any] | None:
+    """Per head role the run measured: its scores at every step as [step][layer][head], and its chance."""
+    model, snapshots = analysis["model"], analysis["snapshots"]
+    layers = [hooks.layer_label(layer) for layer in range(model["n_layer"])]
+    heads = range(model["n_head"])
+    roles = [
+        {
+            "label": MECHANISM_LABELS[mechanism],
+            "scores": [
+                [_nums([s["scalars"].get(keys.head_score(role, layer, head)) for head in heads]) for layer in layers]
+                for s in snapshots
+            ],
+            "chance": _series(analysis, keys.head_chance(role)),
+            **verdicts.get(mechanism, {}),
+        }
+        for mechanism, role in keys.HEAD_MECHANISMS.items()
+        if keys.head_max(role) in snapshots[-1]["scalars"]
+    ]
+    return {"layers": layers, "n_head": model["n_head"], "roles": roles} if roles else None
+
+
+def _icl(analysis: dict[str, Any], verdicts: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The ICL score and the repeated-segment score at every step, those the run measured."""
+    return [
+        {"label": MECHANISM_LABELS[mechanism], "values": _series(analysis, key), **verdicts.get(mechanism, {})}
+        for mechanism, key in keys.ICL_MECHANISMS.items()
+        if key in analysis["snapshots"][-1]["scalars"]
+    ]
+
+
+def _layer_probe(analysis: dict[str, Any]) -> dict[str, Any]:
+    """Per layer at every step the probe's held-out accuracy and its control task's; the majority class's."""
+    layers = _suite_layers(analysis, "linear_probes")
+    return {
+        "property": analysis["snapshots"][-1]["linear_probes"]["property"],
+        "layers": layers,
+        "accuracy": _per_layer(analysis, keys.probe_accuracy, layers),
+        "control": _per_layer(analysis, keys.probe_control, layers),
+        "majority": _series(analysis, keys.PROBE_MAJORITY),
+    }
+
+
+def _settling(analysis: dict[str, Any]) -> dict[str, Any]:
+    """Per layer at every step its linear CKA with itself at the last snapshot."""
+    layers = _suite_layers(analysis, "layer_settling")
+    return {
+        "final_step": analysis["snapshots"][-1]["layer_settling"]["final_step"],
+        "layers": layers,
+        "cka": _per_layer(analysis, keys.cka_to_final, layers),
+    }
+
+
 def _p_floor(analysis: dict[str, Any], null_size: str) -> float | None:
     """The smallest p a null of analysis.chance[null_size] samples gives; None in analyses made before it was kept."""
     chance = analysis.get("chance")
@@ -254,6 +338,14 @@ def page_data(analysis: dict[str, Any]) -> dict[str, Any]:
                 "sd": _nums([s["scalars"][keys.BASELINE_STD] for s in snapshots]),
             }
             data["pairs"] = _pairs(analysis)
+    verdicts = _verdicts(analysis)
+    for name, value in (("heads", _heads(analysis, verdicts)), ("icl", _icl(analysis, verdicts))):
+        if value:
+            data[name] = value
+    if "linear_probes" in final:
+        data["layer_probe"] = _layer_probe(analysis)
+    if "layer_settling" in final:
+        data["settling"] = _settling(analysis)
     train_config = analysis.get("provenance", {}).get("train_config")
     if train_config:
         data["config"] = OmegaConf.to_yaml(OmegaConf.create(train_config))
