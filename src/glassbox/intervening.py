@@ -3,8 +3,8 @@ write its report into the run.
 
 Each stage names its spec and its experiment; `intervene` validates the config, picks the snapshots,
 checks every input into the spec (before anything is written) and hands `run_intervention` the experiment
-to run on each model, where each snapshot is loaded and its scalars logged. The experiments themselves are in analysis/steering.py, patching.py, scoping.py and ablation.py,
-their reports in report/interventions.py.
+to run on each model, where each snapshot is loaded and its scalars logged. The experiments themselves
+are in analysis/steering.py, patching.py, scoping.py and ablation.py, their reports in report/interventions.py.
 """
 
 from __future__ import annotations
