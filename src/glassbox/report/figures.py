@@ -222,18 +222,22 @@ def _pca_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     return png(fig)
 
 
+def _per_layer_figure(snapshots: list[dict[str, Any]], layers: list[str], key, ylabel: str, title: str) -> bytes:
+    """One curve per layer against step: the metric `key(layer)` of every snapshot."""
+    fig, axes = figure(size=(8, 4.5))
+    series = {layer: _series(snapshots, key(layer)) for layer in layers}
+    _against_step(axes[0, 0], [s["step"] for s in snapshots], series, ylabel)
+    axes[0, 0].set_title(title)
+    return png(fig)
+
+
 def _context_figure(a: dict[str, Any], labels: CharLabels) -> bytes:
     snapshots = a["snapshots"]
     layers = [row["layer"] for row in snapshots[0]["context"]["layers"]]
-    fig, axes = figure(size=(8, 4.5))
-    _against_step(
-        axes[0, 0],
-        [s["step"] for s in snapshots],
-        {layer: _series(snapshots, keys.context_gap(layer)) for layer in layers},
-        "within − across cosine",
+    char = labels(snapshots[0]["context"]["char"])
+    return _per_layer_figure(
+        snapshots, layers, keys.context_gap, "within − across cosine", f"{char} in different senses: gap per layer"
     )
-    axes[0, 0].set_title(f"{labels(snapshots[0]['context']['char'])} in different senses: gap per layer")
-    return png(fig)
 
 
 def _layer_rows(snapshot: dict[str, Any], suite: str) -> list[str]:
@@ -259,16 +263,11 @@ def _linear_probes_figure(a: dict[str, Any]) -> bytes:
 
 def _layer_settling_figure(a: dict[str, Any]) -> bytes:
     snapshots = a["snapshots"]
+    final_step = snapshots[-1]["layer_settling"]["final_step"]
     layers = _layer_rows(snapshots[-1], "layer_settling")
-    fig, axes = figure(size=(8, 4.5))
-    _against_step(
-        axes[0, 0],
-        [s["step"] for s in snapshots],
-        {layer: _series(snapshots, keys.cka_to_final(layer)) for layer in layers},
-        "linear CKA",
+    return _per_layer_figure(
+        snapshots, layers, keys.cka_to_final, "linear CKA", f"each layer vs itself at step {final_step}"
     )
-    axes[0, 0].set_title(f"each layer vs itself at step {snapshots[-1]['layer_settling']['final_step']}")
-    return png(fig)
 
 
 def figures(analysis: dict[str, Any], labels: CharLabels) -> dict[str, bytes]:
