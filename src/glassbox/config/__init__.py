@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from glassbox.config.stages import COMMON_GROUPS, STAGES, Stage
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.fileio import explain_write_errors
+from glassbox.run.layout import advice_for_writing
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -92,7 +93,7 @@ def _problem(error: dict[str, Any], where: str) -> str:
 
 def check_writable(directory: Path) -> None:
     """Raise a GlassboxError unless a folder can be created in `directory` (made first if need be)."""
-    with explain_write_errors(directory):
+    with explain_write_errors(directory, advice_for_writing(directory)):
         directory.mkdir(parents=True, exist_ok=True)
         Path(tempfile.mkdtemp(dir=directory, prefix=".write-test-")).rmdir()
 
