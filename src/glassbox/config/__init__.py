@@ -17,6 +17,7 @@ Two ways in:
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
 from glassbox.config.stages import COMMON_GROUPS, STAGES, Stage
@@ -44,12 +45,39 @@ def validate(cfg: DictConfig, stage: str, *, training: bool = False) -> Stage:
 
     `training` adds the checks of the machine: the device asked for must exist.
     """
-    try:  # Hydra's own node is Hydra's to check, and resolves only inside a running job
-        data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    keys = [k for k in cfg if k != "hydra"]  # Hydra's own node is Hydra's to check, and resolves only in a job
+    try:
+        data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    except InterpolationKeyError:
+        raise GlassboxError(
+            "the config is not valid, so nothing was run:\n" + "\n".join(_unset_defaults(cfg, keys))
+        ) from None
     except OmegaConfBaseException as err:
         raise GlassboxError(f"the config does not resolve: {err}") from None
     refuse_unknown_keys(data, stage)
     return check(STAGES[stage], data, training=training)
+
+
+def _unset_defaults(cfg: DictConfig, keys: list[str]) -> list[str]:
+    """A line for each key whose default `${...}` names a key this config lacks (patch's
+    source=${corpus.steering.patch.source} on a corpus without a steering block): what to give instead."""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    lines = []
+    for key in keys:
+        try:
+            node = cfg[key]
+            if OmegaConf.is_config(node):
+                OmegaConf.to_container(node, resolve=True)
+        except InterpolationKeyError as err:
+            default = functools.reduce(
+                lambda d, k: d.get(k, {}) if isinstance(d, dict) else {}, err.full_key.split("."), raw
+            )
+            named = f", {default}," if isinstance(default, str) else ""
+            lines.append(
+                f"  {err.full_key}: not set: its default{named} names a key that corpus '{cfg.corpus.name}' does not "
+                f"have; give {err.full_key}=<value>"
+            )
+    return lines
 
 
 def refuse_unknown_keys(data: dict[str, Any], stage: str) -> None:
@@ -84,6 +112,8 @@ def _problem(error: dict[str, Any], where: str) -> str:
     """One line of the message: `train.batch_size=0: Input should be greater than 0`."""
     key = ".".join([where] * bool(where) + [str(part) for part in error["loc"]])
     message = error["msg"].removeprefix("Value error, ")
+    if not key:  # a rule of the whole stage (sample: some prompt)
+        return message
     if error["type"] == "missing":
         return f"{key}: missing"
     if isinstance(error["input"], dict):  # a whole group's rule (e.g. model: n_embd divisible by n_head)
