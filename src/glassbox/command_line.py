@@ -139,11 +139,17 @@ def _unfinished_output_dropped() -> str:
 
 
 def _remove_bare_output_dir() -> None:
-    """Remove this command's Hydra directory if it holds only Hydra's own files (.hydra/, the log)."""
+    """Remove this command's Hydra directory if it holds only Hydra's own files (.hydra/, the log), and the
+    folders above it left empty (`outputs/hf/<name>/` of a refused inspect-hf), up to the directory run in."""
     if HydraConfig.initialized():
-        output_dir = Path(HydraConfig.get().runtime.output_dir)
-        if output_dir.resolve() != Path.cwd().resolve() and is_bare_hydra_dir(output_dir):
+        output_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+        here = Path.cwd().resolve()
+        if output_dir != here and is_bare_hydra_dir(output_dir):
             shutil.rmtree(output_dir, ignore_errors=True)
+            for folder in output_dir.parents:
+                if folder == here or folder in here.parents or any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
 
 def _in_multirun() -> bool:
