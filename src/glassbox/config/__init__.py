@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationKeyError, OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
 from glassbox.config.stages import COMMON_GROUPS, STAGES, Stage
@@ -149,12 +150,27 @@ class CheckConfig(Callback):
             for number, overrides in enumerate(jobs):
                 try:
                     validate(loader.load_sweep_config(config, overrides), config.hydra.job.config_name)
-                except GlassboxError as err:
-                    raise GlassboxError(f"job {number} of {len(jobs)} ({' '.join(overrides)}): {err}") from None
+                except (GlassboxError, CompactHydraException) as err:
+                    problem = err if isinstance(err, GlassboxError) else override_problem(err)
+                    raise GlassboxError(f"job {number} of {len(jobs)} ({' '.join(overrides)}): {problem}") from None
             check_writable(Path(config.hydra.sweep.dir).parent)
-        except GlassboxError as err:
-            print(f"\nerror: {err}", file=sys.stderr)
+        except (GlassboxError, CompactHydraException) as err:
+            # here, before the sweeper writes multirun.yaml (and meets the same error again, said twice)
+            print(f"\nerror: {err if isinstance(err, GlassboxError) else override_problem(err)}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+
+
+def override_problem(err: CompactHydraException) -> str:
+    """Hydra's refusal of an override (a key the config lacks, a group option that does not exist, a value its
+    grammar cannot read) in one message; for a mistyped key, the keys beside it that come close, not Hydra's
+    advice to add it with `+` (which `refuse_unknown_keys` then refuses)."""
+    cause = err.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and isinstance(cause.parent_node, DictConfig):
+        key = cause.full_key
+        close = difflib.get_close_matches(str(cause.key), [str(k) for k in cause.parent_node], n=1)
+        guess = f" (did you mean {key.rpartition('.')[0] + '.' * ('.' in key) + close[0]}?)" if close else ""
+        return f"{key} is not a key of this config{guess}; `--help` lists the keys each stage reads"
+    return "\n".join([str(err), *([str(cause)] if isinstance(cause, OmegaConfBaseException) else [])])
 
 
 def refuse_repeated_jobs(jobs: list[list[str]]) -> None:
