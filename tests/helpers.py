@@ -9,8 +9,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -199,6 +201,25 @@ def run_stage_with_ctrl_c(
         text=True,
         timeout=600,
     )
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """`folder` unwritable, as a read-only disk or another user's folder is, even for root (whom chmod does not
+    stop): a read-only bind mount where this process may mount, else its write bits removed. Skips the test
+    where neither stops a write."""
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "--bind", "-o", "ro", folder, folder]).returncode == 0
+    if not mounted:
+        subprocess.run(["chmod", "-R", "a-w", folder], check=True)
+    try:
+        try:
+            Path(tempfile.mkdtemp(dir=folder)).rmdir()
+        except OSError:
+            yield folder
+        else:
+            pytest.skip(f"{folder} cannot be made read-only here")
+    finally:
+        subprocess.run(["umount", folder] if mounted else ["chmod", "-R", "u+w", folder], check=True)
 
 
 def without_wandb_mode() -> dict[str, str]:

@@ -99,3 +99,31 @@ def test_a_sweep_that_repeats_a_job_is_refused_before_its_folder_exists(tmp_path
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "repeats job 0" in done.stderr
     assert not (tmp_path / "outputs" / "tiny" / "sweeps").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "override, answer",
+    [
+        ("num_sample=1", "error: num_sample is not a key of this config (did you mean num_samples?)"),
+        ("model.nlayer=2", "error: model.nlayer is not a key of this config (did you mean model.n_layer?)"),
+        ("model=nosuch", "Could not find 'model/nosuch'"),
+        ("temperature=(", "Error parsing override 'temperature=('"),
+    ],
+)
+def test_an_override_hydra_refuses_exits_2_with_its_message(tmp_path, override, answer):
+    """Once exit code 1, and Hydra's advice to add a mistyped key with `+` (which the stage then refuses)."""
+    done = run_stage("sample", ["experiment=tiny", override], tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert answer in done.stderr and "+num_sample" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_over_a_mistyped_key_says_so_once_and_leaves_no_multirun_yaml(tmp_path):
+    """`make sweep SWEEP="model.nlayer=1,2"` once said it twice behind a UserWarning, exit 1, and left a sweep
+    folder holding multirun.yaml."""
+    done = run_stage("train", ["hydra.mode=MULTIRUN", "experiment=tiny", "model.nlayer=1,2"], tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.count("model.nlayer is not a key of this config (did you mean model.n_layer?)") == 1
+    assert "UserWarning" not in done.stderr and not (tmp_path / "outputs").exists()

@@ -59,6 +59,34 @@ def test_trace_refuses_a_snapshot_with_non_finite_weights(root, reference, outpu
         trace(tiny_cfg(root, outputs, "auto=true", config_name="trace"))
 
 
+@pytest.mark.slow
+def test_a_file_that_is_no_snapshot_or_is_away_from_its_run_is_named_so_not_an_unfinished_save(reference, tmp_path):
+    """Each of these once read "the run was stopped before the snapshot was completely saved"."""
+    text = tmp_path / "notes.pt"
+    text.write_text("not a snapshot")
+    other = tmp_path / "other.pt"
+    torch.save({"model": torch.zeros(2)}, other)  # a torch file, but no glassbox snapshot
+    copied = tmp_path / "step_0000016.pt"
+    shutil.copy(snapshot_path(reference, 16), copied)
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    renamed = run_dir / "checkpoints" / "mine.pt"
+    shutil.copy(snapshot_path(reference, 16), renamed)
+    answers = {
+        text: r"notes.pt is not a glassbox snapshot \(those are the checkpoints/step_NNNNNNN.pt files",
+        other: "other.pt is not a glassbox snapshot",
+        copied: r"step_0000016.pt is a snapshot outside its run .* give run=<its run folder> step=<N>, or copy",
+        renamed: r"mine.pt is not one of its run's snapshots \(step_NNNNNNN.pt\)",
+        run_dir: "is a folder, not a snapshot file: give a run's folder as run=",
+    }
+    for path, answer in answers.items():
+        with pytest.raises(GlassboxError, match=answer):
+            load_snapshot(path)
+    write_run_state(run_dir, snapshot_sha256={})  # the one case that message is right for
+    with pytest.raises(GlassboxError, match="the run was stopped before the snapshot was completely saved"):
+        load_snapshot(snapshot_path(run_dir, 16))
+
+
 # --- run.json, metrics.jsonl and token files -----------------------------------------------------------------------
 
 

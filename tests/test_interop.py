@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -534,6 +535,43 @@ def test_inspect_hf_on_a_missing_folder_exits_cleanly(tmp_path):
     done = run_stage("inspect_hf", ["experiment=tiny", f"hf.path={tmp_path / 'nowhere'}"], tmp_path)
     assert done.returncode == EXIT_USER_ERROR
     assert "is not a folder" in done.stderr and "Traceback" not in done.stderr
+
+
+def damaged_exports(export: Path, to: Path) -> dict[str, tuple[Path, str]]:
+    """Copies of a good export, each damaged one way, with what inspect-hf must answer for it."""
+    folders = {name: to / name for name in ("no-tokenizer", "other-config", "cut-short")}
+    for folder in folders.values():
+        shutil.copytree(export, folder)
+    for file in folders["no-tokenizer"].glob("tokenizer*"):
+        file.unlink()
+    config_file = folders["other-config"] / "config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "n_embd": 64}))
+    weights = folders["cut-short"] / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    shutil.copytree(export, to / "series" / "step_1")
+    shutil.copytree(folders["cut-short"], to / "series" / "step_2")
+    return {
+        "no-tokenizer": (folders["no-tokenizer"], "no-tokenizer has no tokenizer files \\(any of tokenizer.json,"),
+        "other-config": (
+            folders["other-config"],
+            r"other-config/config.json does not match the weights beside it \(transformer.h.0.attn.c_attn.bias is "
+            r"\[96\] in the weights, \[192\] by config.json; .* use the config.json saved with these weights",
+        ),
+        "cut-short": (folders["cut-short"], "cut-short/model.safetensors is damaged or cut short"),
+        "series": (to / "series", "series/step_2/model.safetensors is damaged or cut short"),
+    }
+
+
+@pytest.mark.slow
+def test_inspect_hf_names_the_file_of_a_damaged_folder_and_leaves_no_output_folder(tiny, tmp_path):
+    """Once a transformers or safetensors traceback (exit 1), or a tokenizer error about `vocab` and `merges`."""
+    for name, (folder, answer) in damaged_exports(tiny["last"], tmp_path).items():
+        with pytest.raises(GlassboxError, match=answer):
+            inspect_hf(config(tiny["root"], "inspect_hf", "experiment=tiny", f"hf.path={folder}"), tmp_path / "out")
+        done = run_stage("inspect_hf", ["experiment=tiny", f"hf.path={folder}"], tiny["root"])
+        assert done.returncode == EXIT_USER_ERROR and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert not (tiny["root"] / "outputs" / "hf" / name).exists()  # not even an empty outputs/hf/<name>/
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------- load_run

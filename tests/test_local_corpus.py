@@ -14,6 +14,7 @@ import pytest
 from glassbox import fileio
 from glassbox.analyze import analyze
 from glassbox.command_line import quote_literal
+from glassbox.config import validate
 from glassbox.errors import GlassboxError
 from glassbox.paths import corpus_name
 from glassbox.prepare import prepare
@@ -155,3 +156,40 @@ def test_own_text_analyzes_without_probes_then_with_probes_from_the_command_line
         trace(make_cfg("trace", [*own, "auto=true"]))
     stages = trace(make_cfg("trace", [*own, "prompt='师父'", "auto=true"]))
     assert stages["generation"]["text"].startswith("师父")
+
+
+@pytest.mark.parametrize(
+    "stage, answer",
+    [
+        (
+            "sample",
+            r"no prompt to continue: give prompt=<text> \(or prompts=\[...\], prompt_file=<file>\); the default, "
+            r"corpus.probes.prompts, is empty for corpus 'excerpt'",
+        ),
+        (
+            "steer",
+            r"corpus: corpus 'excerpt' has no steering block .* or give it: '\+corpus.steering=\{positive:\[...\]",
+        ),
+        (
+            "patch",
+            r"source: not set: its default, \$\{corpus.steering.patch.source\}, names a key that corpus 'excerpt' "
+            r"does not have; give source=<value>\n  target: not set",
+        ),
+        (
+            "ablate",
+            r"prompts=\[\]: no prompts to watch: give prompts=\[...\]; the default, corpus.probes.prompts, is empty",
+        ),
+    ],
+)
+def test_a_stage_missing_what_a_corpus_of_ones_own_lacks_says_what_to_give(own_text, make_cfg, stage, answer):
+    """No steering block, no probe prompts: once omegaconf tracebacks (sample, steer), an interpolation error
+    (patch) and a pointer to the steering block (ablate, whose prompts are the probe prompts)."""
+    with pytest.raises(GlassboxError, match=answer):
+        validate(make_cfg(stage, ["experiment=local", quote_literal(f"corpus.path=texts/{FILE}")]), stage)
+
+
+@pytest.mark.slow
+def test_sample_without_a_prompt_on_a_corpus_of_ones_own_exits_2_before_making_a_folder(own_text, workdir):
+    done = run_stage("sample", ["experiment=local", f"corpus.path=texts/{FILE}"], workdir)
+    assert done.returncode == 2 and "no prompt to continue: give prompt=<text>" in done.stderr
+    assert "Traceback" not in done.stderr and not (workdir / "outputs" / NAME / "samples").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -70,6 +71,10 @@ def test_make_sample_prints_samples_and_the_speeds(root):
     assert re.search(r"prefill: 26 prompt tokens in [\d.]+ ms = [\d,]+ tokens/s", out)
     assert re.search(r"decode:  156 tokens \(78 steps × 2 samples\) in [\d.]+ s = [\d,]+ tokens/s", out)
 
+    (log,) = (root / "outputs" / "tiny" / "samples").glob("*/sample.log")  # once always empty: print, not logging
+    assert all(text in log.read_text(encoding="utf-8") for text in written["prompts"][1]["samples"])
+    assert f"wrote {log.parent / 'samples.json'} (the samples and speeds) and {log}" in out
+
 
 def test_the_same_seed_draws_the_same_text_and_another_seed_other_text(root, tmp_path):
     first = sample(sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=30"), tmp_path)
@@ -88,16 +93,19 @@ def test_greedy_is_generate_at_temperature_zero_with_and_without_the_cache(root,
             sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=50", "num_samples=2", f"use_cache={use_cache}", *how),
             tmp_path,
         )
-        assert written["prompts"][0]["samples"] == [expected, expected]
+        # drawn once: a second greedy sample would be the same text (once computed and printed num_samples times)
+        assert written["prompts"][0]["samples"] == [expected] and written["settings"]["num_samples"] == 1
+        assert written["speed"]["prefill_tokens"] == len("ROMEO:")
 
 
-def test_a_prompt_file_and_a_prompt_longer_than_the_block(root, tmp_path, capsys):
+def test_a_prompt_file_and_a_prompt_longer_than_the_block(root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     long_prompt = "First Citizen:\nBefore we proceed any further, hear me speak.\n"
     (tmp_path / "start.txt").write_text(long_prompt, encoding="utf-8")
     written = sample(sample_cfg(root, f"prompt_file={tmp_path / 'start.txt'}", "max_new_tokens=5"), tmp_path)
     assert [s[: len(long_prompt)] for s in written["prompts"][0]["samples"]] == [long_prompt] * 3
     assert written["speed"]["prefill_tokens"] == 3 * 32  # the model reads the last block_size characters
-    assert f"the prompt has {len(long_prompt)} characters; the model reads its last 32" in capsys.readouterr().out
+    assert f"the prompt has {len(long_prompt)} characters; the model reads its last 32" in caplog.text
 
 
 def test_without_a_prompt_the_experiments_probe_prompt_is_used(root, tmp_path):
@@ -197,7 +205,8 @@ def test_prompt_lists_and_files_pass_hydra_literally(root, arg, value):
     assert sample_cfg(root, arg)[key] == value
 
 
-def test_zero_new_tokens_gives_the_prompts_back(root, tmp_path, capsys):
+def test_zero_new_tokens_gives_the_prompts_back(root, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     written = sample(sample_cfg(root, "prompt=ROMEO:", "max_new_tokens=0", "num_samples=2"), tmp_path)
     assert written["prompts"][0]["samples"] == ["ROMEO:", "ROMEO:"]
-    assert "max_new_tokens=0: the model did not run" in capsys.readouterr().out
+    assert "max_new_tokens=0: the model did not run" in caplog.text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import shutil
 import sys
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 
+from glassbox.config import override_problem
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError, Stopped
 from glassbox.fileio import is_bare_hydra_dir
 from glassbox.run.layout import RUN_STATE
@@ -70,9 +73,22 @@ def quote_literal(arg: str) -> str:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's Hydra `main` on this process's command line, literal values quoted."""
+    """Run a stage's Hydra `main` on this process's command line, literal values quoted.
+
+    An override Hydra refuses (`num_sample=1`, `model=nosuch`, `temperature=(`) is the user's to fix: its
+    message and exit code 2, as for every bad input. Hydra raises it to here only with HYDRA_FULL_ERROR set
+    (otherwise it prints it and exits 1); a user who set that variable gets Hydra's own report.
+    """
     sys.argv = [quote_literal(arg) for arg in sys.argv]
-    main()
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        main()
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except CompactHydraException as err:
+        print(f"\nerror: {override_problem(err)}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
 
 
 def exits_cleanly(main: F) -> F:
@@ -139,11 +155,17 @@ def _unfinished_output_dropped() -> str:
 
 
 def _remove_bare_output_dir() -> None:
-    """Remove this command's Hydra directory if it holds only Hydra's own files (.hydra/, the log)."""
+    """Remove this command's Hydra directory if it holds only Hydra's own files (.hydra/, the log), and the
+    folders above it left empty (`outputs/hf/<name>/` of a refused inspect-hf), up to the directory run in."""
     if HydraConfig.initialized():
-        output_dir = Path(HydraConfig.get().runtime.output_dir)
-        if output_dir.resolve() != Path.cwd().resolve() and is_bare_hydra_dir(output_dir):
+        output_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
+        here = Path.cwd().resolve()
+        if output_dir != here and is_bare_hydra_dir(output_dir):
             shutil.rmtree(output_dir, ignore_errors=True)
+            for folder in output_dir.parents:
+                if folder == here or folder in here.parents or any(folder.iterdir()):
+                    break
+                folder.rmdir()
 
 
 def _in_multirun() -> bool:

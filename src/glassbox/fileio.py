@@ -44,7 +44,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextmanager
-def explain_write_errors(path: Path) -> Iterator[None]:
+def explain_write_errors(path: Path, advice: str | None = None) -> Iterator[None]:
+    """File-system errors while writing `path` as a GlassboxError: what failed and what to do.
+
+    `advice` says what to do when the folder cannot be written (read-only, not the user's): by default
+    write elsewhere with paths.*, which does not help a command that writes inside a run (run/layout.py
+    `advice_for_writing`).
+    """
     try:
         yield
     except OSError as err:
@@ -53,6 +59,8 @@ def explain_write_errors(path: Path) -> Iterator[None]:
                 f"could not write {path}: {err.strerror}. The disk that holds {_existing_parent(path)} is full "
                 f"({_free_space(path)} free): free some space, or write elsewhere (paths.output_dir=...)."
             ) from err
+        if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and advice:
+            raise GlassboxError(f"could not write {path}: {err.strerror}. {advice}") from err
         raise GlassboxError(
             f"could not write {path}: {err.strerror or err}. Check that the directory is "
             "writable and the disk has space (paths.* overrides move the outputs elsewhere)."

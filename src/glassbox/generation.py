@@ -255,13 +255,15 @@ class SampleSettings:
     use_cache: bool
 
     @classmethod
-    def for_sampler(cls, sampler: str, temperature: float, **rest) -> SampleSettings:
-        """`sampler=greedy` is temperature 0, whatever `temperature` says (the config checked every value)."""
-        return cls(temperature=0.0 if sampler == "greedy" else temperature, **rest)
+    def for_sampler(cls, sampler: str, temperature: float, num_samples: int, **rest) -> SampleSettings:
+        """`sampler=greedy` is temperature 0, whatever `temperature` says (the config checked every value).
+        Greedy decoding gives every sample the same text: it is drawn once, whatever num_samples asks."""
+        temperature = 0.0 if sampler == "greedy" else temperature
+        return cls(temperature=temperature, num_samples=num_samples if temperature else 1, **rest)
 
     def describe(self) -> str:
         if self.temperature == 0:
-            how = "greedy (the most likely character every step)"
+            how = "greedy (the most likely character every step; one sample, as any more would be the same text)"
         else:
             how = (
                 f"temperature {self.temperature:g}, top_k {self.top_k or 'off'}, top_p {self.top_p or 'off'}, "

@@ -20,7 +20,7 @@ from glassbox.command_line import removed_if_stopped
 from glassbox.config import validate
 from glassbox.model import GPT
 from glassbox.report import interventions as report
-from glassbox.run.layout import METRICS, interventions_dir, pick_snapshots, run_of_snapshot
+from glassbox.run.layout import METRICS, advice_for_writing, interventions_dir, pick_snapshots, run_of_snapshot
 from glassbox.run.snapshots import Snapshot, check_vocab, load_snapshot
 from glassbox.run.tracking import Tracker
 from glassbox.text.tokens import TokenData
@@ -69,6 +69,8 @@ def run_intervention(
     with open_dict(cfg):  # the training run's W&B group, also when it was a sweep's
         cfg.wandb.group = last.config["wandb"]["group"]
     name = f"{run_dir.name}-{kind}"
+    with fileio.explain_write_errors(out_dir, advice_for_writing(run_dir)):  # a read-only run: said, not a traceback
+        out_dir.mkdir(parents=True)
     # Ctrl-C: W&B finished (the Tracker is entered second, left first), then the unfinished folder removed
     with (
         removed_if_stopped(out_dir),

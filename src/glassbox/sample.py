@@ -17,6 +17,7 @@ text drawn so far there ("stopped": true).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from glassbox.model import describe_heads
 from glassbox.paths import CONF_DIR
 from glassbox.run.layout import pick_snapshot
 from glassbox.run.snapshots import load_snapshot
+
+log = logging.getLogger(__name__)  # the terminal and sample.log alike
 
 SEPARATOR = "-" * 40
 
@@ -54,15 +57,15 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     encoded = generation.encode_prompts(texts, vocab)
     model = snapshot.model().to(device)
     c = model.config
-    print(
+    log.info(
         f"snapshot {path} (step {snapshot.step}): {c.n_layer} layers × {describe_heads(c.n_head, c.n_kv_head)}, "
         f"n_embd {c.n_embd}, "
         f"block_size {c.block_size}, pos_encoding={c.pos_encoding}, norm={c.norm}, mlp={c.mlp}, "
         f"{model.num_params() / 1e6:.2f}M parameters, on {device}"
     )
     # As parsed: a list the shell split at a comma through make shows here as one prompt more.
-    print(f"{len(texts)} prompt(s): {', '.join(generation.prompt_preview(text) for text in texts)}")
-    print(f"sampling: {settings.describe()}\n{SEPARATOR}", flush=True)
+    log.info(f"{len(texts)} prompt(s): {', '.join(generation.prompt_preview(text) for text in texts)}")
+    log.info(f"sampling: {settings.describe()}\n{SEPARATOR}")
 
     # One generator for the whole command, seeded once: each prompt continues the same random stream.
     generator = torch.Generator(device=device).manual_seed(settings.seed)
@@ -77,10 +80,10 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     try:
         for text, ids in zip(texts, encoded):
             if len(ids) > c.block_size:
-                print(f"(the prompt has {len(ids)} characters; the model reads its last {c.block_size})")
+                log.info(f"(the prompt has {len(ids)} characters; the model reads its last {c.block_size})")
             samples = [vocab.decode(row) for row in generation.draw_samples(model, ids, settings, generator, speed)]
             for sample_text in samples:
-                print(f"{sample_text}\n{SEPARATOR}", flush=True)
+                log.info(f"{sample_text}\n{SEPARATOR}")
             results.append({"prompt": text, "samples": samples})
     except KeyboardInterrupt as stop:  # keep what was drawn: the finished prompts, the current one so far
         finished = len(results)
@@ -94,9 +97,10 @@ def sample(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             f"stopped by Ctrl-C: kept the text drawn so far ({finished} of {len(texts)} prompts finished) "
             f"in {out_dir / 'samples.json'}"
         ) from None
-    print(speed.describe(settings.num_samples, c.block_size))
+    log.info(speed.describe(settings.num_samples, c.block_size))
     written["speed"] = speed.as_dict()
     fileio.write_json(out_dir / "samples.json", written)
+    log.info(f"wrote {out_dir / 'samples.json'} (the samples and speeds) and {out_dir / 'sample.log'}")
     return written
 
 

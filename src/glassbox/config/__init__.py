@@ -17,6 +17,7 @@ Two ways in:
 from __future__ import annotations
 
 import difflib
+import functools
 import sys
 import tempfile
 from pathlib import Path
@@ -25,14 +26,16 @@ from typing import Any, TypeVar
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import CompactHydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, InterpolationKeyError, OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
 from glassbox.config.stages import COMMON_GROUPS, STAGES, Stage
 from glassbox.errors import EXIT_USER_ERROR, GlassboxError
 from glassbox.fileio import explain_write_errors
+from glassbox.run.layout import advice_for_writing
 
 Schema = TypeVar("Schema", bound=BaseModel)
 
@@ -43,12 +46,39 @@ def validate(cfg: DictConfig, stage: str, *, training: bool = False) -> Stage:
 
     `training` adds the checks of the machine: the device asked for must exist.
     """
-    try:  # Hydra's own node is Hydra's to check, and resolves only inside a running job
-        data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    keys = [k for k in cfg if k != "hydra"]  # Hydra's own node is Hydra's to check, and resolves only in a job
+    try:
+        data = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
+    except InterpolationKeyError:
+        raise GlassboxError(
+            "the config is not valid, so nothing was run:\n" + "\n".join(_unset_defaults(cfg, keys))
+        ) from None
     except OmegaConfBaseException as err:
         raise GlassboxError(f"the config does not resolve: {err}") from None
     refuse_unknown_keys(data, stage)
     return check(STAGES[stage], data, training=training)
+
+
+def _unset_defaults(cfg: DictConfig, keys: list[str]) -> list[str]:
+    """A line for each key whose default `${...}` names a key this config lacks (patch's
+    source=${corpus.steering.patch.source} on a corpus without a steering block): what to give instead."""
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    lines = []
+    for key in keys:
+        try:
+            node = cfg[key]
+            if OmegaConf.is_config(node):
+                OmegaConf.to_container(node, resolve=True)
+        except InterpolationKeyError as err:
+            default = functools.reduce(
+                lambda d, k: d.get(k, {}) if isinstance(d, dict) else {}, err.full_key.split("."), raw
+            )
+            named = f", {default}," if isinstance(default, str) else ""
+            lines.append(
+                f"  {err.full_key}: not set: its default{named} names a key that corpus '{cfg.corpus.name}' does not "
+                f"have; give {err.full_key}=<value>"
+            )
+    return lines
 
 
 def refuse_unknown_keys(data: dict[str, Any], stage: str) -> None:
@@ -83,6 +113,8 @@ def _problem(error: dict[str, Any], where: str) -> str:
     """One line of the message: `train.batch_size=0: Input should be greater than 0`."""
     key = ".".join([where] * bool(where) + [str(part) for part in error["loc"]])
     message = error["msg"].removeprefix("Value error, ")
+    if not key:  # a rule of the whole stage (sample: some prompt)
+        return message
     if error["type"] == "missing":
         return f"{key}: missing"
     if isinstance(error["input"], dict):  # a whole group's rule (e.g. model: n_embd divisible by n_head)
@@ -92,7 +124,7 @@ def _problem(error: dict[str, Any], where: str) -> str:
 
 def check_writable(directory: Path) -> None:
     """Raise a GlassboxError unless a folder can be created in `directory` (made first if need be)."""
-    with explain_write_errors(directory):
+    with explain_write_errors(directory, advice_for_writing(directory)):
         directory.mkdir(parents=True, exist_ok=True)
         Path(tempfile.mkdtemp(dir=directory, prefix=".write-test-")).rmdir()
 
@@ -118,12 +150,27 @@ class CheckConfig(Callback):
             for number, overrides in enumerate(jobs):
                 try:
                     validate(loader.load_sweep_config(config, overrides), config.hydra.job.config_name)
-                except GlassboxError as err:
-                    raise GlassboxError(f"job {number} of {len(jobs)} ({' '.join(overrides)}): {err}") from None
+                except (GlassboxError, CompactHydraException) as err:
+                    problem = err if isinstance(err, GlassboxError) else override_problem(err)
+                    raise GlassboxError(f"job {number} of {len(jobs)} ({' '.join(overrides)}): {problem}") from None
             check_writable(Path(config.hydra.sweep.dir).parent)
-        except GlassboxError as err:
-            print(f"\nerror: {err}", file=sys.stderr)
+        except (GlassboxError, CompactHydraException) as err:
+            # here, before the sweeper writes multirun.yaml (and meets the same error again, said twice)
+            print(f"\nerror: {err if isinstance(err, GlassboxError) else override_problem(err)}", file=sys.stderr)
             sys.exit(EXIT_USER_ERROR)
+
+
+def override_problem(err: CompactHydraException) -> str:
+    """Hydra's refusal of an override (a key the config lacks, a group option that does not exist, a value its
+    grammar cannot read) in one message; for a mistyped key, the keys beside it that come close, not Hydra's
+    advice to add it with `+` (which `refuse_unknown_keys` then refuses)."""
+    cause = err.__cause__
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and isinstance(cause.parent_node, DictConfig):
+        key = cause.full_key
+        close = difflib.get_close_matches(str(cause.key), [str(k) for k in cause.parent_node], n=1)
+        guess = f" (did you mean {key.rpartition('.')[0] + '.' * ('.' in key) + close[0]}?)" if close else ""
+        return f"{key} is not a key of this config{guess}; `--help` lists the keys each stage reads"
+    return "\n".join([str(err), *([str(cause)] if isinstance(cause, OmegaConfBaseException) else [])])
 
 
 def refuse_repeated_jobs(jobs: list[list[str]]) -> None:

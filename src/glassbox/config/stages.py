@@ -15,7 +15,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, NonNegativeFloat, NonNegativeInt, PositiveInt
+from pydantic import (
+    BeforeValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from glassbox import hooks
 from glassbox.config.groups import Analysis, Claims, Corpus, Group, Model, Paths, Train, Wandb
@@ -169,6 +177,16 @@ class Sample(OneSnapshot):
     use_cache: bool
     device: Literal["auto", "cpu", "cuda", "mps"]
 
+    @model_validator(mode="after")
+    def has_a_prompt(self) -> Sample:
+        """No prompt given: the corpus's first probe prompt, which a corpus of one's own may not have."""
+        if self.prompt is None and self.prompts is None and self.prompt_file is None and not self.corpus.probes.prompts:
+            raise ValueError(
+                f"no prompt to continue: give prompt=<text> (or prompts=[...], prompt_file=<file>); the default, "
+                f"corpus.probes.prompts, is empty for corpus '{self.corpus.name}'"
+            )
+        return self
+
 
 class Trace(OneSnapshot):
     prompt: Text | None
@@ -193,6 +211,17 @@ class Steering(Group):
 
 class SteeringCorpus(Corpus):
     steering: Steering
+
+    @model_validator(mode="before")
+    @classmethod
+    def has_a_steering_block(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("steering") is None:
+            raise ValueError(
+                f"corpus '{data.get('name')}' has no steering block (the prompts with and without the property, "
+                "the held-out ones, the target characters): add one to its config, as conf/corpus/xiyouji.yaml "
+                "has, or give it: '+corpus.steering={positive:[...],negative:[...],held_out:[...],targets:[...]}'"
+            )
+        return data
 
 
 class Intervention(Snapshots):
@@ -250,6 +279,15 @@ class Ablate(Intervention):
     n_sequences: PositiveInt
     seed: NonNegativeInt
     prompts: Texts
+
+    @field_validator("prompts")
+    @classmethod
+    def has_prompts(cls, prompts: list[str]) -> list[str]:
+        if not prompts:
+            raise ValueError(
+                "no prompts to watch: give prompts=[...]; the default, corpus.probes.prompts, is empty for this corpus"
+            )
+        return prompts
 
 
 STAGES: dict[str, type[Stage]] = {

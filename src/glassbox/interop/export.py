@@ -61,7 +61,7 @@ from glassbox import fileio
 from glassbox.errors import GlassboxError
 from glassbox.interop import require
 from glassbox.model import ANGLE_BASE, RMSNORM_EPS, describe_heads, swiglu_hidden_size
-from glassbox.run.layout import run_of_snapshot
+from glassbox.run.layout import advice_for_writing, run_of_snapshot
 from glassbox.run.snapshots import Snapshot, check_vocab
 from glassbox.text.vocab import Vocab
 
@@ -323,7 +323,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        with fileio.explain_write_errors(path):
+        with fileio.explain_write_errors(path, advice_for_writing(path)):
             tmp.mkdir(parents=True)
         yield tmp
         with fileio.explain_write_errors(path):

@@ -11,6 +11,7 @@ Everything is read from local folders: nothing is downloaded (HF_HUB_OFFLINE, lo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from glassbox.text.vocab import Vocab
 FINAL_NORM_PATHS = ("transformer.ln_f", "model.norm", "gpt_neox.final_layer_norm", "model.decoder.final_layer_norm")
 # A checkpoint folder of a series: step_1000 (Pythia-style downloads), step1000, step-1000 (glassbox exports).
 STEP_FOLDER = re.compile(r"^step[-_]?(\d+)$")
+# The files a tokenizer is loaded from, one of them at least (fast, SentencePiece, BPE and WordPiece tokenizers).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "merges.txt", "vocab.txt")
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,65 @@ def load_causal_lm(folder: Path, device: str = "cpu") -> HookedCausalLM:
     if model.get_output_embeddings() is None:
         raise GlassboxError(f"{type(model).__name__} in {folder} has no output embedding to read the logit lens with")
     return HookedCausalLM(model.to(device).eval(), find_final_norm(model))
+
+
+def check_model_folders(folders: list[tuple[int | None, Path]]) -> None:
+    """Before anything is loaded or written: every checkpoint's weight files whole and of the shapes its
+    config.json describes, and tokenizer files beside the last one (the one the suites read)."""
+    for _, folder in folders:
+        check_weights_fit_config(folder)
+    last = folders[-1][1]
+    if not any((last / name).exists() for name in TOKENIZER_FILES):
+        raise GlassboxError(
+            f"{last} has no tokenizer files (any of {', '.join(TOKENIZER_FILES)}): copy the ones saved with the "
+            "model beside its config.json"
+        )
+
+
+def check_weights_fit_config(folder: Path) -> None:
+    """A GlassboxError naming the file for a weight file cut short or damaged, and the tensors whose shapes
+    differ from what config.json builds (transformers would raise, or quietly re-initialise them)."""
+    safetensors = require("safetensors", "reading a Hugging Face model")
+    saved = {}
+    for file in _safetensors_files(folder):
+        try:
+            with safetensors.safe_open(file, framework="pt") as f:
+                names = f.keys()
+                saved |= {key: list(f.get_slice(key).get_shape()) for key in names}
+        except (safetensors.SafetensorError, OSError) as err:
+            raise GlassboxError(f"{file} is damaged or cut short ({err}): copy or download it again") from None
+    if not saved:
+        return
+    transformers = import_transformers()
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(config)
+    except (OSError, ValueError, KeyError) as err:
+        raise GlassboxError(f"{folder / 'config.json'} does not describe a causal language model: {err}") from None
+    built = {key: list(value.shape) for key, value in model.state_dict().items()}
+    prefix = f"{model.base_model_prefix}."
+    mismatched = []
+    for key, shape in saved.items():
+        wanted = built.get(key, built.get(prefix + key))
+        if wanted is not None and wanted != shape:
+            mismatched.append(f"{key} is {shape} in the weights, {wanted} by config.json")
+    if mismatched:
+        more = f" and {len(mismatched) - 3} more" if len(mismatched) > 3 else ""
+        raise GlassboxError(
+            f"{folder / 'config.json'} does not match the weights beside it ({'; '.join(mismatched[:3])}{more}): "
+            "use the config.json saved with these weights"
+        )
+
+
+def _safetensors_files(folder: Path) -> list[Path]:
+    """The safetensors files transformers reads for a model: model.safetensors, or the shards its index lists."""
+    if (folder / "model.safetensors").exists():
+        return [folder / "model.safetensors"]
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        return [folder / name for name in sorted(set(json.loads(index.read_text())["weight_map"].values()))]
+    return []
 
 
 def load_tokenizer(folder: Path) -> Any:

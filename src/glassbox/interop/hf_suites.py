@@ -32,6 +32,7 @@ from glassbox.analysis.suites import ContextProbe, Prompt, Sampling, SuiteInputs
 from glassbox.errors import GlassboxError
 from glassbox.interop.hf import (
     HookedCausalLM,
+    check_model_folders,
     load_causal_lm,
     load_tokenizer,
     model_folders,
@@ -206,6 +207,7 @@ def inspect_hf(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     analysis.json (and metrics.jsonl for a series) to out_dir; return the analysis."""
     hf = cfg.hf
     folders = model_folders(hf.path)
+    check_model_folders(folders)
     last = folders[-1][1]
     model = load_causal_lm(last, hf.device)
     size = model.embedding.shape[0]

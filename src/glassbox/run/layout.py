@@ -26,7 +26,7 @@ INSPECT_DIR = "inspect"  # `make inspect`: <run>/inspect/step-N/
 LATEST = "latest"
 REPLICATE_DIR = "replicate"
 SWEEPS_DIR = "sweeps"  # outputs/<experiment>/sweeps/<time>/<job>/ (conf/hydra/default.yaml)
-_SNAPSHOT_NAME = re.compile(r"^step_(\d{7})\.pt$")
+SNAPSHOT_NAME = re.compile(r"^step_(\d{7})\.pt$")
 
 
 def snapshot_path(run_dir: str | Path, step: int) -> Path:
@@ -43,7 +43,7 @@ def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = ((_SNAPSHOT_NAME.match(p.name), p) for p in folder.iterdir())
+    found = ((SNAPSHOT_NAME.match(p.name), p) for p in folder.iterdir())
     return sorted((int(m.group(1)), p) for m, p in found if m)
 
 
@@ -111,6 +111,18 @@ def run_or_its_latest(path: Path) -> Path:
     if not (path / CHECKPOINT_DIR).is_dir() and (path / LATEST).is_dir():
         return path / LATEST
     return path
+
+
+def advice_for_writing(folder: str | Path) -> str | None:
+    """What to do when `folder` cannot be written, if it lies inside a run (analysis, export, interventions):
+    paths.* moves new runs, not this one. None elsewhere (fileio's own advice holds)."""
+    run_dir = next((p for p in (Path(folder), *Path(folder).parents) if (p / RUN_STATE).is_file()), None)
+    if run_dir is None:
+        return None
+    return (
+        f"This command writes into the run {run_dir}: make that folder writable, or copy the run to a "
+        f"writable place (cp -r {run_dir} <copy>) and give run=<copy>."
+    )
 
 
 def point_report(run_dir: Path, report_dir: Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from glassbox.fileio import atomic_path, explain_write_errors, read_json, sha256
 from glassbox.model import GPT, GPTConfig
 from glassbox.run.layout import (
     CHECKPOINT_DIR,
+    RUN_STATE,
+    SNAPSHOT_NAME,
     list_snapshots,
     read_run_state,
     run_of_snapshot,
@@ -249,20 +252,52 @@ def save_weights(path: str | Path, payload: dict[str, Any]) -> None:
 def verify_snapshot(path: str | Path) -> None:
     """Raise a GlassboxError unless `path` is a complete snapshot whose bytes match its checksum."""
     path = Path(path)
-    if not path.exists():
+    if path.is_dir():
+        raise GlassboxError(f"{path} is a folder, not a snapshot file: give a run's folder as run= (and step=)")
+    if not path.is_file():
         raise GlassboxError(f"no snapshot at {path}")
-    expected = read_run_state(run_of_snapshot(path)).get("snapshot_sha256", {}).get(path.name)
+    run_dir = run_of_snapshot(path)
+    in_a_run = path.parent.name == CHECKPOINT_DIR and (run_dir / RUN_STATE).is_file()
+    expected = read_run_state(run_dir).get("snapshot_sha256", {}).get(path.name) if in_a_run else None
     if expected is None:
-        raise GlassboxError(
-            f"snapshot {path} has no checksum in its run's run.json: "
-            "the run was stopped before the snapshot was completely saved"
-        )
+        raise GlassboxError(_why_unchecked(path, in_a_run))
     actual = sha256_of(path)
     if actual != expected:
         raise GlassboxError(
             f"snapshot {path} is corrupt: its sha256 is {actual[:16]}…, "
             f"but run.json recorded {expected[:16]}… when it was saved"
         )
+
+
+def _why_unchecked(path: Path, in_a_run: bool) -> str:
+    """Why a file has no checksum to check: not a snapshot, a snapshot away from its run, or an unfinished save."""
+    if not _looks_like_a_snapshot(path):
+        return (
+            f"{path} is not a glassbox snapshot (those are the checkpoints/step_NNNNNNN.pt files a run's "
+            "training wrote): give checkpoint= one of those, or run= and step="
+        )
+    if not in_a_run:
+        return (
+            f"{path} is a snapshot outside its run (no checkpoints/ folder with a run.json above it), so the "
+            "checksum its run recorded cannot be checked: give run=<its run folder> step=<N>, or copy the whole "
+            "run folder, not the snapshot alone"
+        )
+    if not SNAPSHOT_NAME.match(path.name):
+        return f"{path} is not one of its run's snapshots (step_NNNNNNN.pt): give checkpoint= one of those"
+    return (
+        f"snapshot {path} has no checksum in its run's run.json: "
+        "the run was stopped before the snapshot was completely saved"
+    )
+
+
+def _looks_like_a_snapshot(path: Path) -> bool:
+    """Whether `path` is a torch.save archive whose pickle names a snapshot's keys (read as bytes, never unpickled)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickle = next(name for name in archive.namelist() if name.endswith("/data.pkl"))
+            return b"vocab_hash" in archive.read(pickle)
+    except (zipfile.BadZipFile, StopIteration, OSError):
+        return False
 
 
 def load_payload(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
