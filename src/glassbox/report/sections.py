@@ -280,7 +280,10 @@ def _mechanisms_section(a: dict[str, Any]) -> str | None:
                 mechanism_verdict(result),
             ]
         )
-    rules = "; ".join(f"{MECHANISM_LABELS[r['mechanism']]}: {mechanism_rule(r['mechanism'], held)}" for r in verdicts)
+    by_rule: dict[str, list[str]] = {}  # the head roles share one rule: say it once
+    for result in verdicts:
+        by_rule.setdefault(mechanism_rule(result["mechanism"], held), []).append(MECHANISM_LABELS[result["mechanism"]])
+    rules = "; ".join(f"{', '.join(labels)}: {rule}" for rule, labels in by_rule.items())
     return (
         "## Mechanisms over training\n\nHead scores: the attention the best head (layer, head) puts on the role's "
         "target, on random characters repeated twice (the sink: on position 0 of the validation windows); chance is "
