@@ -151,7 +151,7 @@ def _mechanisms_figure(a: dict[str, Any]) -> bytes:
     val_loss = [(r["step"], r[keys.LOSS_VAL]) for r in a.get("losses", []) if keys.LOSS_VAL in r]
     if val_loss:
         loss_axis = axes[0, 1].twinx()
-        loss_axis.plot(*zip(*val_loss), color="0.55", linewidth=1, linestyle=":")
+        loss_axis.plot(*zip(*val_loss), color="0.35", linewidth=1.2, linestyle=":")
         loss_axis.set_ylabel("validation loss (nats, dotted)", color="0.4")
     return png(fig)
 
