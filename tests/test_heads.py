@@ -1,6 +1,8 @@
 """Head roles and in-context learning (probes/heads.py, probes/mechanisms.py) and their verdicts
 (analysis/claims.py): hand-built attention patterns and losses whose scores are known exactly."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -21,6 +23,7 @@ from glassbox.probes.heads import (
 from glassbox.probes.mechanisms import MechanismProbe
 from glassbox.report.replicate import replicate_markdown
 from glassbox.run.tracking import JsonlFile
+from helpers import compose_config, run_stages
 
 L = 6  # each copy's length: sequences of 2·L + 1 = 13 tokens
 T = 2 * L + 1
@@ -191,3 +194,19 @@ def test_the_replicate_counts_the_seeds_a_mechanism_held_in_with_each_onset():
         {**data, "experiment": "toy", "overrides": [], "sweep_dir": "x", "wandb_group": "g"}, None
     )
     assert "- induction head: held in 1 of 2: not robust (seed 1: from step 10 (L0H0), seed 2: not yet (L0H0))" in lines
+
+
+@pytest.mark.slow
+def test_the_positive_control_forms_an_induction_head_and_the_tiny_run_does_not(tmp_path, tiny_project):
+    """experiment=induction (its head forms at step ≈ 125 of 600), with sparser snapshots, judged with the
+    default thresholds: the induction head held, from an onset inside the run; the tiny default's did not."""
+    run_stages(tmp_path, ["prepare", "train"], ["experiment=induction", "train.snapshots.every=100"])
+    held_rule = dict(compose_config("train", ["experiment=induction"]).analysis.mechanisms.held)
+
+    def induction(run: Path) -> dict:
+        rows = [r for r in JsonlFile(run / "metrics.jsonl").read() if keys.head_max("induction") in r]
+        return judge_mechanism("head_induction", rows, held_rule)
+
+    control = induction(tmp_path / "outputs" / "induction" / "latest")
+    assert control["verdict"] == HELD and 0 < control["onset"] < 600
+    assert induction(tiny_project / "outputs" / "tiny" / "latest")["verdict"] == NOT_YET

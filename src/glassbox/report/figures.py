@@ -17,7 +17,10 @@ FIGURE_CAPTIONS = {
     "z_scores.png": "z-scores vs step: global and frequency-matched baselines",
     "embedding_scale.png": "Token embedding std and mean row L2 norm vs step",
     "residual_std.png": "Residual stream std per layer vs step (fixed validation windows)",
-    "mechanisms.png": "Head roles (best head's score, dashed: chance) and in-context learning vs step",
+    "mechanisms.png": (
+        "Head roles (best head's score, dashed: chance) and in-context learning vs step, the validation loss "
+        "dotted on the right axis"
+    ),
     "attention_first.png": "Attention patterns at the first snapshot",
     "attention_final.png": "Attention patterns at the last snapshot",
     "pca.png": "PCA of the probe characters' embeddings, first and last snapshot",
@@ -144,6 +147,12 @@ def _mechanisms_figure(a: dict[str, Any]) -> bytes:
     )
     axes[0, 1].axhline(0, color="0.4", linestyle="--", linewidth=0.8)
     axes[0, 1].set_title("in-context learning (negative: the context helped)")
+    # The loss beside the ICL scores: when an induction head forms, its drop lines up with theirs.
+    val_loss = [(r["step"], r[keys.LOSS_VAL]) for r in a.get("losses", []) if keys.LOSS_VAL in r]
+    if val_loss:
+        loss_axis = axes[0, 1].twinx()
+        loss_axis.plot(*zip(*val_loss), color="0.35", linewidth=1.2, linestyle=":")
+        loss_axis.set_ylabel("validation loss (nats, dotted)", color="0.4")
     return png(fig)
 
 

@@ -18,6 +18,7 @@ from glassbox import fileio
 from glassbox.errors import GlassboxError
 from glassbox.fileio import sha256_of
 from glassbox.text.corpus import decode, fetch, local_file, mojibake_warning, normalize
+from glassbox.text.synthetic import write_repeated_segments
 from glassbox.text.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -27,9 +28,12 @@ OUTPUT_FILES = ("train.bin", "val.bin", "vocab.json")
 
 
 def source_text(corpus: DictConfig, raw_dir: Path) -> tuple[Path, str]:
-    """The corpus's text file and its sha256: a file of the user's (corpus.path) or the download cache."""
+    """The corpus's text file and its sha256: a file of the user's (corpus.path), a text generated from
+    corpus.synthetic (written where a download is cached), or the download cache."""
     if corpus.get("path"):
         return local_file(corpus.path, corpus.sha256)
+    if corpus.get("synthetic"):
+        return write_repeated_segments(corpus.synthetic, raw_dir / corpus.file)
     if not corpus.url:
         raise GlassboxError(
             f"corpus '{corpus.name}' has neither a file nor a URL: give your text file with "
