@@ -134,7 +134,9 @@ def test_own_text_analyzes_without_probes_then_with_probes_from_the_command_line
     done = run_stage("analyze", OWN, root)
     assert done.returncode == 0, done.stderr[-3000:]
     analysis = fileio.read_json(run_dir / "report" / "analysis.json")
-    assert analysis["suites"] == ["embeddings", "activations"] and analysis["claims"] == []
+    # without probes only the suites that need none: a probe-free corpus has no position property to probe either,
+    # while its layers still settle
+    assert analysis["suites"] == ["embeddings", "activations", "layer_settling"] and analysis["claims"] == []
     assert "warning: corpus.probes of 'excerpt' names no probe pairs or groups" in done.stdout  # said on the console
     assert "warning: skipping the predictions suite: corpus.probes.prompts is empty" in done.stdout
     (analysis_log,) = run_dir.glob("analysis/*/analyze.log")
@@ -148,7 +150,7 @@ def test_own_text_analyzes_without_probes_then_with_probes_from_the_command_line
     report_dir = analyze(make_cfg("analyze", [*own, *probes]), run_dir / "analysis" / "with-probes")
     analysis = fileio.read_json(report_dir / "analysis.json")
     assert [c["claim"] for c in analysis["claims"]] == ["within_minus_cross"]
-    assert analysis["suites"] == ["embeddings", "activations", "attention", "predictions", "logit_lens"]
+    assert analysis["suites"] == ["embeddings", "activations", "attention", "predictions", "logit_lens", "layer_settling"]
     assert analysis["plot_labels"] == {"font": "Noto Sans CJK SC", "as_code_points": []}  # 说 道 drawn as such
     assert (report_dir / "pca.png").exists() and (report_dir / "attention_final.png").exists()
 
