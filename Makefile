@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # Test processes at once (pytest-xdist; each test file stays in one process). Tests run torch on one thread
 # (tests/conftest.py), so two processes fill 2 cores; TEST_WORKERS=0 runs them in this process, one by one.
 TEST_WORKERS ?= 2
-PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 PYTHON ?= python3
 VENV ?= .venv
 # The CPU wheel lies on this machine's disk; on a GPU machine use e.g. TORCH_SPEC=torch.

@@ -3,11 +3,14 @@ runs the whole session shares: a tiny run on shakespeare and one on 西游记.""
 
 from __future__ import annotations
 
-import subprocess
+import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from hydra.core.global_hydra import GlobalHydra
 
 from glassbox.prepare import prepare
@@ -32,21 +35,23 @@ from helpers import (
 
 torch.set_num_threads(1)  # CI has 2 cores; tests are tiny and parallel threads only contend
 
-# Files whose tests share a costly session run, so that `make test`'s processes (pytest-xdist, --dist
-# loadgroup) train it once, in the process that runs them, rather than once in each.
-SHARED_RUNS = {
-    "test_explorer.py": "xiyouji_run",
-    "test_wandb.py": "xiyouji_run",
-    "test_replicate.py": "two_seed_replicate",
-    "test_sweep.py": "two_seed_replicate",
-}
+BUILT = ".built"  # in a session folder: it is complete
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One xdist group per test file (module fixtures are built once), files sharing a session run together."""
-    for item in items:
-        file_name = item.path.name
-        item.add_marker(pytest.mark.xdist_group(SHARED_RUNS.get(file_name, file_name)))
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder the whole test session builds once and then only reads. Under pytest-xdist (`make test`)
+    the test processes share it: the first to ask builds it while the others wait on a file lock."""
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the folder every worker's own basetemp is in
+    folder = base / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / BUILT).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / BUILT).touch()
+    return folder
 
 
 @pytest.fixture
@@ -89,9 +94,12 @@ def toy_sweep(tmp_path: Path) -> Path:
 def tiny_project(tmp_path_factory) -> Path:
     """`make prepare train EXPERIMENT=tiny` in a fresh project directory, W&B offline: trained once for the
     whole session. Read it only; a test module that runs a stage on it works on a `copy_project` of it."""
-    root = project_with_corpus(tmp_path_factory.mktemp("tiny"))
-    run_stages(root, ["prepare", "train"], ["experiment=tiny"])
-    return root
+
+    def build(root: Path) -> None:
+        project_with_corpus(root)
+        run_stages(root, ["prepare", "train"], ["experiment=tiny"])
+
+    return built_once(tmp_path_factory, "tiny", build)
 
 
 @pytest.fixture(scope="session")
@@ -121,22 +129,35 @@ def xiyouji_run(tmp_path_factory) -> tuple[Path, Path]:
     environment and no wandb.mode on the command line, as a W&B user runs them: done once for the session
     (test_explorer's page, test_wandb's W&B runs). Read it only; a test that runs a stage on it works on a
     `copy_project` of it."""
-    root = project_with_corpus(tmp_path_factory.mktemp("xiyouji"), "xiyouji")
-    for stage in ("prepare", "train", "analyze"):
-        run_as_user(stage, XIYOUJI_RUN, root, WANDB_MODE="offline")
+
+    def build(root: Path) -> None:
+        project_with_corpus(root, "xiyouji")
+        for stage in ("prepare", "train", "analyze"):
+            run_as_user(stage, XIYOUJI_RUN, root, WANDB_MODE="offline")
+
+    root = built_once(tmp_path_factory, "xiyouji", build)
     return root, (root / "outputs" / "tiny" / "latest").resolve()
 
 
 @pytest.fixture(scope="session")
-def two_seed_replicate(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """(project, its train process) after `make prepare replicate EXPERIMENT=tiny SEEDS=1,2
+def two_seed_replicate(tmp_path_factory) -> tuple[Path, str]:
+    """(project, what its train process printed) after `make prepare replicate EXPERIMENT=tiny SEEDS=1,2
     ARGS=train.max_iters=32` in a fresh project: a real two-seed multirun, its sweep summary and its
     replicate report, for test_replicate and test_sweep. Its jobs are analysed by test_replicate."""
-    root = project_with_corpus(tmp_path_factory.mktemp("replicate"))
-    run_stages(root, ["prepare"], ["experiment=tiny"])
-    overrides = make_replicate_overrides("EXPERIMENT=tiny", "SEEDS=1,2", "ARGS=train.max_iters=32")
-    assert overrides == ["--multirun", "experiment=tiny", "train.max_iters=32", "hydra/callbacks=replicate", "seed=1,2"]
-    # --multirun as an override: run_stage puts its own overrides first, where no flag may follow them
-    done = run_stage("train", ["hydra.mode=MULTIRUN", *overrides[1:]], root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, done
+
+    def build(root: Path) -> None:
+        project_with_corpus(root)
+        run_stages(root, ["prepare"], ["experiment=tiny"])
+        overrides = make_replicate_overrides("EXPERIMENT=tiny", "SEEDS=1,2", "ARGS=train.max_iters=32")
+        expected = ["--multirun", "experiment=tiny", "train.max_iters=32", "hydra/callbacks=replicate", "seed=1,2"]
+        assert overrides == expected
+        # --multirun as an override: run_stage puts its own overrides first, where no flag may follow them
+        done = run_stage("train", ["hydra.mode=MULTIRUN", *overrides[1:]], root)
+        assert done.returncode == 0, done.stderr[-3000:]
+        (root / STDOUT).write_text(done.stdout, encoding="utf-8")
+
+    root = built_once(tmp_path_factory, "replicate", build)
+    return root, (root / STDOUT).read_text(encoding="utf-8")
+
+
+STDOUT = ".train-stdout.txt"  # what the replicate's train process printed

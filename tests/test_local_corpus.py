@@ -150,7 +150,14 @@ def test_own_text_analyzes_without_probes_then_with_probes_from_the_command_line
     report_dir = analyze(make_cfg("analyze", [*own, *probes]), run_dir / "analysis" / "with-probes")
     analysis = fileio.read_json(report_dir / "analysis.json")
     assert [c["claim"] for c in analysis["claims"]] == ["within_minus_cross"]
-    assert analysis["suites"] == ["embeddings", "activations", "attention", "predictions", "logit_lens", "layer_settling"]
+    assert analysis["suites"] == [
+        "embeddings",
+        "activations",
+        "attention",
+        "predictions",
+        "logit_lens",
+        "layer_settling",
+    ]
     assert analysis["plot_labels"] == {"font": "Noto Sans CJK SC", "as_code_points": []}  # 说 道 drawn as such
     assert (report_dir / "pca.png").exists() and (report_dir / "attention_final.png").exists()
 

@@ -149,16 +149,16 @@ def test_a_sweep_with_one_bad_job_stops_before_any_directory_naming_that_job(wor
 
 @pytest.mark.e2e
 def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(two_seed_replicate, make_cfg):
-    project, done = two_seed_replicate  # `make replicate SEEDS=1,2`: a sweep over seeds, summarised as any sweep
+    project, printed = two_seed_replicate  # `make replicate SEEDS=1,2`: a sweep over seeds, summarised as any sweep
     [sweep_dir] = (project / "outputs" / "tiny" / "sweeps").iterdir()
     run_dirs = [sweep_dir / "0", sweep_dir / "1"]
-    assert done.stdout.splitlines()[-1].startswith(f"2/2 jobs complete; sweep summary: {sweep_dir / 'summary.md'}")
+    assert printed.splitlines()[-1].startswith(f"2/2 jobs complete; sweep summary: {sweep_dir / 'summary.md'}")
     group = f"tiny-sweep-{sweep_dir.name}"
     for job, (run_dir, seed) in enumerate(zip(run_dirs, (1, 2))):
         state = read_run_state(run_dir)
         assert state["status"] == "complete"
-        records = [r["run"] for r in wandb_records(run_dir) if r["type"] == "run"]
-        [run] = [r for r in records if r["job_type"] == "train"]  # its own run, only one (analyses have theirs)
+        # its own run, only one (test_replicate may be analysing the job: its W&B runs are in analysis/)
+        [run] = [r["run"] for r in wandb_records(run_dir / "wandb") if r["type"] == "run"]
         assert (run["run_id"], run["run_group"], run["job_type"]) == (state["wandb_run_id"], group, "train")
         assert run["config"]["update"]["seed"] == seed
         assert run["display_name"] == state["wandb_run_name"] == f"tiny-tiny-s{seed}-job{job}"  # told apart by name
