@@ -274,7 +274,7 @@ class LayerProbes(Group):
     n_sequences: Annotated[int, Field(ge=2)]  # validation windows of block_size (some fit, the others score)
     train_share: OpenFraction  # the share of the windows the probes are fit on
     l2: NonNegativeFloat  # the logistic regression's weight decay (on standardised features)
-    max_iter: PositiveInt  # L-BFGS iterations
+    max_iter: PositiveInt  # Newton steps at most (it stops once a step is below 1e-9)
     seed: int  # the windows' fit/score split and the control task's labels
 
 
