@@ -74,13 +74,13 @@ class Records(logging.Handler):
         self.records.append(record)
 
 
-def load_gpt2(folder: Path):
-    """(model, loading info, the warnings transformers logged while loading); its loggers do not
-    propagate to pytest's caplog, so a handler listens on them directly."""
+def load_export(folder: Path, model_class=transformers.GPT2LMHeadModel):
+    """(model, loading info, the warnings transformers logged while loading) of an export as model_class;
+    its loggers do not propagate to pytest's caplog, so a handler listens on them directly."""
     handler, logger = Records(), logging.getLogger("transformers")
     logger.addHandler(handler)
     try:
-        model, info = transformers.GPT2LMHeadModel.from_pretrained(folder, output_loading_info=True)
+        model, info = model_class.from_pretrained(folder, output_loading_info=True)
     finally:
         logger.removeHandler(handler)
     return model.eval(), info, [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
@@ -91,7 +91,7 @@ def load_gpt2(folder: Path):
 
 @pytest.mark.slow
 def test_export_loads_without_warnings_and_gives_glassbox_logits(tiny):
-    model, info, warnings = load_gpt2(tiny["last"])
+    model, info, warnings = load_export(tiny["last"])
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert warnings == []
     assert model.dtype == torch.float32
@@ -122,7 +122,7 @@ def test_the_warning_check_would_see_a_missing_weight(tiny, tmp_path):
     weights = load_file(tiny["last"] / "model.safetensors")
     del weights["transformer.h.0.ln_1.bias"]
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
-    _, info, warnings = load_gpt2(broken)
+    _, info, warnings = load_export(broken)
     assert info["missing_keys"] == {"transformer.h.0.ln_1.bias"}
     assert any("MISSING" in w for w in warnings)
 
@@ -222,7 +222,7 @@ def test_export_of_a_model_with_biases_keeps_them(tmp_path):
     )
     folder = export_snapshot(snapshot, vocab, tmp_path / "export")
 
-    hf_model, info, warnings = load_gpt2(folder)
+    hf_model, info, warnings = load_export(folder)
     assert not info["missing_keys"] and not info["unexpected_keys"] and warnings == []
     idx = torch.tensor([vocab.encode("that is the ")])
     with torch.no_grad():
@@ -281,15 +281,9 @@ def test_a_llama_style_export_loads_as_llama_and_gives_glassbox_logits(tmp_path,
     assert not (folder / "nanogpt.safetensors").exists()
     assert "LlamaForCausalLM" in (folder / "README.md").read_text()
 
-    handler, logger = Records(), logging.getLogger("transformers")
-    logger.addHandler(handler)
-    try:
-        hf_model, info = transformers.LlamaForCausalLM.from_pretrained(folder, output_loading_info=True)
-    finally:
-        logger.removeHandler(handler)
+    hf_model, info, warnings = load_export(folder, transformers.LlamaForCausalLM)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
-    assert [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING] == []
-    hf_model.eval()
+    assert warnings == []
     assert hf_model.lm_head.weight is hf_model.model.embed_tokens.weight  # tied, as in glassbox
     assert hf_model.config.num_key_value_heads == snapshot.model_args["n_kv_head"]
 
