@@ -3,10 +3,13 @@ offline W&B runs read back. Corpora come from the cache (CI copies ../shared/cor
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import select
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -136,42 +139,59 @@ def path_overrides(root: Path) -> list[str]:
     return [f"paths.root_dir={root}", "wandb.mode=offline"]
 
 
-def run_stage(
-    stage: str, overrides: list[str], root: Path, timeout: int = 600, **kwargs
-) -> subprocess.CompletedProcess:
-    """Run `python -m glassbox.<stage>` as a user would, outputs under `root`."""
+def run_stage(stage: str, overrides: list[str], root: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `python -m glassbox.<stage>` as a user would, outputs under `root`: a process of its own, forked
+    by the stage server (`STAGES`), stdin /dev/null."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
-    return subprocess.run(
-        [sys.executable, "-m", f"glassbox.{stage}", *path_overrides(root), *overrides],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **kwargs,
-    )
+    return STAGES.run(stage, [*path_overrides(root), *overrides], root, env, timeout)
 
 
-# Ctrl-C as a user presses it (SIGINT to the process), at a point of the run chosen exactly: as the nth call
-# of a function begins. argv: "module:Attribute.path", n, the stage's module, its overrides.
-CTRL_C_AT_A_CALL = """
-import importlib, os, runpy, signal, sys
-where, nth, stage = sys.argv[1:4]
-module, path = where.split(":")
-*owner_path, name = path.split(".")
-owner = importlib.import_module(module)
-for part in owner_path:
-    owner = getattr(owner, part)
-real, calls = getattr(owner, name), []
-def ctrl_c_at_the_nth_call(*args, **kwargs):
-    calls.append(None)
-    if len(calls) == int(nth):
-        os.kill(os.getpid(), signal.SIGINT)
-    return real(*args, **kwargs)
-setattr(owner, name, ctrl_c_at_the_nth_call)
-sys.argv = [stage, *sys.argv[4:]]
-runpy.run_module(stage, run_name="__main__", alter_sys=True)
-"""
+class StageServer:
+    """The test side of tests/stage_server.py: one server per test process, started at its first stage run,
+    which forks each stage from a process that has done the imports (about 3 s of every start) once."""
+
+    SCRIPT = Path(__file__).with_name("stage_server.py")
+
+    def __init__(self) -> None:
+        self.server: subprocess.Popen | None = None
+
+    def start(self) -> subprocess.Popen:
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen(
+                [sys.executable, str(self.SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=ENV, text=True
+            )
+        return self.server
+
+    def reply(self, timeout: float, pid: int | None = None) -> dict:
+        server = self.server
+        if not select.select([server.stdout], [], [], timeout)[0]:
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+            server.kill()  # its reply line would come late, into the next run: start afresh
+            self.server = None
+            raise subprocess.TimeoutExpired(server.args, timeout)
+        line = server.stdout.readline()
+        assert line, f"the stage server ended (exit {server.wait()}); its stderr is in the test's output"
+        return json.loads(line)
+
+    def run(
+        self, stage: str, args: list[str], cwd: Path, env: dict, timeout: float, ctrl_c_at: tuple | None = None
+    ) -> subprocess.CompletedProcess:
+        """`python -m glassbox.<stage> args` in cwd with env, as a CompletedProcess (text stdout and stderr)."""
+        server = self.start()
+        with tempfile.TemporaryDirectory() as folder:
+            stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
+            request = {"module": f"glassbox.{stage}", "args": args, "cwd": str(cwd), "env": env}
+            request |= {"stdout": str(stdout), "stderr": str(stderr), "ctrl_c_at": ctrl_c_at}
+            server.stdin.write(json.dumps(request) + "\n")
+            server.stdin.flush()
+            pid = self.reply(timeout)["pid"]
+            returncode = self.reply(timeout, pid)["returncode"]
+            read = [path.read_text(encoding="utf-8") if path.exists() else "" for path in (stdout, stderr)]
+        return subprocess.CompletedProcess(["python", "-m", f"glassbox.{stage}", *args], returncode, *read)
+
+
+STAGES = StageServer()
 
 
 def make_replicate_overrides(*variables: str) -> list[str]:
@@ -192,15 +212,9 @@ def make_replicate_overrides(*variables: str) -> list[str]:
 def run_stage_with_ctrl_c(
     stage: str, at: str, nth: int, overrides: list[str], root: Path
 ) -> subprocess.CompletedProcess:
-    """`run_stage`, with Ctrl-C pressed as the nth call of `at` ("glassbox.generation:sample_next") begins."""
-    return subprocess.run(
-        [sys.executable, "-c", CTRL_C_AT_A_CALL, at, str(nth), f"glassbox.{stage}", *path_overrides(root), *overrides],
-        cwd=root,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    """`run_stage`, with Ctrl-C pressed (SIGINT to the stage's process) as the nth call of `at`
+    ("glassbox.generation:sample_next", "module:Attribute.path") begins: a point of the run chosen exactly."""
+    return STAGES.run(stage, [*path_overrides(root), *overrides], root, ENV, 600, ctrl_c_at=(at, nth))
 
 
 @contextmanager
@@ -229,14 +243,7 @@ def without_wandb_mode() -> dict[str, str]:
 def run_as_user(stage: str, overrides: list[str], root: Path, **env: str) -> subprocess.CompletedProcess:
     """`python -m glassbox.<stage>` with no wandb.mode on the command line: the mode comes from `env`."""
     environment = {**without_wandb_mode(), "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true", **env}
-    done = subprocess.run(
-        [sys.executable, "-m", f"glassbox.{stage}", f"paths.root_dir={root}", *overrides],
-        cwd=root,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = STAGES.run(stage, [f"paths.root_dir={root}", *overrides], root, environment, 600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -297,12 +296,12 @@ def test_interactive_q_stops_after_the_current_stage(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_command_line_prints_everything_without_a_tty_and_exits_2_on_errors(tiny_run, workdir):
-    ok = run_stage("trace", ["experiment=xiyouji", "prompt=悟空道"], workdir, timeout=120, stdin=subprocess.DEVNULL)
+    ok = run_stage("trace", ["experiment=xiyouji", "prompt=悟空道"], workdir, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert "8. The autoregressive loop" in ok.stdout and "E9 81 93" in ok.stdout
     assert sorted(p.name for p in tiny_run["run_dir"].iterdir()) == ["checkpoints", "run.json"]  # traces go elsewhere
     assert (workdir / "outputs" / "xiyouji" / "traces").is_dir()
 
-    bad = run_stage("trace", ["experiment=xiyouji", "prompt=悟空X"], workdir, timeout=120, stdin=subprocess.DEVNULL)
+    bad = run_stage("trace", ["experiment=xiyouji", "prompt=悟空X"], workdir, timeout=120)
     assert bad.returncode == EXIT_USER_ERROR
     assert "'X' (U+0058)" in bad.stderr and "Traceback" not in bad.stderr
