@@ -102,6 +102,17 @@ def test_a_sweep_that_repeats_a_job_is_refused_before_its_folder_exists(tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stage, swept", [("analyze", "seed=1,2"), ("sample", "prompt=a,b")])
+def test_multirun_of_a_stage_other_than_train_is_refused_before_any_folder(tmp_path, stage, swept):
+    """`make analyze ARGS=-m` once wrote its analysis into outputs/<experiment>/sweeps/ (not into the run, where
+    `make explore` and the report link look), and `make sample ARGS="-m prompt=a,b"` ended in a traceback."""
+    done = run_stage(stage, ["hydra.mode=MULTIRUN", "experiment=tiny", swept, "wandb.mode=disabled"], tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--multirun (-m) runs only train (make sweep, make replicate); the {stage} stage runs once" in done.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, answer",
     [

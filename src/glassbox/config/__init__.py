@@ -146,6 +146,7 @@ class CheckConfig(Callback):
         jobs = sweep_jobs(config)
         loader = GlobalHydra.instance().config_loader()
         try:
+            refuse_multirun_of(config.hydra.job.config_name)
             refuse_repeated_jobs(jobs)
             for number, overrides in enumerate(jobs):
                 try:
@@ -171,6 +172,17 @@ def override_problem(err: CompactHydraException) -> str:
         guess = f" (did you mean {key.rpartition('.')[0] + '.' * ('.' in key) + close[0]}?)" if close else ""
         return f"{key} is not a key of this config{guess}; `--help` lists the keys each stage reads"
     return "\n".join([str(err), *([str(cause)] if isinstance(cause, OmegaConfBaseException) else [])])
+
+
+def refuse_multirun_of(stage: str) -> None:
+    """Only training sweeps (`make sweep`, `make replicate`). Another stage under --multirun would put its output
+    in a sweep folder instead of where its next stage and `make explore` look (an analysis not in its run)."""
+    if stage != "train":
+        raise GlassboxError(
+            f"--multirun (-m) runs only train (make sweep, make replicate); the {stage} stage runs once per command: "
+            "drop -m and run it once per setting (several prompts: prompts=[...]; every snapshot: step=all where "
+            "the stage has it)"
+        )
 
 
 def refuse_repeated_jobs(jobs: list[list[str]]) -> None:
