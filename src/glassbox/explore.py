@@ -23,7 +23,7 @@ from glassbox.errors import GlassboxError
 from glassbox.paths import CONF_DIR
 from glassbox.report import explorer
 from glassbox.report.sweep_summary import explorer_page
-from glassbox.run.layout import REPORT_DIR, resolve_run_dir
+from glassbox.run.layout import REPORT_DIR, advice_for_writing, resolve_run_dir
 
 
 def explore(run_dir: Path) -> Path:
@@ -32,14 +32,18 @@ def explore(run_dir: Path) -> Path:
     if not source.exists():
         raise GlassboxError(f"{source} does not exist: analyse the run first (make analyze)")
     page = run_dir / REPORT_DIR / explorer.FILE_NAME
-    fileio.write_text(page, explorer.explorer_html(fileio.read_json(source)))
+    html = explorer.explorer_html(fileio.read_json(source))
+    with fileio.explain_write_errors(page, advice_for_writing(run_dir)):  # a read-only run: said, not a traceback
+        fileio.write_text(page, html)
     return page
 
 
 def explore_sweep(sweep_dir: Path) -> Path:
     jobs = sweep_jobs(sweep_dir)
     page = sweep_dir / explorer.FILE_NAME
-    fileio.write_text(page, explorer_page(sweep_dir, jobs, summarize(jobs)))
+    html = explorer_page(sweep_dir, jobs, summarize(jobs))
+    with fileio.explain_write_errors(page):
+        fileio.write_text(page, html)
     return page
 
 
