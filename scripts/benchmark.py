@@ -50,7 +50,7 @@ from glassbox.run import distributed
 from glassbox.text.tokens import TokenData
 from glassbox.train import train
 from glassbox.training import loop
-from glassbox.training.schedule import autocast_for, snapshot_steps
+from glassbox.training.schedule import compute_dtype, snapshot_steps
 
 OVERHEAD_TARGET = 0.03
 # (label, extra overrides, new tokens) of each generation measurement
@@ -234,7 +234,7 @@ def main() -> None:
     data = TokenData(full.paths.processed_dir)
     model = GPT(GPTConfig(vocab_size=data.vocab.size, **full.model))
     # The peak is measured in the precision training computes in: bf16 under autocast, else fp32.
-    dtype = torch.bfloat16 if isinstance(autocast_for(device, full.train.dtype), torch.autocast) else torch.float32
+    dtype = getattr(torch, compute_dtype(device, full.train.dtype)[0])
     dtype_name = str(dtype).removeprefix("torch.")
     threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
     print(f"benchmark: {full.name}, model {model.num_params() / 1e6:.2f}M parameters, {device}{threads}, {dtype_name}")

@@ -24,7 +24,8 @@ from glassbox.run.tracking import STEP_KEY, JsonlFile
 from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
 from glassbox.train import train
-from glassbox.training.schedule import lr_at, snapshot_steps
+from glassbox.training import schedule as precision
+from glassbox.training.schedule import autocast_in, compute_dtype, lr_at, snapshot_steps
 from helpers import run_stage, wandb_records
 
 XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
@@ -196,6 +197,26 @@ def test_tiny_run_is_complete_and_latest_points_at_it(tiny_project, tiny_run):
     state = fileio.read_json(tiny_run / "run.json")
     assert state["status"] == "complete"
     assert state["last_snapshot"] == run_config(tiny_run).train.max_iters
+    # what train.dtype=auto chose on this machine, recorded and said with its reason
+    dtype, reason = compute_dtype(torch.device("cpu"), "auto")
+    assert state["dtype"] == dtype
+    assert f"{dtype} ({reason})" in (tiny_run / "train.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_trains_in_float32_on_a_cpu_and_says_whether_bf16_is_native_there(monkeypatch, native):
+    """auto stays float32 on a CPU (bf16 is not yet checked over seeds, issue 27) and says whether bf16 would be
+    native (avx512_bf16, AMX) or emulated; float32 and bfloat16 asked by name are what trains."""
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    dtype, reason = compute_dtype(cpu, "auto")
+    assert dtype == "float32"
+    assert ("this one has avx512_bf16 or AMX" if native else "emulated bf16 is slower") in reason
+    assert compute_dtype(cpu, "float32")[0] == "float32" and compute_dtype(cpu, "bfloat16")[0] == "bfloat16"
+    x = torch.randn(4, 8)
+    for name, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
+        with autocast_in(cpu, name):
+            assert (x @ x.T).dtype == expected
 
 
 @pytest.mark.e2e

@@ -153,6 +153,7 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
         "experiment": cfg.name,
         "run_dir": str(run.run_dir),
         "status": state.get("status"),
+        "dtype": state.get("dtype"),  # what training computed in (run.json; runs before it was recorded: None)
         "corpus": cfg.corpus.name,
         "vocab_size": run.data.vocab.size,
         "model": run.model,

@@ -228,7 +228,7 @@ class Train(Group):
         if dtype == "float16":
             raise ValueError(
                 "float16 is not supported (it needs loss scaling, which glassbox does not do): use "
-                "bfloat16 on a GPU that has it (train.dtype=auto picks it on CUDA) or float32"
+                "bfloat16 (train.dtype=auto picks it on a GPU with bf16) or float32"
             )
         return dtype
 

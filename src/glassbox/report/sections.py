@@ -41,7 +41,8 @@ def _header(a: dict[str, Any]) -> str:
             f"{model['n_layer']} layers × {describe_heads(model['n_head'], model.get('n_kv_head'))}, "
             f"{model['n_embd']} dims, block "
             f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters; "
-            + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp")),
+            + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp"))
+            + (f"; trained in {a['dtype']}" if a.get("dtype") else ""),
         ],
         [
             "corpus",

@@ -39,7 +39,7 @@ from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resum
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot, save_weights
 from glassbox.run.tracking import Launch, Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.tokens import TokenData
-from glassbox.training.schedule import autocast_for, lr_at, snapshot_steps
+from glassbox.training.schedule import autocast_in, compute_dtype, lr_at, snapshot_steps
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,8 @@ class Trainer:
         # the machine
         self.ranks = distributed.current()
         self.device = resolve_device(self.tc.device, self.ranks)
-        self.autocast = autocast_for(self.device, self.tc.dtype)
+        self.dtype, self.dtype_reason = compute_dtype(self.device, self.tc.dtype)
+        self.autocast = autocast_in(self.device, self.dtype)
         # the data and the model, whose initial weights are drawn from the seed
         torch.manual_seed(settings.seed)
         self.data = TokenData(settings.paths.processed_dir)
@@ -122,7 +123,8 @@ class Trainer:
             log.info(
                 f"model: {model.num_params() / 1e6:.2f}M parameters ({sizes.n_layer} layers, "
                 f"{describe_heads(sizes.n_head, sizes.n_kv_head)}, {sizes.n_embd} dims, block {sizes.block_size}), "
-                f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es)"
+                f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es); "
+                f"{self.dtype} ({self.dtype_reason})"
             )
         optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
         batch_generator = torch.Generator().manual_seed(seed)  # the same on every rank: each takes its slice
@@ -152,13 +154,17 @@ class Trainer:
             run_id=self.run.wandb_id,
             name=self.wandb_name,
             metrics_path=None if self.ranks.is_main else Path(os.devnull),
-            facts={"n_params": self.state.model.num_params()},
+            facts={"n_params": self.state.model.num_params(), "dtype": self.dtype},
         )
 
     def _begin(self, run_dir: Path) -> RunStart:
         """Start or resume the run on rank 0 (run/resume.py), then give every other rank the same state."""
         if self.ranks.is_main:
-            run_facts = {"n_params": self.state.model.num_params(), "wandb_run_name": self.wandb_name}
+            run_facts = {
+                "n_params": self.state.model.num_params(),
+                "dtype": self.dtype,
+                "wandb_run_name": self.wandb_name,
+            }
             if self.measurements is not None:
                 run_facts["probe_pairs"] = self.measurements.probes.describe_pairs()
             run = start_run(self.settings, self.config, run_dir, self.state, self.data.vocab.hash, run_facts)

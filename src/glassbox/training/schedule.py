@@ -35,9 +35,34 @@ def snapshot_steps(max_iters: int, log_spaced_until: int, every: int) -> list[in
     return sorted(steps)
 
 
-def autocast_for(device: torch.device, dtype: str):
-    """bf16 autocast on CUDA by default; plain float32 elsewhere (CPU bf16 is slower, not faster)."""
-    use_bf16 = dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda")
-    if not use_bf16:
+def cpu_has_native_bf16() -> bool:
+    """The CPU multiplies bf16 in hardware (avx512_bf16, or AMX tiles). Without either, oneDNN emulates bf16
+    through float32 and a bf16 step is slower than a float32 one."""
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def compute_dtype(device: torch.device, dtype: str) -> tuple[str, str]:
+    """(the dtype the matmuls train in, why): train.dtype as given; for `auto`, bf16 autocast on a GPU with
+    bf16, float32 elsewhere. On a CPU auto stays float32 even where bf16 is native: whether every claim still
+    holds under bf16 over seeds is not measured yet (issue 27), and bf16 is one override away."""
+    if dtype != "auto":
+        return dtype, f"train.dtype={dtype}"
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+        return ("bfloat16", "auto: this GPU has bf16") if native else ("float32", "auto: this GPU has no bf16")
+    if device.type == "cpu":
+        has = (
+            "has avx512_bf16 or AMX"
+            if cpu_has_native_bf16()
+            else "has neither avx512_bf16 nor AMX (emulated bf16 is slower)"
+        )
+        return "float32", f"auto: float32 on a CPU; this one {has}; train.dtype=bfloat16 for bf16 autocast"
+    return "float32", f"auto: float32 on {device.type}"
+
+
+def autocast_in(device: torch.device, dtype: str):
+    """bf16 autocast for compute dtype `bfloat16` (weights, optimizer state and the loss stay float32); a no-op
+    for float32."""
+    if dtype != "bfloat16":
         return nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
