@@ -162,6 +162,9 @@ def test_a_two_seed_multirun_gives_two_runs_in_one_wandb_group_and_a_summary(two
         assert (run["run_id"], run["run_group"], run["job_type"]) == (state["wandb_run_id"], group, "train")
         assert run["config"]["update"]["seed"] == seed
         assert run["display_name"] == state["wandb_run_name"] == f"tiny-tiny-s{seed}-job{job}"  # told apart by name
+        # a sweep's jobs leave `latest` alone, and say so rather than that it points at them
+        assert "a job of a sweep: `latest` is not moved" in (run_dir / "train.log").read_text(encoding="utf-8")
+    assert not (project / "outputs" / "tiny" / "latest").exists()
     records = wandb_records(sweep_dir / "wandb")
     [summary_run] = [r["run"] for r in records if r["type"] == "run" and r["run"]["job_type"] == "sweep-summary"]
     assert summary_run["run_group"] == group

@@ -386,7 +386,9 @@ class Trainer:
         write_run_state(self.run.dir, status="complete", train_seconds=round(seconds, 1))
         self.tracker.summary({keys.FINAL_LOSS_VAL: final[keys.LOSS_VAL], keys.FINAL_STEP: self.tc.max_iters})
         latest = latest_link(self.settings.paths.output_dir, self.settings.name)
+        # a sweep's job leaves `latest` to the experiment's own runs (_begin)
+        pointer = "a job of a sweep: `latest` is not moved" if is_sweep_job() else f"{latest} points at it"
         log.info(
             f"run complete, final val loss {final[keys.LOSS_VAL]:.3f}: wrote {self.run.dir} "
-            f"(snapshots, metrics, W&B run, log); {latest} points at it"
+            f"(snapshots, metrics, W&B run, log); {pointer}"
         )
