@@ -43,8 +43,8 @@ def cpu_has_native_bf16() -> bool:
 
 def compute_dtype(device: torch.device, dtype: str) -> tuple[str, str]:
     """(the dtype the matmuls train in, why): train.dtype as given; for `auto`, bf16 autocast on a GPU with
-    bf16, float32 elsewhere. On a CPU auto stays float32 even where bf16 is native: whether every claim still
-    holds under bf16 over seeds is not measured yet (issue 27), and bf16 is one override away."""
+    bf16, float32 elsewhere. On a CPU auto stays float32 even where bf16 is native: that every claim still holds
+    under bf16 over seeds is not measured yet, and bf16 is one override away."""
     if dtype != "auto":
         return dtype, f"train.dtype={dtype}"
     if device.type == "cuda":
