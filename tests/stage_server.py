@@ -81,6 +81,9 @@ def become_the_stage(request: dict) -> None:
     sys.stdout = sys.__stdout__ = text_stream(1)
     sys.stderr = sys.__stderr__ = text_stream(2)
     sys.path[0] = request["cwd"]  # `python -m` puts the working directory first
+    # Ctrl-C as in a user's terminal, whatever the test process inherited: a background job (`make test &`, CI)
+    # ignores SIGINT, and a Python started ignoring it keeps ignoring it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if request.get("ctrl_c_at"):
         ctrl_c_at_a_call(*request["ctrl_c_at"])
     sys.argv = [request["module"], *request["args"]]
