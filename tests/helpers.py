@@ -157,8 +157,10 @@ class StageServer:
 
     def start(self) -> subprocess.Popen:
         if self.server is None or self.server.poll() is not None:
+            # unbuffered bytes: readline then takes one reply and never reads the next one ahead into a buffer,
+            # where select (which sees only the pipe) would miss it and wait out the timeout
             self.server = subprocess.Popen(
-                [sys.executable, str(self.SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=ENV, text=True
+                [sys.executable, str(self.SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=ENV, bufsize=0
             )
         return self.server
 
@@ -183,8 +185,7 @@ class StageServer:
             stdout, stderr = Path(folder, "stdout"), Path(folder, "stderr")
             request = {"module": f"glassbox.{stage}", "args": args, "cwd": str(cwd), "env": env}
             request |= {"stdout": str(stdout), "stderr": str(stderr), "ctrl_c_at": ctrl_c_at}
-            server.stdin.write(json.dumps(request) + "\n")
-            server.stdin.flush()
+            server.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
             pid = self.reply(timeout)["pid"]
             returncode = self.reply(timeout, pid)["returncode"]
             read = [path.read_text(encoding="utf-8") if path.exists() else "" for path in (stdout, stderr)]
