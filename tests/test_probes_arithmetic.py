@@ -11,6 +11,7 @@ from glassbox.config import validate
 from glassbox.config.groups import Probes
 from glassbox.errors import GlassboxError
 from glassbox.probes.arithmetic import (
+    QUERY_CHUNK,
     OffsetSet,
     analogy_quadruples,
     analogy_ranks,
@@ -50,23 +51,35 @@ def test_parallel_offsets_is_the_mean_cosine_of_every_two_offsets():
     assert parallel_offsets(W, pair_ids).item() == pytest.approx(torch.stack(cosines).mean().item(), abs=1e-6)
 
 
+def ranks_by_sorting(W: torch.Tensor, quadruples: torch.Tensor, offset_weight: float) -> list[int]:
+    """The analogy ranks as the definition says: sort every row by cosine to the query, drop a, b and c, find d."""
+    U = W / W.norm(dim=1, keepdim=True)
+    ranks = []
+    for a, b, c, d in quadruples.tolist():
+        scores = U @ (offset_weight * (U[b] - U[a]) + U[c])
+        ranking = [i for i in scores.argsort(descending=True).tolist() if i not in (a, b, c)]
+        ranks.append(ranking.index(d) + 1)
+    return ranks
+
+
 def test_analogy_rank_matches_a_ranking_by_sorting():
     W = random_embedding(2)
     pair_ids = torch.tensor([[0, 1], [2, 3], [4, 5]])
     quadruples = analogy_quadruples(pair_ids)
     assert quadruples.tolist() == [[0, 1, 2, 3], [0, 1, 4, 5], [2, 3, 0, 1], [2, 3, 4, 5], [4, 5, 0, 1], [4, 5, 2, 3]]
-    U = W / W.norm(dim=1, keepdim=True)
-    expected = []
-    for a, b, c, d in quadruples.tolist():
-        scores = U @ (U[b] - U[a] + U[c])
-        ranking = [i for i in scores.argsort(descending=True).tolist() if i not in (a, b, c)]
-        expected.append(ranking.index(d) + 1)
-    assert analogy_ranks(W, quadruples).tolist() == expected
-    by_c_alone = []
-    for a, b, c, d in quadruples.tolist():
-        ranking = [i for i in (U @ U[c]).argsort(descending=True).tolist() if i not in (a, b, c)]
-        by_c_alone.append(ranking.index(d) + 1)
-    assert analogy_ranks(W, quadruples, offset_weight=0.0).tolist() == by_c_alone
+    assert analogy_ranks(W, quadruples).tolist() == ranks_by_sorting(W, quadruples, 1.0)
+    assert analogy_ranks(W, quadruples, offset_weight=0.0).tolist() == ranks_by_sorting(W, quadruples, 0.0)
+
+
+def test_analogy_ranks_of_many_sets_span_several_chunks_and_still_match_the_sorting():
+    """Random sets give thousands of queries, scored in chunks of QUERY_CHUNK, some sharing characters."""
+    W = random_embedding(5)
+    sets = offset_set(n_sets=40).random_sets  # [40, 6, 2]: 40 · 30 = 1,200 quadruples
+    quadruples = analogy_quadruples(sets)
+    assert quadruples.shape == (40, 30, 4) and quadruples.numel() // 4 > 3 * QUERY_CHUNK
+    for offset_weight in (1.0, 0.0):
+        ranks = analogy_ranks(W, quadruples, offset_weight)
+        assert ranks.flatten().tolist() == ranks_by_sorting(W, quadruples.reshape(-1, 4), offset_weight)
 
 
 def parallelogram(alpha: float, seed: int = 3) -> torch.Tensor:
