@@ -72,7 +72,7 @@ def test_analogy_rank_matches_a_ranking_by_sorting():
 
 
 def test_analogy_ranks_of_many_sets_span_several_chunks_and_still_match_the_sorting():
-    """Random sets give thousands of queries, scored in chunks of QUERY_CHUNK, some sharing characters."""
+    """Random sets give over a thousand queries, scored in chunks of QUERY_CHUNK, some sharing characters."""
     W = random_embedding(5)
     sets = offset_set(n_sets=40).random_sets  # [40, 6, 2]: 40 · 30 = 1,200 quadruples
     quadruples = analogy_quadruples(sets)
