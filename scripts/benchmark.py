@@ -5,6 +5,7 @@ much the KV cache speeds up generation.
     python scripts/benchmark.py --iters 300 model=big train.device=cuda    any train-stage override
     python scripts/benchmark.py --only generation       the KV cache's decode speed-up alone
     make benchmark ARGS="--iters 40 experiment=shakespeare"
+    python scripts/benchmark.py --only nanogpt --nanogpt ~/src/nanoGPT   glassbox against nanoGPT's train.py
 
 It runs the real `train()` twice on the experiment's schedule scaled down to --iters steps:
 once with the emergence metrics (analysis.at_snapshots=true) and once without, timing the
@@ -19,13 +20,25 @@ weights) with and without the KV cache, for the experiment's model at 128 new to
 model with block_size 512 at 512 new tokens, each from a one-character prompt so that the whole
 generation fits the block (no re-encoding); the median of --repeats runs. Beside them, the KV cache's bytes at
 the end (model.n_kv_head shrinks it: compare model.n_kv_head=4,2,1).
+
+Against nanoGPT (--nanogpt, a checkout of github.com/karpathy/nanoGPT; its code is not part of glassbox):
+nanoGPT's own `train.py` (float32: it runs no autocast on a CPU) and glassbox's train stage in float32 and in
+the dtype train.dtype=auto picks here, each a fresh process on the same data and model sizes, alternated over
+--rounds rounds of --iters steps; tokens/s is the median over the steps after the first two (start-up, and
+nanoGPT's first evaluation), MFU is against the measured matmul peak of each run's own dtype.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import pickle
+import re
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -38,6 +51,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from glassbox import metric_keys as keys
 from glassbox.analysis.measurements import Measurements
 from glassbox.command_line import exits_cleanly
 from glassbox.config import validate
@@ -220,12 +234,20 @@ def percent(x: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=50, help="training steps of each run (default 50)")
-    parser.add_argument("--only", choices=("train", "generation"), help="run one part of the benchmark (default: both)")
+    parser.add_argument(
+        "--only", choices=("train", "generation", "nanogpt"), help="run one part of the benchmark (default: all)"
+    )
+    parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout, to compare training speed with its train.py")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds of the nanoGPT comparison (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="generations timed per measurement (default 3)")
     parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides of the train stage, e.g. model=big train.device=cuda"
     )
     args = parser.parse_args()
+    if args.only == "nanogpt" and args.nanogpt is None:
+        parser.error("--only nanogpt needs --nanogpt <a checkout of github.com/karpathy/nanoGPT>")
+    if args.nanogpt is not None and not (args.nanogpt / "train.py").is_file():
+        parser.error(f"--nanogpt {args.nanogpt}: no train.py there; give a checkout of github.com/karpathy/nanoGPT")
 
     # Always fresh runs; W&B off unless asked for (its background process adds noise on 2 cores).
     base = ["train.resume=never", "wandb.mode=disabled", *args.overrides]
@@ -240,10 +262,12 @@ def main() -> None:
     print(f"benchmark: {full.name}, model {model.num_params() / 1e6:.2f}M parameters, {device}{threads}, {dtype_name}")
     print(f"load average {load_average()}: whatever else runs here slows every timing below")
 
-    if args.only != "generation":
+    if args.only in (None, "train"):
         train_benchmark(full, base, args.iters, model, device, dtype)
-    if args.only != "train":
+    if args.only in (None, "generation"):
         generation_benchmark(base, data.vocab.size, device, args.repeats)
+    if args.nanogpt is not None and args.only in (None, "nanogpt"):
+        nanogpt_comparison(full, args.overrides, args.nanogpt, args.iters, args.rounds, model, device)
 
 
 def train_benchmark(
@@ -320,6 +344,98 @@ def report(full: DictConfig, short: DictConfig, model: GPT, peak: float, on: Tim
         f"as many snapshots per step), projected from the times above: {full_metrics:.1f} s on {full_without:.0f} s "
         f"= {percent(projected)} -> {verdict} the <= {percent(OVERHEAD_TARGET)} target"
     )
+
+
+def nanogpt_workdir(nanogpt: Path, processed_dir: Path, vocab_size: int, workdir: Path) -> None:
+    """A folder to run nanoGPT's train.py in: it reads configurator.py and data/<dataset>/ from where it runs.
+    glassbox's token files are nanoGPT's format already (uint16); nanoGPT reads its vocabulary size from a
+    meta.pkl beside them (without one it would train a 50,304-token head)."""
+    (workdir / "configurator.py").symlink_to(nanogpt.resolve() / "configurator.py")
+    into = workdir / "data" / "glassbox"
+    into.mkdir(parents=True)
+    for split in ("train.bin", "val.bin"):
+        (into / split).symlink_to((processed_dir / split).resolve())
+    with open(into / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": vocab_size}, f)
+
+
+def nanogpt_command(full: DictConfig, nanogpt: Path, iters: int, device: torch.device, out: Path) -> list[str]:
+    """nanoGPT's train.py at the experiment's sizes and batch: no dropout, no compile, float32, one evaluation
+    batch at step 0 and none after, every step's time printed."""
+    mc, tc = full.model, full.train
+    settings = {
+        "dataset": "glassbox", "device": device.type, "dtype": "float32", "compile": False,
+        "n_layer": mc.n_layer, "n_head": mc.n_head, "n_embd": mc.n_embd, "block_size": mc.block_size,
+        "bias": mc.bias, "dropout": 0.0, "batch_size": tc.batch_size, "gradient_accumulation_steps": 1,
+        "max_iters": iters, "lr_decay_iters": iters, "eval_interval": 10**9, "eval_iters": 1, "log_interval": 1,
+        "always_save_checkpoint": False, "wandb_log": False, "out_dir": str(out / "nanogpt-out"),
+    }  # fmt: skip
+    return [sys.executable, str(nanogpt / "train.py"), *(f"--{key}={value}" for key, value in settings.items())]
+
+
+def step_rates(seconds_per_step: list[float], tokens_per_step: int) -> float:
+    """Tokens/s from the median step after the first two (start-up, nanoGPT's first evaluation, compiling)."""
+    return tokens_per_step / statistics.median(seconds_per_step[2:])
+
+
+def time_nanogpt(command: list[str], cwd: Path, tokens_per_step: int) -> float:
+    printed = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=True).stdout
+    milliseconds = re.findall(r"^iter \d+: .*time ([\d.]+)ms", printed, re.MULTILINE)
+    return step_rates([float(ms) / 1000 for ms in milliseconds], tokens_per_step)
+
+
+def time_glassbox(overrides: list[str], dtype: str, iters: int, out: Path, tokens_per_step: int) -> float:
+    """glassbox's train stage as a user runs it, without snapshots between its first and last step."""
+    run_out = out / f"glassbox-{dtype}"
+    schedule = ["train.snapshots.log_spaced_until=0", "train.snapshots.every=0", "train.eval_iters=1"]
+    command = [
+        sys.executable, "-m", "glassbox.train", *overrides, f"train.dtype={dtype}", f"train.max_iters={iters}",
+        *schedule, "train.log_every=1", "analysis.at_snapshots=false", "wandb.mode=disabled",
+        "train.resume=never", f"paths.output_dir={run_out}",
+    ]  # fmt: skip
+    subprocess.run(command, capture_output=True, text=True, check=True)
+    [progress] = run_out.glob("*/latest/progress.jsonl")
+    rows = [json.loads(line) for line in progress.read_text().splitlines()]
+    shutil.rmtree(run_out)
+    return step_rates([tokens_per_step / row[keys.TOKENS_PER_SEC] for row in rows], tokens_per_step)
+
+
+def nanogpt_comparison(
+    full: DictConfig, overrides: list[str], nanogpt: Path, iters: int, rounds: int, model: GPT, device: torch.device
+) -> None:
+    """Alternated tokens/s of nanoGPT's train.py and glassbox's train stage (float32, and auto's dtype)."""
+    tokens_per_step = full.train.batch_size * full.model.block_size
+    auto = compute_dtype(device, "auto")[0]
+    # (name, dtype, more train-stage overrides): nanoGPT first, the names' second word is the dtype
+    contenders = [("nanoGPT float32", "float32", []), ("glassbox float32", "float32", [])]
+    if auto != "float32":
+        contenders.append((f"glassbox {auto}", auto, []))
+    contenders.append((f"glassbox {auto} compiled", auto, ["train.compile=true"]))
+    print(f"\n--- against nanoGPT's train.py ({nanogpt}): {rounds} rounds of {iters} steps, alternated")
+    peaks = {dtype: matmul_peak(device, getattr(torch, dtype))[0] for dtype in {"float32", auto}}
+    for dtype, peak in peaks.items():
+        print(f"matmul peak {dtype}: {peak / 1e9:,.1f} GFLOP/s (best of 5)")
+    rates: dict[str, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="glassbox-vs-nanogpt-") as out:
+        nanogpt_workdir(nanogpt, Path(full.paths.processed_dir), model.config.vocab_size, Path(out))
+        command = nanogpt_command(full, nanogpt.resolve(), iters, device, Path(out))
+        for round_number in range(1, rounds + 1):
+            for name, dtype, extra in contenders:
+                if name.startswith("nanoGPT"):
+                    rate_now = time_nanogpt(command, Path(out), tokens_per_step)
+                else:
+                    rate_now = time_glassbox([*overrides, *extra], dtype, iters, Path(out), tokens_per_step)
+                rates[name].append(rate_now)
+                print(f"round {round_number}: {name:27s} {rate_now:,.0f} tokens/s")
+    flops = model.flops_per_token()
+    for name, dtype, _ in contenders:
+        ratios = [mine / theirs for mine, theirs in zip(rates[name], rates["nanoGPT float32"])]
+        mfu = flops * statistics.median(rates[name]) / peaks[dtype]
+        print(
+            f"{name:27s} median {statistics.median(rates[name]):,.0f} tokens/s, MFU {percent(mfu)} of the "
+            f"{dtype} peak; x nanoGPT per round: {', '.join(f'{r:.2f}' for r in ratios)}"
+        )
+    print(f"load average now {load_average()}")
 
 
 if __name__ == "__main__":

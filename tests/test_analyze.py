@@ -312,6 +312,7 @@ def test_the_report_folder_holds_every_plot_and_the_report(tiny_run):
     assert all((report / name).read_bytes().startswith(b"\x89PNG") for name in FIGURE_CAPTIONS)
     markdown = (report / "report.md").read_text(encoding="utf-8")
     assert all(f"![{name}]({name})" in markdown for name in FIGURE_CAPTIONS)
+    assert "mlp=gelu; trained in float32 |" in markdown  # the tiny experiment's dtype, eager (not ", compiled")
     for section in (
         "## Claims at step 64",
         "## Cosine similarity",

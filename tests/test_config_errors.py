@@ -1,6 +1,6 @@
 """The config is validated before anything exists: each invalid value named key by key, every shipped
-experiment and model valid, CUDA without a GPU refused when training, and a command refused with exit
-code 2 leaves no run or sweep directory behind."""
+experiment and model valid, CUDA without a GPU and compiling without a C++ compiler refused when training,
+and a command refused with exit code 2 leaves no run or sweep directory behind."""
 
 from __future__ import annotations
 
@@ -60,6 +60,17 @@ def test_cuda_without_a_gpu_is_refused_when_training():
     validate(cfg, "train")  # a config for a GPU machine may be analysed anywhere
     with pytest.raises(GlassboxError, match="train.device='cuda': this machine has no CUDA GPU"):
         validate(cfg, "train", training=True)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_compiling_on_a_cpu_without_a_cpp_compiler_is_refused_when_training(monkeypatch, tmp_path):
+    cfg = compose_config("train", ["experiment=tiny", "train.compile=true"])
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-c++"))
+    validate(cfg, "train")  # analysing a run that was compiled needs no compiler
+    with pytest.raises(GlassboxError, match="train: compile=true on a CPU needs a C\\+\\+ compiler"):
+        validate(cfg, "train", training=True)
+    monkeypatch.setenv("CXX", "sh")  # any program on PATH passes: torch itself says if it cannot build with it
+    validate(cfg, "train", training=True)
 
 
 @pytest.mark.e2e

@@ -30,6 +30,7 @@ OWN = [
     f"corpus.path=texts/{FILE}",
     "wandb.mode=disabled",
     "model=tiny",
+    "train.dtype=float32",  # as the tiny experiment trains the tiny model: bf16's casts outweigh its matmuls there
     "train.max_iters=8",
     "train.batch_size=4",
     "train.eval_iters=1",

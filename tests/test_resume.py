@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict
 
+from glassbox.device import cpp_compiler
 from glassbox.errors import GlassboxError
 from glassbox.run import lock
 from glassbox.run.layout import list_snapshots, read_run_state, snapshot_path, write_run_state
@@ -181,6 +182,25 @@ def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matche
     assert read_run_state(run_dir)["status"] == "complete"
     assert_same_run(run_dir, reference)
     assert not [r for r in caplog.records if "differ" in r.getMessage()]  # same settings: nothing to warn about
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(cpp_compiler() is None, reason="torch.compile on a CPU needs a C++ compiler")
+def test_a_bf16_compiled_run_stopped_by_sigterm_resumes_to_the_uninterrupted_run_bit_for_bit(
+    root, tmp_path, monkeypatch
+):
+    """What train.dtype=auto and train.compile=auto pick on a CPU with native bf16 resumes as exactly as float32."""
+    bf16_compiled = ["train.dtype=bfloat16", "train.compile=true"]
+    whole = train(tiny_cfg(root, tmp_path / "whole", *bf16_compiled), tmp_path / "whole" / "tiny" / "run")
+    cfg = tiny_cfg(root, tmp_path / "outputs", *bf16_compiled)
+    sigterm_at_step_18(monkeypatch)
+    with pytest.raises(Interrupted):
+        train(cfg, tmp_path / "outputs" / "tiny" / "first")
+    monkeypatch.undo()
+    run_dir = train(cfg, tmp_path / "outputs" / "tiny" / "second")
+    state = read_run_state(run_dir)
+    assert state["resumed_at"] == [19] and state["dtype"] == "bfloat16" and state["compiled"] is True
+    assert_same_run(run_dir, whole)
 
 
 def test_resuming_with_changed_settings_names_them(caplog):

@@ -25,7 +25,7 @@ from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
 from glassbox.train import train
 from glassbox.training import schedule as precision
-from glassbox.training.schedule import autocast_in, compute_dtype, lr_at, snapshot_steps
+from glassbox.training.schedule import autocast_in, compile_choice, compute_dtype, lr_at, snapshot_steps
 from helpers import run_stage, wandb_records
 
 XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
@@ -197,26 +197,47 @@ def test_tiny_run_is_complete_and_latest_points_at_it(tiny_project, tiny_run):
     state = fileio.read_json(tiny_run / "run.json")
     assert state["status"] == "complete"
     assert state["last_snapshot"] == run_config(tiny_run).train.max_iters
-    # what train.dtype=auto chose on this machine, recorded and said with its reason
-    dtype, reason = compute_dtype(torch.device("cpu"), "auto")
-    assert state["dtype"] == dtype
-    assert f"{dtype} ({reason})" in (tiny_run / "train.log").read_text(encoding="utf-8")
+    # the dtype and compilation it trained with (the tiny experiment's float32, hence eager), recorded and said
+    assert state["dtype"] == "float32" and state["compiled"] is False
+    assert "float32 (train.dtype=float32); eager (auto: eager in float32 on a CPU, where compiling gains nothing)" in (
+        tiny_run / "train.log"
+    ).read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_auto_trains_in_float32_on_a_cpu_and_says_whether_bf16_is_native_there(monkeypatch, native):
-    """auto stays float32 on a CPU (bf16 is not yet checked over seeds, issue 27) and says whether bf16 would be
-    native (avx512_bf16, AMX) or emulated; float32 and bfloat16 asked by name are what trains."""
+def test_auto_trains_in_bf16_on_a_cpu_only_where_bf16_is_native_and_says_why(monkeypatch, native):
+    """auto picks bf16 autocast on a CPU with avx512_bf16 or AMX (2x a float32 step there) and float32 where
+    bf16 would be emulated (slower than float32); float32 and bfloat16 asked by name are what trains."""
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     cpu = torch.device("cpu")
     dtype, reason = compute_dtype(cpu, "auto")
-    assert dtype == "float32"
-    assert ("this one has avx512_bf16 or AMX" if native else "emulated bf16 is slower") in reason
+    assert dtype == ("bfloat16" if native else "float32")
+    assert ("this CPU has avx512_bf16 or AMX" if native else "emulated bf16 is slower") in reason
     assert compute_dtype(cpu, "float32")[0] == "float32" and compute_dtype(cpu, "bfloat16")[0] == "bfloat16"
     x = torch.randn(4, 8)
     for name, expected in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
         with autocast_in(cpu, name):
             assert (x @ x.T).dtype == expected
+
+
+def test_auto_compiles_only_a_single_process_bf16_step_on_a_cpu_with_a_cpp_compiler(monkeypatch):
+    """Where compiling was measured to pay (1.2x a bf16 step on a CPU) and nowhere else; true and false as asked."""
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(precision, "cpp_compiler", lambda: "/usr/bin/g++")
+    assert compile_choice(cpu, "bfloat16", 1, "auto") == (
+        True,
+        "auto: a bf16 step on a CPU, which compiling makes about 1.2x faster",
+    )
+    assert compile_choice(cpu, "float32", 1, "auto")[0] is False
+    assert compile_choice(cpu, "bfloat16", 2, "auto")[0] is False
+    assert compile_choice(cuda, "bfloat16", 1, "auto")[0] is False
+    assert compile_choice(cpu, "float32", 1, True) == (True, "train.compile=true")
+    assert compile_choice(cpu, "bfloat16", 1, False) == (False, "train.compile=false")
+    monkeypatch.setattr(precision, "cpp_compiler", lambda: None)
+    assert compile_choice(cpu, "bfloat16", 1, "auto") == (
+        False,
+        "auto: eager, for torch.compile finds no C++ compiler here (g++ or clang++)",
+    )
 
 
 @pytest.mark.e2e

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import torch
 
 from glassbox.errors import GlassboxError
@@ -19,3 +22,9 @@ def resolve_device(name: str, ranks: Ranks | None = None) -> torch.device:
     if name == "cuda" and ranks is not None and ranks.distributed:
         return torch.device("cuda", ranks.local_rank)
     return torch.device(name)
+
+
+def cpp_compiler() -> str | None:
+    """The C++ compiler torch.compile would build CPU kernels with ($CXX, else g++ or clang++), if there is one."""
+    candidates = [os.environ["CXX"]] if os.environ.get("CXX") else ["g++", "clang++"]
+    return next(filter(None, map(shutil.which, candidates)), None)

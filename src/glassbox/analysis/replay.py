@@ -154,6 +154,7 @@ def describe(cfg: DictConfig, run: OpenRun, records: list[SnapshotRecord]) -> di
         "run_dir": str(run.run_dir),
         "status": state.get("status"),
         "dtype": state.get("dtype"),  # what training computed in (run.json; runs before it was recorded: None)
+        "compiled": state.get("compiled"),  # whether its step ran torch.compiled (likewise)
         "corpus": cfg.corpus.name,
         "vocab_size": run.data.vocab.size,
         "model": run.model,

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from glassbox import metric_keys as keys
+from glassbox.device import cpp_compiler, resolve_device
 from glassbox.model import GPTConfig
 
 Fraction = Annotated[float, Field(ge=0, lt=1)]  # dropout, Adam's betas
@@ -198,7 +199,7 @@ class Train(Group):
     eval_iters: PositiveInt
     device: str
     dtype: Literal["auto", "float32", "bfloat16", "float16"]
-    compile: bool
+    compile: Literal["auto"] | bool
     log_every: PositiveInt
     snapshots: Snapshots
     resume: str
@@ -228,9 +229,22 @@ class Train(Group):
         if dtype == "float16":
             raise ValueError(
                 "float16 is not supported (it needs loss scaling, which glassbox does not do): use "
-                "bfloat16 (train.dtype=auto picks it on a GPU with bf16) or float32"
+                "bfloat16 (train.dtype=auto picks it where bf16 is native) or float32"
             )
         return dtype
+
+    @model_validator(mode="after")
+    def compiles_here(self, info: ValidationInfo) -> Train:
+        # On a CPU, torch.compile writes C++ and builds it at the first step: without a compiler it would fail
+        # there, after the run folder and its first snapshot exist. (auto just stays eager without one.)
+        if not (info.context or {}).get("training") or self.compile is not True:
+            return self
+        if resolve_device(self.device).type == "cpu" and cpp_compiler() is None:
+            raise ValueError(
+                "compile=true on a CPU needs a C++ compiler (g++ or clang++ on PATH, or one named by $CXX), and "
+                "none is there: install one, or train without torch.compile (train.compile=auto or false)"
+            )
+        return self
 
 
 class Chance(Group):

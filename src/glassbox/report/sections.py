@@ -42,7 +42,8 @@ def _header(a: dict[str, Any]) -> str:
             f"{model['n_embd']} dims, block "
             f"{model['block_size']}, {model['n_params'] / 1e6:.2f}M parameters; "
             + ", ".join(f"{key}={_variant(model, key)}" for key in ("pos_encoding", "norm", "mlp"))
-            + (f"; trained in {a['dtype']}" if a.get("dtype") else ""),
+            + (f"; trained in {a['dtype']}" if a.get("dtype") else "")
+            + (", compiled" if a.get("compiled") else ""),
         ],
         [
             "corpus",

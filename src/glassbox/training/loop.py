@@ -39,20 +39,20 @@ from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resum
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot, save_weights
 from glassbox.run.tracking import Launch, Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.tokens import TokenData
-from glassbox.training.schedule import autocast_in, compute_dtype, lr_at, snapshot_steps
+from glassbox.training.schedule import autocast_in, compile_choice, compute_dtype, lr_at, snapshot_steps
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def mean_loss(model: GPT, batches: list, device: torch.device, autocast) -> float:
-    """The model's mean loss over fixed batches, in eval mode (no dropout)."""
+def mean_loss(model: GPT, batches: list, device: torch.device) -> float:
+    """The model's mean loss over fixed batches, in eval mode (no dropout) and in float32 whatever the training
+    dtype: it is the number float32 and bf16 runs are compared by."""
     was_training = model.training
     model.eval()
     total = 0.0
     for x, y in batches:
-        with autocast:
-            _, loss = model(x.to(device), y.to(device))
+        _, loss = model(x.to(device), y.to(device))
         total += loss.item()
     model.train(was_training)
     return total / len(batches)
@@ -93,6 +93,9 @@ class Trainer:
         self.device = resolve_device(self.tc.device, self.ranks)
         self.dtype, self.dtype_reason = compute_dtype(self.device, self.tc.dtype)
         self.autocast = autocast_in(self.device, self.dtype)
+        self.compiled, self.compile_reason = compile_choice(
+            self.device, self.dtype, self.ranks.world_size, self.tc.compile
+        )
         # the data and the model, whose initial weights are drawn from the seed
         torch.manual_seed(settings.seed)
         self.data = TokenData(settings.paths.processed_dir)
@@ -124,7 +127,8 @@ class Trainer:
                 f"model: {model.num_params() / 1e6:.2f}M parameters ({sizes.n_layer} layers, "
                 f"{describe_heads(sizes.n_head, sizes.n_kv_head)}, {sizes.n_embd} dims, block {sizes.block_size}), "
                 f"vocab {self.data.vocab.size}, device {self.device}, {self.ranks.world_size} process(es); "
-                f"{self.dtype} ({self.dtype_reason})"
+                f"{self.dtype} ({self.dtype_reason}); "
+                f"{'compiled' if self.compiled else 'eager'} ({self.compile_reason})"
             )
         optimizer = model.configure_optimizer(tc.weight_decay, tc.learning_rate, (tc.beta1, tc.beta2), self.device.type)
         batch_generator = torch.Generator().manual_seed(seed)  # the same on every rank: each takes its slice
@@ -154,7 +158,7 @@ class Trainer:
             run_id=self.run.wandb_id,
             name=self.wandb_name,
             metrics_path=None if self.ranks.is_main else Path(os.devnull),
-            facts={"n_params": self.state.model.num_params(), "dtype": self.dtype},
+            facts={"n_params": self.state.model.num_params(), "dtype": self.dtype, "compiled": self.compiled},
         )
 
     def _begin(self, run_dir: Path) -> RunStart:
@@ -163,6 +167,7 @@ class Trainer:
             run_facts = {
                 "n_params": self.state.model.num_params(),
                 "dtype": self.dtype,
+                "compiled": self.compiled,
                 "wandb_run_name": self.wandb_name,
             }
             if self.measurements is not None:
@@ -189,7 +194,7 @@ class Trainer:
     def _wrap(self, model: GPT) -> torch.nn.Module:
         """DDP averages gradients across ranks (and broadcasts rank 0's weights when it wraps the model)."""
         step_fn = torch.nn.parallel.DistributedDataParallel(model) if self.ranks.distributed else model
-        return torch.compile(step_fn) if self.tc.compile and self.device.type == "cuda" else step_fn
+        return torch.compile(step_fn) if self.compiled else step_fn
 
     def train(self) -> Path:
         """Run to train.max_iters, or until Ctrl-C / SIGTERM (a snapshot, then `Interrupted`)."""
@@ -324,7 +329,7 @@ class Trainer:
         record = {
             keys.TOKENS: step * self.training_speed.tokens_per_step,
             keys.LR: lr_at(step, self.tc),
-            keys.LOSS_VAL: mean_loss(self.state.model, self.val_batches, self.device, self.autocast),
+            keys.LOSS_VAL: mean_loss(self.state.model, self.val_batches, self.device),
         }
         if self.state.recent_losses:
             record[keys.LOSS_TRAIN] = sum(self.state.recent_losses) / len(self.state.recent_losses)
