@@ -22,10 +22,11 @@ generation fits the block (no re-encoding); the median of --repeats runs. Beside
 the end (model.n_kv_head shrinks it: compare model.n_kv_head=4,2,1).
 
 Against nanoGPT (--nanogpt, a checkout of github.com/karpathy/nanoGPT; its code is not part of glassbox):
-nanoGPT's own `train.py` (float32: it runs no autocast on a CPU) and glassbox's train stage in float32 and in
-the dtype train.dtype=auto picks here, each a fresh process on the same data and model sizes, alternated over
---rounds rounds of --iters steps; tokens/s is the median over the steps after the first two (start-up, and
-nanoGPT's first evaluation), MFU is against the measured matmul peak of each run's own dtype.
+nanoGPT's own `train.py` (float32: it runs no autocast on a CPU) and glassbox's train stage in float32 and as
+the experiment trains here (train.dtype, train.compile: bf16 autocast, eager and compiled, where auto picks
+them), each a fresh process on the same data and model sizes, alternated over --rounds rounds of --iters
+steps; tokens/s is the median over the steps after the first two (start-up, nanoGPT's first evaluation,
+compiling), MFU is against the measured matmul peak of each run's own dtype.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from glassbox.run import distributed
 from glassbox.text.tokens import TokenData
 from glassbox.train import train
 from glassbox.training import loop
-from glassbox.training.schedule import compute_dtype, snapshot_steps
+from glassbox.training.schedule import compile_choice, compute_dtype, snapshot_steps
 
 OVERHEAD_TARGET = 0.03
 # (label, extra overrides, new tokens) of each generation measurement
@@ -277,7 +278,13 @@ def train_benchmark(
     scaled = scaled_schedule(full.train, iters)
     dtype_name = str(dtype).removeprefix("torch.")
     peak, n = matmul_peak(device, dtype)
-    print(f"matmul peak: {n}x{n} {dtype_name}, {peak / 1e9:,.1f} GFLOP/s (best of 5)")
+    print(f"matmul peak: {n}x{n} {dtype_name}, {peak / 1e9:,.1f} GFLOP/s (best of 5), the dtype training computes in")
+    if dtype != torch.float32:
+        float32_peak, _ = matmul_peak(device, torch.float32)
+        print(
+            f"matmul peak: {n}x{n} float32, {float32_peak / 1e9:,.1f} GFLOP/s ({dtype_name}'s is "
+            f"{peak / float32_peak:.1f}x that)"
+        )
     seed_of = time_measurements_of_seed(base, device)
     print(f"Measurements.of(model), seed model on {full.corpus.name}: {seed_of:.3f} s (median of 5)")
 
@@ -384,14 +391,14 @@ def time_nanogpt(command: list[str], cwd: Path, tokens_per_step: int) -> float:
     return step_rates([float(ms) / 1000 for ms in milliseconds], tokens_per_step)
 
 
-def time_glassbox(overrides: list[str], dtype: str, iters: int, out: Path, tokens_per_step: int) -> float:
+def time_glassbox(overrides: list[str], iters: int, out: Path, tokens_per_step: int) -> float:
     """glassbox's train stage as a user runs it, without snapshots between its first and last step."""
-    run_out = out / f"glassbox-{dtype}"
+    run_out = out / "glassbox"
     schedule = ["train.snapshots.log_spaced_until=0", "train.snapshots.every=0", "train.eval_iters=1"]
     command = [
-        sys.executable, "-m", "glassbox.train", *overrides, f"train.dtype={dtype}", f"train.max_iters={iters}",
-        *schedule, "train.log_every=1", "analysis.at_snapshots=false", "wandb.mode=disabled",
-        "train.resume=never", f"paths.output_dir={run_out}",
+        sys.executable, "-m", "glassbox.train", *overrides, f"train.max_iters={iters}", *schedule,
+        "train.log_every=1", "analysis.at_snapshots=false", "wandb.mode=disabled", "train.resume=never",
+        f"paths.output_dir={run_out}",
     ]  # fmt: skip
     subprocess.run(command, capture_output=True, text=True, check=True)
     [progress] = run_out.glob("*/latest/progress.jsonl")
@@ -403,37 +410,42 @@ def time_glassbox(overrides: list[str], dtype: str, iters: int, out: Path, token
 def nanogpt_comparison(
     full: DictConfig, overrides: list[str], nanogpt: Path, iters: int, rounds: int, model: GPT, device: torch.device
 ) -> None:
-    """Alternated tokens/s of nanoGPT's train.py and glassbox's train stage (float32, and auto's dtype)."""
+    """Alternated tokens/s of nanoGPT's train.py and glassbox's train stage: in float32, and as the experiment
+    trains here (train.dtype and train.compile), eager and, where it compiles, compiled."""
     tokens_per_step = full.train.batch_size * full.model.block_size
-    auto = compute_dtype(device, "auto")[0]
-    # (name, dtype, more train-stage overrides): nanoGPT first, the names' second word is the dtype
-    contenders = [("nanoGPT float32", "float32", []), ("glassbox float32", "float32", [])]
-    if auto != "float32":
-        contenders.append((f"glassbox {auto}", auto, []))
-    contenders.append((f"glassbox {auto} compiled", auto, ["train.compile=true"]))
+    dtype = compute_dtype(device, full.train.dtype)[0]
+    # (name, dtype, the train stage's overrides); nanoGPT first, the others' ratios are to it
+    contenders = [
+        ("nanoGPT float32", "float32", []),
+        ("glassbox float32", "float32", ["train.dtype=float32", "train.compile=false"]),
+    ]
+    if dtype != "float32":
+        contenders.append((f"glassbox {dtype}", dtype, [f"train.dtype={dtype}", "train.compile=false"]))
+    if compile_choice(device, dtype, 1, full.train.compile)[0]:
+        contenders.append((f"glassbox {dtype} compiled", dtype, [f"train.dtype={dtype}", "train.compile=true"]))
     print(f"\n--- against nanoGPT's train.py ({nanogpt}): {rounds} rounds of {iters} steps, alternated")
-    peaks = {dtype: matmul_peak(device, getattr(torch, dtype))[0] for dtype in {"float32", auto}}
-    for dtype, peak in peaks.items():
-        print(f"matmul peak {dtype}: {peak / 1e9:,.1f} GFLOP/s (best of 5)")
+    peaks = {name: matmul_peak(device, getattr(torch, name))[0] for name in dict.fromkeys(["float32", dtype])}
+    for name, peak in peaks.items():
+        print(f"matmul peak {name}: {peak / 1e9:,.1f} GFLOP/s (best of 5)")
     rates: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory(prefix="glassbox-vs-nanogpt-") as out:
         nanogpt_workdir(nanogpt, Path(full.paths.processed_dir), model.config.vocab_size, Path(out))
         command = nanogpt_command(full, nanogpt.resolve(), iters, device, Path(out))
         for round_number in range(1, rounds + 1):
-            for name, dtype, extra in contenders:
+            for name, _, extra in contenders:
                 if name.startswith("nanoGPT"):
                     rate_now = time_nanogpt(command, Path(out), tokens_per_step)
                 else:
-                    rate_now = time_glassbox([*overrides, *extra], dtype, iters, Path(out), tokens_per_step)
+                    rate_now = time_glassbox([*overrides, *extra], iters, Path(out), tokens_per_step)
                 rates[name].append(rate_now)
                 print(f"round {round_number}: {name:27s} {rate_now:,.0f} tokens/s")
     flops = model.flops_per_token()
-    for name, dtype, _ in contenders:
+    for name, computes_in, _ in contenders:
         ratios = [mine / theirs for mine, theirs in zip(rates[name], rates["nanoGPT float32"])]
-        mfu = flops * statistics.median(rates[name]) / peaks[dtype]
+        mfu = flops * statistics.median(rates[name]) / peaks[computes_in]
         print(
             f"{name:27s} median {statistics.median(rates[name]):,.0f} tokens/s, MFU {percent(mfu)} of the "
-            f"{dtype} peak; x nanoGPT per round: {', '.join(f'{r:.2f}' for r in ratios)}"
+            f"{computes_in} peak; x nanoGPT per round: {', '.join(f'{r:.2f}' for r in ratios)}"
         )
     print(f"load average now {load_average()}")
 

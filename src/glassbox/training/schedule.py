@@ -45,7 +45,7 @@ def cpu_has_native_bf16() -> bool:
 def compute_dtype(device: torch.device, dtype: str) -> tuple[str, str]:
     """(the dtype the matmuls train in, why): train.dtype as given; for `auto`, bf16 autocast wherever the
     hardware multiplies bf16 natively (a GPU with bf16, a CPU with avx512_bf16 or AMX), float32 elsewhere.
-    Every claim of both default runs holds under bf16 over three seeds as it does in float32 (README)."""
+    Both default runs' claims keep their float32 verdicts under bf16 over three seeds (README)."""
     if dtype != "auto":
         return dtype, f"train.dtype={dtype}"
     if device.type == "cuda":
