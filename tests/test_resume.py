@@ -79,10 +79,20 @@ def interrupted_run(root: Path, outputs: Path) -> Path:
     return run_dir
 
 
+# What train.dtype=auto and train.compile=auto pick on a CPU with avx512_bf16 or AMX (the tiny experiment itself
+# trains in float32): a resumed run must reproduce the uninterrupted one as exactly there.
+BF16_COMPILED = ["train.dtype=bfloat16", "train.compile=true"]
+
+
 @pytest.mark.e2e
-def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(root, reference, tmp_path):
+@pytest.mark.parametrize("precision", [[], BF16_COMPILED], ids=["float32", "bf16-compiled"])
+def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(root, reference, tmp_path, precision):
+    if precision:
+        if cpp_compiler() is None:
+            pytest.skip("torch.compile on a CPU needs a C++ compiler")
+        reference = train(tiny_cfg(root, tmp_path / "whole", *precision), tmp_path / "whole" / "tiny" / "run")
     out = tmp_path / "outputs"
-    args = [*TINY, f"paths.output_dir={out}"]
+    args = [*TINY, *precision, f"paths.output_dir={out}"]
 
     # Frozen with step_0000032.pt half written (its metrics row already logged), then kill -9.
     log = tmp_path / "killed.out"
@@ -120,6 +130,7 @@ def test_kill_9_while_saving_a_snapshot_then_resume_equals_an_uninterrupted_run(
     (resume_dir,) = (run_dir / "resumes").iterdir()  # the resuming command's Hydra directory, moved in
     assert (resume_dir / ".hydra" / "overrides.yaml").exists()
     assert not leftovers(run_dir)
+    assert read_run_state(run_dir)["compiled"] is bool(precision)
     assert_same_run(run_dir, reference)
     wandb_runs = sorted((run_dir / "wandb").glob("offline-run-*"))  # killed and resumed: one W&B run id
     assert len(wandb_runs) == 2 and all(p.name.endswith(f"-{state['wandb_run_id']}") for p in wandb_runs)
@@ -182,25 +193,6 @@ def test_sigterm_stops_after_the_step_with_a_snapshot_and_the_resumed_run_matche
     assert read_run_state(run_dir)["status"] == "complete"
     assert_same_run(run_dir, reference)
     assert not [r for r in caplog.records if "differ" in r.getMessage()]  # same settings: nothing to warn about
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(cpp_compiler() is None, reason="torch.compile on a CPU needs a C++ compiler")
-def test_a_bf16_compiled_run_stopped_by_sigterm_resumes_to_the_uninterrupted_run_bit_for_bit(
-    root, tmp_path, monkeypatch
-):
-    """What train.dtype=auto and train.compile=auto pick on a CPU with native bf16 resumes as exactly as float32."""
-    bf16_compiled = ["train.dtype=bfloat16", "train.compile=true"]
-    whole = train(tiny_cfg(root, tmp_path / "whole", *bf16_compiled), tmp_path / "whole" / "tiny" / "run")
-    cfg = tiny_cfg(root, tmp_path / "outputs", *bf16_compiled)
-    sigterm_at_step_18(monkeypatch)
-    with pytest.raises(Interrupted):
-        train(cfg, tmp_path / "outputs" / "tiny" / "first")
-    monkeypatch.undo()
-    run_dir = train(cfg, tmp_path / "outputs" / "tiny" / "second")
-    state = read_run_state(run_dir)
-    assert state["resumed_at"] == [19] and state["dtype"] == "bfloat16" and state["compiled"] is True
-    assert_same_run(run_dir, whole)
 
 
 def test_resuming_with_changed_settings_names_them(caplog):
