@@ -25,7 +25,14 @@ from glassbox.text.tokens import TokenData
 from glassbox.text.vocab import Vocab
 from glassbox.train import train
 from glassbox.training import schedule as precision
-from glassbox.training.schedule import autocast_in, compile_choice, compute_dtype, lr_at, snapshot_steps
+from glassbox.training.schedule import (
+    autocast_in,
+    compile_choice,
+    compute_dtype,
+    deterministic_kernels,
+    lr_at,
+    snapshot_steps,
+)
 from helpers import run_stage, wandb_records
 
 XIYOUJI_VOCAB_SIZE = 4490  # distinct characters of the prepared 西游记
@@ -238,6 +245,18 @@ def test_auto_compiles_only_a_single_process_bf16_step_on_a_cpu_with_a_cpp_compi
         False,
         "auto: eager, for torch.compile finds no C++ compiler here (g++ or clang++)",
     )
+
+
+def test_the_deterministic_flag_is_set_for_the_compiled_step_alone_and_put_back():
+    """Inductor's atomic adds would make two compiled runs differ in the last bits; the flag that avoids them must
+    not leak into the eager code around the step (float32 training, the metrics)."""
+    assert not torch.are_deterministic_algorithms_enabled()
+    with deterministic_kernels():
+        assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(KeyboardInterrupt), deterministic_kernels():
+        raise KeyboardInterrupt
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 @pytest.mark.e2e

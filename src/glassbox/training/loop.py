@@ -19,6 +19,7 @@ import math
 import os
 import signal
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -39,7 +40,14 @@ from glassbox.run.resume import Interrupted, RunStart, StopSignals, how_to_resum
 from glassbox.run.snapshots import TrainingState, load_snapshot, save_snapshot, save_weights
 from glassbox.run.tracking import Launch, Tracker, dataset_artifact_name, wandb_mode
 from glassbox.text.tokens import TokenData
-from glassbox.training.schedule import autocast_in, compile_choice, compute_dtype, lr_at, snapshot_steps
+from glassbox.training.schedule import (
+    autocast_in,
+    compile_choice,
+    compute_dtype,
+    deterministic_kernels,
+    lr_at,
+    snapshot_steps,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,7 @@ class Trainer:
         self.compiled, self.compile_reason = compile_choice(
             self.device, self.dtype, self.ranks.world_size, self.tc.compile
         )
+        self.step_kernels = deterministic_kernels if self.compiled else nullcontext
         # the data and the model, whose initial weights are drawn from the seed
         torch.manual_seed(settings.seed)
         self.data = TokenData(settings.paths.processed_dir)
@@ -275,7 +284,8 @@ class Trainer:
                 rank=self.ranks.rank,
                 world_size=self.ranks.world_size,
             )
-            with distributed.gradient_sync(self.step_fn, micro_step == tc.grad_accum_steps - 1):
+            last_micro_step = micro_step == tc.grad_accum_steps - 1
+            with distributed.gradient_sync(self.step_fn, last_micro_step), self.step_kernels():
                 with self.autocast:
                     _, loss = self.step_fn(x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True))
                 (loss / tc.grad_accum_steps).backward()

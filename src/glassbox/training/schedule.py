@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -75,6 +76,20 @@ def compile_choice(device: torch.device, dtype: str, world_size: int, setting: s
     if cpp_compiler() is None:
         return False, "auto: eager, for torch.compile finds no C++ compiler here (g++ or clang++)"
     return True, "auto: a bf16 step on a CPU, which compiling makes about 1.3x faster"
+
+
+@contextmanager
+def deterministic_kernels() -> Iterator[None]:
+    """torch's deterministic flag while a compiled step is built and run. Inductor's CPU code adds the
+    embedding's gradient rows with atomic adds from several threads, so two runs of the same compiled step
+    differ in the last bits; under the flag it uses ATen's ordered kernels there and runs repeat exactly. The
+    flag is set for the step alone: the rest of the process (eager float32, the metrics) is left as it was."""
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def autocast_in(device: torch.device, dtype: str):
