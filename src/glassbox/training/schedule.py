@@ -62,9 +62,9 @@ def compute_dtype(device: torch.device, dtype: str) -> tuple[str, str]:
 def compile_choice(device: torch.device, dtype: str, world_size: int, setting: str | bool) -> tuple[bool, str]:
     """(whether the training step runs torch.compiled, why): train.compile as given; for `auto`, compiled on a
     CPU training in bf16 in one process, where inductor fuses what eager runs op by op, autocast's casts among
-    them (1.3x a step for 17 s of compiling, scripts/benchmark.py --nanogpt); eager elsewhere: in float32 on
-    a CPU it gained nothing, on a GPU `train=gpu` turns it on, and compiled data-parallel ranks on a CPU are
-    not tested here."""
+    them (1.2x a step under deterministic_kernels, for 17 s of compiling; scripts/benchmark.py --nanogpt); eager
+    elsewhere: in float32 on a CPU it gained nothing, on a GPU `train=gpu` turns it on, and compiled
+    data-parallel ranks on a CPU are not tested here."""
     if setting != "auto":
         return setting, f"train.compile={str(setting).lower()}"
     if device.type != "cpu":
@@ -75,7 +75,7 @@ def compile_choice(device: torch.device, dtype: str, world_size: int, setting: s
         return False, "auto: eager with several processes on a CPU"
     if cpp_compiler() is None:
         return False, "auto: eager, for torch.compile finds no C++ compiler here (g++ or clang++)"
-    return True, "auto: a bf16 step on a CPU, which compiling makes about 1.3x faster"
+    return True, "auto: a bf16 step on a CPU, which compiling makes about 1.2x faster"
 
 
 @contextmanager
